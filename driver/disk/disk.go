@@ -1,0 +1,122 @@
+// Package disk makes the per-task disks: a qcow2 overlay on a read-only base
+// image, so that starting a task costs the same whatever the base's size and
+// the base is never written.
+package disk
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// QemuImg is the qemu-img binary; tests and the plugin config may replace it.
+var QemuImg = "qemu-img"
+
+// Info is what qemu-img tells about an image.
+type Info struct {
+	Format      string `json:"format"`
+	VirtualSize int64  `json:"virtual-size"`
+	BackingFile string `json:"backing-filename"`
+}
+
+// Inspect reads an image's header. It is also how a corrupt or truncated
+// download is caught before any guest tries to boot from it.
+func Inspect(ctx context.Context, path, format string) (Info, error) {
+	args := []string{"info", "--output=json"}
+	if format != "" {
+		args = append(args, "-f", format)
+	}
+	out, err := run(ctx, append(args, path)...)
+	if err != nil {
+		return Info{}, fmt.Errorf("inspect image %s: %w", path, err)
+	}
+	var info Info
+	if err := json.Unmarshal(out, &info); err != nil {
+		return Info{}, fmt.Errorf("inspect image %s: decode qemu-img output: %w", path, err)
+	}
+	return info, nil
+}
+
+// Check runs qemu-img's consistency check (qcow2 only; raw has nothing to
+// check).
+func Check(ctx context.Context, path, format string) error {
+	if format != "qcow2" {
+		return nil
+	}
+	if _, err := run(ctx, "check", "-q", "-f", format, path); err != nil {
+		return fmt.Errorf("check image %s: %w", path, err)
+	}
+	return nil
+}
+
+// CreateOverlay makes a qcow2 at path backed by base. The overlay is sized
+// to size bytes when that is larger than the base, never smaller: shrinking
+// would cut off the guest's file system.
+func CreateOverlay(ctx context.Context, base, baseFormat, path string, size int64) error {
+	args := []string{"create", "-q", "-f", "qcow2", "-b", base, "-F", baseFormat, path}
+	if size > 0 {
+		info, err := Inspect(ctx, base, baseFormat)
+		if err != nil {
+			return err
+		}
+		if size > info.VirtualSize {
+			args = append(args, strconv.FormatInt(size, 10))
+		}
+	}
+	if _, err := run(ctx, args...); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("create overlay %s on %s: %w", path, base, err)
+	}
+	return nil
+}
+
+func run(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, QemuImg, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %s", err, msg)
+	}
+	return out, nil
+}
+
+// ParseSize reads sizes the way people write them in job files: "20GiB",
+// "512MiB", "10G", "1.5TiB", or a plain byte count.
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	if t == "" {
+		return 0, fmt.Errorf("size is empty")
+	}
+	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' && r != '-' })
+	num, unit := t, ""
+	if i >= 0 {
+		num, unit = t[:i], strings.TrimSpace(t[i:])
+	}
+	mult, ok := sizeUnits[strings.ToLower(unit)]
+	if !ok {
+		return 0, fmt.Errorf("size %q: unknown unit %q (use B, KiB, MiB, GiB or TiB)", s, unit)
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("size %q is not a positive number", s)
+	}
+	return int64(v * float64(mult)), nil
+}
+
+var sizeUnits = map[string]int64{
+	"": 1, "b": 1,
+	"k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
+	"m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
+	"g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
+	"t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40,
+}

@@ -1,0 +1,126 @@
+package disk
+
+import (
+	"context"
+	"crypto/sha256"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    int64
+		wantErr string
+	}{
+		{"20GiB", 20 << 30, ""},
+		{"512MiB", 512 << 20, ""},
+		{"10G", 10 << 30, ""},
+		{"1.5TiB", 3 << 39, ""},
+		{"4096", 4096, ""},
+		{" 2 GiB ", 2 << 30, ""},
+		{"", 0, "empty"},
+		{"12 parsecs", 0, `unknown unit "parsecs"`},
+		{"-1GiB", 0, "not a positive number"},
+		{"GiB", 0, "not a positive number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseSize(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseSize(%q) error = %v, want %q", tt.in, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("ParseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+func makeBase(t *testing.T, size string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "base.qcow2")
+	if _, err := run(ctx(t), "create", "-q", "-f", "qcow2", path, size); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func fileSum(t *testing.T, path string) [32]byte {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	io.Copy(h, f)
+	var s [32]byte
+	copy(s[:], h.Sum(nil))
+	return s
+}
+
+func TestCreateOverlay(t *testing.T) {
+	base := makeBase(t, "1G")
+	before := fileSum(t, base)
+	tests := []struct {
+		name     string
+		size     int64
+		wantSize int64
+	}{
+		{"keeps the base size", 0, 1 << 30},
+		{"grows to disk_size", 20 << 30, 20 << 30},
+		{"never shrinks", 512 << 20, 1 << 30},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "overlay.qcow2")
+			if err := CreateOverlay(ctx(t), base, "qcow2", path, tt.size); err != nil {
+				t.Fatal(err)
+			}
+			info, err := Inspect(ctx(t), path, "qcow2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.VirtualSize != tt.wantSize || info.BackingFile != base {
+				t.Fatalf("overlay info = %+v, want size %d backed by %s", info, tt.wantSize, base)
+			}
+		})
+	}
+	if fileSum(t, base) != before {
+		t.Fatal("creating overlays changed the base image")
+	}
+}
+
+func TestCreateOverlayMissingBase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "overlay.qcow2")
+	err := CreateOverlay(ctx(t), "/nonexistent/base.qcow2", "qcow2", path, 1<<30)
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/base.qcow2") {
+		t.Fatalf("CreateOverlay on a missing base: %v", err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatal("a failed overlay left a file behind")
+	}
+}
+
+func TestCheckRejectsCorruptQcow2(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.qcow2")
+	if err := os.WriteFile(path, []byte("QFI\xfbthis is not a qcow2 image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Inspect(ctx(t), path, "qcow2"); err == nil {
+		t.Fatal("Inspect accepted a corrupt qcow2")
+	}
+}

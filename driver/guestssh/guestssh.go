@@ -1,0 +1,190 @@
+// Package guestssh is the driver's way into a guest: a per-task ed25519 key,
+// waiting for sshd to come up, running commands and copying files.
+package guestssh
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Key is a task's ephemeral key pair. The private half is written only to
+// the task's secrets dir; the public half goes into the NoCloud seed.
+type Key struct {
+	PrivatePEM    []byte
+	AuthorizedKey string // "ssh-ed25519 AAAA… comment"
+}
+
+// NewKey generates a fresh ed25519 key.
+func NewKey(comment string) (Key, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return Key{}, fmt.Errorf("generate ed25519 key: %w", err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, comment)
+	if err != nil {
+		return Key{}, fmt.Errorf("encode private key: %w", err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return Key{}, fmt.Errorf("encode public key: %w", err)
+	}
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub)))
+	if comment != "" {
+		line += " " + comment
+	}
+	return Key{PrivatePEM: pem.EncodeToMemory(block), AuthorizedKey: line}, nil
+}
+
+// Target says where and as whom to log in.
+type Target struct {
+	Addr       string // host:port of the forwarded sshd
+	User       string
+	PrivatePEM []byte
+	// HostKey pins the guest's host key once it is known, so a later
+	// reconnect (after a plugin restart) talks to the same guest.
+	HostKey []byte
+}
+
+func (t Target) config() (*ssh.ClientConfig, error) {
+	signer, err := ssh.ParsePrivateKey(t.PrivatePEM)
+	if err != nil {
+		return nil, fmt.Errorf("parse task ssh key: %w", err)
+	}
+	cb := ssh.InsecureIgnoreHostKey() // first contact: the guest made its key at boot
+	if len(t.HostKey) > 0 {
+		want, err := ssh.ParsePublicKey(t.HostKey)
+		if err != nil {
+			return nil, fmt.Errorf("parse pinned host key: %w", err)
+		}
+		cb = ssh.FixedHostKey(want)
+	}
+	return &ssh.ClientConfig{
+		User:            t.User,
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: cb,
+		Timeout:         10 * time.Second,
+	}, nil
+}
+
+// Client is a logged-in SSH connection to a guest.
+type Client struct {
+	*ssh.Client
+	HostKey []byte // the guest's host key, wire format
+}
+
+// Dial logs in once.
+func Dial(ctx context.Context, t Target) (*Client, error) {
+	cfg, err := t.config()
+	if err != nil {
+		return nil, err
+	}
+	var hostKey []byte
+	pin := cfg.HostKeyCallback
+	cfg.HostKeyCallback = func(host string, remote net.Addr, key ssh.PublicKey) error {
+		hostKey = key.Marshal()
+		return pin(host, remote, key)
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", t.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("ssh to %s: %w", t.Addr, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	c, chans, reqs, err := ssh.NewClientConn(conn, t.Addr, cfg)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("ssh login as %s at %s: %w", t.User, t.Addr, err)
+	}
+	conn.SetDeadline(time.Time{})
+	return &Client{Client: ssh.NewClient(c, chans, reqs), HostKey: hostKey}, nil
+}
+
+// WaitReady retries Dial until the guest accepts the login or ctx ends. A
+// booting guest refuses, resets or stalls connections in turn; all of those
+// mean "not yet".
+func WaitReady(ctx context.Context, t Target, every time.Duration) (*Client, error) {
+	var last error
+	for {
+		attempt, cancel := context.WithTimeout(ctx, 15*time.Second)
+		c, err := Dial(attempt, t)
+		cancel()
+		if err == nil {
+			return c, nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("guest not reachable over ssh: %w (last attempt: %v)", ctx.Err(), last)
+		case <-time.After(every):
+		}
+	}
+}
+
+// ExitError is a command that ran and exited non-zero.
+type ExitError struct {
+	Command string
+	Code    int
+	Stderr  string
+}
+
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("guest command %q exited with %d: %s", e.Command, e.Code, strings.TrimSpace(e.Stderr))
+}
+
+// Output runs cmd in the guest's login shell and returns its stdout. A
+// non-zero exit is an *ExitError carrying stderr.
+func (c *Client) Output(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error) {
+	sess, err := c.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("open ssh session: %w", err)
+	}
+	defer sess.Close()
+	var stdout, stderr bytes.Buffer
+	sess.Stdout, sess.Stderr, sess.Stdin = &stdout, &stderr, stdin
+	done := make(chan error, 1)
+	go func() { done <- sess.Run(cmd) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		sess.Signal(ssh.SIGKILL)
+		return nil, fmt.Errorf("guest command %q: %w", cmd, ctx.Err())
+	}
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) {
+		return stdout.Bytes(), &ExitError{Command: cmd, Code: ee.ExitStatus(), Stderr: stderr.String()}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("guest command %q: %w", cmd, err)
+	}
+	return stdout.Bytes(), nil
+}
+
+// Upload writes data to path in the guest with the given mode, through the
+// guest's own shell so that no SFTP subsystem is required (illumos images
+// do not all enable it).
+func (c *Client) Upload(ctx context.Context, path string, mode uint32, data io.Reader) error {
+	q := ShellQuote(path)
+	cmd := fmt.Sprintf("umask 077 && cat > %s.tmp && chmod %o %s.tmp && mv -f %s.tmp %s", q, mode, q, q, q)
+	if _, err := c.Output(ctx, cmd, data); err != nil {
+		return fmt.Errorf("upload %s: %w", path, err)
+	}
+	return nil
+}
+
+// ShellQuote quotes s for a POSIX shell.
+func ShellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

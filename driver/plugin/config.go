@@ -1,0 +1,233 @@
+package plugin
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/nomad/plugins/shared/hclspec"
+
+	"github.com/solstice-ci/solstice/driver/disk"
+)
+
+// configSpec is the client's plugin "solstice-vm" { config { … } } block.
+var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
+	"cache_dir": hclspec.NewDefault(hclspec.NewAttr("cache_dir", "string", false),
+		hclspec.NewLiteral(`"/var/lib/solstice/images"`)),
+	"accelerator": hclspec.NewDefault(hclspec.NewAttr("accelerator", "string", false),
+		hclspec.NewLiteral(`"auto"`)),
+	"qemu_binary": hclspec.NewDefault(hclspec.NewAttr("qemu_binary", "string", false),
+		hclspec.NewLiteral(`"qemu-system-x86_64"`)),
+	"qemu_img_binary": hclspec.NewDefault(hclspec.NewAttr("qemu_img_binary", "string", false),
+		hclspec.NewLiteral(`"qemu-img"`)),
+	"guest_agent_dir": hclspec.NewAttr("guest_agent_dir", "string", false),
+	"image": hclspec.NewBlockMap("image", []string{"label"}, hclspec.NewObject(map[string]*hclspec.Spec{
+		"source":      hclspec.NewAttr("source", "string", true),
+		"sha256":      hclspec.NewAttr("sha256", "string", false),
+		"format":      hclspec.NewDefault(hclspec.NewAttr("format", "string", false), hclspec.NewLiteral(`"qcow2"`)),
+		"compression": hclspec.NewDefault(hclspec.NewAttr("compression", "string", false), hclspec.NewLiteral(`"none"`)),
+		"os":          hclspec.NewDefault(hclspec.NewAttr("os", "string", false), hclspec.NewLiteral(`"illumos"`)),
+		"user":        hclspec.NewDefault(hclspec.NewAttr("user", "string", false), hclspec.NewLiteral(`"solstice"`)),
+		"aliases":     hclspec.NewAttr("aliases", "list(string)", false),
+	})),
+})
+
+// Config is the decoded client plugin block.
+type Config struct {
+	CacheDir      string                  `codec:"cache_dir"`
+	Accelerator   string                  `codec:"accelerator"`
+	QemuBinary    string                  `codec:"qemu_binary"`
+	QemuImgBinary string                  `codec:"qemu_img_binary"`
+	GuestAgentDir string                  `codec:"guest_agent_dir"`
+	Images        map[string]*ImageConfig `codec:"image"`
+}
+
+// ImageConfig is one catalog entry: where a base image comes from and how
+// to log into guests made from it.
+type ImageConfig struct {
+	Source      string   `codec:"source"`
+	SHA256      string   `codec:"sha256"`
+	Format      string   `codec:"format"`
+	Compression string   `codec:"compression"`
+	OS          string   `codec:"os"`
+	User        string   `codec:"user"`
+	Aliases     []string `codec:"aliases"`
+}
+
+// DefaultConfig is what an empty plugin block means.
+func DefaultConfig() *Config {
+	return &Config{
+		CacheDir:      "/var/lib/solstice/images",
+		Accelerator:   "auto",
+		QemuBinary:    "qemu-system-x86_64",
+		QemuImgBinary: "qemu-img",
+		Images:        map[string]*ImageConfig{},
+	}
+}
+
+var (
+	sha256Re = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	labelRe  = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]*$`)
+)
+
+// Validate checks the whole block and reports every problem at once, each
+// naming the image and field, so an operator fixes the file in one go.
+func (c *Config) Validate() error {
+	var errs []error
+	switch c.Accelerator {
+	case "auto", "kvm", "tcg":
+	default:
+		errs = append(errs, fmt.Errorf("accelerator = %q: must be auto, kvm or tcg", c.Accelerator))
+	}
+	if c.CacheDir == "" {
+		errs = append(errs, errors.New("cache_dir must not be empty"))
+	}
+	seen := map[string]string{}
+	for _, label := range sortedKeys(c.Images) {
+		img := c.Images[label]
+		errs = append(errs, img.validate(label)...)
+		for _, name := range append([]string{label}, img.Aliases...) {
+			if other, dup := seen[name]; dup {
+				errs = append(errs, fmt.Errorf("image %q: name %q is already used by image %q", label, name, other))
+			}
+			seen[name] = label
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("solstice-vm plugin config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+func (img *ImageConfig) validate(label string) []error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("image %q: "+format, append([]any{label}, args...)...))
+	}
+	if !labelRe.MatchString(label) {
+		bad("label must be letters, digits, '.', '_' or '-'")
+	}
+	for _, a := range img.Aliases {
+		if !labelRe.MatchString(a) {
+			bad("alias %q must be letters, digits, '.', '_' or '-'", a)
+		}
+	}
+	u, err := url.Parse(img.Source)
+	switch {
+	case img.Source == "":
+		bad("source is required")
+	case err != nil:
+		bad("source %q: %v", img.Source, err)
+	case u.Scheme == "http" || u.Scheme == "https":
+		if img.SHA256 == "" {
+			bad("sha256 is required for an %s source", u.Scheme)
+		}
+	case u.Scheme == "file" || u.Scheme == "":
+		if !strings.HasPrefix(u.Path, "/") {
+			bad("source %q: a file source must be an absolute path", img.Source)
+		}
+	default:
+		bad("source %q: scheme %q is not supported (use https, http or file)", img.Source, u.Scheme)
+	}
+	if img.SHA256 != "" && !sha256Re.MatchString(strings.ToLower(img.SHA256)) {
+		bad("sha256 %q is not 64 hex digits", img.SHA256)
+	}
+	if img.Format != "qcow2" && img.Format != "raw" {
+		bad("format %q: must be qcow2 or raw", img.Format)
+	}
+	switch img.Compression {
+	case "none", "zstd", "xz", "gzip":
+	default:
+		bad("compression %q: must be none, zstd, xz or gzip", img.Compression)
+	}
+	if img.OS != "illumos" && img.OS != "linux" {
+		bad("os %q: must be illumos or linux", img.OS)
+	}
+	if img.User == "" {
+		bad("user must not be empty")
+	}
+	return errs
+}
+
+// Resolve finds an image by label or alias.
+func (c *Config) Resolve(name string) (label string, img *ImageConfig, ok bool) {
+	if img, ok := c.Images[name]; ok {
+		return name, img, true
+	}
+	for _, l := range sortedKeys(c.Images) {
+		for _, a := range c.Images[l].Aliases {
+			if a == name {
+				return l, c.Images[l], true
+			}
+		}
+	}
+	return "", nil, false
+}
+
+// Names lists every label and alias, for "unknown image" messages.
+func (c *Config) Names() []string {
+	var names []string
+	for l, img := range c.Images {
+		names = append(names, l)
+		names = append(names, img.Aliases...)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// taskConfigSpec is a task's `config { … }` block.
+var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
+	"image":     hclspec.NewAttr("image", "string", true),
+	"disk_size": hclspec.NewAttr("disk_size", "string", false),
+	"boot_timeout": hclspec.NewDefault(hclspec.NewAttr("boot_timeout", "string", false),
+		hclspec.NewLiteral(`"5m"`)),
+	"ports": hclspec.NewAttr("ports", "list(string)", false),
+})
+
+// TaskConfig is a decoded task config block.
+type TaskConfig struct {
+	Image       string   `codec:"image"`
+	DiskSize    string   `codec:"disk_size"`
+	BootTimeout string   `codec:"boot_timeout"`
+	Ports       []string `codec:"ports"`
+}
+
+// taskSettings is a TaskConfig checked and converted to usable values.
+type taskSettings struct {
+	DiskSize    int64
+	BootTimeout time.Duration
+}
+
+func (tc *TaskConfig) settings() (taskSettings, error) {
+	var s taskSettings
+	var errs []error
+	if tc.DiskSize != "" {
+		size, err := disk.ParseSize(tc.DiskSize)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("disk_size: %w", err))
+		}
+		s.DiskSize = size
+	}
+	d, err := time.ParseDuration(tc.BootTimeout)
+	if err != nil || d <= 0 {
+		errs = append(errs, fmt.Errorf("boot_timeout = %q: want a positive duration such as \"5m\"", tc.BootTimeout))
+	}
+	s.BootTimeout = d
+	if len(tc.Ports) > 1 {
+		errs = append(errs, fmt.Errorf("ports = %v: only one port (the guest's ssh) can be forwarded", tc.Ports))
+	}
+	return s, errors.Join(errs...)
+}

@@ -1,0 +1,123 @@
+//go:build integration
+
+package qemu_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/solstice-ci/solstice/driver/cloudinit"
+	"github.com/solstice-ci/solstice/driver/disk"
+	"github.com/solstice-ci/solstice/driver/guestssh"
+	"github.com/solstice-ci/solstice/driver/qemu"
+)
+
+// testImage is the Debian-built stand-in for an illumos cloud image; the
+// Makefile builds it and passes its path.
+func testImage(t *testing.T) string {
+	t.Helper()
+	img := os.Getenv("SOLSTICE_TEST_IMAGE")
+	if img == "" {
+		t.Fatal("SOLSTICE_TEST_IMAGE is not set: run the integration tests through `make test`, which builds the image")
+	}
+	if _, err := os.Stat(img); err != nil {
+		t.Fatalf("test image: %v", err)
+	}
+	return img
+}
+
+// TestBootLoginPowerdown is the whole guest contract in one pass: boot from
+// the image's own disk under TCG with a fresh NoCloud seed, log in with the
+// seed's key, run commands, press the ACPI power button and see QEMU exit by
+// itself.
+func TestBootLoginPowerdown(t *testing.T) {
+	base := testImage(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	overlay := filepath.Join(dir, "disk.qcow2")
+	if err := disk.CreateOverlay(ctx, base, "qcow2", overlay, 2<<30); err != nil {
+		t.Fatal(err)
+	}
+	key, err := guestssh.NewKey("integration-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := filepath.Join(dir, "seed.iso")
+	err = cloudinit.WriteISO(seed, cloudinit.Seed{
+		InstanceID: "integration-1",
+		Hostname:   "solstice-it",
+		Users: []cloudinit.User{{
+			Name: "solstice", Sudo: cloudinit.PasswordlessSudo, Shell: "/bin/bash",
+			SSHAuthorizedKeys: []string{key.AuthorizedKey},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := qemu.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	console, err := os.Create(filepath.Join(dir, "console.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer console.Close()
+	spec := qemu.Spec{
+		Binary: "qemu-system-x86_64", Name: "integration", Accel: qemu.AccelTCG,
+		MemoryMB: 512, CPUs: 2, Disk: overlay, Seed: seed,
+		SSHHost: "127.0.0.1", SSHPort: port,
+		QMP: filepath.Join(dir, "qmp.sock"), PIDFile: filepath.Join(dir, "qemu.pid"),
+	}
+
+	start := time.Now()
+	inst, q, err := qemu.Start(ctx, spec, qemu.Output{Console: console, Log: filepath.Join(dir, "qemu.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Kill()
+	defer q.Close()
+	defer dumpConsole(t, console.Name())
+
+	c, err := guestssh.WaitReady(ctx, guestssh.Target{
+		Addr: fmt.Sprintf("127.0.0.1:%d", port), User: "solstice", PrivatePEM: key.PrivatePEM,
+	}, 250*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bootToSSH := time.Since(start)
+	t.Logf("boot-to-SSH: %.1f s (TCG)", bootToSSH.Seconds())
+
+	out, err := c.Output(ctx, "uname -a; bash --version; git --version; hostname", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	for _, want := range []string{"Linux", "GNU bash", "git version", "solstice-it"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("guest output lacks %q:\n%s", want, out)
+		}
+	}
+
+	if clean := inst.Shutdown(ctx, q, 60*time.Second); !clean {
+		t.Fatal("the guest did not power off by itself after the ACPI power button")
+	}
+	if code := inst.ExitCode(); code != 0 {
+		t.Fatalf("qemu exited with %d after the guest powered off", code)
+	}
+}
+
+func dumpConsole(t *testing.T, path string) {
+	if !t.Failed() {
+		return
+	}
+	data, _ := os.ReadFile(path)
+	t.Logf("guest console:\n%s", data)
+}
