@@ -44,6 +44,11 @@ type Config struct {
 	QemuImgBinary string                  `codec:"qemu_img_binary"`
 	GuestAgentDir string                  `codec:"guest_agent_dir"`
 	Images        map[string]*ImageConfig `codec:"image"`
+
+	// Broken holds catalog entries that failed validation, with the reason.
+	// They are not offered to the scheduler, and a task naming one gets the
+	// reason; the rest of the catalog stays usable.
+	Broken map[string]error `codec:"-"`
 }
 
 // ImageConfig is one catalog entry: where a base image comes from and how
@@ -74,8 +79,10 @@ var (
 	labelRe  = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]*$`)
 )
 
-// Validate checks the whole block and reports every problem at once, each
-// naming the image and field, so an operator fixes the file in one go.
+// Validate checks the whole block. Problems with the driver's own settings
+// are fatal and reported all at once; a bad catalog entry only takes that
+// image out of service (see Broken), so one typo cannot stop every job on
+// the node.
 func (c *Config) Validate() error {
 	var errs []error
 	switch c.Accelerator {
@@ -87,14 +94,17 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("cache_dir must not be empty"))
 	}
 	seen := map[string]string{}
+	c.Broken = map[string]error{}
 	for _, label := range sortedKeys(c.Images) {
 		img := c.Images[label]
-		errs = append(errs, img.validate(label)...)
 		for _, name := range append([]string{label}, img.Aliases...) {
 			if other, dup := seen[name]; dup {
 				errs = append(errs, fmt.Errorf("image %q: name %q is already used by image %q", label, name, other))
 			}
 			seen[name] = label
+		}
+		if problems := img.validate(label); len(problems) > 0 {
+			c.Broken[label] = errors.Join(problems...)
 		}
 	}
 	if len(errs) > 0 {

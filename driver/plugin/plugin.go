@@ -1,19 +1,25 @@
 // Package plugin is the solstice-vm Nomad task driver: the gRPC-facing layer
 // that turns Nomad's task lifecycle calls into VM operations. The VM work
-// itself lives in the qemu, disk, cloudinit, image and guestssh packages;
-// the per-task bookkeeping in the task package.
+// itself lives in the qemu, disk, cloudinit, image, accel and guestssh
+// packages; the per-task bookkeeping in the task package.
 package plugin
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/drivers/shared/eventer"
 	"github.com/hashicorp/nomad/plugins/base"
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
-	pstructs "github.com/hashicorp/nomad/plugins/shared/structs"
+
+	"github.com/solstice-ci/solstice/driver/accel"
+	"github.com/solstice-ci/solstice/driver/disk"
+	"github.com/solstice-ci/solstice/driver/image"
+	"github.com/solstice-ci/solstice/driver/task"
 )
 
 // Name is the driver name jobs use (`driver = "solstice-vm"`); it is also
@@ -24,22 +30,38 @@ const Name = "solstice-vm"
 // Version is reported in the fingerprint; set at build time.
 var Version = "0.1.0-dev"
 
-const fingerprintPeriod = 30 * time.Second
-
 // Driver is the solstice-vm task driver.
 type Driver struct {
-	log    hclog.Logger
-	ctx    context.Context
-	cancel context.CancelFunc
+	log     hclog.Logger
+	ctx     context.Context
+	cancel  context.CancelFunc
+	eventer *eventer.Eventer
+	tasks   *task.Store
 
 	mu     sync.RWMutex
 	config *Config
+	images *image.Cache
+	accel  accelState
 }
+
+var (
+	_ drivers.DriverPlugin            = (*Driver)(nil)
+	_ drivers.ExecTaskStreamingDriver = (*Driver)(nil)
+)
 
 // New returns the driver; Nomad configures it through SetConfig.
 func New(log hclog.Logger) *Driver {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Driver{log: log.Named(Name), ctx: ctx, cancel: cancel, config: DefaultConfig()}
+	log = log.Named(Name)
+	return &Driver{
+		log:     log,
+		ctx:     ctx,
+		cancel:  cancel,
+		eventer: eventer.NewEventer(ctx, log),
+		tasks:   task.NewStore(),
+		config:  DefaultConfig(),
+		accel:   accelState{result: accel.Result{Name: accel.TCG, Reason: "probe not run yet"}},
+	}
 }
 
 // PluginInfo describes the plugin to Nomad.
@@ -55,21 +77,39 @@ func (d *Driver) PluginInfo() (*base.PluginInfoResponse, error) {
 // ConfigSchema is the schema of the client's plugin "solstice-vm" block.
 func (d *Driver) ConfigSchema() (*hclspec.Spec, error) { return configSpec, nil }
 
-// SetConfig receives the client's plugin block.
+// SetConfig receives the client's plugin block and starts the accelerator
+// probe.
 func (d *Driver) SetConfig(c *base.Config) error {
 	cfg := DefaultConfig()
 	if len(c.PluginConfig) > 0 {
 		if err := base.MsgPackDecode(c.PluginConfig, cfg); err != nil {
-			return err
+			return fmt.Errorf("decode solstice-vm plugin config: %w", err)
 		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	for _, label := range sortedKeys(cfg.Broken) {
+		d.log.Error("catalog image is misconfigured and will not be offered", "image", label, "error", cfg.Broken[label])
+	}
+	disk.QemuImg = cfg.QemuImgBinary
 	d.mu.Lock()
 	d.config = cfg
+	d.images = &image.Cache{
+		Dir:    filepath.Join(cfg.CacheDir, "bases"),
+		Log:    d.log.Named("image"),
+		Verify: verifyImage,
+	}
 	d.mu.Unlock()
+	go d.probeAccelerator()
 	return nil
+}
+
+func verifyImage(ctx context.Context, path, format string) error {
+	if _, err := disk.Inspect(ctx, path, format); err != nil {
+		return err
+	}
+	return disk.Check(ctx, path, format)
 }
 
 func (d *Driver) cfg() *Config {
@@ -78,39 +118,28 @@ func (d *Driver) cfg() *Config {
 	return d.config
 }
 
-// Fingerprint reports health and node attributes now and then periodically.
-func (d *Driver) Fingerprint(ctx context.Context) (<-chan *drivers.Fingerprint, error) {
-	ch := make(chan *drivers.Fingerprint)
-	go func() {
-		defer close(ch)
-		timer := time.NewTimer(0)
-		defer timer.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-d.ctx.Done():
-				return
-			case <-timer.C:
-				timer.Reset(fingerprintPeriod)
-				select {
-				case ch <- d.fingerprint(ctx):
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}()
-	return ch, nil
+func (d *Driver) cache() *image.Cache {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.images
 }
 
-func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
-	return &drivers.Fingerprint{
-		Health:            drivers.HealthStateHealthy,
-		HealthDescription: drivers.DriverHealthy,
-		Attributes: map[string]*pstructs.Attribute{
-			"driver." + Name:              pstructs.NewBoolAttribute(true),
-			"driver." + Name + ".version": pstructs.NewStringAttribute(Version),
+// Capabilities tells Nomad what the driver supports.
+func (d *Driver) Capabilities() (*drivers.Capabilities, error) {
+	return &drivers.Capabilities{
+		SendSignals: false,
+		Exec:        true,
+		FSIsolation: drivers.FSIsolationImage,
+		NetIsolationModes: []drivers.NetIsolationMode{
+			drivers.NetIsolationModeHost,
+			drivers.NetIsolationModeGroup,
 		},
-	}
+		MountConfigs: drivers.MountConfigSupportNone,
+	}, nil
 }
+
+// TaskConfigSchema is the schema of a task's config block.
+func (d *Driver) TaskConfigSchema() (*hclspec.Spec, error) { return taskConfigSpec, nil }
+
+// Shutdown is called by tests; Nomad kills the plugin process instead.
+func (d *Driver) Shutdown() { d.cancel() }

@@ -1,0 +1,197 @@
+// Package image keeps the catalog's base images on a Nomad client: it fetches
+// each image once (file or http(s), resuming interrupted downloads), checks
+// its sha256, decompresses it and stores it read-only under its content
+// hash. A failed or corrupt fetch never leaves an entry that a later task
+// could boot from.
+package image
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Source is one catalog image as the client's plugin config gives it.
+type Source struct {
+	Label       string
+	URL         string // https://…, http://…, file:///… or an absolute path
+	SHA256      string // of the bytes at URL; required for http(s)
+	Format      string // qcow2 or raw, after decompression
+	Compression string // none, zstd, xz or gzip
+}
+
+// Verifier checks a decompressed image before it enters the cache, so a
+// truncated or corrupt image is refused at fetch time, not at boot.
+type Verifier func(ctx context.Context, path, format string) error
+
+// Cache is the on-disk image store of one client.
+type Cache struct {
+	Dir    string
+	Log    hclog.Logger
+	HTTP   *http.Client
+	Verify Verifier
+
+	mu       sync.Mutex
+	inflight map[string]*fetch // by cache key: one fetch per image at a time
+}
+
+type fetch struct {
+	done chan struct{}
+	path string
+	err  error
+}
+
+// Ensure returns the path of the image's read-only base, fetching it first
+// if needed. Concurrent callers for the same image share one fetch.
+func (c *Cache) Ensure(ctx context.Context, src Source) (string, error) {
+	key, err := c.key(src)
+	if err != nil {
+		return "", fmt.Errorf("image %q: %w", src.Label, err)
+	}
+	final := filepath.Join(c.Dir, key+"."+src.Format)
+	if _, err := os.Stat(final); err == nil {
+		return final, nil
+	}
+	f, leader := c.join(key)
+	if leader {
+		// The fetch outlives the task that asked first: another task may be
+		// waiting for the same image, and a resumed download wastes nothing.
+		go func() {
+			f.path, f.err = c.fetch(context.WithoutCancel(ctx), src, key, final)
+			c.leave(key, f)
+		}()
+	}
+	select {
+	case <-f.done:
+		return f.path, f.err
+	case <-ctx.Done():
+		return "", fmt.Errorf("image %q: %w", src.Label, ctx.Err())
+	}
+}
+
+func (c *Cache) join(key string) (*fetch, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inflight == nil {
+		c.inflight = map[string]*fetch{}
+	}
+	if f, ok := c.inflight[key]; ok {
+		return f, false
+	}
+	f := &fetch{done: make(chan struct{})}
+	c.inflight[key] = f
+	return f, true
+}
+
+func (c *Cache) leave(key string, f *fetch) {
+	c.mu.Lock()
+	delete(c.inflight, key)
+	c.mu.Unlock()
+	close(f.done)
+}
+
+// key names an image in the cache by the sha256 of its source bytes. A
+// local file given without a checksum is hashed here: that costs one read
+// per task start, the price of not trusting a path whose content can change.
+func (c *Cache) key(src Source) (string, error) {
+	if src.SHA256 != "" {
+		return strings.ToLower(src.SHA256), nil
+	}
+	path, ok := localPath(src.URL)
+	if !ok {
+		return "", errors.New("an http(s) source needs a sha256")
+	}
+	sum, err := hashFile(path)
+	if err != nil {
+		return "", fmt.Errorf("hash %s: %w", path, err)
+	}
+	return sum, nil
+}
+
+func (c *Cache) fetch(ctx context.Context, src Source, key, final string) (string, error) {
+	log := c.Log.With("image", src.Label, "source", src.URL)
+	log.Info("fetching image")
+	if err := os.MkdirAll(filepath.Join(c.Dir, "partial"), 0o755); err != nil {
+		return "", fmt.Errorf("image %q: create cache dir: %w", src.Label, err)
+	}
+	raw, temporary, err := c.download(ctx, src, key)
+	if err != nil {
+		return "", fmt.Errorf("image %q: %w", src.Label, err)
+	}
+	if temporary {
+		// After a checksum match the download is no longer needed, and a
+		// corrupt one must not be resumed.
+		defer os.Remove(raw)
+	}
+	if err := c.install(ctx, src, raw, final); err != nil {
+		return "", fmt.Errorf("image %q: %w", src.Label, err)
+	}
+	log.Info("image cached", "path", final)
+	return final, nil
+}
+
+// install decompresses raw into a temporary file, verifies it and renames it
+// into place read-only.
+func (c *Cache) install(ctx context.Context, src Source, raw, final string) error {
+	tmp := final + ".tmp"
+	defer os.Remove(tmp)
+	if err := decompress(raw, tmp, src.Compression); err != nil {
+		return err
+	}
+	if c.Verify != nil {
+		if err := c.Verify(ctx, tmp, src.Format); err != nil {
+			return fmt.Errorf("corrupt image: %w", err)
+		}
+	}
+	if err := os.Chmod(tmp, 0o444); err != nil {
+		return err
+	}
+	return os.Rename(tmp, final)
+}
+
+func hashFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func localPath(u string) (string, bool) {
+	switch {
+	case strings.HasPrefix(u, "file://"):
+		return strings.TrimPrefix(u, "file://"), true
+	case strings.HasPrefix(u, "/"):
+		return u, true
+	}
+	return "", false
+}
+
+// Cached returns the path of an image that is already in the cache, without
+// fetching anything.
+func (c *Cache) Cached(src Source) (string, bool) {
+	key, err := c.key(src)
+	if err != nil {
+		return "", false
+	}
+	final := filepath.Join(c.Dir, key+"."+src.Format)
+	if _, err := os.Stat(final); err != nil {
+		return "", false
+	}
+	return final, true
+}

@@ -1,0 +1,122 @@
+package plugin
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/nomad/plugins/drivers"
+)
+
+func goodImage() *ImageConfig {
+	return &ImageConfig{
+		Source: "https://downloads.omnios.org/media/stable/omnios-r151056.cloud.qcow2",
+		SHA256: strings.Repeat("ab", 32), Format: "qcow2", Compression: "none",
+		OS: "illumos", User: "omnios", Aliases: []string{"omnios-stable"},
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name       string
+		mutate     func(*Config)
+		wantFatal  string // error from Validate
+		wantBroken string // reason recorded for image "omnios"
+	}{
+		{"good", func(*Config) {}, "", ""},
+		{"bad accelerator", func(c *Config) { c.Accelerator = "hvf" }, `accelerator = "hvf"`, ""},
+		{"empty cache dir", func(c *Config) { c.CacheDir = "" }, "cache_dir", ""},
+		{"alias clash", func(c *Config) {
+			other := goodImage()
+			other.Aliases = []string{"omnios-stable"}
+			c.Images["omnios2"] = other
+		}, `name "omnios-stable" is already used`, ""},
+		{"http without sha256", func(c *Config) { c.Images["omnios"].SHA256 = "" }, "", "sha256 is required for an https source"},
+		{"short sha256", func(c *Config) { c.Images["omnios"].SHA256 = "abc" }, "", "not 64 hex digits"},
+		{"relative file", func(c *Config) { c.Images["omnios"].Source = "images/x.qcow2" }, "", "absolute path"},
+		{"ftp source", func(c *Config) { c.Images["omnios"].Source = "ftp://x/y" }, "", `scheme "ftp"`},
+		{"bad format", func(c *Config) { c.Images["omnios"].Format = "vmdk" }, "", `format "vmdk"`},
+		{"bad compression", func(c *Config) { c.Images["omnios"].Compression = "bz2" }, "", `compression "bz2"`},
+		{"bad os", func(c *Config) { c.Images["omnios"].OS = "windows" }, "", `os "windows"`},
+		{"no user", func(c *Config) { c.Images["omnios"].User = "" }, "", "user must not be empty"},
+		{"bad alias", func(c *Config) { c.Images["omnios"].Aliases = []string{"has space"} }, "", `alias "has space"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.Images["omnios"] = goodImage()
+			tt.mutate(c)
+			err := c.Validate()
+			if tt.wantFatal == "" && err != nil {
+				t.Fatalf("Validate() = %v", err)
+			}
+			if tt.wantFatal != "" && (err == nil || !strings.Contains(err.Error(), tt.wantFatal)) {
+				t.Fatalf("Validate() = %v, want %q", err, tt.wantFatal)
+			}
+			broken := c.Broken["omnios"]
+			switch {
+			case tt.wantBroken == "" && broken != nil:
+				t.Fatalf("image marked broken: %v", broken)
+			case tt.wantBroken != "" && (broken == nil || !strings.Contains(broken.Error(), tt.wantBroken)):
+				t.Fatalf("broken = %v, want %q", broken, tt.wantBroken)
+			case tt.wantBroken != "" && !strings.Contains(broken.Error(), `image "omnios"`):
+				t.Fatalf("reason %q does not name the image", broken)
+			}
+		})
+	}
+}
+
+func TestResolve(t *testing.T) {
+	c := DefaultConfig()
+	c.Images["omnios"] = goodImage()
+	for _, name := range []string{"omnios", "omnios-stable"} {
+		if label, _, ok := c.Resolve(name); !ok || label != "omnios" {
+			t.Errorf("Resolve(%q) = %q, %v", name, label, ok)
+		}
+	}
+	if _, _, ok := c.Resolve("openindiana"); ok {
+		t.Error("Resolve found an image that is not in the catalog")
+	}
+	if got := strings.Join(c.Names(), ","); got != "omnios,omnios-stable" {
+		t.Errorf("Names() = %s", got)
+	}
+}
+
+func TestTaskSettings(t *testing.T) {
+	tests := []struct {
+		name string
+		tc   TaskConfig
+		want string
+	}{
+		{"defaults", TaskConfig{Image: "x", BootTimeout: "5m"}, ""},
+		{"disk size", TaskConfig{Image: "x", BootTimeout: "5m", DiskSize: "20GiB"}, ""},
+		{"bad disk size", TaskConfig{Image: "x", BootTimeout: "5m", DiskSize: "lots"}, "disk_size"},
+		{"bad boot timeout", TaskConfig{Image: "x", BootTimeout: "soon"}, `boot_timeout = "soon"`},
+		{"negative boot timeout", TaskConfig{Image: "x", BootTimeout: "-1m"}, "boot_timeout"},
+		{"two ports", TaskConfig{Image: "x", BootTimeout: "5m", Ports: []string{"a", "b"}}, "only one port"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tt.tc.settings()
+			if tt.want == "" && err != nil {
+				t.Fatal(err)
+			}
+			if tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("settings() = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestHostnameAndShortID(t *testing.T) {
+	cfg := &drivers.TaskConfig{Name: "Build_Job.1", AllocID: "0123456789abcdef"}
+	if got := hostname(cfg); got != "build-job-1-01234567" {
+		t.Errorf("hostname = %q", got)
+	}
+	a, b := shortID("alloc1/job/abc"), shortID("alloc2/job/abc")
+	if len(a) != 12 || a == b {
+		t.Errorf("shortID gave %q and %q", a, b)
+	}
+	if len(socketPath(strings.Repeat("x", 300))) >= 108 {
+		t.Error("qmp socket path can exceed the unix socket limit")
+	}
+}

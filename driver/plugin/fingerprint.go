@@ -1,0 +1,224 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/hashicorp/nomad/plugins/drivers"
+	pstructs "github.com/hashicorp/nomad/plugins/shared/structs"
+
+	"github.com/solstice-ci/solstice/driver/accel"
+	"github.com/solstice-ci/solstice/driver/cloudinit"
+	"github.com/solstice-ci/solstice/driver/disk"
+	"github.com/solstice-ci/solstice/driver/guestssh"
+	"github.com/solstice-ci/solstice/driver/image"
+	"github.com/solstice-ci/solstice/driver/qemu"
+)
+
+const fingerprintPeriod = 30 * time.Second
+
+// accelState is the accelerator verdict and whether it may still change.
+type accelState struct {
+	result     accel.Result
+	err        error // set when the configured accelerator cannot work
+	unverified bool  // KVM looked usable but no image was there to test-boot
+	probing    bool
+}
+
+func (d *Driver) accelerator() accel.Result {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.accel.result
+}
+
+// probeAccelerator decides between KVM and TCG once per configuration (and
+// again after the first image arrives, if KVM was unverified until then).
+func (d *Driver) probeAccelerator() {
+	d.mu.Lock()
+	if d.accel.probing {
+		d.mu.Unlock()
+		return
+	}
+	d.accel.probing = true
+	cfg := d.config
+	d.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(d.ctx, 3*time.Minute)
+	defer cancel()
+	res, err := accel.Probe(ctx, accel.Options{
+		Mode:       cfg.Accelerator,
+		QemuBinary: cfg.QemuBinary,
+		Device:     "/dev/kvm",
+		WorkDir:    os.TempDir(),
+		Boot:       d.testBoot(),
+	})
+	d.mu.Lock()
+	d.accel = accelState{result: res, unverified: errors.Is(err, accel.ErrUnverified)}
+	if err != nil && !d.accel.unverified {
+		d.accel.err = err
+	}
+	d.mu.Unlock()
+	if err != nil && !errors.Is(err, accel.ErrUnverified) {
+		d.log.Error("accelerator probe failed", "error", err)
+		return
+	}
+	d.log.Info("accelerator chosen", "accelerator", res.Name, "reason", res.Reason)
+}
+
+// reprobeIfUnverified runs the probe again once an image is cached.
+func (d *Driver) reprobeIfUnverified() {
+	d.mu.RLock()
+	again := d.accel.unverified && !d.accel.probing
+	d.mu.RUnlock()
+	if again {
+		go d.probeAccelerator()
+	}
+}
+
+// testBoot returns a boot test over the first catalog image already on this
+// client, or nil when there is none yet.
+func (d *Driver) testBoot() accel.TestBoot {
+	cfg, cache := d.cfg(), d.cache()
+	for _, label := range sortedKeys(cfg.Images) {
+		img := cfg.Images[label]
+		if cfg.Broken[label] != nil {
+			continue
+		}
+		src := imageSource(label, img)
+		if path, ok := cache.Cached(src); ok {
+			return func(ctx context.Context, name string) error {
+				return d.bootOnce(ctx, name, path, img)
+			}
+		}
+	}
+	return nil
+}
+
+func imageSource(label string, img *ImageConfig) image.Source {
+	return image.Source{Label: label, URL: img.Source, SHA256: img.SHA256, Format: img.Format, Compression: img.Compression}
+}
+
+// bootOnce boots a throwaway guest of the image under accelerator name and
+// logs into it, within a minute.
+func (d *Driver) bootOnce(ctx context.Context, name, base string, img *ImageConfig) error {
+	dir, err := os.MkdirTemp("", "solstice-probe-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	overlay, seed := filepath.Join(dir, "disk.qcow2"), filepath.Join(dir, "seed.iso")
+	if err := disk.CreateOverlay(ctx, base, img.Format, overlay, 0); err != nil {
+		return err
+	}
+	key, err := guestssh.NewKey("solstice-vm probe")
+	if err != nil {
+		return err
+	}
+	err = cloudinit.WriteISO(seed, cloudinit.Seed{InstanceID: "probe", Hostname: "solstice-probe",
+		Users: []cloudinit.User{{Name: img.User, Sudo: cloudinit.PasswordlessSudo, SSHAuthorizedKeys: []string{key.AuthorizedKey}}}})
+	if err != nil {
+		return err
+	}
+	port, err := qemu.FreePort("127.0.0.1")
+	if err != nil {
+		return err
+	}
+	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	defer devnull.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	inst, q, err := qemu.Start(ctx, qemu.Spec{
+		Binary: d.cfg().QemuBinary, Name: "probe", Accel: name, MemoryMB: 512, CPUs: 1,
+		Disk: overlay, Seed: seed, SSHHost: "127.0.0.1", SSHPort: port,
+		QMP: filepath.Join(dir, "qmp.sock"), PIDFile: filepath.Join(dir, "qemu.pid"),
+	}, qemu.Output{Console: devnull, Log: filepath.Join(dir, "qemu.log")})
+	if err != nil {
+		return err
+	}
+	defer inst.Kill()
+	defer q.Close()
+	c, err := guestssh.WaitReady(ctx, guestssh.Target{Addr: fmt.Sprintf("127.0.0.1:%d", port), User: img.User, PrivatePEM: key.PrivatePEM}, time.Second)
+	if err != nil {
+		return fmt.Errorf("a guest of its catalog image made no ssh login within a minute")
+	}
+	c.Close()
+	return nil
+}
+
+// Fingerprint reports health and node attributes now and then periodically.
+func (d *Driver) Fingerprint(ctx context.Context) (<-chan *drivers.Fingerprint, error) {
+	ch := make(chan *drivers.Fingerprint)
+	go func() {
+		defer close(ch)
+		timer := time.NewTimer(0)
+		defer timer.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-d.ctx.Done():
+				return
+			case <-timer.C:
+				timer.Reset(fingerprintPeriod)
+			}
+			select {
+			case ch <- d.fingerprint(ctx):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch, nil
+}
+
+var qemuVersionRe = regexp.MustCompile(`version (\d+\.\d+(\.\d+)?)`)
+
+func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
+	cfg := d.cfg()
+	fp := &drivers.Fingerprint{Attributes: map[string]*pstructs.Attribute{}}
+	vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(vctx, cfg.QemuBinary, "--version").Output()
+	if err != nil {
+		fp.Health = drivers.HealthStateUnhealthy
+		fp.HealthDescription = fmt.Sprintf("%s does not run: %v", cfg.QemuBinary, err)
+		return fp
+	}
+	m := qemuVersionRe.FindSubmatch(out)
+	if m == nil {
+		fp.Health = drivers.HealthStateUnhealthy
+		fp.HealthDescription = fmt.Sprintf("cannot read the version of %s from %q", cfg.QemuBinary, out)
+		return fp
+	}
+	d.mu.RLock()
+	acc := d.accel
+	d.mu.RUnlock()
+	if acc.err != nil {
+		fp.Health = drivers.HealthStateUnhealthy
+		fp.HealthDescription = acc.err.Error()
+		return fp
+	}
+	fp.Health, fp.HealthDescription = drivers.HealthStateHealthy, drivers.DriverHealthy
+	set := func(k string, v *pstructs.Attribute) { fp.Attributes["driver."+Name+k] = v }
+	set("", pstructs.NewBoolAttribute(true))
+	set(".version", pstructs.NewStringAttribute(Version))
+	set(".qemu_version", pstructs.NewStringAttribute(string(m[1])))
+	set(".accelerator", pstructs.NewStringAttribute(acc.result.Name))
+	set(".accelerator_reason", pstructs.NewStringAttribute(acc.result.Reason))
+	for label, img := range cfg.Images {
+		if cfg.Broken[label] != nil {
+			continue
+		}
+		set(".image."+label, pstructs.NewBoolAttribute(true))
+		for _, alias := range img.Aliases {
+			set(".image."+alias, pstructs.NewBoolAttribute(true))
+		}
+	}
+	return fp
+}

@@ -1,0 +1,342 @@
+package plugin
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/plugins/drivers"
+
+	"github.com/solstice-ci/solstice/driver/cloudinit"
+	"github.com/solstice-ci/solstice/driver/disk"
+	"github.com/solstice-ci/solstice/driver/guestssh"
+	"github.com/solstice-ci/solstice/driver/image"
+	"github.com/solstice-ci/solstice/driver/qemu"
+	"github.com/solstice-ci/solstice/driver/task"
+)
+
+// launch is one StartTask in progress. Every resource it creates registers
+// an undo step, so a failure at any point leaves no process or file behind.
+type launch struct {
+	d        *Driver
+	cfg      *drivers.TaskConfig
+	tc       TaskConfig
+	settings taskSettings
+	label    string
+	img      *ImageConfig
+	log      hclog.Logger
+	st       task.State
+	undo     []func()
+}
+
+func (l *launch) onFailure(f func()) { l.undo = append(l.undo, f) }
+
+func (l *launch) rollback() {
+	for i := len(l.undo) - 1; i >= 0; i-- {
+		l.undo[i]()
+	}
+}
+
+// StartTask boots a VM for the task and returns once the guest accepts SSH.
+func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drivers.DriverNetwork, error) {
+	if _, exists := d.tasks.Get(cfg.ID); exists {
+		return nil, nil, fmt.Errorf("task %s is already running", cfg.ID)
+	}
+	l, err := d.newLaunch(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := l.run()
+	if err != nil {
+		l.rollback()
+		l.log.Error("task failed to start", "error", err)
+		return nil, nil, err
+	}
+	th := drivers.NewTaskHandle(task.StateVersion)
+	th.Config = cfg
+	st := h.State()
+	if err := th.SetDriverState(&st); err != nil {
+		h.Kill()
+		l.rollback()
+		return nil, nil, fmt.Errorf("save task state: %w", err)
+	}
+	d.tasks.Add(cfg.ID, h)
+	go h.Run()
+	return th, &drivers.DriverNetwork{
+		PortMap: map[string]int{"ssh": st.SSHPort},
+		IP:      st.SSHHost,
+	}, nil
+}
+
+func (d *Driver) newLaunch(cfg *drivers.TaskConfig) (*launch, error) {
+	l := &launch{d: d, cfg: cfg, log: d.log.With("task", cfg.Name, "alloc", cfg.AllocID)}
+	if err := cfg.DecodeDriverConfig(&l.tc); err != nil {
+		return nil, fmt.Errorf("task %q config: %w", cfg.Name, err)
+	}
+	s, err := l.tc.settings()
+	if err != nil {
+		return nil, fmt.Errorf("task %q config: %w", cfg.Name, err)
+	}
+	l.settings = s
+	conf := d.cfg()
+	label, img, ok := conf.Resolve(l.tc.Image)
+	if !ok {
+		return nil, fmt.Errorf("task %q: unknown image %q: this client's catalog has %s",
+			cfg.Name, l.tc.Image, listOrNone(conf.Names()))
+	}
+	if err := conf.Broken[label]; err != nil {
+		return nil, fmt.Errorf("task %q: image %q is misconfigured on this client: %w", cfg.Name, label, err)
+	}
+	l.label, l.img = label, img
+	return l, nil
+}
+
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "no images"
+	}
+	return strings.Join(names, ", ")
+}
+
+func (l *launch) run() (*task.Handle, error) {
+	ctx, cancel := context.WithTimeout(l.d.ctx, l.settings.BootTimeout+imageFetchTimeout)
+	defer cancel()
+	base, err := l.fetchImage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.prepare(ctx, base); err != nil {
+		return nil, err
+	}
+	inst, q, err := l.startQEMU(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h := task.NewHandle(l.d.log, l.st, inst, q)
+	if err := l.waitBoot(h, inst); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// imageFetchTimeout bounds a first download on top of the boot timeout.
+const imageFetchTimeout = 2 * time.Hour
+
+func (l *launch) fetchImage(ctx context.Context) (string, error) {
+	l.d.emit(l.cfg, "Fetching image", fmt.Sprintf("image %s from the client's cache", l.label))
+	base, err := l.d.cache().Ensure(ctx, image.Source{
+		Label: l.label, URL: l.img.Source, SHA256: l.img.SHA256,
+		Format: l.img.Format, Compression: l.img.Compression,
+	})
+	if err != nil {
+		return "", err
+	}
+	l.d.reprobeIfUnverified()
+	return base, nil
+}
+
+// prepare makes the task's disk, key and seed.
+func (l *launch) prepare(ctx context.Context, base string) error {
+	vmDir := filepath.Join(l.cfg.TaskDir().Dir, "solstice-vm")
+	if err := os.MkdirAll(vmDir, 0o700); err != nil {
+		return fmt.Errorf("create vm dir: %w", err)
+	}
+	l.onFailure(func() { os.RemoveAll(vmDir) })
+	l.st = task.State{
+		TaskConfig: l.cfg,
+		Image:      l.label,
+		VMDir:      vmDir,
+		Overlay:    filepath.Join(vmDir, "disk.qcow2"),
+		Seed:       filepath.Join(vmDir, "seed.iso"),
+		QMPSocket:  socketPath(l.cfg.ID),
+		User:       l.img.User,
+		KeyPath:    filepath.Join(l.cfg.TaskDir().SecretsDir, "solstice-vm-ssh-key"),
+	}
+	if err := disk.CreateOverlay(ctx, base, l.img.Format, l.st.Overlay, l.settings.DiskSize); err != nil {
+		return fmt.Errorf("image %q: %w", l.label, err)
+	}
+	key, err := guestssh.NewKey("solstice-vm " + l.cfg.AllocID)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(l.st.KeyPath, key.PrivatePEM, 0o600); err != nil {
+		return fmt.Errorf("store task ssh key: %w", err)
+	}
+	l.onFailure(func() { os.Remove(l.st.KeyPath) })
+	return cloudinit.WriteISO(l.st.Seed, cloudinit.Seed{
+		InstanceID: l.cfg.AllocID,
+		Hostname:   hostname(l.cfg),
+		Users: []cloudinit.User{{
+			Name: l.img.User, Sudo: cloudinit.PasswordlessSudo, Shell: "/bin/sh",
+			SSHAuthorizedKeys: []string{key.AuthorizedKey},
+		}},
+	})
+}
+
+// socketPath keeps QMP sockets under a short directory: alloc dirs can be
+// too deep for the 108-byte unix socket path limit.
+func socketPath(taskID string) string {
+	return filepath.Join(runDir, shortID(taskID)+".qmp")
+}
+
+// runDir holds the QMP sockets.
+var runDir = "/run/solstice-vm"
+
+func hostname(cfg *drivers.TaskConfig) string {
+	name := strings.ToLower(cfg.Name)
+	name = strings.Map(func(r rune) rune {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '-' {
+			return r
+		}
+		return '-'
+	}, name)
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	alloc := cfg.AllocID
+	if len(alloc) > 8 {
+		alloc = alloc[:8]
+	}
+	return strings.Trim(name, "-") + "-" + alloc
+}
+
+func (l *launch) startQEMU(ctx context.Context) (*qemu.Instance, *qemu.QMP, error) {
+	if err := os.MkdirAll(runDir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create %s: %w", runDir, err)
+	}
+	host, port, err := l.sshPort()
+	if err != nil {
+		return nil, nil, err
+	}
+	l.st.SSHHost, l.st.SSHPort = host, port
+	console, err := openConsole(l.cfg.StdoutPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer console.Close() // QEMU holds its own copy
+	spec := l.d.qemuSpec(l.cfg, l.st)
+	l.onFailure(func() { os.Remove(l.st.QMPSocket) })
+	l.d.emit(l.cfg, "Booting", fmt.Sprintf("image %s under %s, ssh on %s:%d", l.label, spec.Accel, host, port))
+	inst, q, err := qemu.Start(ctx, spec, qemu.Output{Console: console, Log: filepath.Join(l.st.VMDir, "qemu.log")})
+	if err != nil {
+		return nil, nil, fmt.Errorf("start qemu for image %q: %w", l.label, err)
+	}
+	l.onFailure(inst.Kill)
+	l.st.Process = inst.Process
+	l.st.StartedAt = time.Now()
+	return inst, q, nil
+}
+
+func (d *Driver) qemuSpec(cfg *drivers.TaskConfig, st task.State) qemu.Spec {
+	mem, cpus := 1024, 1
+	if r := cfg.Resources; r != nil && r.NomadResources != nil {
+		if m := r.NomadResources.Memory.MemoryMB; m > 0 {
+			mem = int(m)
+		}
+		if n := len(r.NomadResources.Cpu.ReservedCores); n > 0 {
+			cpus = n
+		}
+	}
+	return qemu.Spec{
+		Binary: d.cfg().QemuBinary, Name: shortID(cfg.ID), Accel: d.accelerator().Name,
+		MemoryMB: mem, CPUs: cpus, Disk: st.Overlay, Seed: st.Seed,
+		SSHHost: st.SSHHost, SSHPort: st.SSHPort, QMP: st.QMPSocket,
+		PIDFile: filepath.Join(st.VMDir, "qemu.pid"),
+	}
+}
+
+// sshPort picks where the guest's sshd is forwarded: the Nomad port the
+// task names, or a free loopback port.
+func (l *launch) sshPort() (string, int, error) {
+	if len(l.tc.Ports) == 1 {
+		label := l.tc.Ports[0]
+		if r := l.cfg.Resources; r != nil && r.Ports != nil {
+			if p, ok := r.Ports.Get(label); ok {
+				host := p.HostIP
+				if host == "" {
+					host = "127.0.0.1"
+				}
+				return host, p.Value, nil
+			}
+		}
+		return "", 0, fmt.Errorf("task %q: ports = [%q]: the group's network block has no port %q", l.cfg.Name, label, label)
+	}
+	port, err := qemu.FreePort("127.0.0.1")
+	return "127.0.0.1", port, err
+}
+
+// openConsole opens the task's stdout fifo for QEMU's serial console. Nomad's
+// log collector reads it; if it is not there the open would block forever.
+func openConsole(path string) (*os.File, error) {
+	if path == "" || path == os.DevNull {
+		return os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	}
+	type result struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		ch <- result{f, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, fmt.Errorf("open task stdout: %w", r.err)
+		}
+		return r.f, nil
+	case <-time.After(30 * time.Second):
+		return nil, errors.New("open task stdout: no log collector is reading it")
+	}
+}
+
+// waitBoot waits for the guest to accept an SSH login within boot_timeout.
+func (l *launch) waitBoot(h *task.Handle, inst *qemu.Instance) error {
+	ctx, cancel := context.WithTimeout(l.d.ctx, l.settings.BootTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-inst.Exited():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	key, err := os.ReadFile(l.st.KeyPath)
+	if err != nil {
+		return err
+	}
+	c, err := guestssh.WaitReady(ctx, guestssh.Target{
+		Addr: fmt.Sprintf("%s:%d", l.st.SSHHost, l.st.SSHPort), User: l.st.User, PrivatePEM: key,
+	}, 500*time.Millisecond)
+	select {
+	case <-inst.Exited():
+		return fmt.Errorf("image %q: the VM powered off or crashed during boot (qemu exit code %d)", l.label, inst.ExitCode())
+	default:
+	}
+	if err != nil {
+		return fmt.Errorf("image %q: boot timeout: no ssh login within %s: %w", l.label, l.settings.BootTimeout, err)
+	}
+	l.st.HostKey = c.HostKey
+	l.st.BootTime = time.Since(l.st.StartedAt)
+	h.UpdateState(func(s *task.State) { s.HostKey, s.BootTime = c.HostKey, l.st.BootTime })
+	h.SetSSH(c)
+	l.log.Info("guest is up", "boot_time", l.st.BootTime.Round(time.Millisecond))
+	l.d.emit(l.cfg, "Started", fmt.Sprintf("guest up after %s", l.st.BootTime.Round(100*time.Millisecond)))
+	return nil
+}
+
+// shortID names a task in short paths and process titles. Nomad task ids
+// are long (alloc id, task name, hash); 12 hex digits of their hash are
+// plenty to tell tasks on one client apart.
+func shortID(taskID string) string {
+	sum := sha256.Sum256([]byte(taskID))
+	return hex.EncodeToString(sum[:6])
+}

@@ -1,0 +1,35 @@
+// Package task holds the driver's per-task bookkeeping: the state Nomad
+// persists for recovery, the live handle of a running VM, and the store of
+// handles by task id.
+package task
+
+import (
+	"time"
+
+	"github.com/hashicorp/nomad/plugins/drivers"
+
+	"github.com/solstice-ci/solstice/driver/qemu"
+)
+
+// StateVersion is bumped when State changes incompatibly.
+const StateVersion = 1
+
+// State is what the Nomad client stores for a task (msgpack) and hands back
+// to RecoverTask after a plugin or client restart: enough to find the QEMU
+// process again, talk to it, log into the guest and clean up after it.
+type State struct {
+	TaskConfig *drivers.TaskConfig `codec:"task_config"`
+	Process    qemu.Process        `codec:"process"`
+	Image      string              `codec:"image"`
+	VMDir      string              `codec:"vm_dir"` // overlay, seed, qemu.log
+	Overlay    string              `codec:"overlay"`
+	Seed       string              `codec:"seed"`
+	QMPSocket  string              `codec:"qmp_socket"`
+	SSHHost    string              `codec:"ssh_host"`
+	SSHPort    int                 `codec:"ssh_port"`
+	User       string              `codec:"user"`
+	KeyPath    string              `codec:"key_path"` // in the task's secrets dir
+	HostKey    []byte              `codec:"host_key"` // pinned at first login
+	StartedAt  time.Time           `codec:"started_at"`
+	BootTime   time.Duration       `codec:"boot_time"`
+}
