@@ -54,6 +54,9 @@ type Target struct {
 	// HostKey pins the guest's host key once it is known, so a later
 	// reconnect (after a plugin restart) talks to the same guest.
 	HostKey []byte
+	// Dial opens the TCP connection; nil means the host's own network. A
+	// guest behind an allocation's network namespace is dialled from there.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 func (t Target) config() (*ssh.ClientConfig, error) {
@@ -95,8 +98,12 @@ func Dial(ctx context.Context, t Target) (*Client, error) {
 		hostKey = key.Marshal()
 		return pin(host, remote, key)
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", t.Addr)
+	dial := t.Dial
+	if dial == nil {
+		var d net.Dialer
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	conn, err := dial(ctx, t.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("ssh to %s: %w", t.Addr, err)
 	}

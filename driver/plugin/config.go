@@ -25,6 +25,12 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"qemu_img_binary": hclspec.NewDefault(hclspec.NewAttr("qemu_img_binary", "string", false),
 		hclspec.NewLiteral(`"qemu-img"`)),
 	"guest_agent_dir": hclspec.NewAttr("guest_agent_dir", "string", false),
+	"host_isolation": hclspec.NewDefault(hclspec.NewAttr("host_isolation", "bool", false),
+		hclspec.NewLiteral(`true`)),
+	"isolation_gid": hclspec.NewDefault(hclspec.NewAttr("isolation_gid", "number", false),
+		hclspec.NewLiteral(`64999`)),
+	"iptables_binary": hclspec.NewDefault(hclspec.NewAttr("iptables_binary", "string", false),
+		hclspec.NewLiteral(`"iptables"`)),
 	"image": hclspec.NewBlockMap("image", []string{"label"}, hclspec.NewObject(map[string]*hclspec.Spec{
 		"source":      hclspec.NewAttr("source", "string", true),
 		"sha256":      hclspec.NewAttr("sha256", "string", false),
@@ -38,12 +44,18 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 
 // Config is the decoded client plugin block.
 type Config struct {
-	CacheDir      string                  `codec:"cache_dir"`
-	Accelerator   string                  `codec:"accelerator"`
-	QemuBinary    string                  `codec:"qemu_binary"`
-	QemuImgBinary string                  `codec:"qemu_img_binary"`
-	GuestAgentDir string                  `codec:"guest_agent_dir"`
-	Images        map[string]*ImageConfig `codec:"image"`
+	CacheDir      string `codec:"cache_dir"`
+	Accelerator   string `codec:"accelerator"`
+	QemuBinary    string `codec:"qemu_binary"`
+	QemuImgBinary string `codec:"qemu_img_binary"`
+	GuestAgentDir string `codec:"guest_agent_dir"`
+	// HostIsolation keeps guests of host-networked tasks off this host's
+	// own services with a firewall rule on IsolationGID (see package
+	// isolation). Bridge-networked tasks are isolated by their namespace.
+	HostIsolation  bool                    `codec:"host_isolation"`
+	IsolationGID   int                     `codec:"isolation_gid"`
+	IPTablesBinary string                  `codec:"iptables_binary"`
+	Images         map[string]*ImageConfig `codec:"image"`
 
 	// Broken holds catalog entries that failed validation, with the reason.
 	// They are not offered to the scheduler, and a task naming one gets the
@@ -66,11 +78,14 @@ type ImageConfig struct {
 // DefaultConfig is what an empty plugin block means.
 func DefaultConfig() *Config {
 	return &Config{
-		CacheDir:      "/var/lib/solstice/images",
-		Accelerator:   "auto",
-		QemuBinary:    "qemu-system-x86_64",
-		QemuImgBinary: "qemu-img",
-		Images:        map[string]*ImageConfig{},
+		CacheDir:       "/var/lib/solstice/images",
+		Accelerator:    "auto",
+		QemuBinary:     "qemu-system-x86_64",
+		QemuImgBinary:  "qemu-img",
+		HostIsolation:  true,
+		IsolationGID:   64999,
+		IPTablesBinary: "iptables",
+		Images:         map[string]*ImageConfig{},
 	}
 }
 
@@ -89,6 +104,9 @@ func (c *Config) Validate() error {
 	case "auto", "kvm", "tcg":
 	default:
 		errs = append(errs, fmt.Errorf("accelerator = %q: must be auto, kvm or tcg", c.Accelerator))
+	}
+	if c.HostIsolation && (c.IsolationGID <= 0 || c.IsolationGID > 1<<31-2) {
+		errs = append(errs, fmt.Errorf("isolation_gid = %d: must be a group id above 0", c.IsolationGID))
 	}
 	if c.CacheDir == "" {
 		errs = append(errs, errors.New("cache_dir must not be empty"))

@@ -2,12 +2,14 @@ package plugin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/nomad/plugins/drivers"
@@ -49,6 +51,13 @@ func (d *Driver) probeAccelerator() {
 	cfg := d.config
 	d.mu.Unlock()
 
+	if res, ok := d.loadVerdict(cfg); ok {
+		d.mu.Lock()
+		d.accel = accelState{result: res}
+		d.mu.Unlock()
+		d.log.Info("accelerator chosen", "accelerator", res.Name, "reason", res.Reason, "probed", "earlier this boot")
+		return
+	}
 	ctx, cancel := context.WithTimeout(d.ctx, 3*time.Minute)
 	defer cancel()
 	res, err := accel.Probe(ctx, accel.Options{
@@ -68,7 +77,47 @@ func (d *Driver) probeAccelerator() {
 		d.log.Error("accelerator probe failed", "error", err)
 		return
 	}
+	if err == nil {
+		d.saveVerdict(cfg, res)
+	}
 	d.log.Info("accelerator chosen", "accelerator", res.Name, "reason", res.Reason)
+}
+
+// A verdict holds for one boot of the host with one QEMU: probing boots a
+// guest, which is worth doing once, not at every plugin start.
+type verdict struct {
+	Key    string       `json:"key"`
+	Result accel.Result `json:"result"`
+}
+
+func verdictKey(cfg *Config) string {
+	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	out, _ := exec.Command(cfg.QemuBinary, "--version").Output()
+	return fmt.Sprintf("%s|%s|%s", strings.TrimSpace(string(boot)), strings.TrimSpace(string(out)), cfg.Accelerator)
+}
+
+func verdictPath(cfg *Config) string { return filepath.Join(cfg.CacheDir, "accelerator.json") }
+
+func (d *Driver) loadVerdict(cfg *Config) (accel.Result, bool) {
+	data, err := os.ReadFile(verdictPath(cfg))
+	if err != nil {
+		return accel.Result{}, false
+	}
+	var v verdict
+	if json.Unmarshal(data, &v) != nil || v.Key != verdictKey(cfg) {
+		return accel.Result{}, false
+	}
+	return v.Result, true
+}
+
+func (d *Driver) saveVerdict(cfg *Config, res accel.Result) {
+	data, _ := json.Marshal(verdict{Key: verdictKey(cfg), Result: res})
+	if err := os.MkdirAll(cfg.CacheDir, 0o755); err == nil {
+		err = os.WriteFile(verdictPath(cfg), data, 0o644)
+		if err != nil {
+			d.log.Warn("cannot remember the accelerator verdict", "error", err)
+		}
+	}
 }
 
 // reprobeIfUnverified runs the probe again once an image is cached.
@@ -134,7 +183,7 @@ func (d *Driver) bootOnce(ctx context.Context, name, base string, img *ImageConf
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	inst, q, err := qemu.Start(ctx, qemu.Spec{
-		Binary: d.cfg().QemuBinary, Name: "probe", Accel: name, MemoryMB: 512, CPUs: 1,
+		Binary: d.cfg().QemuBinary, Name: "probe", Accel: name, MemoryMB: 512, CPUs: 1, GID: d.isolationGID(),
 		Disk: overlay, Seed: seed, SSHHost: "127.0.0.1", SSHPort: port,
 		QMP: filepath.Join(dir, "qmp.sock"), PIDFile: filepath.Join(dir, "qemu.pid"),
 	}, qemu.Output{Console: devnull, Log: filepath.Join(dir, "qemu.log")})
@@ -149,6 +198,15 @@ func (d *Driver) bootOnce(ctx context.Context, name, base string, img *ImageConf
 	}
 	c.Close()
 	return nil
+}
+
+// isolationGID is the group host-networked QEMUs run as, or 0 for none.
+func (d *Driver) isolationGID() int {
+	cfg := d.cfg()
+	if !cfg.HostIsolation || os.Geteuid() != 0 {
+		return 0
+	}
+	return cfg.IsolationGID
 }
 
 // Fingerprint reports health and node attributes now and then periodically.
@@ -197,8 +255,13 @@ func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
 		return fp
 	}
 	d.mu.RLock()
-	acc := d.accel
+	acc, isoErr := d.accel, d.isolationErr
 	d.mu.RUnlock()
+	if isoErr != nil {
+		fp.Health = drivers.HealthStateUnhealthy
+		fp.HealthDescription = isoErr.Error()
+		return fp
+	}
 	if acc.err != nil {
 		fp.Health = drivers.HealthStateUnhealthy
 		fp.HealthDescription = acc.err.Error()

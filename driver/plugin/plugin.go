@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/drivers/shared/eventer"
@@ -19,6 +20,7 @@ import (
 	"github.com/solstice-ci/solstice/driver/accel"
 	"github.com/solstice-ci/solstice/driver/disk"
 	"github.com/solstice-ci/solstice/driver/image"
+	"github.com/solstice-ci/solstice/driver/isolation"
 	"github.com/solstice-ci/solstice/driver/task"
 )
 
@@ -42,6 +44,9 @@ type Driver struct {
 	config *Config
 	images *image.Cache
 	accel  accelState
+	// isolationErr says why guests of host-networked tasks cannot be kept
+	// off this host's services; the driver is unhealthy while it is set.
+	isolationErr error
 }
 
 var (
@@ -101,8 +106,27 @@ func (d *Driver) SetConfig(c *base.Config) error {
 		Verify: verifyImage,
 	}
 	d.mu.Unlock()
+	d.setUpIsolation(cfg)
 	go d.probeAccelerator()
 	return nil
+}
+
+func (d *Driver) setUpIsolation(cfg *Config) {
+	var err error
+	if cfg.HostIsolation {
+		ctx, cancel := context.WithTimeout(d.ctx, 30*time.Second)
+		defer cancel()
+		fw := isolation.Firewall{IPTables: cfg.IPTablesBinary}
+		if err = fw.Ensure(ctx, cfg.IsolationGID); err != nil {
+			err = fmt.Errorf("cannot keep guests off this host's services (install iptables, or set host_isolation = false to accept the risk): %w", err)
+			d.log.Error("host isolation unavailable", "error", err)
+		}
+	} else {
+		d.log.Warn("host_isolation = false: guests of host-networked tasks can reach this host's loopback services")
+	}
+	d.mu.Lock()
+	d.isolationErr = err
+	d.mu.Unlock()
 }
 
 func verifyImage(ctx context.Context, path, format string) error {

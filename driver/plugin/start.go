@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
 
 	"github.com/solstice-ci/solstice/driver/cloudinit"
@@ -215,13 +216,16 @@ func (l *launch) startQEMU(ctx context.Context) (*qemu.Instance, *qemu.QMP, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	l.st.SSHHost, l.st.SSHPort = host, port
+	l.st.SSHHost, l.st.SSHPort, l.st.Netns = host, port, l.netns()
 	console, err := openConsole(l.cfg.StdoutPath)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer console.Close() // QEMU holds its own copy
 	spec := l.d.qemuSpec(l.cfg, l.st)
+	if spec.Netns == "" {
+		spec.GID = l.d.isolationGID()
+	}
 	l.onFailure(func() { os.Remove(l.st.QMPSocket) })
 	l.d.emit(l.cfg, "Booting", fmt.Sprintf("image %s under %s, ssh on %s:%d", l.label, spec.Accel, host, port))
 	inst, q, err := qemu.Start(ctx, spec, qemu.Output{Console: console, Log: filepath.Join(l.st.VMDir, "qemu.log")})
@@ -248,28 +252,56 @@ func (d *Driver) qemuSpec(cfg *drivers.TaskConfig, st task.State) qemu.Spec {
 		Binary: d.cfg().QemuBinary, Name: shortID(cfg.ID), Accel: d.accelerator().Name,
 		MemoryMB: mem, CPUs: cpus, Disk: st.Overlay, Seed: st.Seed,
 		SSHHost: st.SSHHost, SSHPort: st.SSHPort, QMP: st.QMPSocket,
-		PIDFile: filepath.Join(st.VMDir, "qemu.pid"),
+		PIDFile: filepath.Join(st.VMDir, "qemu.pid"), Netns: st.Netns,
 	}
 }
 
-// sshPort picks where the guest's sshd is forwarded: the Nomad port the
-// task names, or a free loopback port.
+// sshPort picks where the guest's sshd is forwarded from: the Nomad port the
+// task names, or else a free loopback port. Under bridge networking the
+// forward lives in the allocation's namespace: on the port's "to" (where
+// Nomad's port mapping delivers), or a fixed port nobody else uses there.
 func (l *launch) sshPort() (string, int, error) {
+	netns := l.netns()
 	if len(l.tc.Ports) == 1 {
-		label := l.tc.Ports[0]
-		if r := l.cfg.Resources; r != nil && r.Ports != nil {
-			if p, ok := r.Ports.Get(label); ok {
-				host := p.HostIP
-				if host == "" {
-					host = "127.0.0.1"
-				}
-				return host, p.Value, nil
-			}
+		p, err := l.namedPort(l.tc.Ports[0])
+		if err != nil {
+			return "", 0, err
 		}
-		return "", 0, fmt.Errorf("task %q: ports = [%q]: the group's network block has no port %q", l.cfg.Name, label, label)
+		if netns != "" {
+			to := p.To
+			if to <= 0 {
+				to = p.Value
+			}
+			return "0.0.0.0", to, nil
+		}
+		host := p.HostIP
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		return host, p.Value, nil
+	}
+	if netns != "" {
+		return "127.0.0.1", 2222, nil
 	}
 	port, err := qemu.FreePort("127.0.0.1")
 	return "127.0.0.1", port, err
+}
+
+func (l *launch) namedPort(label string) (structs.AllocatedPortMapping, error) {
+	if r := l.cfg.Resources; r != nil && r.Ports != nil {
+		if p, ok := r.Ports.Get(label); ok {
+			return p, nil
+		}
+	}
+	return structs.AllocatedPortMapping{}, fmt.Errorf("task %q: ports = [%q]: the group's network block has no port %q", l.cfg.Name, label, label)
+}
+
+// netns is the allocation's network namespace under bridge networking.
+func (l *launch) netns() string {
+	if ni := l.cfg.NetworkIsolation; ni != nil && ni.Mode == drivers.NetIsolationModeGroup {
+		return ni.Path
+	}
+	return ""
 }
 
 // openConsole opens the task's stdout fifo for QEMU's serial console. Nomad's
@@ -313,9 +345,7 @@ func (l *launch) waitBoot(h *task.Handle, inst *qemu.Instance) error {
 	if err != nil {
 		return err
 	}
-	c, err := guestssh.WaitReady(ctx, guestssh.Target{
-		Addr: fmt.Sprintf("%s:%d", l.st.SSHHost, l.st.SSHPort), User: l.st.User, PrivatePEM: key,
-	}, 500*time.Millisecond)
+	c, err := guestssh.WaitReady(ctx, l.st.SSHTarget(key), 500*time.Millisecond)
 	select {
 	case <-inst.Exited():
 		return fmt.Errorf("image %q: the VM powered off or crashed during boot (qemu exit code %d)", l.label, inst.ExitCode())

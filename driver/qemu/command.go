@@ -30,6 +30,12 @@ type Spec struct {
 	SSHPort  int
 	QMP      string // unix socket path
 	PIDFile  string
+	// GID, when non-zero, is the group QEMU runs as: the host firewall
+	// keeps that group off the host's own services (package isolation).
+	GID int
+	// Netns, when set, is the network namespace QEMU runs in (an
+	// allocation's, under bridge networking).
+	Netns string
 }
 
 // Validate catches what QEMU would otherwise report in its own words, late.
@@ -88,7 +94,9 @@ func (s Spec) Args() []string {
 		// buys nothing and cache=unsafe saves every guest fsync.
 		"-drive", "file=" + escapeOpt(s.Disk) + ",if=virtio,format=qcow2,cache=unsafe,discard=unmap",
 		"-drive", "file=" + escapeOpt(s.Seed) + ",if=ide,media=cdrom,readonly=on",
-		"-netdev", fmt.Sprintf("user,id=net0,hostfwd=tcp:%s:%d-:22", s.SSHHost, s.SSHPort),
+		// IPv6 is off: slirp would map the guest's fec0::2 to the host's
+		// ::1, a second way around the isolation of the host's services.
+		"-netdev", fmt.Sprintf("user,id=net0,ipv6=off,hostfwd=tcp:%s:%d-:22", s.SSHHost, s.SSHPort),
 		"-device", "virtio-net-pci,netdev=net0",
 		// Guests generate SSH host keys at first boot; without an entropy
 		// source that can stall for seconds under TCG.

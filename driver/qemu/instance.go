@@ -37,10 +37,9 @@ func Start(ctx context.Context, spec Spec, out Output) (*Instance, *QMP, error) 
 		return nil, nil, fmt.Errorf("open qemu log: %w", err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(spec.Binary, spec.Args()...)
+	cmd := command(spec)
 	cmd.Stdout = out.Console
 	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, nil, fmt.Errorf("start %s: %w", spec.Binary, err)
 	}
@@ -56,6 +55,24 @@ func Start(ctx context.Context, spec Spec, out Output) (*Instance, *QMP, error) 
 		return nil, nil, fmt.Errorf("%w%s", err, logTail(out.Log))
 	}
 	return inst, q, nil
+}
+
+// command builds the exec.Cmd: QEMU in its own session, under the isolation
+// group, entered into the network namespace when there is one (nsenter
+// execs QEMU, so the pid is QEMU's).
+func command(spec Spec) *exec.Cmd {
+	argv := append([]string{spec.Binary}, spec.Args()...)
+	if spec.Netns != "" {
+		argv = append([]string{"nsenter", "--net=" + spec.Netns, "--"}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if spec.GID != 0 {
+		cmd.SysProcAttr.Credential = &syscall.Credential{
+			Uid: uint32(os.Getuid()), Gid: uint32(spec.GID), // no supplementary groups
+		}
+	}
+	return cmd
 }
 
 func (i *Instance) reap(cmd *exec.Cmd) {

@@ -157,12 +157,7 @@ func (h *Handle) SSH(ctx context.Context) (*guestssh.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read task ssh key: %w", err)
 	}
-	c, err := guestssh.Dial(ctx, guestssh.Target{
-		Addr:       fmt.Sprintf("%s:%d", h.state.SSHHost, h.state.SSHPort),
-		User:       h.state.User,
-		PrivatePEM: key,
-		HostKey:    h.state.HostKey,
-	})
+	c, err := guestssh.Dial(ctx, h.state.SSHTarget(key))
 	if err != nil {
 		return nil, err
 	}

@@ -4,10 +4,15 @@
 package task
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"time"
 
 	"github.com/hashicorp/nomad/plugins/drivers"
 
+	"github.com/solstice-ci/solstice/driver/guestssh"
+	"github.com/solstice-ci/solstice/driver/isolation"
 	"github.com/solstice-ci/solstice/driver/qemu"
 )
 
@@ -30,6 +35,28 @@ type State struct {
 	User       string              `codec:"user"`
 	KeyPath    string              `codec:"key_path"` // in the task's secrets dir
 	HostKey    []byte              `codec:"host_key"` // pinned at first login
+	Netns      string              `codec:"netns"` // the alloc's, under bridge networking
 	StartedAt  time.Time           `codec:"started_at"`
 	BootTime   time.Duration       `codec:"boot_time"`
+}
+
+// SSHTarget says how to log into the task's guest with the given key.
+func (s State) SSHTarget(key []byte) guestssh.Target {
+	host := s.SSHHost
+	if host == "0.0.0.0" { // forwarded on every address: any local one will do
+		host = "127.0.0.1"
+	}
+	t := guestssh.Target{
+		Addr:       fmt.Sprintf("%s:%d", host, s.SSHPort),
+		User:       s.User,
+		PrivatePEM: key,
+		HostKey:    s.HostKey,
+	}
+	if s.Netns != "" {
+		ns := s.Netns
+		t.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			return isolation.DialInNetns(ctx, ns, addr)
+		}
+	}
+	return t
 }
