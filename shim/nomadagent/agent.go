@@ -323,3 +323,6 @@ func mountsUnder(mountinfo, dir string) []string {
 	}
 	return mps
 }
+
+// DataDir is the agent's data directory.
+func (a *Agent) DataDir() string { return a.cfg.DataDir }
