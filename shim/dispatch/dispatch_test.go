@@ -1,0 +1,79 @@
+package dispatch
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/nomad/api"
+)
+
+func TestDeliverSplitsLinesAndCountsBytes(t *testing.T) {
+	type got struct {
+		line string
+		next int64
+	}
+	var lines []got
+	fn := func(l []byte, next int64) error {
+		lines = append(lines, got{string(l), next})
+		return nil
+	}
+	rest, off, err := deliver([]byte("ab\ncde\nf"), 100, fn)
+	if err != nil || string(rest) != "f" || off != 107 {
+		t.Fatalf("deliver = %q, %d, %v", rest, off, err)
+	}
+	rest, off, _ = deliver(append(rest, "g\n"...), off, fn)
+	want := []got{{"ab", 103}, {"cde", 107}, {"fg", 110}}
+	if !reflect.DeepEqual(lines, want) || len(rest) != 0 || off != 110 {
+		t.Fatalf("lines = %v rest %q off %d", lines, rest, off)
+	}
+	stop := func([]byte, int64) error { return ErrEnded }
+	if _, off, err := deliver([]byte("x\ny\n"), 0, stop); !errors.Is(err, ErrEnded) || off != 2 {
+		t.Fatalf("stop after the first line: off %d err %v", off, err)
+	}
+}
+
+func TestMetaRoundTrip(t *testing.T) {
+	m := Meta{Forge: "forgejo", Instance: "https://forge", TaskID: "42", Repository: "o/r", Run: "7", JobName: "build"}
+	nm := m.nomad("k")
+	if got := metaFrom(nm); got != m || nm[MetaSecretsKey] != "k" {
+		t.Fatalf("metaFrom(nomad(m)) = %+v", got)
+	}
+	if err := (Meta{Forge: "x"}).validate(); err == nil || !strings.Contains(err.Error(), "instance, task id, job name") {
+		t.Fatalf("validate = %v", err)
+	}
+}
+
+func TestIDPrefix(t *testing.T) {
+	if got := idPrefix(Meta{Forge: "github", TaskID: "run/7 job:1"}); got != "github-run-7-job-1" {
+		t.Fatalf("idPrefix = %q", got)
+	}
+}
+
+func TestStatusOf(t *testing.T) {
+	event := func(typ string, code int) *api.TaskEvent {
+		return &api.TaskEvent{Type: typ, ExitCode: code, DisplayMessage: typ + " happened"}
+	}
+	tests := []struct {
+		name      string
+		alloc     *api.Allocation
+		wantStage Stage
+		wantCode  int
+		wantProb  string
+	}{
+		{"placed, no task state", &api.Allocation{ClientStatus: "pending"}, Booting, 0, ""},
+		{"running", &api.Allocation{TaskStates: map[string]*api.TaskState{TaskName: {State: "running"}}}, Running, 0, ""},
+		{"job failed", &api.Allocation{TaskStates: map[string]*api.TaskState{TaskName: {State: "dead", Events: []*api.TaskEvent{event(api.TaskTerminated, 1)}}}}, Finished, 1, ""},
+		{"boot failure", &api.Allocation{TaskStates: map[string]*api.TaskState{TaskName: {State: "dead", Failed: true, Events: []*api.TaskEvent{event(api.TaskDriverFailure, 0)}}}}, Finished, 3, "Driver Failure happened"},
+		{"lost node", &api.Allocation{ClientStatus: api.AllocClientStatusLost}, Finished, 3, "lost"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := statusOf(tt.alloc)
+			if st.Stage != tt.wantStage || st.ExitCode != tt.wantCode || !strings.Contains(st.Problem, tt.wantProb) {
+				t.Fatalf("statusOf = %v code %d problem %q", st.Stage, st.ExitCode, st.Problem)
+			}
+		})
+	}
+}
