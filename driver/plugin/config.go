@@ -222,7 +222,9 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"disk_size": hclspec.NewAttr("disk_size", "string", false),
 	"boot_timeout": hclspec.NewDefault(hclspec.NewAttr("boot_timeout", "string", false),
 		hclspec.NewLiteral(`"5m"`)),
-	"ports": hclspec.NewAttr("ports", "list(string)", false),
+	"ports":   hclspec.NewAttr("ports", "list(string)", false),
+	"plan":    hclspec.NewAttr("plan", "string", false),
+	"secrets": hclspec.NewAttr("secrets", "string", false),
 })
 
 // TaskConfig is a decoded task config block.
@@ -231,6 +233,14 @@ type TaskConfig struct {
 	DiskSize    string   `codec:"disk_size"`
 	BootTimeout string   `codec:"boot_timeout"`
 	Ports       []string `codec:"ports"`
+	// Plan is the job plan to run in the guest, relative to the task dir
+	// (a dispatch payload lands in local/). Without one the task is a
+	// long-running VM.
+	Plan string `codec:"plan"`
+	// Secrets is a JSON object of secret values relative to the task dir
+	// (rendered by a template into secrets/); handed to the guest agent on
+	// stdin, never written into the guest.
+	Secrets string `codec:"secrets"`
 }
 
 // taskSettings is a TaskConfig checked and converted to usable values.

@@ -1,0 +1,75 @@
+# Parent job for runs-on: omnios-r151056 (OmniOS r151056 LTS). Every CI job
+# for this label is a dispatch of this job: the shim sends the job plan as
+# payload and meta that names the forge task; Nomad queues it until a client
+# with the image has room. Edit resources here to change them for the label,
+# then run `solstice jobs sync`.
+job "solstice-omnios-r151056" {
+  type     = "batch"
+  priority = 50
+
+  meta {
+    solstice_label   = "omnios-r151056"
+    solstice_aliases = "omnios-lts,omnios-stable"
+  }
+
+  parameterized {
+    payload       = "required"
+    meta_required = ["solstice_forge", "solstice_instance", "solstice_task_id", "solstice_job_name", "solstice_secrets_key"]
+    meta_optional = ["solstice_repository", "solstice_run"]
+  }
+
+  # Only clients whose solstice-vm driver offers the image.
+  constraint {
+    attribute = "${attr.driver.solstice-vm.image.omnios-r151056}"
+    value     = "true"
+  }
+
+  group "job" {
+    # A CI job is never silently re-run: a failure is the job's result, and
+    # a lost node is reported by the shim, not retried behind its back.
+    restart {
+      attempts = 0
+      mode     = "fail"
+    }
+    reschedule {
+      attempts  = 0
+      unlimited = false
+    }
+
+    task "job" {
+      driver       = "solstice-vm"
+      kill_timeout = "60s" # the guest's time to power off after a cancel
+
+      dispatch_payload {
+        file = "plan.json"
+      }
+
+      # The job's secrets, readable only through this task's identity, land
+      # in the task's secrets dir (tmpfs); the driver hands them to the
+      # guest agent on stdin.
+      template {
+        destination = "secrets/job-secrets.json"
+        perms       = "0400"
+        change_mode = "noop"
+        data        = <<-EOT
+        {{- with nomadVar (printf "solstice/secrets/%s" (env "NOMAD_META_solstice_secrets_key")) -}}
+        {{- .ItemsMap | toJSON -}}
+        {{- end -}}
+        EOT
+      }
+
+      config {
+        image        = "omnios-r151056"
+        disk_size    = "20GiB"
+        boot_timeout = "5m"
+        plan         = "local/plan.json"
+        secrets      = "secrets/job-secrets.json"
+      }
+
+      resources {
+        cores  = 2
+        memory = 4096
+      }
+    }
+  }
+}
