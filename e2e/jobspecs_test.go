@@ -3,9 +3,13 @@
 package e2e
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/solstice-ci/solstice/shim/jobs"
 )
 
 // TestJobspecsValidate runs `nomad job validate` on every jobspec we ship.
@@ -24,5 +28,45 @@ func TestJobspecsValidate(t *testing.T) {
 				t.Fatalf("nomad job validate %s: %v\n%s", f, err, out)
 			}
 		})
+	}
+}
+
+// TestJobsSyncAndCatalog registers the label parent jobs and reads the
+// runs-on catalog back from Nomad, aliases included.
+func TestJobsSyncAndCatalog(t *testing.T) {
+	n := StartNomad(t, WithRawExec())
+	ctx := testContext(t, time.Minute)
+	files, err := jobs.Files("../jobspecs/labels")
+	if err != nil {
+		t.Fatal(err)
+	}
+	synced, err := jobs.Sync(ctx, n.API, files)
+	if err != nil || len(synced) != len(files) {
+		t.Fatalf("sync: %v (%d of %d)", err, len(synced), len(files))
+	}
+	cat, err := jobs.Catalog(ctx, n.API)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"solstice-test": "solstice-test", "debian-test": "solstice-test",
+		"omnios-r151056": "omnios-r151056", "omnios-lts": "omnios-r151056",
+	} {
+		if cat[name] != want {
+			t.Errorf("catalog[%q] = %q, want %q (catalog %v)", name, cat[name], want, cat)
+		}
+	}
+
+	bad := filepath.Join(t.TempDir(), "web.nomad.hcl")
+	os.WriteFile(bad, []byte(`job "solstice-web" {
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config { command = "/bin/true" }
+    }
+  }
+}`), 0o644)
+	if _, err := jobs.Sync(ctx, n.API, []string{bad}); err == nil || !strings.Contains(err.Error(), "not a Solstice parent job") {
+		t.Fatalf("syncing a non-parent job: %v", err)
 	}
 }
