@@ -225,6 +225,7 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"ports":   hclspec.NewAttr("ports", "list(string)", false),
 	"plan":    hclspec.NewAttr("plan", "string", false),
 	"secrets": hclspec.NewAttr("secrets", "string", false),
+	"bundle":  hclspec.NewAttr("bundle", "string", false),
 })
 
 // TaskConfig is a decoded task config block.
@@ -241,6 +242,9 @@ type TaskConfig struct {
 	// (rendered by a template into secrets/); handed to the guest agent on
 	// stdin, never written into the guest.
 	Secrets string `codec:"secrets"`
+	// Bundle is a git bundle of the repository (solstice run's checkout),
+	// relative to the task dir; uploaded for the plan's checkout step.
+	Bundle string `codec:"bundle"`
 }
 
 // taskSettings is a TaskConfig checked and converted to usable values.

@@ -41,6 +41,13 @@ func (d *Driver) RecoverTask(th *drivers.TaskHandle) error {
 		q = nil
 	}
 	h := task.NewHandle(d.log, st, inst, q)
+	if st.Events != "" {
+		r, err := d.jobRunner(h, th.Config)
+		if err != nil {
+			return fmt.Errorf("recover task %s: %w", th.Config.Name, err)
+		}
+		h.SetJob(r) // follows on from the end of the events file
+	}
 	if !d.tasks.Add(th.Config.ID, h) {
 		if q != nil {
 			q.Close()

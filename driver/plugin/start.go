@@ -19,6 +19,7 @@ import (
 	"github.com/solstice-ci/solstice/driver/disk"
 	"github.com/solstice-ci/solstice/driver/guestssh"
 	"github.com/solstice-ci/solstice/driver/image"
+	"github.com/solstice-ci/solstice/driver/jobrun"
 	"github.com/solstice-ci/solstice/driver/qemu"
 	"github.com/solstice-ci/solstice/driver/task"
 )
@@ -58,6 +59,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	if err != nil {
 		l.rollback()
 		l.log.Error("task failed to start", "error", err)
+		l.reportInfraError(err)
 		return nil, nil, err
 	}
 	th := drivers.NewTaskHandle(task.StateVersion)
@@ -123,6 +125,11 @@ func (l *launch) run() (*task.Handle, error) {
 	h := task.NewHandle(l.d.log, l.st, inst, q)
 	if err := l.waitBoot(h, inst); err != nil {
 		return nil, err
+	}
+	if l.tc.Plan != "" {
+		if err := l.launchJob(ctx, h); err != nil {
+			return nil, err
+		}
 	}
 	return h, nil
 }
@@ -369,4 +376,93 @@ func (l *launch) waitBoot(h *task.Handle, inst *qemu.Instance) error {
 func shortID(taskID string) string {
 	sum := sha256.Sum256([]byte(taskID))
 	return hex.EncodeToString(sum[:6])
+}
+
+// launchJob starts the job plan in the guest; the handle follows it.
+func (l *launch) launchJob(ctx context.Context, h *task.Handle) error {
+	agent, err := l.d.agentBinary(l.img.OS)
+	if err != nil {
+		return err
+	}
+	events := filepath.Join(l.cfg.TaskDir().SharedAllocDir, "solstice", l.cfg.Name, "events.jsonl")
+	h.UpdateState(func(s *task.State) { s.Events = events })
+	l.st.Events = events
+	r, err := l.d.jobRunner(h, l.cfg)
+	if err != nil {
+		return err
+	}
+	files := jobrun.Files{
+		Agent:   agent,
+		Plan:    l.taskPath(l.tc.Plan),
+		Secrets: l.taskPath(l.tc.Secrets),
+		Bundle:  l.taskPath(l.tc.Bundle),
+	}
+	l.d.emit(l.cfg, "Running job", "the guest agent runs the job plan")
+	if err := r.Launch(ctx, files); err != nil {
+		return fmt.Errorf("launch the job in the guest: %w", err)
+	}
+	h.SetJob(r)
+	return nil
+}
+
+// taskPath resolves a path from the task config against the task dir.
+func (l *launch) taskPath(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(l.cfg.TaskDir().Dir, p)
+}
+
+// agentBinary finds the solstice-guest build for a guest OS: in
+// guest_agent_dir, or next to the plugin binary.
+func (d *Driver) agentBinary(os string) (string, error) {
+	dir := d.cfg().GuestAgentDir
+	if dir == "" {
+		exe, err := osExecutable()
+		if err != nil {
+			return "", fmt.Errorf("locate the guest agent: %w", err)
+		}
+		dir = filepath.Dir(exe)
+	}
+	p := filepath.Join(dir, "solstice-guest-"+os+"-amd64")
+	if _, err := osStat(p); err != nil {
+		return "", fmt.Errorf("guest agent for %s: %w (set guest_agent_dir in the plugin config)", os, err)
+	}
+	return p, nil
+}
+
+// jobRunner makes the runner that follows the task's job, writing its
+// readable form to the task's stdout.
+func (d *Driver) jobRunner(h *task.Handle, cfg *drivers.TaskConfig) (*jobrun.Runner, error) {
+	out, err := openConsole(cfg.StdoutPath)
+	if err != nil {
+		return nil, err
+	}
+	return &jobrun.Runner{
+		Log:    d.log.With("task", cfg.Name, "alloc", cfg.AllocID),
+		SSH:    h.SSH,
+		Events: h.State().Events,
+		Out:    out,
+	}, nil
+}
+
+var (
+	osExecutable = os.Executable
+	osStat       = os.Stat
+)
+
+// reportInfraError writes the failure as the job's only event, so whoever
+// follows the job's events (a shim, solstice run) learns why it never ran
+// instead of waiting for a stream that will not come.
+func (l *launch) reportInfraError(cause error) {
+	if l.tc.Plan == "" {
+		return
+	}
+	p := filepath.Join(l.cfg.TaskDir().SharedAllocDir, "solstice", l.cfg.Name, "events.jsonl")
+	if st, err := os.Stat(p); err == nil && st.Size() > 0 {
+		return // the agent's own stream exists; never break its sequence
+	}
+	if err := jobrun.WriteInfraError(p, cause.Error()); err != nil {
+		l.log.Warn("could not record the failure in the events file", "error", err)
+	}
 }

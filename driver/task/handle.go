@@ -13,6 +13,7 @@ import (
 
 	"github.com/solstice-ci/solstice/driver/exitcode"
 	"github.com/solstice-ci/solstice/driver/guestssh"
+	"github.com/solstice-ci/solstice/driver/jobrun"
 	"github.com/solstice-ci/solstice/driver/qemu"
 )
 
@@ -20,6 +21,11 @@ import (
 type Handle struct {
 	log  hclog.Logger
 	inst *qemu.Instance
+	job  *jobrun.Runner // nil for a plain long-running VM
+	// jobDone is closed when the job's final event has arrived.
+	jobDone chan struct{}
+	jobCode int
+	jobErr  error
 
 	mu          sync.RWMutex
 	state       State
@@ -69,14 +75,27 @@ func (h *Handle) Result() *drivers.ExitResult {
 	return h.result
 }
 
-// Run waits for QEMU to exit and turns how it went into the task's result.
-// It returns when the task is over.
+// SetJob makes the task run a job plan: its result becomes the task's.
+func (h *Handle) SetJob(r *jobrun.Runner) {
+	h.job = r
+	h.jobDone = make(chan struct{})
+}
+
+// Run follows the job (if any) and waits for QEMU to exit, then turns how it
+// went into the task's result. It returns when the task is over.
 func (h *Handle) Run() {
+	if h.job != nil {
+		go h.followJob()
+	}
 	<-h.inst.Exited()
 	code := h.inst.ExitCode()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.result = h.exitResult(code)
+	if h.job != nil {
+		h.result = h.jobResult()
+	} else {
+		h.result = h.exitResult(code)
+	}
 	h.status = drivers.TaskStateExited
 	h.completedAt = time.Now()
 	if h.ssh != nil {
@@ -87,6 +106,52 @@ func (h *Handle) Run() {
 	}
 	h.log.Info("vm exited", "qemu_exit", code, "task_exit", h.result.ExitCode, "stopped", h.stopping)
 	close(h.done)
+}
+
+// followJob follows the job's events to its end, then powers the VM off:
+// a finished job has no more use for its guest.
+func (h *Handle) followJob() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-h.inst.Exited():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	code, err := h.job.Follow(ctx, h.inst.Exited())
+	h.mu.Lock()
+	h.jobCode, h.jobErr = code, err
+	q := h.qmp
+	h.mu.Unlock()
+	close(h.jobDone)
+	if err != nil {
+		h.log.Error("lost the job's event stream", "error", err)
+	}
+	h.log.Info("job finished", "exit_code", code)
+	h.inst.Shutdown(context.Background(), q, jobPowerOffTimeout)
+}
+
+// jobPowerOffTimeout bounds the power-off after a job has finished.
+const jobPowerOffTimeout = 60 * time.Second
+
+// jobResult is the task's result for a job; h.mu is held.
+func (h *Handle) jobResult() *drivers.ExitResult {
+	select {
+	case <-h.jobDone:
+	default:
+		if h.stopping {
+			return &drivers.ExitResult{ExitCode: exitcode.Cancelled}
+		}
+		return &drivers.ExitResult{ExitCode: exitcode.Infrastructure,
+			Err: fmt.Errorf("the VM stopped before the job finished (see qemu.log in %s)", h.state.VMDir)}
+	}
+	res := &drivers.ExitResult{ExitCode: h.jobCode}
+	if h.jobErr != nil {
+		res.ExitCode, res.Err = exitcode.Infrastructure, h.jobErr
+	}
+	return res
 }
 
 func (h *Handle) exitResult(qemuCode int) *drivers.ExitResult {
@@ -121,16 +186,42 @@ func (h *Handle) watchEvents(q *qemu.QMP) {
 	}
 }
 
-// Stop presses the ACPI power button and kills QEMU if the guest has not
-// powered off within timeout (the job's kill_timeout).
+// Stop ends the task within timeout (the job's kill_timeout): a running job
+// is cancelled first, so its cleanup steps run and its events say
+// "cancelled"; then the ACPI power button is pressed, and QEMU is killed if
+// the guest has not powered off in the time left.
 func (h *Handle) Stop(ctx context.Context, timeout time.Duration) {
 	h.mu.Lock()
 	h.stopping = true
 	q := h.qmp
 	h.mu.Unlock()
 	start := time.Now()
-	clean := h.inst.Shutdown(ctx, q, timeout)
+	if h.job != nil {
+		h.cancelJob(ctx, timeout/2)
+	}
+	clean := h.inst.Shutdown(ctx, q, timeout-time.Since(start))
 	h.log.Info("vm stopped", "clean", clean, "took", time.Since(start).Round(time.Millisecond))
+}
+
+// cancelJob asks the guest agent to cancel and waits up to grace for the
+// job's final event.
+func (h *Handle) cancelJob(ctx context.Context, grace time.Duration) {
+	select {
+	case <-h.jobDone:
+		return
+	default:
+	}
+	cctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	if err := h.job.Cancel(cctx); err != nil {
+		h.log.Warn("could not cancel the job in the guest", "error", err)
+		return
+	}
+	select {
+	case <-h.jobDone:
+	case <-cctx.Done():
+		h.log.Warn("the job did not finish cancelling in time", "grace", grace)
+	}
 }
 
 // Kill ends QEMU at once.

@@ -35,7 +35,8 @@ type State struct {
 	User       string              `codec:"user"`
 	KeyPath    string              `codec:"key_path"` // in the task's secrets dir
 	HostKey    []byte              `codec:"host_key"` // pinned at first login
-	Netns      string              `codec:"netns"` // the alloc's, under bridge networking
+	Netns      string              `codec:"netns"`    // the alloc's, under bridge networking
+	Events     string              `codec:"events"`   // host events.jsonl; empty for a plain VM
 	StartedAt  time.Time           `codec:"started_at"`
 	BootTime   time.Duration       `codec:"boot_time"`
 }

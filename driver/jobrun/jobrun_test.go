@@ -1,0 +1,97 @@
+package jobrun
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/solstice-ci/solstice/driver/exitcode"
+)
+
+func TestOpenEventsDropsHalfWrittenLine(t *testing.T) {
+	tests := []struct {
+		name, content string
+		want          int64
+	}{
+		{"empty", "", 0},
+		{"whole lines", "{\"seq\":1}\n{\"seq\":2}\n", 20},
+		{"torn last line", "{\"seq\":1}\n{\"se", 10},
+		{"only a torn line", "{\"se", 0},
+		{"long file", strings.Repeat("x", 9000) + "\n" + strings.Repeat("y", 5000), 9001},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "sub", "events.jsonl")
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			os.WriteFile(p, []byte(tt.content), 0o644)
+			f, off, err := openEvents(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Write([]byte("next\n"))
+			f.Close()
+			data, _ := os.ReadFile(p)
+			if off != tt.want || string(data) != tt.content[:tt.want]+"next\n" {
+				t.Fatalf("offset %d, file %q", off, data)
+			}
+		})
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	tests := []struct {
+		line  string
+		code  int
+		final bool
+	}{
+		{`{"seq":9,"type":"job_finished","conclusion":"success"}`, exitcode.Success, true},
+		{`{"seq":9,"type":"job_finished","conclusion":"failure"}`, exitcode.JobFailed, true},
+		{`{"seq":9,"type":"job_finished","conclusion":"cancelled"}`, exitcode.Cancelled, true},
+		{`{"seq":1,"type":"infra_error","message":"no git"}`, exitcode.Infrastructure, true},
+		{`{"seq":2,"type":"log","line":"hi"}`, 0, false},
+	}
+	for _, tt := range tests {
+		ev, err := decode([]byte(tt.line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, final := ev.exitCode(); code != tt.code || final != tt.final {
+			t.Errorf("%s: exitCode = %d, %v", tt.line, code, final)
+		}
+	}
+	if _, err := decode([]byte("not json")); err == nil {
+		t.Error("decode accepted garbage")
+	}
+}
+
+func TestRender(t *testing.T) {
+	var out bytes.Buffer
+	r := renderer{out: &out}
+	for _, l := range []string{
+		`{"type":"step_started","index":0,"name":"Build"}`,
+		`{"type":"log","step":0,"line":"compiling"}`,
+		`{"type":"step_finished","index":0,"conclusion":"failure","exit_code":2,"duration_ms":1500}`,
+		`{"type":"job_finished","conclusion":"failure"}`,
+	} {
+		ev, _ := decode([]byte(l))
+		r.event(ev)
+	}
+	want := "==> Build\ncompiling\n<== Build: failure (exit code 2) in 1.5s\n==> job failure\n"
+	if out.String() != want {
+		t.Fatalf("rendered:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
+func TestWriteInfraError(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "a", "events.jsonl")
+	if err := WriteInfraError(p, "boot timeout"); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(p)
+	ev, err := decode(data)
+	if err != nil || ev.Seq != 1 || ev.Type != "infra_error" || ev.Message != "boot timeout" || !bytes.HasSuffix(data, []byte("\n")) {
+		t.Fatalf("events file %q", data)
+	}
+}
