@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -391,11 +393,15 @@ func (l *launch) launchJob(ctx context.Context, h *task.Handle) error {
 	if err != nil {
 		return err
 	}
+	bundle, err := l.bundle(ctx)
+	if err != nil {
+		return err
+	}
 	files := jobrun.Files{
 		Agent:   agent,
 		Plan:    l.taskPath(l.tc.Plan),
 		Secrets: l.taskPath(l.tc.Secrets),
-		Bundle:  l.taskPath(l.tc.Bundle),
+		Bundle:  bundle,
 	}
 	l.d.emit(l.cfg, "Running job", "the guest agent runs the job plan")
 	if err := r.Launch(ctx, files); err != nil {
@@ -403,6 +409,53 @@ func (l *launch) launchJob(ctx context.Context, h *task.Handle) error {
 	}
 	h.SetJob(r)
 	return nil
+}
+
+// bundle returns the repository bundle's local path, downloading it first
+// when the task config gives a URL (solstice run serves its bundle that way,
+// so the guest itself never needs a route to the machine it came from).
+func (l *launch) bundle(ctx context.Context) (string, error) {
+	b := l.tc.Bundle
+	if !strings.HasPrefix(b, "http://") && !strings.HasPrefix(b, "https://") {
+		return l.taskPath(b), nil
+	}
+	dst := filepath.Join(l.st.VMDir, "repo.bundle")
+	if err := download(ctx, b, dst); err != nil {
+		return "", fmt.Errorf("fetch the repository bundle: %w", err)
+	}
+	return dst, nil
+}
+
+func download(ctx context.Context, url, dst string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", redactQuery(url), resp.Status)
+	}
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// redactQuery drops a URL's query, where access tokens travel.
+func redactQuery(u string) string {
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		return u[:i] + "?…"
+	}
+	return u
 }
 
 // taskPath resolves a path from the task config against the task dir.

@@ -10,13 +10,15 @@ job "solstice-solstice-test" {
 
   meta {
     solstice_label   = "solstice-test"
+    # solstice run sets a URL the client fetches the repository bundle from.
+    solstice_bundle_url = ""
     solstice_aliases = "debian-test"
   }
 
   parameterized {
     payload       = "required"
     meta_required = ["solstice_forge", "solstice_instance", "solstice_task_id", "solstice_job_name", "solstice_secrets_key"]
-    meta_optional = ["solstice_repository", "solstice_run"]
+    meta_optional = ["solstice_repository", "solstice_run", "solstice_bundle_url"]
   }
 
   # Only clients whose solstice-vm driver offers the image.
@@ -65,6 +67,7 @@ job "solstice-solstice-test" {
         boot_timeout = "5m"
         plan         = "local/plan.json"
         secrets      = "secrets/job-secrets.json"
+        bundle       = "${NOMAD_META_solstice_bundle_url}"
       }
 
       resources {

@@ -35,6 +35,7 @@ const (
 	MetaRun        = "solstice_run"
 	MetaJobName    = "solstice_job_name"
 	MetaSecretsKey = "solstice_secrets_key"
+	MetaBundleURL  = "solstice_bundle_url" // solstice run only
 )
 
 // SecretsPrefix is where job secrets live as Nomad Variables; the parent
@@ -93,6 +94,9 @@ type Request struct {
 	Plan    []byte            // the encoded job plan: the dispatch payload
 	Secrets map[string]string // values the job may use; never in the payload
 	Meta    Meta
+	// BundleURL, for solstice run, is where the client fetches the
+	// repository bundle; forges are reached by the guest itself.
+	BundleURL string
 }
 
 // PayloadLimit is Nomad's dispatch payload limit (DispatchPayloadSizeLimit).
@@ -123,7 +127,11 @@ func (c *Client) Dispatch(ctx context.Context, req Request) (*Job, error) {
 		return nil, err
 	}
 	q := (&api.WriteOptions{}).WithContext(ctx)
-	resp, _, err := c.API.Jobs().Dispatch(ParentJob(req.Label), req.Meta.nomad(key), req.Plan, idPrefix(req.Meta), q)
+	meta := req.Meta.nomad(key)
+	if req.BundleURL != "" {
+		meta[MetaBundleURL] = req.BundleURL
+	}
+	resp, _, err := c.API.Jobs().Dispatch(ParentJob(req.Label), meta, req.Plan, idPrefix(req.Meta), q)
 	if err != nil {
 		c.deleteSecrets(context.WithoutCancel(ctx), key)
 		return nil, fmt.Errorf("dispatch %s to %s: %w", req.Meta.JobName, ParentJob(req.Label), err)

@@ -1,0 +1,12 @@
+// Package jobspecs ships Solstice's Nomad jobspecs: the parent job of each
+// runs-on label (labels/) and the runner shims' service job. They are plain
+// files for operators to edit and register; the package embeds them so that
+// `solstice run` can register the built-in label on a local agent.
+package jobspecs
+
+import "embed"
+
+// Labels holds labels/*.nomad.hcl.
+//
+//go:embed labels/*.nomad.hcl
+var Labels embed.FS
