@@ -1,37 +1,66 @@
-// Command solstice is Solstice's CLI: the Forgejo/Gitea and GitHub runner
-// shims, `solstice run` for workflows without a forge, and catalog tools.
+// Command solstice is Solstice's CLI: `solstice run` for workflows without a
+// forge, the runner shims, and tools for the label catalog.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"sort"
+	"syscall"
 )
 
 // version is set at build time.
 var version = "dev"
 
-const usage = `usage: solstice <command> [arguments]
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string) int
+}
 
-commands:
-  run        run a workflow file through Nomad, without a forge
-  version    print the version
-`
+var commands = map[string]command{
+	"run":      {"run a workflow file's jobs through Nomad, without a forge", cmdRun},
+	"validate": {"check workflow files for what Solstice cannot run", cmdValidate},
+	"jobs":     {"register the label parent jobs (jobs sync) or list the catalog (jobs list)", cmdJobs},
+	"version":  {"print the version", cmdVersion},
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: solstice <command> [arguments]\n\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(os.Stderr, "  %-9s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(os.Stderr, "\nRun 'solstice <command> -h' for a command's options.")
+}
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
+	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+		usage()
 		os.Exit(2)
 	}
-	switch os.Args[1] {
-	case "version", "--version":
-		fmt.Println("solstice", version)
-	case "run":
-		fmt.Fprintln(os.Stderr, "solstice run: not available yet: it needs the dispatch layer (shim/dispatch), which is not built yet")
-		os.Exit(1)
-	case "help", "-h", "--help":
-		fmt.Print(usage)
-	default:
-		fmt.Fprintf(os.Stderr, "solstice: unknown command %q\n\n%s", os.Args[1], usage)
+	cmd, ok := commands[os.Args[1]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "solstice: unknown command %q\n\n", os.Args[1])
+		usage()
 		os.Exit(2)
 	}
+	// The first interrupt cancels the context (commands clean up: solstice
+	// run stops its Nomad jobs); a second one exits at once.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	os.Exit(cmd.run(ctx, os.Args[2:]))
+}
+
+func cmdVersion(context.Context, []string) int {
+	fmt.Println("solstice", version)
+	return 0
 }
