@@ -2,7 +2,6 @@ package jobrun
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -11,44 +10,26 @@ import (
 	"time"
 
 	"github.com/solstice-ci/solstice/driver/exitcode"
+	"github.com/solstice-ci/solstice/guest/events"
 )
 
-// event is the part of the guest agent's event contract the driver reads.
-type event struct {
-	Seq        int64  `json:"seq"`
-	Type       string `json:"type"`
-	Index      int    `json:"index"`
-	Name       string `json:"name"`
-	Step       int    `json:"step"`
-	Stream     string `json:"stream"`
-	Line       string `json:"line"`
-	Conclusion string `json:"conclusion"`
-	ExitCode   *int   `json:"exit_code"`
-	DurationMS int64  `json:"duration_ms"`
-	Message    string `json:"message"`
-}
-
-func decode(line []byte) (event, error) {
-	var ev event
-	if err := json.Unmarshal(bytes.TrimSpace(line), &ev); err != nil {
-		return ev, fmt.Errorf("decode event %q: %w", truncate(string(line), 120), err)
-	}
-	return ev, nil
+func decode(line []byte) (events.Event, error) {
+	return events.Decode(bytes.TrimSpace(line))
 }
 
 // exitCode maps the job's final event to the task exit code.
-func (ev event) exitCode() (int, bool) {
+func exitCode(ev events.Event) (int, bool) {
 	switch ev.Type {
-	case "job_finished":
+	case events.TypeJobFinished:
 		switch ev.Conclusion {
-		case "success":
+		case events.Success:
 			return exitcode.Success, true
-		case "cancelled":
+		case events.Cancelled:
 			return exitcode.Cancelled, true
 		default:
 			return exitcode.JobFailed, true
 		}
-	case "infra_error":
+	case events.TypeInfraError:
 		return exitcode.Infrastructure, true
 	}
 	return 0, false
@@ -60,7 +41,7 @@ type renderer struct {
 	names map[int]string
 }
 
-func (r *renderer) event(ev event) {
+func (r *renderer) event(ev events.Event) {
 	if r.out == nil {
 		return
 	}
@@ -68,22 +49,27 @@ func (r *renderer) event(ev event) {
 		r.names = map[int]string{}
 	}
 	switch ev.Type {
-	case "step_started":
-		r.names[ev.Index] = ev.Name
+	case events.TypeStepStarted:
+		r.names[ev.Step] = ev.Name
 		fmt.Fprintf(r.out, "==> %s\n", ev.Name)
-	case "log":
+	case events.TypeLog:
 		fmt.Fprintln(r.out, ev.Line)
-	case "step_finished":
-		name := r.names[ev.Index]
-		if name == "" {
-			name = ev.Name
-		}
-		fmt.Fprintf(r.out, "<== %s: %s%s in %s\n", name, ev.Conclusion, exitSuffix(ev.ExitCode), time.Duration(ev.DurationMS)*time.Millisecond)
-	case "job_finished":
-		fmt.Fprintf(r.out, "==> job %s\n", ev.Conclusion)
-	case "infra_error":
+	case events.TypeStepFinished:
+		fmt.Fprintf(r.out, "<== %s: %s%s in %s\n", r.stepName(ev), ev.Conclusion, exitSuffix(ev.ExitCode), time.Duration(ev.DurationMS)*time.Millisecond)
+	case events.TypeJobFinished:
+		fmt.Fprintf(r.out, "==> job %s in %s\n", ev.Conclusion, time.Duration(ev.DurationMS)*time.Millisecond)
+	case events.TypeInfraError:
 		fmt.Fprintf(r.out, "==> infrastructure error: %s\n", ev.Message)
 	}
+}
+
+// stepName remembers names from step_started; after a plugin restart the
+// stream resumes mid-step and the number has to do.
+func (r *renderer) stepName(ev events.Event) string {
+	if n := r.names[ev.Step]; n != "" {
+		return n
+	}
+	return fmt.Sprintf("step %d", ev.Step+1)
 }
 
 func exitSuffix(code *int) string {
@@ -91,13 +77,6 @@ func exitSuffix(code *int) string {
 		return ""
 	}
 	return fmt.Sprintf(" (exit code %d)", *code)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }
@@ -108,11 +87,7 @@ func WriteInfraError(path, message string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	line, err := json.Marshal(map[string]any{
-		"seq": 1, "time": time.Now().UTC().Format(time.RFC3339Nano), "type": "infra_error", "message": message,
-	})
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(line, '\n'), 0o644)
+	ev := events.Event{Seq: 1, Time: time.Now().UTC(), Type: events.TypeInfraError, Message: message}
+	return os.WriteFile(path, events.Marshal(&ev), 0o644)
 }
+

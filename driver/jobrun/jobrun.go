@@ -221,7 +221,7 @@ func (r *Runner) followOnce(ctx context.Context, f *os.File, offset *int64) (int
 			continue
 		}
 		r.render.event(ev)
-		if code, final := ev.exitCode(); final {
+		if code, final := exitCode(ev); final {
 			f.Sync()
 			return code, true, nil
 		}

@@ -50,14 +50,14 @@ func TestExitCodes(t *testing.T) {
 		{`{"seq":9,"type":"job_finished","conclusion":"failure"}`, exitcode.JobFailed, true},
 		{`{"seq":9,"type":"job_finished","conclusion":"cancelled"}`, exitcode.Cancelled, true},
 		{`{"seq":1,"type":"infra_error","message":"no git"}`, exitcode.Infrastructure, true},
-		{`{"seq":2,"type":"log","line":"hi"}`, 0, false},
+		{`{"seq":2,"type":"log","step":0,"stream":"stdout","line":"hi"}`, 0, false},
 	}
 	for _, tt := range tests {
 		ev, err := decode([]byte(tt.line))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if code, final := ev.exitCode(); code != tt.code || final != tt.final {
+		if code, final := exitCode(ev); code != tt.code || final != tt.final {
 			t.Errorf("%s: exitCode = %d, %v", tt.line, code, final)
 		}
 	}
@@ -70,15 +70,16 @@ func TestRender(t *testing.T) {
 	var out bytes.Buffer
 	r := renderer{out: &out}
 	for _, l := range []string{
-		`{"type":"step_started","index":0,"name":"Build"}`,
-		`{"type":"log","step":0,"line":"compiling"}`,
-		`{"type":"step_finished","index":0,"conclusion":"failure","exit_code":2,"duration_ms":1500}`,
-		`{"type":"job_finished","conclusion":"failure"}`,
+		`{"seq":1,"type":"step_started","step":0,"name":"Build"}`,
+		`{"seq":2,"type":"log","step":0,"line":"compiling"}`,
+		`{"seq":3,"type":"step_finished","step":0,"conclusion":"failure","exit_code":2,"duration_ms":1500}`,
+		`{"seq":4,"type":"step_finished","step":1,"conclusion":"skipped"}`,
+		`{"seq":5,"type":"job_finished","conclusion":"failure","duration_ms":2000}`,
 	} {
 		ev, _ := decode([]byte(l))
 		r.event(ev)
 	}
-	want := "==> Build\ncompiling\n<== Build: failure (exit code 2) in 1.5s\n==> job failure\n"
+	want := "==> Build\ncompiling\n<== Build: failure (exit code 2) in 1.5s\n<== step 2: skipped in 0s\n==> job failure in 2s\n"
 	if out.String() != want {
 		t.Fatalf("rendered:\n%s\nwant:\n%s", out.String(), want)
 	}
