@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-func run(t *testing.T, dir string, args ...string) string {
+func sh(t *testing.T, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = dir
@@ -26,11 +26,11 @@ func run(t *testing.T, dir string, args ...string) string {
 
 func testRepo(t *testing.T) string {
 	dir := t.TempDir()
-	run(t, dir, "git", "init", "-q", "-b", "main")
+	sh(t, dir, "git", "init", "-q", "-b", "main")
 	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("one\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, ".gitignore"), []byte("ignored.txt\n"), 0o644)
-	run(t, dir, "git", "add", ".")
-	run(t, dir, "git", "commit", "-q", "-m", "first")
+	sh(t, dir, "git", "add", ".")
+	sh(t, dir, "git", "commit", "-q", "-m", "first")
 	return dir
 }
 
@@ -43,15 +43,15 @@ func ctx(t *testing.T) context.Context {
 // clone checks the snapshot out of its bundle, as the guest does.
 func clone(t *testing.T, s *Snapshot) string {
 	dst := filepath.Join(t.TempDir(), "clone")
-	run(t, ".", "git", "init", "-q", dst)
-	run(t, dst, "git", "fetch", "-q", s.Bundle, snapshotRef)
-	run(t, dst, "git", "checkout", "-q", s.Commit)
+	sh(t, ".", "git", "init", "-q", dst)
+	sh(t, dst, "git", "fetch", "-q", s.Bundle, snapshotRef)
+	sh(t, dst, "git", "checkout", "-q", s.Commit)
 	return dst
 }
 
 func TestSnapshotCleanTreeIsHead(t *testing.T) {
 	repo := testRepo(t)
-	head := run(t, repo, "git", "rev-parse", "HEAD")
+	head := sh(t, repo, "git", "rev-parse", "HEAD")
 	s, err := TakeSnapshot(ctx(t), repo, filepath.Join(t.TempDir(), "r.bundle"))
 	if err != nil {
 		t.Fatal(err)
@@ -66,11 +66,11 @@ func TestSnapshotCleanTreeIsHead(t *testing.T) {
 
 func TestSnapshotCarriesUncommittedChanges(t *testing.T) {
 	repo := testRepo(t)
-	head := run(t, repo, "git", "rev-parse", "HEAD")
+	head := sh(t, repo, "git", "rev-parse", "HEAD")
 	os.WriteFile(filepath.Join(repo, "a.txt"), []byte("two\n"), 0o644)
 	os.WriteFile(filepath.Join(repo, "new.txt"), []byte("new\n"), 0o644)
 	os.WriteFile(filepath.Join(repo, "ignored.txt"), []byte("secret\n"), 0o644)
-	statusBefore := run(t, repo, "git", "status", "--porcelain")
+	statusBefore := sh(t, repo, "git", "status", "--porcelain")
 
 	s, err := TakeSnapshot(ctx(t), repo, filepath.Join(t.TempDir(), "r.bundle"))
 	if err != nil {
@@ -88,13 +88,13 @@ func TestSnapshotCarriesUncommittedChanges(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dst, "ignored.txt")); err == nil {
 		t.Error("an ignored file went into the snapshot")
 	}
-	if got := run(t, repo, "git", "rev-parse", "HEAD"); got != head {
+	if got := sh(t, repo, "git", "rev-parse", "HEAD"); got != head {
 		t.Error("taking a snapshot moved HEAD")
 	}
-	if got := run(t, repo, "git", "status", "--porcelain"); got != statusBefore {
+	if got := sh(t, repo, "git", "status", "--porcelain"); got != statusBefore {
 		t.Errorf("taking a snapshot changed the index or work tree:\n%s\nvs\n%s", got, statusBefore)
 	}
-	if refs := run(t, repo, "git", "for-each-ref", "refs/solstice"); refs != "" {
+	if refs := sh(t, repo, "git", "for-each-ref", "refs/solstice"); refs != "" {
 		t.Errorf("the snapshot ref was left behind: %s", refs)
 	}
 }

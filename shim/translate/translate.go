@@ -73,6 +73,12 @@ func Plan(in Input) (*plan.Plan, error) {
 }
 
 func step(s *workflow.Step) plan.Step {
+	if s.IsKDL() {
+		with := pairs(s.With)
+		return plan.Step{ID: s.ID, Name: s.Name, If: s.If, Env: pairs(s.Env),
+			ContinueOnError: boolScalar(s.ContinueOnError),
+			KDL:             &plan.KDL{Path: with["path"], Job: with["job"]}}
+	}
 	ps := plan.Step{
 		ID: s.ID, Name: s.Name, If: s.If,
 		Run: s.Run, Shell: s.Shell, WorkingDirectory: s.WorkingDirectory,

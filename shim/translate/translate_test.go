@@ -39,6 +39,11 @@ jobs:
         timeout-minutes: 5
         env:
           A: ${{ matrix.arch }}
+      - name: Legacy
+        uses: solstice-ci/kdl@v1
+        with:
+          path: .solstice/workflow.kdl
+          job: illumos-build
 `
 
 func runs(t *testing.T) (*workflow.Workflow, []workflow.Run) {
@@ -80,6 +85,8 @@ func TestPlan(t *testing.T) {
 		{"step timeout", p.Steps[1].TimeoutMinutes, plan.Scalar("5")},
 		{"step env kept unevaluated", p.Steps[1].Env["A"], "${{ matrix.arch }}"},
 		{"outputs", p.Outputs["v"], "${{ steps.v.outputs.v }}"},
+		{"kdl step", p.Steps[2].KDL, &plan.KDL{Path: ".solstice/workflow.kdl", Job: "illumos-build"}},
+		{"kdl step has no uses", p.Steps[2].Uses, ""},
 		{"matrix context", string(p.Contexts["matrix"]), `{"arch":"arm64"}`},
 		{"strategy context", string(p.Contexts["strategy"]), `{"fail-fast":true,"job-index":1,"job-total":2,"max-parallel":2}`},
 	}
@@ -103,7 +110,7 @@ func TestEncodeRoundTripAndLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	back, err := plan.DecodeAuto(bytes.NewReader(payload))
-	if err != nil || back.Job.Name != p.Job.Name || len(back.Steps) != 2 {
+	if err != nil || back.Job.Name != p.Job.Name || len(back.Steps) != 3 {
 		t.Fatalf("round trip: %+v, %v", back, err)
 	}
 	// Incompressible script text pushes the plan over the payload limit.

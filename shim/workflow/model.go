@@ -222,9 +222,16 @@ type Step struct {
 }
 
 // IsCheckout reports whether the step is actions/checkout.
-func (s *Step) IsCheckout() bool { return isCheckout(s.Uses) }
+func (s *Step) IsCheckout() bool { return isAction(s.Uses, "actions/checkout") }
 
-func isCheckout(uses string) bool {
+// KDLAction is Solstice's built-in action that runs a job of a legacy
+// .solstice/workflow.kdl file (with: path, job).
+const KDLAction = "solstice-ci/kdl"
+
+// IsKDL reports whether the step is the built-in KDL action.
+func (s *Step) IsKDL() bool { return isAction(s.Uses, KDLAction) }
+
+func isAction(uses, name string) bool {
 	i := strings.LastIndex(uses, "@")
-	return i > 0 && i < len(uses)-1 && strings.EqualFold(uses[:i], "actions/checkout")
+	return i > 0 && i < len(uses)-1 && strings.EqualFold(uses[:i], name)
 }

@@ -109,7 +109,24 @@ func (p *parser) checkUses(where string, s *Step, fs []field) {
 	if s.IsCheckout() {
 		return
 	}
-	p.errorf(fieldVal(fs, "uses"), featUses, "%s uses %s: only run steps and actions/checkout are supported", where, s.Uses)
+	if s.IsKDL() {
+		p.checkKDL(where, s, fs)
+		return
+	}
+	p.errorf(fieldVal(fs, "uses"), featUses, "%s uses %s: only run steps, actions/checkout and %s are supported", where, s.Uses, KDLAction)
+}
+
+// checkKDL requires the KDL action's two inputs.
+func (p *parser) checkKDL(where string, s *Step, fs []field) {
+	have := map[string]bool{}
+	for _, w := range s.With {
+		have[w.Name] = true
+	}
+	for _, need := range []string{"path", "job"} {
+		if !have[need] {
+			p.errorf(fieldVal(fs, "uses"), featUses, "%s uses %s without with.%s", where, s.Uses, need)
+		}
+	}
 }
 
 // onlyWith reports keys of fs, among keys, that need a `need` step.

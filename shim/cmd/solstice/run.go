@@ -2,11 +2,124 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/solstice-ci/solstice/shim/localrun"
 )
 
-func cmdRun(context.Context, []string) int {
-	fmt.Fprintln(os.Stderr, "solstice run: not available yet: the job plan translation is still being built")
-	return 1
+// kvFlag collects repeated KEY=VALUE flags.
+type kvFlag struct {
+	m        map[string]string
+	fromEnv  bool // a bare KEY takes its value from the environment
+	flagName string
+}
+
+func (f *kvFlag) String() string { return "" }
+
+func (f *kvFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok {
+		if !f.fromEnv {
+			return fmt.Errorf("want KEY=VALUE, got %q", s)
+		}
+		val, set := os.LookupEnv(k)
+		if !set {
+			return fmt.Errorf("--%s %s: the environment has no %s", f.flagName, k, k)
+		}
+		v = val
+	}
+	if k == "" {
+		return fmt.Errorf("empty key in %q", s)
+	}
+	f.m[k] = v
+	return nil
+}
+
+const runUsage = `usage: solstice run [options] WORKFLOW.yml
+
+Runs the workflow's jobs through Nomad, in the order their needs allow,
+checking out this repository's current commit (uncommitted changes
+included). With NOMAD_ADDR set it uses that cluster; otherwise, or with
+-local, it starts a local Nomad agent with the solstice-vm driver and the
+test guest image. Ctrl-C cancels the jobs. The exit code is the result:
+0 success, 1 a job failed, 2 cancelled, 3 infrastructure failure.
+
+options:
+`
+
+func cmdRun(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	o := localrun.Options{Out: os.Stdout, Matrix: map[string]string{}, Secrets: map[string]string{}, Vars: map[string]string{}}
+	fs.StringVar(&o.Job, "job", "", "run only this job")
+	fs.Var(&kvFlag{m: o.Matrix, flagName: "matrix"}, "matrix", "run only matrix combinations with KEY=VALUE (repeatable)")
+	fs.Var(&kvFlag{m: o.Secrets, fromEnv: true, flagName: "secret"}, "secret", "a secret KEY=VALUE, or KEY to take it from the environment (repeatable)")
+	fs.Var(&kvFlag{m: o.Vars, flagName: "var"}, "var", "a configuration variable KEY=VALUE (repeatable)")
+	fs.StringVar(&o.BundleListen, "bundle-listen", "", "address to serve the repository bundle on (default 127.0.0.1:0)")
+	local := fs.Bool("local", false, "start a local Nomad agent even if NOMAD_ADDR is set")
+	l := localDefaults()
+	fs.StringVar(&l.Nomad, "nomad", l.Nomad, "nomad binary for the local agent")
+	fs.StringVar(&l.PluginDir, "plugin-dir", l.PluginDir, "directory with solstice-vm and the solstice-guest builds")
+	fs.StringVar(&l.Image, "image", l.Image, "test guest image (qcow2, with IMAGE.sha256 beside it)")
+	fs.StringVar(&l.CacheDir, "cache-dir", l.CacheDir, "the local driver's image cache")
+	verbose := fs.Bool("v", false, "log what solstice does")
+	fs.Usage = func() { fmt.Fprint(os.Stderr, runUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	o.Workflow = fs.Arg(0)
+	o.Log = hclog.NewNullLogger()
+	if *verbose {
+		o.Log = hclog.New(&hclog.LoggerOptions{Name: "solstice", Level: hclog.Debug})
+	}
+	if *local || !nomadReachable() {
+		o.Local = &l
+	}
+	return localrun.Run(ctx, o)
+}
+
+// localDefaults finds the local agent's parts next to this binary, as
+// `make build` lays them out (bin/ and .cache/ side by side).
+func localDefaults() localrun.Local {
+	exe, _ := os.Executable()
+	bin := filepath.Dir(exe)
+	root := filepath.Dir(bin)
+	home, _ := os.UserCacheDir()
+	nomad := filepath.Join(root, ".cache/tools/nomad-1.6.3/nomad")
+	images, _ := filepath.Glob(filepath.Join(root, ".cache/images/solstice-test-*/solstice-test.qcow2"))
+	image := ""
+	if len(images) > 0 {
+		image = images[len(images)-1]
+	}
+	return localrun.Local{
+		Nomad: nomad, PluginDir: bin, Image: image,
+		CacheDir: filepath.Join(home, "solstice", "images"),
+	}
+}
+
+// nomadReachable reports whether NOMAD_ADDR (or Nomad's default address)
+// answers.
+func nomadReachable() bool {
+	addr := os.Getenv("NOMAD_ADDR")
+	if addr == "" {
+		return false
+	}
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(strings.TrimSuffix(addr, "/") + "/v1/status/leader")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return true
 }

@@ -1,0 +1,152 @@
+package localrun
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/solstice-ci/solstice/driver/exitcode"
+	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/guest/expr"
+	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/translate"
+	"github.com/solstice-ci/solstice/shim/workflow"
+)
+
+// result is how one job run went.
+type result struct {
+	run        workflow.Run
+	label      string
+	conclusion string // success, failure, cancelled, skipped
+	code       int
+	note       string
+	outputs    map[string]string
+	started    time.Time
+	took       time.Duration
+}
+
+func (res *result) finish(conclusion string, code int, note string) {
+	res.conclusion, res.code, res.note = conclusion, code, note
+	if !res.started.IsZero() {
+		res.took = time.Since(res.started)
+	}
+}
+
+// one runs a single job run to its end.
+func (r *runner) one(ctx context.Context, res *result) {
+	needs, status := r.needs(res.run)
+	run, err := r.shouldRun(res.run, needs, status, ctx)
+	switch {
+	case err != nil:
+		res.finish(events.Failure, exitcode.JobFailed, err.Error())
+		r.print.job(res.run.Name, "✗ %s", err)
+		return
+	case !run:
+		res.finish(events.Skipped, exitcode.Success, "a job it needs did not succeed")
+		r.print.job(res.run.Name, "- skipped: a job it needs did not succeed")
+		return
+	}
+	res.started = time.Now()
+	job, err := r.dispatch(ctx, res, needs)
+	if err != nil {
+		res.finish(events.Failure, exitcode.Infrastructure, err.Error())
+		r.print.job(res.run.Name, "✗ %s", err)
+		return
+	}
+	defer r.d.Finish(context.WithoutCancel(ctx), job)
+	r.watch(ctx, res, job)
+}
+
+// needs builds the needs context from the runs already finished, and the
+// job status the implicit success() of a job's if: looks at.
+func (r *runner) needs(run workflow.Run) (map[string]translate.Need, expr.JobStatus) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	status := expr.JobSucceeded
+	needs := map[string]translate.Need{}
+	for _, id := range run.Needs {
+		n := translate.Need{Result: events.Success, Outputs: map[string]string{}}
+		for _, res := range r.results[id] {
+			for k, v := range res.outputs {
+				n.Outputs[k] = v // like GitHub: a matrix job's last run wins
+			}
+			if res.conclusion != events.Success {
+				n.Result = res.conclusion
+			}
+		}
+		switch n.Result {
+		case events.Failure, events.Skipped:
+			status = expr.JobFailed
+		case events.Cancelled:
+			status = expr.JobCancelled
+		}
+		needs[id] = n
+	}
+	return needs, status
+}
+
+// shouldRun evaluates the job's if: as GitHub's server does, with the
+// needs context and the implicit success().
+func (r *runner) shouldRun(run workflow.Run, needs map[string]translate.Need, status expr.JobStatus, ctx context.Context) (bool, error) {
+	if ctx.Err() != nil {
+		status = expr.JobCancelled
+	}
+	ctxs := map[string]expr.Value{"needs": toValue(needs), "github": toValue(r.github(run)), "vars": toValue(r.opts.Vars), "inputs": nil}
+	ok, err := expr.EvaluateCondition(run.If, &expr.Env{Contexts: ctxs, Status: status})
+	if err != nil {
+		return false, fmt.Errorf("job %q: if: %w", run.JobID, err)
+	}
+	return ok, nil
+}
+
+func (r *runner) dispatch(ctx context.Context, res *result, needs map[string]translate.Need) (*dispatch.Job, error) {
+	p, err := translate.Plan(translate.Input{
+		Workflow: r.wf, Run: res.run, GitHub: r.github(res.run), Vars: r.opts.Vars,
+		Needs: needs, Secrets: secretNames(r.opts.Secrets),
+		Checkout: &plan.Checkout{SHA: r.snap.Commit, Ref: "refs/solstice/run", Bundle: "/var/tmp/solstice/repo.bundle"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	payload, err := translate.Encode(p)
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	return r.d.Dispatch(ctx, dispatch.Request{
+		Label: res.label, Plan: payload, Secrets: r.opts.Secrets, BundleURL: r.bundleURL,
+		Meta: dispatch.Meta{Forge: "local", Instance: host, TaskID: randomID(), Repository: filepath.Base(r.snap.Repo), JobName: res.run.Name},
+	})
+}
+
+// github is the github context of a local run.
+func (r *runner) github(run workflow.Run) map[string]any {
+	user := os.Getenv("USER")
+	return map[string]any{
+		"repository": filepath.Base(r.snap.Repo), "sha": r.snap.Commit, "ref": "refs/solstice/run",
+		"event_name": "workflow_dispatch", "actor": user, "triggering_actor": user,
+		"workflow": r.wf.Name, "job": run.JobID, "run_id": "1", "run_number": "1", "run_attempt": "1",
+		"server_url": "", "api_url": "",
+	}
+}
+
+func secretNames(m map[string]string) []string {
+	var names []string
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func randomID() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,104 @@
+package localrun
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/solstice-ci/solstice/jobspecs"
+	"github.com/solstice-ci/solstice/shim/jobs"
+	"github.com/solstice-ci/solstice/shim/nomadagent"
+)
+
+// Local describes the embedded default: a single-node Nomad agent on this
+// machine with the solstice-vm plugin and one image, the test guest.
+type Local struct {
+	Nomad     string // nomad binary
+	PluginDir string // holds solstice-vm and the solstice-guest builds
+	Image     string // qcow2 served as runs-on: solstice-test
+	CacheDir  string // the driver's image cache
+	DataDir   string // the agent's data dir (a temp dir when empty)
+}
+
+// localLabel is the only label of the embedded default.
+const localLabel = "solstice-test"
+
+func (l Local) pluginConfig() (string, error) {
+	sum, err := os.ReadFile(l.Image + ".sha256")
+	if err != nil {
+		return "", fmt.Errorf("the image's checksum file: %w", err)
+	}
+	return fmt.Sprintf(`
+    cache_dir   = %q
+    accelerator = "auto"
+    image %q {
+      source  = %q
+      sha256  = %q
+      format  = "qcow2"
+      os      = "linux"
+      user    = "solstice"
+      aliases = ["debian-test"]
+    }`, l.CacheDir, localLabel, "file://"+l.Image, strings.Fields(string(sum))[0]), nil
+}
+
+// startLocal starts the agent, waits for the driver and registers the
+// label's parent job. The caller stops the agent.
+func startLocal(ctx context.Context, l Local, say func(string, ...any)) (*nomadagent.Agent, error) {
+	conf, err := l.pluginConfig()
+	if err != nil {
+		return nil, err
+	}
+	if l.DataDir == "" {
+		if l.DataDir, err = os.MkdirTemp("", "solstice-run-nomad-"); err != nil {
+			return nil, err
+		}
+	}
+	say("starting a local Nomad agent (data in %s)", l.DataDir)
+	a, err := nomadagent.Start(ctx, nomadagent.Config{
+		Binary: l.Nomad, DataDir: l.DataDir, PluginDir: l.PluginDir, PluginConfig: conf,
+	})
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if _, err := a.WaitNode(wctx, "solstice-vm"); err != nil {
+		a.Stop(30 * time.Second)
+		return nil, fmt.Errorf("%w (agent log: %s)", err, a.LogPath)
+	}
+	c, err := a.Client()
+	if err == nil {
+		err = registerEmbedded(ctx, c)
+	}
+	if err != nil {
+		a.Stop(30 * time.Second)
+		return nil, err
+	}
+	return a, nil
+}
+
+// registerEmbedded registers the built-in label's parent job from the
+// jobspecs compiled into the binary.
+func registerEmbedded(ctx context.Context, c *api.Client) error {
+	dir, err := os.MkdirTemp("", "solstice-jobspecs-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	src, err := fs.ReadFile(jobspecs.Labels, "labels/"+localLabel+".nomad.hcl")
+	if err != nil {
+		return err
+	}
+	file := filepath.Join(dir, localLabel+".nomad.hcl")
+	if err := os.WriteFile(file, src, 0o644); err != nil {
+		return err
+	}
+	_, err = jobs.Sync(ctx, c, []string{file})
+	return err
+}

@@ -1,0 +1,228 @@
+package localrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/jobs"
+	"github.com/solstice-ci/solstice/shim/workflow"
+)
+
+// Options are solstice run's settings.
+type Options struct {
+	Workflow string            // the workflow file
+	Job      string            // run only this job (and nothing else)
+	Matrix   map[string]string // run only the combinations with these values
+	Secrets  map[string]string
+	Vars     map[string]string
+	// Local, when set, runs everything on an embedded local agent;
+	// otherwise NOMAD_ADDR (and NOMAD_TOKEN) name the cluster.
+	Local *Local
+	// BundleListen is where the repository bundle is served from; the
+	// Nomad clients must reach it. Defaults to 127.0.0.1:0.
+	BundleListen string
+	Out          io.Writer
+	Log          hclog.Logger
+}
+
+// Run runs the workflow and returns the process exit code: 0 when every
+// job succeeded, 1 when one failed, 2 when cancelled, 3 on an
+// infrastructure failure (the codes of package exitcode).
+func Run(ctx context.Context, o Options) int {
+	p := newPrinter(o.Out)
+	code, err := run(ctx, o, p)
+	if err != nil {
+		p.say("error: %v", err)
+		if code == 0 {
+			code = 3
+		}
+	}
+	return code
+}
+
+func run(ctx context.Context, o Options, p *printer) (int, error) {
+	w, runs, err := load(o)
+	if err != nil {
+		return 1, err
+	}
+	c, stop, err := connect(ctx, o, p)
+	if err != nil {
+		return 3, err
+	}
+	defer stop()
+	catalog, err := jobs.Catalog(ctx, c)
+	if err != nil {
+		return 3, err
+	}
+	labels, err := w.ResolveLabels(runs, catalog)
+	if err != nil {
+		return 1, err
+	}
+	snap, srv, err := prepareCheckout(ctx, o, p)
+	if err != nil {
+		return 3, err
+	}
+	defer srv.Close()
+	defer os.Remove(snap.Bundle)
+	r := &runner{
+		opts: o, wf: w, print: p, snap: snap, bundleURL: srv.URL,
+		d:       &dispatch.Client{API: c, Log: o.Log},
+		results: map[string][]*result{},
+	}
+	return r.all(ctx, runs, labels)
+}
+
+// load parses the workflow and picks the runs the options ask for.
+func load(o Options) (*workflow.Workflow, []workflow.Run, error) {
+	data, err := os.ReadFile(o.Workflow)
+	if err != nil {
+		return nil, nil, err
+	}
+	w, err := workflow.Parse(data, o.Workflow)
+	if err != nil {
+		return nil, nil, err
+	}
+	runs, err := w.Runs()
+	if err != nil {
+		return nil, nil, err
+	}
+	runs = filter(runs, o)
+	if len(runs) == 0 {
+		return nil, nil, errors.New("no job matches --job and --matrix")
+	}
+	return w, runs, nil
+}
+
+func filter(runs []workflow.Run, o Options) []workflow.Run {
+	var out []workflow.Run
+	for _, r := range runs {
+		if o.Job != "" && !strings.EqualFold(r.JobID, o.Job) {
+			continue
+		}
+		if !matrixMatches(r.Matrix, o.Matrix) {
+			continue
+		}
+		if o.Job != "" {
+			r.Needs = nil // a single job runs on its own
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func matrixMatches(m workflow.Map, want map[string]string) bool {
+	for k, v := range want {
+		got, ok := m.Get(k)
+		if !ok || fmt.Sprint(got) != v {
+			return false
+		}
+	}
+	return true
+}
+
+// connect reaches the cluster named by the environment, or starts the
+// local agent. stop undoes it.
+func connect(ctx context.Context, o Options, p *printer) (*api.Client, func(), error) {
+	if o.Local == nil {
+		c, err := api.NewClient(api.DefaultConfig())
+		return c, func() {}, err
+	}
+	a, err := startLocal(ctx, *o.Local, p.say)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := func() {
+		p.say("stopping the local Nomad agent")
+		a.Stop(30 * time.Second)
+		a.Unmount()
+		os.RemoveAll(a.DataDir())
+	}
+	c, err := a.Client()
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return c, stop, nil
+}
+
+func prepareCheckout(ctx context.Context, o Options, p *printer) (*Snapshot, *BundleServer, error) {
+	f, err := os.CreateTemp("", "solstice-run-*.bundle")
+	if err != nil {
+		return nil, nil, err
+	}
+	f.Close()
+	snap, err := TakeSnapshot(ctx, filepath.Dir(o.Workflow), f.Name())
+	if err != nil {
+		os.Remove(f.Name())
+		return nil, nil, err
+	}
+	dirty := ""
+	if snap.Dirty {
+		dirty = " (with uncommitted changes)"
+	}
+	p.say("checking out %s at %.12s%s", filepath.Base(snap.Repo), snap.Commit, dirty)
+	listen := o.BundleListen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	srv, err := ServeBundle(listen, snap.Bundle)
+	if err != nil {
+		os.Remove(snap.Bundle)
+		return nil, nil, err
+	}
+	return snap, srv, nil
+}
+
+// runner runs the selected jobs wave by wave.
+type runner struct {
+	opts      Options
+	wf        *workflow.Workflow
+	print     *printer
+	snap      *Snapshot
+	bundleURL string
+	d         *dispatch.Client
+
+	mu      sync.Mutex
+	results map[string][]*result // by job id: every run of the job
+}
+
+func (r *runner) all(ctx context.Context, runs []workflow.Run, labels []string) (int, error) {
+	byRun := map[string]string{}
+	for i, run := range runs {
+		byRun[run.JobID+"\x00"+run.Name] = labels[i]
+	}
+	waves, err := workflow.Order(runs)
+	if err != nil {
+		return 1, err
+	}
+	var all []*result
+	for _, wave := range waves {
+		var wg sync.WaitGroup
+		for _, run := range wave {
+			res := &result{run: run, label: byRun[run.JobID+"\x00"+run.Name]}
+			all = append(all, res)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r.one(ctx, res)
+				r.mu.Lock()
+				r.results[run.JobID] = append(r.results[run.JobID], res)
+				r.mu.Unlock()
+			}()
+		}
+		wg.Wait()
+	}
+	r.print.summary(all)
+	return overall(all), nil
+}
