@@ -69,7 +69,7 @@ func StartNomad(t *testing.T, opts ...Option) *Nomad {
 		RawExec:      o.rawExec,
 	}
 	if o.pluginConfig != "" {
-		cfg.PluginDir = env(t, "SOLSTICE_BIN")
+		cfg.Plugin = filepath.Join(env(t, "SOLSTICE_BIN"), "solstice-vm")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -82,8 +82,10 @@ func StartNomad(t *testing.T, opts ...Option) *Nomad {
 	if n.API, err = agent.Client(); err != nil {
 		t.Fatal(err)
 	}
+	// Wait for the driver the test relies on: raw_exec when enabled (a test
+	// may load solstice-vm precisely to see it unhealthy), else solstice-vm.
 	driver := "raw_exec"
-	if o.pluginConfig != "" {
+	if o.pluginConfig != "" && !o.rawExec {
 		driver = "solstice-vm"
 	}
 	if _, err := agent.WaitNode(ctx, driver); err != nil {
@@ -109,7 +111,7 @@ func (n *Nomad) cleanup() {
 	}
 	if n.t.Failed() {
 		if data, err := os.ReadFile(n.LogPath); err == nil {
-			n.t.Logf("nomad agent log:\n%s", tail(string(data), 200))
+			n.t.Logf("nomad agent log (without http requests):\n%s", tail(withoutHTTP(string(data)), 150))
 		}
 	}
 }
@@ -215,10 +217,28 @@ func describe(a *api.Allocation) string {
 	return s
 }
 
+// withoutHTTP drops the agent's per-request debug lines, which drown the
+// lines that explain a failure.
+func withoutHTTP(log string) string {
+	var keep []string
+	for _, l := range strings.Split(log, "\n") {
+		if !strings.Contains(l, "http: request complete") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
 func tail(s string, lines int) string {
 	ls := strings.Split(s, "\n")
 	if len(ls) > lines {
 		ls = ls[len(ls)-lines:]
 	}
 	return strings.Join(ls, "\n")
+}
+
+func testContext(t *testing.T, limit time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	t.Cleanup(cancel)
+	return ctx
 }

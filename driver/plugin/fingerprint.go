@@ -60,13 +60,11 @@ func (d *Driver) probeAccelerator() {
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, 3*time.Minute)
 	defer cancel()
-	res, err := accel.Probe(ctx, accel.Options{
-		Mode:       cfg.Accelerator,
-		QemuBinary: cfg.QemuBinary,
-		Device:     "/dev/kvm",
-		WorkDir:    os.TempDir(),
-		Boot:       d.testBoot(),
-	})
+	res, err := d.probeOnce(ctx, cfg)
+	if errors.Is(err, accel.ErrUnverified) && d.testBoot() != nil {
+		// An image arrived while the probe ran: the decisive step can run now.
+		res, err = d.probeOnce(ctx, cfg)
+	}
 	d.mu.Lock()
 	d.accel = accelState{result: res, unverified: errors.Is(err, accel.ErrUnverified)}
 	if err != nil && !d.accel.unverified {
@@ -118,6 +116,16 @@ func (d *Driver) saveVerdict(cfg *Config, res accel.Result) {
 			d.log.Warn("cannot remember the accelerator verdict", "error", err)
 		}
 	}
+}
+
+func (d *Driver) probeOnce(ctx context.Context, cfg *Config) (accel.Result, error) {
+	return accel.Probe(ctx, accel.Options{
+		Mode:       cfg.Accelerator,
+		QemuBinary: cfg.QemuBinary,
+		Device:     "/dev/kvm",
+		WorkDir:    os.TempDir(),
+		Boot:       d.testBoot(),
+	})
 }
 
 // reprobeIfUnverified runs the probe again once an image is cached.

@@ -49,7 +49,7 @@ func (d *Driver) StopTask(id string, timeout time.Duration, _ string) error {
 	if err != nil {
 		return err
 	}
-	d.log.Info("stopping task", "task", h.State().TaskConfig.Name, "kill_timeout", timeout)
+	d.log.Info("stopping task", "task", h.State().TaskConfig.Name, "kill_timeout", timeout.String())
 	h.Stop(d.ctx, timeout)
 	<-h.Done()
 	return nil

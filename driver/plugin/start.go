@@ -367,7 +367,7 @@ func (l *launch) waitBoot(h *task.Handle, inst *qemu.Instance) error {
 	l.st.BootTime = time.Since(l.st.StartedAt)
 	h.UpdateState(func(s *task.State) { s.HostKey, s.BootTime = c.HostKey, l.st.BootTime })
 	h.SetSSH(c)
-	l.log.Info("guest is up", "boot_time", l.st.BootTime.Round(time.Millisecond))
+	l.log.Info("guest is up", "boot_time", l.st.BootTime.Round(time.Millisecond).String())
 	l.d.emit(l.cfg, "Started", fmt.Sprintf("guest up after %s", l.st.BootTime.Round(100*time.Millisecond)))
 	return nil
 }

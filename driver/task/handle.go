@@ -200,7 +200,7 @@ func (h *Handle) Stop(ctx context.Context, timeout time.Duration) {
 		h.cancelJob(ctx, timeout/2)
 	}
 	clean := h.inst.Shutdown(ctx, q, timeout-time.Since(start))
-	h.log.Info("vm stopped", "clean", clean, "took", time.Since(start).Round(time.Millisecond))
+	h.log.Info("vm stopped", "clean", clean, "took", time.Since(start).Round(time.Millisecond).String())
 }
 
 // cancelJob asks the guest agent to cancel and waits up to grace for the

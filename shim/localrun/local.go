@@ -19,11 +19,11 @@ import (
 // Local describes the embedded default: a single-node Nomad agent on this
 // machine with the solstice-vm plugin and one image, the test guest.
 type Local struct {
-	Nomad     string // nomad binary
-	PluginDir string // holds solstice-vm and the solstice-guest builds
-	Image     string // qcow2 served as runs-on: solstice-test
-	CacheDir  string // the driver's image cache
-	DataDir   string // the agent's data dir (a temp dir when empty)
+	Nomad    string // nomad binary
+	Plugin   string // the solstice-vm binary; the solstice-guest builds lie beside it
+	Image    string // qcow2 served as runs-on: solstice-test
+	CacheDir string // the driver's image cache
+	DataDir  string // the agent's data dir (a temp dir when empty)
 }
 
 // localLabel is the only label of the embedded default.
@@ -61,7 +61,7 @@ func startLocal(ctx context.Context, l Local, say func(string, ...any)) (*nomada
 	}
 	say("starting a local Nomad agent (data in %s)", l.DataDir)
 	a, err := nomadagent.Start(ctx, nomadagent.Config{
-		Binary: l.Nomad, DataDir: l.DataDir, PluginDir: l.PluginDir, PluginConfig: conf,
+		Binary: l.Nomad, DataDir: l.DataDir, Plugin: l.Plugin, PluginConfig: conf,
 	})
 	if err != nil {
 		return nil, err

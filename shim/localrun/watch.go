@@ -166,5 +166,3 @@ func overall(all []*result) int {
 	}
 	return code
 }
-
-

@@ -23,9 +23,13 @@ import (
 
 // Config says which agent to run and with what.
 type Config struct {
-	Binary    string // the nomad executable
-	DataDir   string // state, alloc dirs and the agent's log live here
-	PluginDir string // holds the solstice-vm binary; empty for none
+	Binary  string // the nomad executable
+	DataDir string // state, alloc dirs and the agent's log live here
+	// Plugin is the solstice-vm binary; empty for none. Nomad tries every
+	// executable in its plugin_dir as a plugin and refuses to start on one
+	// that is not, so the agent gets a plugin_dir of its own holding only a
+	// link to this binary.
+	Plugin string
 	// PluginConfig is the body of `plugin "solstice-vm" { config { … } }`
 	// in HCL; empty leaves the plugin block out.
 	PluginConfig string
@@ -52,8 +56,8 @@ name       = "solstice-local"
 data_dir   = "{{.DataDir}}"
 bind_addr  = "127.0.0.1"
 log_level  = "DEBUG"
-{{- if .PluginDir}}
-plugin_dir = "{{.PluginDir}}"
+{{- if .Plugin}}
+plugin_dir = "{{.DataDir}}/plugins"
 {{- end}}
 disable_update_check = true
 
@@ -111,11 +115,36 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create nomad data dir: %w", err)
 	}
+	if err := linkPlugin(cfg); err != nil {
+		return nil, err
+	}
 	confPath := filepath.Join(cfg.DataDir, "agent.hcl")
 	if err := a.writeConfig(confPath); err != nil {
 		return nil, err
 	}
 	return a, a.start(ctx, confPath)
+}
+
+// linkPlugin puts a link to the plugin, named as the plugin block's label
+// must be, into the agent's own plugin_dir.
+func linkPlugin(cfg Config) error {
+	if cfg.Plugin == "" {
+		return nil
+	}
+	dir := filepath.Join(cfg.DataDir, "plugins")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create plugin dir: %w", err)
+	}
+	target, err := filepath.Abs(cfg.Plugin)
+	if err != nil {
+		return err
+	}
+	link := filepath.Join(dir, "solstice-vm")
+	os.Remove(link)
+	if err := os.Symlink(target, link); err != nil {
+		return fmt.Errorf("link the solstice-vm plugin: %w", err)
+	}
+	return nil
 }
 
 func (a *Agent) writeConfig(path string) error {

@@ -66,7 +66,7 @@ func cmdRun(ctx context.Context, args []string) int {
 	local := fs.Bool("local", false, "start a local Nomad agent even if NOMAD_ADDR is set")
 	l := localDefaults()
 	fs.StringVar(&l.Nomad, "nomad", l.Nomad, "nomad binary for the local agent")
-	fs.StringVar(&l.PluginDir, "plugin-dir", l.PluginDir, "directory with solstice-vm and the solstice-guest builds")
+	fs.StringVar(&l.Plugin, "plugin", l.Plugin, "the solstice-vm plugin binary (the solstice-guest builds beside it)")
 	fs.StringVar(&l.Image, "image", l.Image, "test guest image (qcow2, with IMAGE.sha256 beside it)")
 	fs.StringVar(&l.CacheDir, "cache-dir", l.CacheDir, "the local driver's image cache")
 	verbose := fs.Bool("v", false, "log what solstice does")
@@ -103,7 +103,7 @@ func localDefaults() localrun.Local {
 		image = images[len(images)-1]
 	}
 	return localrun.Local{
-		Nomad: nomad, PluginDir: bin, Image: image,
+		Nomad: nomad, Plugin: filepath.Join(bin, "solstice-vm"), Image: image,
 		CacheDir: filepath.Join(home, "solstice", "images"),
 	}
 }
