@@ -20,12 +20,21 @@ import (
 type Snapshot struct {
 	Repo   string // top-level directory
 	Commit string
+	Ref    string // the branch naming Commit inside the bundle
 	Bundle string // path of the bundle file
 	Dirty  bool   // the commit carries uncommitted changes
 }
 
-// snapshotRef names the commit inside the bundle.
-const snapshotRef = "refs/solstice/run"
+// snapshotRef names the commit inside the bundle. A bundle carries refs, and
+// a checkout takes branches, so this is a branch: it exists in the local
+// repository only while the bundle is written, under a name nobody uses.
+func snapshotRef() (string, error) {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return "refs/heads/solstice-run-" + hex.EncodeToString(b), nil
+}
 
 // TakeSnapshot bundles the repository around dir into out. The working
 // tree, the real index and HEAD are left untouched: the changes are
@@ -43,14 +52,19 @@ func TakeSnapshot(ctx context.Context, dir, out string) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := git(ctx, top, nil, "update-ref", snapshotRef, commit); err != nil {
+	ref, err := snapshotRef()
+	if err != nil {
 		return nil, err
 	}
-	defer git(context.WithoutCancel(ctx), top, nil, "update-ref", "-d", snapshotRef)
-	if _, err := git(ctx, top, nil, "bundle", "create", "--quiet", out, snapshotRef); err != nil {
+	// The empty old value makes update-ref refuse to touch an existing ref.
+	if _, err := git(ctx, top, nil, "update-ref", ref, commit, ""); err != nil {
+		return nil, err
+	}
+	defer git(context.WithoutCancel(ctx), top, nil, "update-ref", "-d", ref, commit)
+	if _, err := git(ctx, top, nil, "bundle", "create", "--quiet", out, ref); err != nil {
 		return nil, fmt.Errorf("bundle the repository: %w", err)
 	}
-	return &Snapshot{Repo: top, Commit: commit, Bundle: out, Dirty: dirty}, nil
+	return &Snapshot{Repo: top, Commit: commit, Ref: ref, Bundle: out, Dirty: dirty}, nil
 }
 
 func commitWorkTree(ctx context.Context, top, head string) (string, bool, error) {

@@ -44,7 +44,7 @@ func ctx(t *testing.T) context.Context {
 func clone(t *testing.T, s *Snapshot) string {
 	dst := filepath.Join(t.TempDir(), "clone")
 	sh(t, ".", "git", "init", "-q", dst)
-	sh(t, dst, "git", "fetch", "-q", s.Bundle, snapshotRef)
+	sh(t, dst, "git", "fetch", "-q", s.Bundle, s.Ref)
 	sh(t, dst, "git", "checkout", "-q", s.Commit)
 	return dst
 }
@@ -94,7 +94,7 @@ func TestSnapshotCarriesUncommittedChanges(t *testing.T) {
 	if got := sh(t, repo, "git", "status", "--porcelain"); got != statusBefore {
 		t.Errorf("taking a snapshot changed the index or work tree:\n%s\nvs\n%s", got, statusBefore)
 	}
-	if refs := sh(t, repo, "git", "for-each-ref", "refs/solstice"); refs != "" {
+	if refs := sh(t, repo, "git", "for-each-ref", "refs/heads/solstice-run-*"); refs != "" {
 		t.Errorf("the snapshot ref was left behind: %s", refs)
 	}
 }

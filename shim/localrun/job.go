@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/solstice-ci/solstice/driver/exitcode"
+	"github.com/solstice-ci/solstice/driver/jobrun"
 	"github.com/solstice-ci/solstice/guest/events"
 	"github.com/solstice-ci/solstice/guest/expr"
 	"github.com/solstice-ci/solstice/guest/plan"
@@ -109,7 +110,7 @@ func (r *runner) dispatch(ctx context.Context, res *result, needs map[string]tra
 	p, err := translate.Plan(translate.Input{
 		Workflow: r.wf, Run: res.run, GitHub: r.github(res.run), Vars: r.opts.Vars,
 		Needs: needs, Secrets: secretNames(r.opts.Secrets),
-		Checkout: &plan.Checkout{SHA: r.snap.Commit, Ref: "refs/solstice/run", Bundle: "/var/tmp/solstice/repo.bundle"},
+		Checkout: &plan.Checkout{SHA: r.snap.Commit, Ref: r.snap.Ref, Bundle: jobrun.GuestRoot + "/repo.bundle"},
 	})
 	if err != nil {
 		return nil, err
@@ -129,7 +130,7 @@ func (r *runner) dispatch(ctx context.Context, res *result, needs map[string]tra
 func (r *runner) github(run workflow.Run) map[string]any {
 	user := os.Getenv("USER")
 	return map[string]any{
-		"repository": filepath.Base(r.snap.Repo), "sha": r.snap.Commit, "ref": "refs/solstice/run",
+		"repository": filepath.Base(r.snap.Repo), "sha": r.snap.Commit, "ref": r.snap.Ref,
 		"event_name": "workflow_dispatch", "actor": user, "triggering_actor": user,
 		"workflow": r.wf.Name, "job": run.JobID, "run_id": "1", "run_number": "1", "run_attempt": "1",
 		"server_url": "", "api_url": "",
