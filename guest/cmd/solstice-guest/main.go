@@ -1,19 +1,85 @@
 // Command solstice-guest runs a Solstice job plan inside the VM and reports
 // what happens as a stream of JSON events.
+//
+// Usage:
+//
+//	solstice-guest run [--root DIR] [--detach] PLAN_FILE   < secrets.json
+//	solstice-guest follow [--root DIR] [--from OFFSET]
+//	solstice-guest cancel [--root DIR]
+//	solstice-guest version
+//
+// run executes the plan (JSON, or gzip-compressed JSON; see package plan)
+// with the job's secrets read as one JSON object {"NAME": "value", …} from
+// stdin — never from the command line or a file, so they appear in no
+// process listing and on no disk. Send the object, or close stdin for a job
+// without secrets. The events go to DIR/events.jsonl and, in the
+// foreground, to stdout as well (package events). The exit code is 0 when
+// the job succeeded, 1 when it failed, 2 when it was cancelled and 3 when
+// it could not run (the task exit codes of driver/exitcode).
+//
+// With --detach, run starts the job in a new session and returns as soon
+// as the events file exists and the job has its secrets (exit 0, or 3 if
+// it could not start), so the SSH session that started it may end while
+// the job runs; the job's own stderr goes to DIR/agent.log.
+//
+// follow prints the events from byte offset OFFSET of DIR/events.jsonl to
+// stdout, each line exactly as stored (so a reader can count bytes to get
+// the next offset), waiting for more until the job finishes. It exits 0
+// after job_finished or infra_error, and 3 if the agent is gone without
+// finishing the stream.
+//
+// cancel signals the running agent (SIGTERM, pid in DIR/agent.pid): the
+// current step is cancelled, steps with always() or cancelled() still run,
+// and the job ends cancelled. SIGINT and SIGTERM sent to `run` directly do
+// the same. It exits 0, also when no job is running.
+//
+// Directories default to /var/tmp/solstice (see package runner).
 package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 )
 
+// version is set at build time (-X main.version=…).
 var version = "dev"
 
+const usage = `usage:
+  solstice-guest run [--root DIR] [--detach] PLAN_FILE   (secrets as a JSON object on stdin)
+  solstice-guest follow [--root DIR] [--from OFFSET]
+  solstice-guest cancel [--root DIR]
+  solstice-guest version`
+
+// exitUsage is the exit code for a command line the agent cannot act on:
+// like any other failure to run the job, it is an infrastructure error.
+const exitUsage = 3
+
 func main() {
-	if len(os.Args) > 1 && (os.Args[1] == "version" || os.Args[1] == "--version") {
-		fmt.Println("solstice-guest", version)
-		return
+	os.Exit(dispatch(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return exitUsage
 	}
-	fmt.Fprintln(os.Stderr, "usage: solstice-guest version")
-	os.Exit(2)
+	switch args[0] {
+	case "version", "--version":
+		fmt.Fprintln(stdout, "solstice-guest", version)
+		return 0
+	case "run":
+		return cmdRun(args[1:], stdin, stdout, stderr)
+	case detachedChild:
+		return cmdDetachedChild(args[1:], stdin, stderr)
+	case "follow":
+		return cmdFollow(args[1:], stdout, stderr)
+	case "cancel":
+		return cmdCancel(args[1:], stderr)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "solstice-guest: unknown command %q\n%s\n", args[0], usage)
+	return exitUsage
 }

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/solstice-ci/solstice/guest/runner"
+)
+
+// detach re-executes the agent in a new session (so it survives the SSH
+// session that started it), hands it the secrets through a pipe, and
+// waits until it reports that the job has started.
+func detach(f runFlags, secrets []byte, stderr io.Writer) int {
+	if err := startDetached(f, secrets); err != nil {
+		fmt.Fprintf(stderr, "solstice-guest: detach: %v\n", err)
+		return runner.ExitInfrastructure
+	}
+	return runner.ExitSuccess
+}
+
+func startDetached(f runFlags, secrets []byte) error {
+	layout := runner.NewLayout(f.root)
+	if err := os.MkdirAll(layout.Root, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", layout.Root, err)
+	}
+	logFile, err := os.OpenFile(layout.Log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", layout.Log, err)
+	}
+	defer logFile.Close()
+	child, err := spawnChild(f, logFile)
+	if err != nil {
+		return err
+	}
+	defer child.ready.Close()
+	go func() {
+		child.secrets.Write(secrets) // a pipe, not a file: the secrets touch no disk
+		child.secrets.Close()
+	}()
+	msg, _ := io.ReadAll(child.ready) // EOF when the child reported or died
+	child.cmd.Process.Release()
+	switch reply := strings.TrimSpace(string(msg)); {
+	case reply == "ok":
+		return nil
+	case reply == "":
+		return errors.New("the agent exited before the job started (see " + layout.Log + ")")
+	default:
+		return errors.New(strings.TrimPrefix(reply, "error: "))
+	}
+}
+
+// child is a started detached agent and the parent's ends of its pipes.
+type child struct {
+	cmd     *exec.Cmd
+	ready   *os.File // the child's fd 3: "ok" or "error: …"
+	secrets *os.File // the child's stdin
+}
+
+func spawnChild(f runFlags, logFile *os.File) (*child, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable: %w", err)
+	}
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	secretsR, secretsW, err := os.Pipe()
+	if err != nil {
+		readyR.Close()
+		readyW.Close()
+		return nil, err
+	}
+	cmd := exec.Command(exe, detachedChild, "--root", f.root, f.plan)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = secretsR, nil, logFile
+	cmd.ExtraFiles = []*os.File{readyW} // fd 3
+	newSession(cmd)
+	err = cmd.Start()
+	readyW.Close() // the child holds its own copies now
+	secretsR.Close()
+	if err != nil {
+		readyR.Close()
+		secretsW.Close()
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	return &child{cmd: cmd, ready: readyR, secrets: secretsW}, nil
+}

@@ -1,0 +1,44 @@
+package runner
+
+import (
+	"fmt"
+
+	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/guest/expr"
+)
+
+// jobOutputs evaluates the plan's outputs after the last step
+// (JobExtension.FinalizeJob): empty values are left out, and a value that
+// contains a secret is dropped with a warning, as GitHub does. An
+// evaluation error fails the job.
+func (j *Job) jobOutputs() map[string]string {
+	out := map[string]string{}
+	if len(j.plan.Outputs) == 0 {
+		return out
+	}
+	j.system(events.JobLevel, "Evaluate and set job outputs")
+	s := &stepRun{index: events.JobLevel, stepState: &stepState{}}
+	ee := j.exprEnv(s, j.globalEnv())
+	for _, name := range sortedKeys(j.plan.Outputs) {
+		v, err := expr.EvaluateTemplate(j.plan.Outputs[name], ee)
+		if err != nil {
+			j.errorLine(events.JobLevel, "Fail to evaluate job outputs")
+			j.errorLine(events.JobLevel, err.Error())
+			j.mu.Lock()
+			j.failed = true
+			j.mu.Unlock()
+			return out
+		}
+		val := expr.ToString(v)
+		switch {
+		case val == "":
+			j.debug(events.JobLevel, fmt.Sprintf("Skip output '%s' since it's empty", name))
+		case j.masker.Contains(val):
+			j.warning(events.JobLevel, fmt.Sprintf("Skip output '%s' since it may contain secret.", name))
+		default:
+			j.system(events.JobLevel, fmt.Sprintf("Set output '%s'", name))
+			out[name] = val
+		}
+	}
+	return out
+}
