@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -115,22 +116,7 @@ func TestJobPlanEndToEnd(t *testing.T) {
 	url, sha := gitServer(t, host, map[string]string{"README": "hello from the test host\n"})
 	n := StartNomad(t, WithPlugin(pluginConfig(t, pluginOpts{})))
 	ctx := testContext(t, 10*time.Minute)
-	if _, err := jobs.Sync(ctx, n.API, []string{"../jobspecs/labels/solstice-test.nomad.hcl"}); err != nil {
-		t.Fatal(err)
-	}
-	var payload bytes.Buffer
-	if err := plan.EncodeCompressed(&payload, demoPlan(url, sha)); err != nil {
-		t.Fatal(err)
-	}
-	d := &dispatch.Client{API: n.API, Log: testLogger(t)}
-	job, err := d.Dispatch(ctx, dispatch.Request{
-		Label: "solstice-test", Plan: payload.Bytes(),
-		Secrets: map[string]string{"MY_SECRET": planSecret, "GITHUB_TOKEN": planToken},
-		Meta:    dispatch.Meta{Forge: "e2e", Instance: "local", TaskID: "1", JobName: "e2e job"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, job := dispatchPlan(t, n, demoPlan(url, sha), map[string]string{"MY_SECRET": planSecret, "GITHUB_TOKEN": planToken})
 	alloc := n.WaitAlloc(job.ID, 8*time.Minute, "finished", func(a *api.Allocation) bool {
 		st := a.TaskStates[dispatch.TaskName]
 		return st != nil && st.State == "dead"
@@ -304,5 +290,75 @@ func checkNoSecrets(t *testing.T, n *Nomad, jobID string, alloc *api.Allocation,
 				t.Errorf("%s contains the secret %q", where, secret)
 			}
 		}
+	}
+}
+
+// dispatchPlan registers the test label's parent job and dispatches p.
+func dispatchPlan(t *testing.T, n *Nomad, p *plan.Plan, secrets map[string]string) (*dispatch.Client, *dispatch.Job) {
+	t.Helper()
+	ctx := testContext(t, time.Minute)
+	if _, err := jobs.Sync(ctx, n.API, []string{"../jobspecs/labels/solstice-test.nomad.hcl"}); err != nil {
+		t.Fatal(err)
+	}
+	var payload bytes.Buffer
+	if err := plan.EncodeCompressed(&payload, p); err != nil {
+		t.Fatal(err)
+	}
+	d := &dispatch.Client{API: n.API, Log: testLogger(t)}
+	job, err := d.Dispatch(ctx, dispatch.Request{
+		Label: "solstice-test", Plan: payload.Bytes(), Secrets: secrets,
+		Meta: dispatch.Meta{Forge: "e2e", Instance: "local", TaskID: p.Job.ID, JobName: p.Job.Name},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, job
+}
+
+// TestJobSurvivesPluginKill kills the driver plugin while a step prints,
+// and checks the job completes with every event exactly once.
+func TestJobSurvivesPluginKill(t *testing.T) {
+	n := StartNomad(t, WithPlugin(pluginConfig(t, pluginOpts{})))
+	p := &plan.Plan{
+		Version: plan.Version,
+		Job:     plan.Job{ID: "survivor", Name: "survivor"},
+		Steps: []plan.Step{
+			{Name: "Count", Run: "for i in $(seq 1 20); do echo tick $i; sleep 1; done"},
+			{Name: "After", Run: "echo after the restart"},
+		},
+	}
+	_, job := dispatchPlan(t, n, p, nil)
+	n.WaitAlloc(job.ID, 4*time.Minute, "counting", func(a *api.Allocation) bool {
+		st := a.TaskStates[dispatch.TaskName]
+		return st != nil && st.State == "running" && strings.Contains(n.Logs(a, dispatch.TaskName, "stdout"), "tick 3")
+	})
+	before := pluginPIDs(t)
+	for _, pid := range before {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	t.Logf("killed the plugin (%v) mid-step", before)
+	alloc := n.WaitAlloc(job.ID, 4*time.Minute, "finished", func(a *api.Allocation) bool {
+		st := a.TaskStates[dispatch.TaskName]
+		return st != nil && st.State == "dead"
+	})
+	if alloc.ClientStatus != api.AllocClientStatusComplete {
+		t.Fatalf("the job did not complete after the plugin restart: %s", describe(alloc))
+	}
+	evs := readEvents(t, n, alloc)
+	defer dumpEvents(t, evs)
+	ticks := 0
+	for i, ev := range evs {
+		if ev.Seq != int64(i+1) {
+			t.Fatalf("event %d has seq %d: a gap or a repeat", i+1, ev.Seq)
+		}
+		if ev.Type == events.TypeLog && strings.HasPrefix(ev.Line, "tick ") {
+			ticks++
+		}
+	}
+	if ticks != 20 || !logHas(evs, "after the restart") {
+		t.Fatalf("%d ticks (want 20), after-step logged: %v", ticks, logHas(evs, "after the restart"))
+	}
+	if last := evs[len(evs)-1]; last.Type != events.TypeJobFinished || last.Conclusion != events.Success {
+		t.Fatalf("last event %s %s", last.Type, last.Conclusion)
 	}
 }
