@@ -39,29 +39,29 @@ func (res *result) finish(conclusion string, code int, note string) {
 	}
 }
 
-// one runs a single job run to its end.
-func (r *runner) one(ctx context.Context, res *result) {
+// start decides whether a run runs and dispatches it; false means it is
+// already settled (skipped or failed before dispatch).
+func (r *runner) start(ctx context.Context, res *result) (*dispatch.Job, bool) {
 	needs, status := r.needs(res.run)
 	run, err := r.shouldRun(res.run, needs, status, ctx)
 	switch {
 	case err != nil:
 		res.finish(events.Failure, exitcode.JobFailed, err.Error())
 		r.print.job(res.run.Name, "✗ %s", err)
-		return
+		return nil, false
 	case !run:
 		res.finish(events.Skipped, exitcode.Success, "a job it needs did not succeed")
 		r.print.job(res.run.Name, "- skipped: a job it needs did not succeed")
-		return
+		return nil, false
 	}
 	res.started = time.Now()
 	job, err := r.dispatch(ctx, res, needs)
 	if err != nil {
 		res.finish(events.Failure, exitcode.Infrastructure, err.Error())
 		r.print.job(res.run.Name, "✗ %s", err)
-		return
+		return nil, false
 	}
-	defer r.d.Finish(context.WithoutCancel(ctx), job)
-	r.watch(ctx, res, job)
+	return job, true
 }
 
 // needs builds the needs context from the runs already finished, and the

@@ -197,6 +197,12 @@ type runner struct {
 	results map[string][]*result // by job id: every run of the job
 }
 
+func (r *runner) record(res *result) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.results[res.run.JobID] = append(r.results[res.run.JobID], res)
+}
+
 func (r *runner) all(ctx context.Context, runs []workflow.Run, labels []string) (int, error) {
 	byRun := map[string]string{}
 	for i, run := range runs {
@@ -208,17 +214,23 @@ func (r *runner) all(ctx context.Context, runs []workflow.Run, labels []string) 
 	}
 	var all []*result
 	for _, wave := range waves {
+		// Runs are dispatched one after another in the workflow's order
+		// (GitHub's matrix order), then watched side by side.
 		var wg sync.WaitGroup
 		for _, run := range wave {
 			res := &result{run: run, label: byRun[run.JobID+"\x00"+run.Name]}
 			all = append(all, res)
+			job, ok := r.start(ctx, res)
+			if !ok {
+				r.record(res)
+				continue
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				r.one(ctx, res)
-				r.mu.Lock()
-				r.results[run.JobID] = append(r.results[run.JobID], res)
-				r.mu.Unlock()
+				defer r.d.Finish(context.WithoutCancel(ctx), job)
+				r.watch(ctx, res, job)
+				r.record(res)
 			}()
 		}
 		wg.Wait()
