@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -65,6 +66,8 @@ func RunCanary(ctx context.Context, qemuBinary, accel, workDir string, limit tim
 		"-chardev", "file,id=dbg,path="+out, "-device", "isa-debugcon,iobase=0x402,chardev=dbg")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	// The canary must not outlive the plugin if Nomad kills it mid-probe.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", qemuBinary, err)
 	}

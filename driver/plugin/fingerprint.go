@@ -191,7 +191,7 @@ func (d *Driver) bootOnce(ctx context.Context, name, base string, img *ImageConf
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	inst, q, err := qemu.Start(ctx, qemu.Spec{
-		Binary: d.cfg().QemuBinary, Name: "probe", Accel: name, MemoryMB: 512, CPUs: 1, GID: d.isolationGID(),
+		Binary: d.cfg().QemuBinary, Name: "probe", Accel: name, MemoryMB: 512, CPUs: 1, GID: d.isolationGID(), Ephemeral: true,
 		Disk: overlay, Seed: seed, SSHHost: "127.0.0.1", SSHPort: port,
 		QMP: filepath.Join(dir, "qmp.sock"), PIDFile: filepath.Join(dir, "qemu.pid"),
 	}, qemu.Output{Console: devnull, Log: filepath.Join(dir, "qemu.log")})

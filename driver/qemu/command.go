@@ -36,6 +36,9 @@ type Spec struct {
 	// Netns, when set, is the network namespace QEMU runs in (an
 	// allocation's, under bridge networking).
 	Netns string
+	// Ephemeral guests (the accelerator probe's) die with the process
+	// that started them instead of outliving it like a task's.
+	Ephemeral bool
 }
 
 // Validate catches what QEMU would otherwise report in its own words, late.

@@ -67,6 +67,9 @@ func command(spec Spec) *exec.Cmd {
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if spec.Ephemeral {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
 	if spec.GID != 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{
 			Uid: uint32(os.Getuid()), Gid: uint32(spec.GID), // no supplementary groups

@@ -1,0 +1,362 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/solstice-ci/solstice/driver/exitcode"
+	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/jobs"
+)
+
+// runRepo makes a git repository holding one workflow file, for solstice
+// run to check out.
+func runRepo(t *testing.T, workflow string) string {
+	dir := t.TempDir()
+	run := func(args ...string) {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=e2e", "GIT_AUTHOR_EMAIL=e2e@test", "GIT_COMMITTER_NAME=e2e", "GIT_COMMITTER_EMAIL=e2e@test")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	run("git", "init", "-q", "-b", "main")
+	os.WriteFile(filepath.Join(dir, "ci.yml"), []byte(workflow), 0o644)
+	run("git", "add", ".")
+	run("git", "commit", "-q", "-m", "ci")
+	return dir
+}
+
+// solsticeRun starts `solstice run` against the test's agent.
+func solsticeRun(t *testing.T, n *Nomad, dir string, args ...string) (*exec.Cmd, *syncBuffer) {
+	cmd := exec.Command(filepath.Join(env(t, "SOLSTICE_BIN"), "solstice"), append([]string{"run"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "NOMAD_ADDR="+n.Addr)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd, out
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func syncLabel(t *testing.T, n *Nomad, edit func(string) string) {
+	src, err := os.ReadFile("../jobspecs/labels/solstice-test.nomad.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := string(src)
+	if edit != nil {
+		spec = edit(spec)
+	}
+	f := filepath.Join(t.TempDir(), "solstice-test.nomad.hcl")
+	os.WriteFile(f, []byte(spec), 0o644)
+	if _, err := jobs.Sync(testContext(t, time.Minute), n.API, []string{f}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dispatchedNames lists the dispatched jobs' names in dispatch order.
+func dispatchedNames(t *testing.T, n *Nomad) []string {
+	stubs, _, err := n.API.Jobs().List(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var children []*api.JobListStub
+	for _, s := range stubs {
+		if s.ParentID != "" {
+			children = append(children, s)
+		}
+	}
+	sort.Slice(children, func(i, j int) bool { return children[i].CreateIndex < children[j].CreateIndex })
+	var names []string
+	for _, c := range children {
+		job, _, err := n.API.Jobs().Info(c.ID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, job.Meta[dispatch.MetaJobName])
+	}
+	return names
+}
+
+const matrixWorkflow = `
+name: matrix
+on: push
+jobs:
+  test:
+    runs-on: solstice-test
+    strategy:
+      matrix:
+        os: [illumos, linux]
+        version: [12, 14, 16]
+        exclude:
+          - os: illumos
+            version: 12
+        include:
+          - os: linux
+            version: 16
+            experimental: true
+          - os: bsd
+            version: 18
+    steps:
+      - run: echo "${{ matrix.os }} ${{ matrix.version }} ${{ matrix.experimental }}"
+`
+
+// TestRunMatrixIncludeExclude: the dispatched combinations and their order
+// are GitHub's (product in key order, first key outermost, exclude, then
+// include extending a match or adding a combination).
+func TestRunMatrixIncludeExclude(t *testing.T) {
+	n := StartNomad(t, WithPlugin(pluginConfig(t, pluginOpts{})))
+	syncLabel(t, n, nil)
+	dir := runRepo(t, matrixWorkflow)
+	cmd, out := solsticeRun(t, n, dir, "--secret", "MATRIX_SECRET=m4trix-secret", "ci.yml")
+	err := cmd.Wait()
+	t.Logf("solstice run output:\n%s", out)
+	if err != nil {
+		t.Fatalf("solstice run: %v", err)
+	}
+	want := []string{"test (illumos, 14)", "test (illumos, 16)", "test (linux, 12)", "test (linux, 14)", "test (linux, 16)", "test (bsd, 18)"}
+	if got := dispatchedNames(t, n); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("dispatched %q\nwant       %q", got, want)
+	}
+	if !strings.Contains(out.String(), "linux 16 true") {
+		t.Error("the include's extra value did not reach the job")
+	}
+	vars, _, err := n.API.Variables().PrefixList(dispatch.SecretsPrefix, nil)
+	if err != nil || len(vars) != 0 {
+		t.Fatalf("secrets Variables left after the run: %v (%v)", vars, err)
+	}
+}
+
+// TestRunInterruptStopsTheJob: SIGINT to solstice run stops the Nomad job
+// and the VM within the job's kill_timeout.
+func TestRunInterruptStopsTheJob(t *testing.T) {
+	n := StartNomad(t, WithPlugin(pluginConfig(t, pluginOpts{})))
+	syncLabel(t, n, nil)
+	dir := runRepo(t, `
+name: long
+on: push
+jobs:
+  sleepy:
+    runs-on: solstice-test
+    steps:
+      - run: for i in $(seq 1 600); do echo still going $i; sleep 1; done
+      - if: cancelled()
+        run: echo cleaning up after the cancel
+`)
+	cmd, out := solsticeRun(t, n, dir, "ci.yml")
+	waitFor(t, 4*time.Minute, "the step to run", func() bool { return strings.Contains(out.String(), "still going 3") })
+	if len(qemuProcesses(n.DataDir())) != 1 {
+		t.Fatalf("want the job's one QEMU, found %v", qemuProcesses(n.DataDir()))
+	}
+	qemuPIDs := qemuProcesses(n.DataDir())
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	took := time.Since(start)
+	t.Logf("solstice run stopped %s after SIGINT; output tail:\n%s", took.Round(time.Second), tail(out.String(), 15))
+	if code := exitCode(err); code != exitcode.Cancelled {
+		t.Errorf("exit code %d, want %d (cancelled)", code, exitcode.Cancelled)
+	}
+	if took > 60*time.Second+30*time.Second {
+		t.Errorf("stopping took %s, more than the job's kill_timeout (60s) allows", took)
+	}
+	for _, pid := range qemuPIDs {
+		if alive(pid) {
+			t.Errorf("qemu pid %d still runs after the cancel", pid)
+		}
+	}
+	for _, s := range mustJobs(t, n) {
+		if s.ParentID != "" && s.Status != "dead" {
+			t.Errorf("job %s is %s after the cancel", s.ID, s.Status)
+		}
+	}
+	if !strings.Contains(out.String(), "cleaning up after the cancel") {
+		t.Error("the if: cancelled() step did not run")
+	}
+}
+
+func mustJobs(t *testing.T, n *Nomad) []*api.JobListStub {
+	stubs, _, err := n.API.Jobs().List(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stubs
+}
+
+// qemuProcesses lists the QEMUs whose disks live under dir.
+func qemuProcesses(dir string) []int {
+	var pids []int
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, c := range cmdlines {
+		data, _ := os.ReadFile(c)
+		if strings.HasPrefix(string(data), "qemu-system") && strings.Contains(string(data), dir) {
+			var pid int
+			fmt.Sscan(strings.Split(c, "/")[2], &pid)
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// TestFollowerRestartLosesNothing stops following a job mid-way and
+// resumes from the last offset: every event arrives exactly once.
+func TestFollowerRestartLosesNothing(t *testing.T) {
+	n := StartNomad(t, WithPlugin(pluginConfig(t, pluginOpts{})))
+	p := &plan.Plan{Version: plan.Version, Job: plan.Job{ID: "ticks", Name: "ticks"},
+		Steps: []plan.Step{{Name: "Count", Run: "for i in $(seq 1 15); do echo tick $i; sleep 1; done"}}}
+	d, job := dispatchPlan(t, n, p, nil)
+	var alloc *api.Allocation
+	waitFor(t, 4*time.Minute, "the job to be placed", func() bool {
+		st, err := d.Status(context.Background(), job.ID)
+		alloc = st.Alloc()
+		return err == nil && alloc != nil
+	})
+	var seqs []int64
+	var offset int64
+	first, stop := context.WithCancel(context.Background())
+	go func() {
+		d.Follow(first, alloc, 0, func(line []byte, next int64) error {
+			ev, _ := events.Decode(line)
+			seqs, offset = append(seqs, ev.Seq), next
+			if ev.Type == events.TypeLog && ev.Line == "tick 4" {
+				stop() // the follower dies here
+				return dispatch.ErrEnded
+			}
+			return nil
+		})
+		stop()
+	}()
+	<-first.Done()
+	t.Logf("first follower stopped after %d events at offset %d", len(seqs), offset)
+	ctx := testContext(t, 4*time.Minute)
+	err := d.Follow(ctx, alloc, offset, func(line []byte, next int64) error {
+		ev, err := events.Decode(line)
+		if err != nil {
+			t.Fatalf("resumed mid-line at %d: %v", offset, err)
+		}
+		seqs = append(seqs, ev.Seq)
+		if ev.Terminal() {
+			return dispatch.ErrEnded
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range seqs {
+		if s != int64(i+1) {
+			t.Fatalf("event %d has seq %d after the follower restart (%v)", i+1, s, seqs)
+		}
+	}
+}
+
+// TestTwentyJobsRoomForTwo: twenty jobs against a client with room for
+// two all finish; Nomad holds the rest in its queue.
+func TestTwentyJobsRoomForTwo(t *testing.T) {
+	n := StartNomad(t, WithPlugin(pluginConfig(t, pluginOpts{})))
+	var node *api.Node
+	nodes, _, _ := n.API.Nodes().List(nil)
+	node, _, _ = n.API.Nodes().Info(nodes[0].ID, nil)
+	room := int(node.NodeResources.Memory.MemoryMB)
+	perJob := room/2 - 64 // two fit, a third does not
+	syncLabel(t, n, func(s string) string {
+		return strings.Replace(s, "memory = 1024", fmt.Sprintf("memory = %d", perJob), 1)
+	})
+	start := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	done := map[string]int{}
+	for i := 0; i < 20; i++ {
+		p := &plan.Plan{Version: plan.Version, Job: plan.Job{ID: fmt.Sprintf("j%02d", i), Name: fmt.Sprintf("job %02d", i)},
+			Steps: []plan.Step{{Name: "Hello", Run: fmt.Sprintf("echo job %d", i)}}}
+		d, job := dispatchPlan(t, n, p, nil)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				st, err := d.Status(context.Background(), job.ID)
+				if err == nil && st.Stage == dispatch.Finished {
+					mu.Lock()
+					done[job.ID] = st.ExitCode
+					mu.Unlock()
+					return
+				}
+				time.Sleep(time.Second)
+			}
+		}()
+	}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	maxRunning := 0
+	ticker := time.NewTicker(time.Second)
+	defer ticker.Stop()
+	for waiting := true; waiting; {
+		select {
+		case <-finished:
+			waiting = false
+		case <-ticker.C:
+			maxRunning = max(maxRunning, runningAllocs(n))
+		case <-time.After(20 * time.Minute):
+			t.Fatalf("only %d of 20 jobs finished in 20 minutes", len(done))
+		}
+	}
+	t.Logf("20 jobs with room for 2: all finished in %s (at most %d ran at once)", time.Since(start).Round(time.Second), maxRunning)
+	for id, code := range done {
+		if code != exitcode.Success {
+			t.Errorf("job %s ended with %d", id, code)
+		}
+	}
+	if len(done) != 20 || maxRunning > 2 {
+		t.Fatalf("%d jobs finished, %d ran at once", len(done), maxRunning)
+	}
+}
+
+func runningAllocs(n *Nomad) int {
+	allocs, _, err := n.API.Allocations().List(nil)
+	if err != nil {
+		return 0
+	}
+	c := 0
+	for _, a := range allocs {
+		if a.ClientStatus == api.AllocClientStatusRunning {
+			c++
+		}
+	}
+	return c
+}
