@@ -23,6 +23,7 @@ var commands = map[string]command{
 	"run":      {"run a workflow file's jobs through Nomad, without a forge", cmdRun},
 	"validate": {"check workflow files for what Solstice cannot run", cmdValidate},
 	"jobs":     {"register the label parent jobs (jobs sync) or list the catalog (jobs list)", cmdJobs},
+	"forgejo":  {"the runner shim for Forgejo and Gitea Actions (forgejo register, forgejo run)", cmdForgejo},
 	"version":  {"print the version", cmdVersion},
 }
 

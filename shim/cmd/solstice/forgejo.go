@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/forgejo"
+	"github.com/solstice-ci/solstice/shim/jobs"
+)
+
+const forgejoUsage = `usage:
+  solstice forgejo register --url URL --token REG_TOKEN --name NAME [--labels a,b]
+  solstice forgejo run --url URL [--name NAME] [--capacity N] [--labels a,b]
+                       [--listen 127.0.0.1:PORT] [--registration-token T]
+
+The runner shim for Forgejo and Gitea Actions. Nomad is reached through
+NOMAD_ADDR and NOMAD_TOKEN; the runner's credentials are kept in the Nomad
+Variable solstice/runners/forgejo/<forge host>/<name>. Labels default to
+every label and alias of the catalog (solstice jobs list).
+`
+
+func cmdForgejo(ctx context.Context, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(os.Stderr, forgejoUsage)
+		return 2
+	}
+	switch args[0] {
+	case "register":
+		return forgejoRegister(ctx, args[1:])
+	case "run":
+		return forgejoRun(ctx, args[1:])
+	}
+	fmt.Fprintf(os.Stderr, "solstice forgejo: unknown subcommand %q\n\n%s", args[0], forgejoUsage)
+	return 2
+}
+
+// forgejoFlags are the flags both subcommands share.
+type forgejoFlags struct {
+	url, name, labels string
+}
+
+func (f *forgejoFlags) add(fs *flag.FlagSet) {
+	host, _ := os.Hostname()
+	fs.StringVar(&f.url, "url", "", "the forge's root URL, e.g. https://forge.example.org/")
+	fs.StringVar(&f.name, "name", "solstice-"+host, "the runner's name in the forge")
+	fs.StringVar(&f.labels, "labels", "", "comma-separated labels (default: every label and alias of the Nomad catalog)")
+}
+
+func (f *forgejoFlags) store(c *api.Client) (*forgejo.NomadStore, error) {
+	if f.url == "" {
+		return nil, errors.New("--url is required")
+	}
+	path, err := forgejo.VariablePath(f.url, f.name)
+	if err != nil {
+		return nil, err
+	}
+	return &forgejo.NomadStore{API: c, Path: path}, nil
+}
+
+// labelsOrCatalog returns --labels, or the catalog's labels.
+func (f *forgejoFlags) labelsOrCatalog(ctx context.Context, c *api.Client) ([]string, error) {
+	if f.labels != "" {
+		return forgejo.ParseLabels(f.labels), nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cat, err := jobs.Catalog(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if len(cat) == 0 {
+		return nil, errors.New("the Nomad catalog has no labels: run `solstice jobs sync` first, or pass --labels")
+	}
+	return forgejo.CatalogLabels(cat), nil
+}
+
+func forgejoRegister(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("forgejo register", flag.ContinueOnError)
+	var f forgejoFlags
+	f.add(fs)
+	token := fs.String("token", os.Getenv("SOLSTICE_FORGEJO_REGISTRATION_TOKEN"), "a runner registration token from the forge")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	err := func() error {
+		c, err := api.NewClient(api.DefaultConfig())
+		if err != nil {
+			return err
+		}
+		store, err := f.store(c)
+		if err != nil {
+			return err
+		}
+		labels, err := f.labelsOrCatalog(ctx, c)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		creds, err := forgejo.Register(ctx, store, forgejo.Registration{URL: f.url, Token: *token, Name: f.name, Labels: labels, Version: version})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("registered runner %q (id %d) with %s, labels %s; credentials in Nomad Variable %s\n",
+			f.name, creds.ID, f.url, strings.Join(labels, ","), store.Path)
+		return nil
+	}()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "solstice forgejo register:", err)
+		return 1
+	}
+	return 0
+}
+
+func forgejoRun(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("forgejo run", flag.ContinueOnError)
+	var f forgejoFlags
+	f.add(fs)
+	capacity := fs.Int("capacity", 4, "most tasks in flight")
+	listen := fs.String("listen", "127.0.0.1:9464", "address for /metrics and /healthz (empty: none)")
+	token := fs.String("registration-token", os.Getenv("SOLSTICE_FORGEJO_REGISTRATION_TOKEN"), "registers the runner if it is not yet (or no longer) registered")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "solstice-forgejo", Level: hclog.LevelFromString(envOr("SOLSTICE_LOG_LEVEL", "info"))})
+	if err := runForgejo(ctx, log, f, *capacity, *listen, *token); err != nil {
+		log.Error("runner stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func runForgejo(ctx context.Context, log hclog.Logger, f forgejoFlags, capacity int, listen, token string) error {
+	c, err := api.NewClient(api.DefaultConfig())
+	if err != nil {
+		return fmt.Errorf("nomad client: %w", err)
+	}
+	store, err := f.store(c)
+	if err != nil {
+		return err
+	}
+	var labels []string
+	if f.labels != "" {
+		labels = forgejo.ParseLabels(f.labels)
+	}
+	metrics := forgejo.NewMetrics()
+	rt, err := forgejo.New(forgejo.Config{
+		URL: f.url, Name: f.name, Labels: labels, Capacity: capacity, RegistrationToken: token, Version: version,
+		Store: store, Nomad: forgejo.NewNomadClient(&dispatch.Client{API: c, Log: log.Named("dispatch")}),
+		Log: log, Metrics: metrics,
+	})
+	if err != nil {
+		return err
+	}
+	if listen != "" {
+		stop, err := serveMetrics(listen, metrics, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	return rt.Run(ctx)
+}
+
+// serveMetrics serves /metrics and /healthz until stop is called.
+func serveMetrics(addr string, m *forgejo.Metrics, log hclog.Logger) (stop func(), err error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for metrics on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "error", err)
+		}
+	}()
+	log.Info("serving /metrics and /healthz", "addr", l.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

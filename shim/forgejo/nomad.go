@@ -1,0 +1,158 @@
+package forgejo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/solstice-ci/solstice/driver/exitcode"
+	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/jobs"
+)
+
+// Nomad is what the runner needs from Nomad. NomadClient implements it with
+// shim/dispatch and shim/jobs; tests use a fake.
+type Nomad interface {
+	// Catalog maps every runs-on label and alias to its canonical label.
+	Catalog(ctx context.Context) (map[string]string, error)
+	Dispatch(ctx context.Context, req dispatch.Request) (*dispatch.Job, error)
+	Status(ctx context.Context, job *dispatch.Job) (Status, error)
+	// Follow streams the job's events file from a byte offset (see
+	// dispatch.Client.Follow); st must be placed.
+	Follow(ctx context.Context, st Status, from int64, fn func(line []byte, next int64) error) error
+	Cancel(ctx context.Context, job *dispatch.Job) error
+	Finish(ctx context.Context, job *dispatch.Job) error
+	InFlight(ctx context.Context, forge, instance string) ([]*dispatch.Job, error)
+}
+
+// Status is a dispatched job's stage plus the facts Nomad keeps about it
+// that the forge log shows. All of them stay the same when read again, so
+// rows rendered from them are the same after a shim restart.
+type Status struct {
+	dispatch.Status
+	Submitted time.Time // when the job was dispatched
+	Placed    time.Time // when its allocation was created; zero while queued
+	// Boot is what the driver said about the VM ("image solstice-test under
+	// tcg, ssh on …"); it may be empty.
+	Boot string
+}
+
+// NomadClient is the production Nomad.
+type NomadClient struct {
+	Jobs *dispatch.Client
+}
+
+// NewNomadClient wraps a dispatch client.
+func NewNomadClient(c *dispatch.Client) *NomadClient { return &NomadClient{Jobs: c} }
+
+// Catalog reads the label catalog from the registered parent jobs.
+func (n *NomadClient) Catalog(ctx context.Context) (map[string]string, error) {
+	return jobs.Catalog(ctx, n.Jobs.API)
+}
+
+// Dispatch dispatches a job.
+func (n *NomadClient) Dispatch(ctx context.Context, req dispatch.Request) (*dispatch.Job, error) {
+	return n.Jobs.Dispatch(ctx, req)
+}
+
+// Status reads the job's stage, when it was dispatched and placed, and the
+// driver's boot message.
+func (n *NomadClient) Status(ctx context.Context, job *dispatch.Job) (Status, error) {
+	st, err := n.Jobs.Status(ctx, job.ID)
+	if notFound(err) {
+		return purged, nil
+	}
+	if err != nil {
+		return Status{}, err
+	}
+	out := Status{Status: st}
+	info, _, err := n.Jobs.API.Jobs().Info(job.ID, (&api.QueryOptions{}).WithContext(ctx))
+	if notFound(err) {
+		return purged, nil
+	}
+	if err != nil {
+		return Status{}, fmt.Errorf("job %s: %w", job.ID, err)
+	}
+	if info.SubmitTime != nil {
+		out.Submitted = time.Unix(0, *info.SubmitTime)
+	}
+	if a := st.Alloc(); a != nil {
+		out.Placed = time.Unix(0, a.CreateTime)
+		out.Boot = bootMessage(a)
+	}
+	return out, nil
+}
+
+// purged is the status of a job someone removed from Nomad: it is over,
+// and nobody will say how it ended.
+var purged = Status{Status: dispatch.Status{Stage: dispatch.Finished, ExitCode: exitcode.Infrastructure, Problem: "the Nomad job was removed (purged) before it reported a result"}}
+
+func notFound(err error) bool {
+	var ue api.UnexpectedResponseError
+	return errors.As(err, &ue) && ue.StatusCode() == 404
+}
+
+// bootMessage finds the driver's "Booting" task event.
+func bootMessage(a *api.Allocation) string {
+	ts := a.TaskStates[dispatch.TaskName]
+	if ts == nil {
+		return ""
+	}
+	for _, e := range ts.Events {
+		if e.Type == "Driver" && e.DriverMessage == "Booting" {
+			return e.Details["detail"]
+		}
+	}
+	return ""
+}
+
+// Follow follows the job's events file.
+func (n *NomadClient) Follow(ctx context.Context, st Status, from int64, fn func([]byte, int64) error) error {
+	if st.Alloc() == nil {
+		return fmt.Errorf("follow: the job has no allocation yet")
+	}
+	return n.Jobs.Follow(ctx, st.Alloc(), from, fn)
+}
+
+// Cancel stops the job.
+func (n *NomadClient) Cancel(ctx context.Context, job *dispatch.Job) error {
+	return n.Jobs.Cancel(ctx, job.ID)
+}
+
+// Finish removes the job's secrets.
+func (n *NomadClient) Finish(ctx context.Context, job *dispatch.Job) error {
+	return n.Jobs.Finish(ctx, job)
+}
+
+// InFlight lists the jobs a runner still owes the forge a result for.
+func (n *NomadClient) InFlight(ctx context.Context, forge, instance string) ([]*dispatch.Job, error) {
+	return n.Jobs.InFlight(ctx, forge, instance)
+}
+
+// observed records whether Nomad answers, for /healthz. A refused
+// dispatch is an answer too, so only the reads count.
+type observed struct {
+	Nomad
+	m *Metrics
+}
+
+func (o observed) Catalog(ctx context.Context) (map[string]string, error) {
+	c, err := o.Nomad.Catalog(ctx)
+	o.m.nomadCall(err)
+	return c, err
+}
+
+func (o observed) Status(ctx context.Context, job *dispatch.Job) (Status, error) {
+	st, err := o.Nomad.Status(ctx, job)
+	o.m.nomadCall(err)
+	return st, err
+}
+
+func (o observed) InFlight(ctx context.Context, forge, instance string) ([]*dispatch.Job, error) {
+	jobs, err := o.Nomad.InFlight(ctx, forge, instance)
+	o.m.nomadCall(err)
+	return jobs, err
+}

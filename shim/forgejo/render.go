@@ -1,0 +1,328 @@
+package forgejo
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	runnerv1 "code.gitea.io/actions-proto-go/runner/v1"
+
+	"github.com/solstice-ci/solstice/driver/exitcode"
+	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/shim/dispatch"
+)
+
+// renderer turns a job's life into log rows and step states. Everything
+// it writes is a function of the events and of Status facts that do not
+// change, so rendering a job again from the start (after a shim restart)
+// gives exactly the same rows.
+type renderer struct {
+	j       *journal
+	lastSeq int64
+	started *events.Event // job_started
+	end     *events.Event // job_finished or infra_error
+	steps   map[int]*stepInfo
+	order   []int
+	lastRow string
+}
+
+type stepInfo struct {
+	name       string
+	conclusion string
+	exitCode   *int
+}
+
+func newRenderer(j *journal) *renderer {
+	return &renderer{j: j, steps: map[int]*stepInfo{}}
+}
+
+func (r *renderer) row(t time.Time, format string, args ...any) {
+	line := format
+	if len(args) > 0 {
+		line = fmt.Sprintf(format, args...)
+	}
+	r.j.row(t, line)
+	r.lastRow = line
+}
+
+// refused writes why a task could not run at all.
+func (r *renderer) refused(t time.Time, lines []string) {
+	for _, l := range lines {
+		r.row(t, "%s", l)
+	}
+}
+
+// dispatched writes the first lines of a dispatched job: it is queued
+// until Nomad places it.
+func (r *renderer) dispatched(job *dispatch.Job, st Status) {
+	t := st.Submitted
+	r.row(t, "Solstice: dispatched as Nomad job %s (runs-on label %s)", job.ID, job.Label)
+	r.row(t, "Queued: the job waits in Nomad until a client with the %s image has room for it", job.Label)
+}
+
+// placed writes where the job was placed and how long it queued.
+func (r *renderer) placed(st Status) {
+	queued := st.Placed.Sub(st.Submitted)
+	r.row(st.Placed, "Placed on Nomad node %s after %s in the queue (allocation %s)", orUnknown(st.Node), round(queued), short(st.AllocID))
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown)"
+	}
+	return s
+}
+
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+func round(d time.Duration) time.Duration {
+	if d < 0 {
+		return 0
+	}
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(100 * time.Millisecond)
+}
+
+// event renders one event of the job's stream. Events at or below the last
+// sequence number seen are ignored.
+func (r *renderer) event(ev events.Event, st Status) {
+	if ev.Seq <= r.lastSeq || r.end != nil {
+		return
+	}
+	r.lastSeq = ev.Seq
+	switch ev.Type {
+	case events.TypeJobStarted:
+		r.jobStarted(ev, st)
+	case events.TypeStepStarted:
+		r.stepStarted(ev)
+	case events.TypeLog:
+		r.row(ev.Time, "%s", ev.Line)
+	case events.TypeStepFinished:
+		r.stepFinished(ev)
+	case events.TypeStepSummary:
+		r.summary(ev)
+	case events.TypeOutputs:
+		r.j.closeSteps()
+		r.j.setOutputs(ev.Outputs)
+	case events.TypeJobFinished:
+		r.j.closeSteps()
+		r.end = &ev
+	case events.TypeInfraError:
+		r.j.closeSteps()
+		r.end = &ev
+		r.row(ev.Time, "Error: infrastructure failure: %s", ev.Message)
+	}
+}
+
+func (r *renderer) jobStarted(ev events.Event, st Status) {
+	r.started = &ev
+	r.j.setSteps(ev.Steps)
+	boot := ""
+	if !st.Placed.IsZero() {
+		boot = fmt.Sprintf(" %s after placement", round(ev.Time.Sub(st.Placed)))
+	}
+	detail := ""
+	if boot, _, _ := strings.Cut(st.Boot, ", ssh on"); boot != "" {
+		detail = " (" + boot + ")" // the SSH port is the driver's business
+	}
+	agent := ev.Agent
+	if agent == "" {
+		agent = "unknown version"
+	}
+	steps := "steps"
+	if ev.Steps == 1 {
+		steps = "step"
+	}
+	r.row(ev.Time, "VM up%s%s; guest agent %s runs %d %s", boot, detail, agent, ev.Steps, steps)
+}
+
+func (r *renderer) step(i int) *stepInfo {
+	s := r.steps[i]
+	if s == nil {
+		s = &stepInfo{name: fmt.Sprintf("step %d", i+1)}
+		r.steps[i] = s
+		r.order = append(r.order, i)
+	}
+	return s
+}
+
+func (r *renderer) stepStarted(ev events.Event) {
+	s := r.step(ev.Step)
+	if ev.Name != "" {
+		s.name = ev.Name
+	}
+	r.j.stepStarted(ev.Step, ev.Time)
+	r.lastRow = ""
+}
+
+func (r *renderer) stepFinished(ev events.Event) {
+	s := r.step(ev.Step)
+	s.conclusion, s.exitCode = ev.Conclusion, ev.ExitCode
+	exited := ev.ExitCode != nil && *ev.ExitCode != 0
+	// A skipped step has nothing to say, and the guest already said
+	// "The operation was canceled." for a cancelled one.
+	if ev.Outcome != events.Skipped && ev.Outcome != events.Cancelled {
+		if exited {
+			r.rowOnce(ev.Time, fmt.Sprintf("Process completed with exit code %d.", *ev.ExitCode))
+		}
+		// A reason that only repeats the exit code adds nothing.
+		if ev.Reason != "" && ev.Outcome != events.Success && !(exited && strings.Contains(ev.Reason, "exit code")) {
+			r.rowOnce(ev.Time, "Error: "+ev.Reason)
+		}
+	}
+	r.j.stepFinished(ev.Step, conclusionResult(ev.Conclusion), ev.Time)
+}
+
+// rowOnce writes a line unless the step's last line already says it (the
+// guest may have written it itself).
+func (r *renderer) rowOnce(t time.Time, line string) {
+	if strings.HasSuffix(r.lastRow, line) || strings.HasSuffix(r.lastRow, strings.TrimPrefix(line, "Error: ")) {
+		return
+	}
+	r.row(t, "%s", line)
+}
+
+func (r *renderer) summary(ev events.Event) {
+	if strings.TrimSpace(ev.Markdown) == "" {
+		return
+	}
+	r.row(ev.Time, "##[group]Step summary")
+	for _, l := range strings.Split(strings.TrimRight(ev.Markdown, "\n"), "\n") {
+		r.row(ev.Time, "%s", l)
+	}
+	r.row(ev.Time, "##[endgroup]")
+}
+
+func conclusionResult(c string) runnerv1.Result {
+	switch c {
+	case events.Success:
+		return runnerv1.Result_RESULT_SUCCESS
+	case events.Failure:
+		return runnerv1.Result_RESULT_FAILURE
+	case events.Cancelled:
+		return runnerv1.Result_RESULT_CANCELLED
+	case events.Skipped:
+		return runnerv1.Result_RESULT_SKIPPED
+	}
+	return runnerv1.Result_RESULT_FAILURE
+}
+
+// result is the job's result from its last event and how its task ended.
+func (r *renderer) result(st Status) runnerv1.Result {
+	switch {
+	case r.end != nil && r.end.Type == events.TypeJobFinished:
+		return conclusionResult(r.end.Conclusion)
+	case r.end != nil:
+		return runnerv1.Result_RESULT_FAILURE
+	case st.Stage == dispatch.Finished && st.ExitCode == exitcode.Cancelled:
+		return runnerv1.Result_RESULT_CANCELLED
+	}
+	return runnerv1.Result_RESULT_FAILURE
+}
+
+// finished writes the closing lines and records the result. t stamps
+// lines that no event dates.
+func (r *renderer) finished(job *dispatch.Job, st Status, t time.Time) runnerv1.Result {
+	r.j.closeSteps()
+	if r.end != nil {
+		t = r.end.Time
+	}
+	res := r.result(st)
+	if r.end == nil && res != runnerv1.Result_RESULT_CANCELLED {
+		r.row(t, "Error: the job ended without a result from the guest: %s", r.problem(st))
+	}
+	r.row(t, "%s", r.verdict(res, st))
+	if counts := r.stepCounts(); counts != "" {
+		r.row(t, "Steps: %s", counts)
+	}
+	if st.Stage == dispatch.Finished {
+		r.row(t, "Cleaning up: Nomad job %s ended with exit code %d (%s)", job.ID, st.ExitCode, exitcode.Describe(st.ExitCode))
+	}
+	r.j.finish(res, t)
+	return res
+}
+
+func (r *renderer) problem(st Status) string {
+	if st.Problem != "" {
+		return st.Problem
+	}
+	return exitcode.Describe(st.ExitCode)
+}
+
+// verdict is the closing line. The time is the job's whole life in
+// Nomad, queue and boot included, when both ends are known.
+func (r *renderer) verdict(res runnerv1.Result, st Status) string {
+	dur := ""
+	switch {
+	case r.end != nil && !st.Submitted.IsZero():
+		dur = " in " + round(r.end.Time.Sub(st.Submitted)).String()
+	case r.end != nil && r.end.DurationMS > 0:
+		dur = " in " + round(time.Duration(r.end.DurationMS)*time.Millisecond).String()
+	}
+	switch res {
+	case runnerv1.Result_RESULT_SUCCESS:
+		return "Job succeeded" + dur
+	case runnerv1.Result_RESULT_CANCELLED:
+		return "Job cancelled" + dur
+	}
+	if failed := r.failedSteps(); len(failed) > 0 {
+		return fmt.Sprintf("Job failed%s: %s", dur, strings.Join(failed, "; "))
+	}
+	return "Job failed" + dur
+}
+
+func (r *renderer) failedSteps() []string {
+	var out []string
+	for _, i := range r.order {
+		s := r.steps[i]
+		if s.conclusion != events.Failure {
+			continue
+		}
+		if s.exitCode != nil {
+			out = append(out, fmt.Sprintf("step %q failed with exit code %d", s.name, *s.exitCode))
+		} else {
+			out = append(out, fmt.Sprintf("step %q failed", s.name))
+		}
+	}
+	return out
+}
+
+// stepCounts is "2 succeeded, 1 failed, 1 skipped".
+func (r *renderer) stepCounts() string {
+	n := map[string]int{}
+	for _, s := range r.steps {
+		c := s.conclusion
+		if c == "" {
+			c = "unfinished"
+		}
+		n[c]++
+	}
+	words := map[string]string{events.Success: "succeeded", events.Failure: "failed", events.Cancelled: "cancelled", events.Skipped: "skipped", "unfinished": "unfinished"}
+	keys := make([]string, 0, len(n))
+	for k := range n {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(a, b int) bool { return rank(keys[a]) < rank(keys[b]) })
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d %s", n[k], words[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func rank(c string) int {
+	for i, k := range []string{events.Success, events.Failure, events.Cancelled, events.Skipped} {
+		if c == k {
+			return i
+		}
+	}
+	return 9
+}
