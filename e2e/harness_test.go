@@ -22,7 +22,7 @@ import (
 
 // env reads a path the Makefile exports; a missing one is a setup error, not
 // a reason to skip.
-func env(t *testing.T, name string) string {
+func env(t testing.TB, name string) string {
 	t.Helper()
 	v := os.Getenv(name)
 	if v == "" {
@@ -38,7 +38,7 @@ func env(t *testing.T, name string) string {
 type Nomad struct {
 	*nomadagent.Agent
 	API *api.Client
-	t   *testing.T
+	t   testing.TB
 }
 
 type nomadOptions struct {
@@ -57,7 +57,7 @@ func WithPlugin(config string) Option { return func(o *nomadOptions) { o.pluginC
 
 // StartNomad starts an agent for t and stops it, by PID, when t ends,
 // whether t passed or not. The agent's log is printed when t failed.
-func StartNomad(t *testing.T, opts ...Option) *Nomad {
+func StartNomad(t testing.TB, opts ...Option) *Nomad {
 	t.Helper()
 	var o nomadOptions
 	for _, opt := range opts {
@@ -238,18 +238,18 @@ func tail(s string, lines int) string {
 	return strings.Join(ls, "\n")
 }
 
-func testContext(t *testing.T, limit time.Duration) context.Context {
+func testContext(t testing.TB, limit time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	t.Cleanup(cancel)
 	return ctx
 }
 
 // testLogger logs through t.
-func testLogger(t *testing.T) hclog.Logger {
+func testLogger(t testing.TB) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Output: testWriter{t}, Level: hclog.Info})
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))

@@ -23,7 +23,11 @@ func TestJobspecsValidate(t *testing.T) {
 	n := StartNomad(t, WithRawExec())
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			out, err := n.nomadCLI("job", "validate", f)
+			args := []string{"job", "validate"}
+			if src, _ := os.ReadFile(f); strings.Contains(string(src), `variable "forgejo_url"`) {
+				args = append(args, "-var", "forgejo_url=https://forge.example.org/")
+			}
+			out, err := n.nomadCLI(append(args, f)...)
 			if err != nil || !strings.Contains(out, "Job validation successful") {
 				t.Fatalf("nomad job validate %s: %v\n%s", f, err, out)
 			}

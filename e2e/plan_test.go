@@ -294,7 +294,7 @@ func checkNoSecrets(t *testing.T, n *Nomad, jobID string, alloc *api.Allocation,
 }
 
 // dispatchPlan registers the test label's parent job and dispatches p.
-func dispatchPlan(t *testing.T, n *Nomad, p *plan.Plan, secrets map[string]string) (*dispatch.Client, *dispatch.Job) {
+func dispatchPlan(t testing.TB, n *Nomad, p *plan.Plan, secrets map[string]string) (*dispatch.Client, *dispatch.Job) {
 	t.Helper()
 	ctx := testContext(t, time.Minute)
 	if _, err := jobs.Sync(ctx, n.API, []string{"../jobspecs/labels/solstice-test.nomad.hcl"}); err != nil {

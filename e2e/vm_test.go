@@ -26,7 +26,7 @@ var (
 	sharedCacheDir  string
 )
 
-func imageCacheDir(t *testing.T) string {
+func imageCacheDir(t testing.TB) string {
 	sharedCacheOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "solstice-e2e-cache-")
 		if err != nil {
@@ -38,7 +38,7 @@ func imageCacheDir(t *testing.T) string {
 }
 
 // testImage returns the test image's path and sha256.
-func testImage(t *testing.T) (string, string) {
+func testImage(t testing.TB) (string, string) {
 	path := env(t, "SOLSTICE_TEST_IMAGE")
 	data, err := os.ReadFile(path + ".sha256")
 	if err != nil {
@@ -55,7 +55,7 @@ type pluginOpts struct {
 
 // pluginConfig is the client's solstice-vm block with the test image in its
 // catalog as "solstice-test".
-func pluginConfig(t *testing.T, o pluginOpts) string {
+func pluginConfig(t testing.TB, o pluginOpts) string {
 	img, sum := testImage(t)
 	if o.accelerator == "" {
 		o.accelerator = "tcg"

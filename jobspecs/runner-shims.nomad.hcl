@@ -1,0 +1,114 @@
+# The runner shims as a Nomad service job. Run it with the forge's URL:
+#
+#   nomad var put nomad/jobs/solstice-runners \
+#     forgejo_registration_token=TOKEN nomad_token=ACL_TOKEN_OR_EMPTY
+#   nomad job run -var forgejo_url=https://forge.example.org/ runner-shims.nomad.hcl
+#
+# The shim keeps no state of its own: its runner credentials live in a Nomad
+# Variable, its in-flight jobs are the dispatched Nomad jobs. Secrets reach
+# it only through the template below (the job's own Variable, readable by
+# its workload identity), never as job variables or meta.
+
+variable "forgejo_url" {
+  type        = string
+  description = "root URL of the Forgejo or Gitea instance"
+}
+
+variable "runner_name" {
+  type    = string
+  default = "solstice"
+}
+
+variable "capacity" {
+  type        = number
+  default     = 4
+  description = "most forge tasks in flight (more wait in Nomad's queue)"
+}
+
+variable "service_provider" {
+  type        = string
+  default     = "nomad"
+  description = "where the shim's service registers: consul or nomad"
+}
+
+variable "solstice_binary" {
+  type    = string
+  default = "/usr/local/bin/solstice"
+}
+
+variable "nomad_addr" {
+  type    = string
+  default = "http://127.0.0.1:4646"
+}
+
+job "solstice-runners" {
+  type = "service"
+
+  group "forgejo" {
+    count = 1
+
+    network {
+      port "http" {}
+    }
+
+    service {
+      name     = "solstice-forgejo"
+      provider = var.service_provider
+      port     = "http"
+      tags     = ["solstice", "forge=forgejo", "instance=${var.forgejo_url}"]
+
+      # Unhealthy while the forge or Nomad cannot be reached.
+      check {
+        type     = "http"
+        path     = "/healthz"
+        interval = "10s"
+        timeout  = "3s"
+      }
+    }
+
+    restart {
+      attempts = 10
+      interval = "10m"
+      delay    = "15s"
+      mode     = "delay"
+    }
+
+    task "shim" {
+      # A single static binary that talks to Nomad's API: no isolation to
+      # gain from exec, and raw_exec needs no chroot of the binary's path.
+      driver = "raw_exec"
+
+      config {
+        command = var.solstice_binary
+        args = [
+          "forgejo", "run",
+          "--url", var.forgejo_url,
+          "--name", var.runner_name,
+          "--capacity", "${var.capacity}",
+          "--listen", "${NOMAD_ADDR_http}",
+        ]
+      }
+
+      env {
+        NOMAD_ADDR = var.nomad_addr
+      }
+
+      template {
+        destination = "secrets/solstice.env"
+        env         = true
+        change_mode = "restart"
+        data        = <<-EOT
+        {{- with nomadVar "nomad/jobs/solstice-runners" }}
+        NOMAD_TOKEN={{ .nomad_token }}
+        SOLSTICE_FORGEJO_REGISTRATION_TOKEN={{ .forgejo_registration_token }}
+        {{- end }}
+        EOT
+      }
+
+      resources {
+        cpu    = 200
+        memory = 128
+      }
+    }
+  }
+}
