@@ -5,6 +5,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -104,6 +106,13 @@ jobs:
 // Nomad and real VMs.
 func TestGiteaWorkflowInVMs(t *testing.T) {
 	f := startForgeVM(t)
+	f.runCIWorkflow(t)
+	f.assertCleanedUp(t)
+}
+
+// runCIWorkflow pushes ciWorkflow and checks every job's result and log.
+func (f *forgeVM) runCIWorkflow(t *testing.T) {
+	t.Helper()
 	f.g.API("PUT", fmt.Sprintf("repos/%s/%s/actions/secrets/MY_SECRET", f.g.User, f.repo), map[string]any{"data": "s3cr3t-value"}, 201, nil)
 	f.g.PushFile(f.repo, ".gitea/workflows/ci.yml", ciWorkflow)
 	jobs := f.g.WaitJobsDone(f.repo, 3, 15*time.Minute)
@@ -135,6 +144,47 @@ func TestGiteaWorkflowInVMs(t *testing.T) {
 			t.Errorf("after: the log lacks %q", want)
 		}
 	}
+}
+
+// TestGiteaShimAsNomadService runs the shim from jobspecs/runner-shims.nomad.hcl
+// as a Nomad service job (token from its Variable, registered in Nomad's
+// service catalog with a passing /healthz check), then the same workflow.
+func TestGiteaShimAsNomadService(t *testing.T) {
+	f := &forgeVM{g: StartGitea(t), n: StartNomad(t, WithRawExec(), WithPlugin(pluginConfig(t, pluginOpts{}))), repo: "demo"}
+	if _, err := f.n.WaitNode(testContext(t, 2*time.Minute), "solstice-vm"); err != nil {
+		t.Fatal(err)
+	}
+	syncLabels(t, f.n)
+	v := &api.Variable{Path: "nomad/jobs/solstice-runners", Items: api.VariableItems{
+		"forgejo_registration_token": f.g.RegistrationToken(), "nomad_token": "",
+	}}
+	if _, _, err := f.n.API.Variables().Create(v, nil); err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.n.nomadCLI("job", "run", "-detach",
+		"-var", "forgejo_url="+f.g.URL, "-var", "runner_name=e2e-vm", "-var", "capacity=2",
+		"-var", "solstice_binary="+filepath.Join(env(t, "SOLSTICE_BIN"), "solstice"),
+		"-var", "nomad_addr="+f.n.Addr, "../jobspecs/runner-shims.nomad.hcl")
+	if err != nil {
+		t.Fatalf("nomad job run runner-shims: %v\n%s", err, out)
+	}
+	waitFor(t, 2*time.Minute, "the shim's service to be registered and healthy", func() bool {
+		regs, _, err := f.n.API.Services().Get("solstice-forgejo", nil)
+		if err != nil || len(regs) == 0 {
+			return false
+		}
+		resp, err := http.Get(fmt.Sprintf("http://%s:%d/healthz", regs[0].Address, regs[0].Port))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if out, err := f.n.nomadCLI("service", "list"); err != nil || !strings.Contains(out, "solstice-forgejo") {
+		t.Fatalf("nomad service list: %v\n%s", err, out)
+	}
+	f.g.CreateRepo(f.repo)
+	f.runCIWorkflow(t)
 	f.assertCleanedUp(t)
 }
 
