@@ -90,4 +90,3 @@ func WriteInfraError(path, message string) error {
 	ev := events.Event{Seq: 1, Time: time.Now().UTC(), Type: events.TypeInfraError, Message: message}
 	return os.WriteFile(path, events.Marshal(&ev), 0o644)
 }
-
