@@ -25,6 +25,9 @@ func truthy(v Value) bool {
 	return kindOf(v) != kindNull
 }
 
+// ToNumber is GitHub's number coercion, for callers outside expressions.
+func ToNumber(v Value) float64 { return toNumber(normalize(v)) }
+
 // toNumber implements GitHub's number coercion.
 func toNumber(v Value) float64 {
 	switch x := v.(type) {
@@ -253,6 +256,10 @@ func coerce(l, r Value) (Value, Value, kind, kind) {
 	}
 	return l, r, lk, rk
 }
+
+// Equal is GitHub's `==` on two values, for callers outside expressions
+// that must compare the way an expression would (matrix include filters).
+func Equal(l, r Value) bool { return equal(normalize(l), normalize(r)) }
 
 // equal is GitHub's `==`.
 func equal(l, r Value) bool {

@@ -2,10 +2,8 @@ package workflow
 
 import (
 	"fmt"
-	"math"
-	"regexp"
-	"strconv"
-	"strings"
+
+	"github.com/solstice-ci/solstice/guest/expr"
 )
 
 // GitHub's limits on a matrix.
@@ -178,106 +176,20 @@ func leavesMatch(f, v any) bool {
 	return looseEqual(f, v)
 }
 
-type kind int
-
-const (
-	kNull kind = iota
-	kBool
-	kNumber
-	kString
-	kObject
-)
-
-func kindOf(v any) (kind, any) {
-	switch x := v.(type) {
-	case nil:
-		return kNull, nil
-	case bool:
-		return kBool, x
-	case int64:
-		return kNumber, float64(x)
-	case float64:
-		return kNumber, x
-	case string:
-		return kString, x
-	}
-	return kObject, v
-}
-
-// looseEqual is the Actions expression == on two values: strings compare
-// ignoring case, mixed kinds are coerced to numbers, objects never equal.
+// looseEqual compares two leaves with the expression == operator. A leaf
+// against an object or array never matches: expressions compare those by
+// identity only.
 func looseEqual(a, b any) bool {
-	ka, va := kindOf(a)
-	kb, vb := kindOf(b)
-	ka, va, kb, vb = coerce(ka, va, kb, vb)
-	if ka != kb {
+	if isCollection(a) || isCollection(b) {
 		return false
 	}
-	switch ka {
-	case kNull:
+	return expr.Equal(a, b)
+}
+
+func isCollection(v any) bool {
+	switch v.(type) {
+	case Map, []any:
 		return true
-	case kNumber:
-		return va.(float64) == vb.(float64)
-	case kString:
-		return strings.EqualFold(va.(string), vb.(string))
-	case kBool:
-		return va.(bool) == vb.(bool)
 	}
 	return false
-}
-
-func coerce(ka kind, va any, kb kind, vb any) (kind, any, kind, any) {
-	switch {
-	case ka == kb:
-	case ka == kNumber && kb == kString:
-		return ka, va, kNumber, toNumber(vb)
-	case ka == kString && kb == kNumber:
-		return kNumber, toNumber(va), kb, vb
-	case ka == kBool || ka == kNull:
-		return coerce(kNumber, toNumber(va), kb, vb)
-	case kb == kBool || kb == kNull:
-		return coerce(ka, va, kNumber, toNumber(vb))
-	}
-	return ka, va, kb, vb
-}
-
-var decimal = regexp.MustCompile(`^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$`)
-
-// toNumber is the Actions number coercion (JavaScript's Number()).
-func toNumber(v any) float64 {
-	switch x := v.(type) {
-	case nil:
-		return 0
-	case bool:
-		if x {
-			return 1
-		}
-		return 0
-	case float64:
-		return x
-	case string:
-		return parseNumber(x)
-	}
-	return math.NaN()
-}
-
-func parseNumber(s string) float64 {
-	s = strings.TrimSpace(s)
-	switch {
-	case s == "":
-		return 0
-	case decimal.MatchString(s):
-		f, _ := strconv.ParseFloat(s, 64)
-		return f
-	case s == "Infinity":
-		return math.Inf(1)
-	case s == "-Infinity":
-		return math.Inf(-1)
-	case len(s) > 2 && (s[:2] == "0x" || s[:2] == "0o"):
-		base := map[string]int{"0x": 16, "0o": 8}[s[:2]]
-		if i, err := strconv.ParseInt(s[2:], base, 32); err == nil && s[2] != '-' && s[2] != '+' {
-			return float64(i)
-		}
-	}
-	return math.NaN()
 }

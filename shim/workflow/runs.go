@@ -3,9 +3,10 @@ package workflow
 import (
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/solstice-ci/solstice/guest/expr"
 )
 
 // DefaultTimeoutMinutes is a job's timeout when it sets none.
@@ -213,28 +214,13 @@ func nameSegments(m Map) []string {
 
 // stringify converts a value to text as Actions expressions do.
 func stringify(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case bool:
-		return strconv.FormatBool(x)
-	case int64:
-		return formatNumber(float64(x))
-	case float64:
-		return formatNumber(x)
-	case string:
-		return x
+	switch v.(type) {
 	case Map:
 		return "Object"
 	case []any:
 		return "Array"
 	}
-	return fmt.Sprint(v)
-}
-
-// formatNumber is .NET's Double.ToString("G15"), which GitHub uses.
-func formatNumber(f float64) string {
-	return strconv.FormatFloat(f, 'G', 15, 64)
+	return expr.ToString(v)
 }
 
 var (
@@ -300,7 +286,7 @@ func timeoutMinutes(t *NumberOrExpr, m Map) NumberOrExpr {
 		return NumberOrExpr{Value: DefaultTimeoutMinutes}
 	}
 	if v, ok := wholeRef(t.Expr, m); ok {
-		if f := toNumber(canonical(v)); f > 0 {
+		if f := expr.ToNumber(canonical(v)); f > 0 {
 			return NumberOrExpr{Value: f}
 		}
 	}
