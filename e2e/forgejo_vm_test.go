@@ -3,7 +3,9 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/solstice-ci/solstice/guest/plan"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/forgejo"
 )
@@ -133,6 +136,7 @@ func (f *forgeVM) runCIWorkflow(t *testing.T) {
 			t.Errorf("%s: the secret's value is in the log", j.Name)
 		}
 	}
+	f.assertNoSecretsInNomad(t, "s3cr3t-value")
 	after := f.job(t, jobs, "after")
 	log := f.g.JobLog(f.repo, after.ID)
 	t.Logf("after: %s\n%s", after.Conclusion, log)
@@ -142,6 +146,46 @@ func (f *forgeVM) runCIWorkflow(t *testing.T) {
 	for _, want := range []string{"probe=42", "Process completed with exit code 3.", "cleanup ran", "Job failed"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("after: the log lacks %q", want)
+		}
+	}
+}
+
+// assertNoSecretsInNomad reads every dispatched job back from Nomad (spec,
+// meta, the decompressed plan payload, allocations) and looks for the
+// secret's value and for any token in the plan's contexts.
+func (f *forgeVM) assertNoSecretsInNomad(t *testing.T, secret string) {
+	t.Helper()
+	stubs, _, err := f.n.API.Jobs().List(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stubs {
+		if s.ParentID == "" {
+			continue
+		}
+		job, _, err := f.n.API.Jobs().Info(s.ID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := plan.DecodeAuto(bytes.NewReader(job.Payload))
+		if err != nil {
+			t.Fatalf("job %s payload: %v", s.ID, err)
+		}
+		planJSON, _ := json.Marshal(p)
+		allocs, _, _ := f.n.API.Jobs().Allocations(s.ID, true, nil)
+		specJSON, _ := json.Marshal(job)
+		allocJSON, _ := json.Marshal(allocs)
+		for where, text := range map[string]string{"spec and meta": string(specJSON), "plan payload": string(planJSON), "allocations": string(allocJSON)} {
+			if strings.Contains(text, secret) {
+				t.Errorf("job %s: the secret is in its %s", s.ID, where)
+			}
+		}
+		var github map[string]any
+		json.Unmarshal(p.Contexts["github"], &github)
+		for k, v := range github {
+			if strings.HasSuffix(strings.ToLower(k), "token") && v != "" && v != nil {
+				t.Errorf("job %s: the plan's github context carries %s", s.ID, k)
+			}
 		}
 	}
 }
@@ -257,7 +301,7 @@ func TestGiteaOutageMidJob(t *testing.T) {
 	f := startForgeVM(t)
 	f.runningTicks(t, 40)
 	f.g.Stop()
-	time.Sleep(10 * time.Second)
+	time.Sleep(30 * time.Second)
 	f.g.Restart()
 	j := f.g.WaitJobsDone(f.repo, 1, 10*time.Minute)[0]
 	log := f.g.JobLog(f.repo, j.ID)

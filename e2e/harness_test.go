@@ -44,6 +44,7 @@ type Nomad struct {
 type nomadOptions struct {
 	pluginConfig string
 	rawExec      bool
+	bridge       bool
 }
 
 // Option changes how StartNomad configures the agent.
@@ -51,6 +52,9 @@ type Option func(*nomadOptions)
 
 // WithRawExec enables the raw_exec driver.
 func WithRawExec() Option { return func(o *nomadOptions) { o.rawExec = true } }
+
+// WithBridge enables bridge networking for task groups (CNI).
+func WithBridge() Option { return func(o *nomadOptions) { o.bridge = true } }
 
 // WithPlugin loads bin/solstice-vm with the given plugin config body.
 func WithPlugin(config string) Option { return func(o *nomadOptions) { o.pluginConfig = config } }
@@ -68,6 +72,9 @@ func StartNomad(t testing.TB, opts ...Option) *Nomad {
 		DataDir:      filepath.Join(t.TempDir(), "nomad"),
 		PluginConfig: o.pluginConfig,
 		RawExec:      o.rawExec,
+	}
+	if o.bridge {
+		cfg.CNIPath = "/usr/lib/cni"
 	}
 	if o.pluginConfig != "" {
 		cfg.Plugin = filepath.Join(env(t, "SOLSTICE_BIN"), "solstice-vm")

@@ -319,3 +319,33 @@ func TestGuestCannotReachHostLoopback(t *testing.T) {
 		t.Fatalf("the guest has no network at all: %v\n%s", err, out)
 	}
 }
+
+// TestBridgeModeGuestCannotReachHostLoopback: under bridge networking QEMU
+// runs in the allocation's namespace, whose loopback holds none of the
+// host's listeners, and the driver still reaches the guest from there.
+func TestBridgeModeGuestCannotReachHostLoopback(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	n := StartNomad(t, WithBridge(), WithPlugin(pluginConfig(t, pluginOpts{extra: "host_isolation = false"})))
+	job := strings.Replace(vmJob("bridged", ""), `  group "g" {`, `  group "g" {
+    network {
+      mode = "bridge"
+    }`, 1)
+	n.RunJob(job)
+	alloc := n.waitRunning("bridged")
+	probe := fmt.Sprintf("if timeout 10 bash -c 'exec 3<>/dev/tcp/10.0.2.2/%d'; then echo CONNECTED; else echo REFUSED; fi", port)
+	out, err := n.exec(alloc, probe)
+	if err != nil || !strings.Contains(out, "REFUSED") {
+		t.Fatalf("probe from a bridged guest: %v\n%s", err, out)
+	}
+	pid := qemuPID(t, n.vmDir(alloc))
+	self, _ := os.Readlink("/proc/self/ns/net")
+	theirs, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if theirs == "" || theirs == self {
+		t.Fatalf("qemu runs in network namespace %q, the host's is %q", theirs, self)
+	}
+}

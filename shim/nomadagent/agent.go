@@ -37,6 +37,9 @@ type Config struct {
 	RawExec bool
 	// NodeMeta is added to the client's meta.
 	NodeMeta map[string]string
+	// CNIPath, when set, lets groups use bridge networking with the CNI
+	// plugins there (Debian's containernetworking-plugins: /usr/lib/cni).
+	CNIPath string
 }
 
 // Agent is a running Nomad agent.
@@ -81,6 +84,9 @@ server {
 client {
   enabled = true
   servers = ["127.0.0.1:{{.Ports.RPC}}"]
+{{- if .CNIPath}}
+  cni_path = "{{.CNIPath}}"
+{{- end}}
   meta {
 {{- range $k, $v := .NodeMeta}}
     "{{$k}}" = "{{$v}}"
