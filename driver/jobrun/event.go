@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/solstice-ci/solstice/driver/exitcode"
@@ -78,9 +77,6 @@ func exitSuffix(code *int) string {
 	}
 	return fmt.Sprintf(" (exit code %d)", *code)
 }
-
-func stringsReader(s string) io.Reader { return strings.NewReader(s) }
-func bytesReader(b []byte) io.Reader   { return bytes.NewReader(b) }
 
 // WriteInfraError writes a one-event stream saying the job could not run.
 func WriteInfraError(path, message string) error {

@@ -8,12 +8,14 @@ package jobrun
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -70,9 +72,6 @@ func (r *Runner) Launch(ctx context.Context, f Files) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(path.Dir(r.Events), 0o755); err != nil {
-		return fmt.Errorf("create events dir: %w", err)
-	}
 	cmd := fmt.Sprintf("%s/bin/solstice-guest run --root %s --detach %s/plan.json", GuestRoot, GuestRoot, GuestRoot)
 	if _, err := c.Output(ctx, cmd, secrets); err != nil {
 		return fmt.Errorf("start the guest agent: %w", err)
@@ -93,11 +92,11 @@ func upload(ctx context.Context, c *guestssh.Client, local, remote string) error
 // absent file means no secrets.
 func readSecrets(p string) (io.Reader, error) {
 	if p == "" {
-		return stringsReader("{}"), nil
+		return strings.NewReader("{}"), nil
 	}
 	data, err := os.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
-		return stringsReader("{}"), nil
+		return strings.NewReader("{}"), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read job secrets: %w", err)
@@ -105,7 +104,7 @@ func readSecrets(p string) (io.Reader, error) {
 	if len(data) == 0 {
 		data = []byte("{}")
 	}
-	return bytesReader(data), nil
+	return bytes.NewReader(data), nil
 }
 
 // Follow streams the agent's events from where events.jsonl ends until the
@@ -138,7 +137,7 @@ func (r *Runner) Follow(ctx context.Context, guestGone <-chan struct{}) (int, er
 // openEvents opens the host events file for appending and returns the
 // resume offset: its size, after dropping a half-written last line.
 func openEvents(p string) (*os.File, int64, error) {
-	if err := os.MkdirAll(path.Dir(p), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return nil, 0, err
 	}
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o644)

@@ -386,7 +386,7 @@ func (l *launch) launchJob(ctx context.Context, h *task.Handle) error {
 	if err != nil {
 		return err
 	}
-	events := filepath.Join(l.cfg.TaskDir().SharedAllocDir, "solstice", l.cfg.Name, "events.jsonl")
+	events := l.eventsPath()
 	h.UpdateState(func(s *task.State) { s.Events = events })
 	l.st.Events = events
 	r, err := l.d.jobRunner(h, l.cfg)
@@ -458,6 +458,12 @@ func redactQuery(u string) string {
 	return u
 }
 
+// eventsPath is alloc/solstice/<task>/events.jsonl, where the shims follow
+// the job (dispatch.EventsPath names the same file from the API's side).
+func (l *launch) eventsPath() string {
+	return filepath.Join(l.cfg.TaskDir().SharedAllocDir, "solstice", l.cfg.Name, "events.jsonl")
+}
+
 // taskPath resolves a path from the task config against the task dir.
 func (l *launch) taskPath(p string) string {
 	if p == "" || filepath.IsAbs(p) {
@@ -511,7 +517,7 @@ func (l *launch) reportInfraError(cause error) {
 	if l.tc.Plan == "" {
 		return
 	}
-	p := filepath.Join(l.cfg.TaskDir().SharedAllocDir, "solstice", l.cfg.Name, "events.jsonl")
+	p := l.eventsPath()
 	if st, err := os.Stat(p); err == nil && st.Size() > 0 {
 		return // the agent's own stream exists; never break its sequence
 	}
