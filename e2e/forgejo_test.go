@@ -16,6 +16,7 @@ import (
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/forgejo"
 	"github.com/solstice-ci/solstice/shim/jobs"
+	"github.com/solstice-ci/solstice/shim/watch"
 )
 
 // shim is the Forgejo/Gitea runner shim running in the test process.
@@ -37,7 +38,7 @@ func startShim(t *testing.T, g *Gitea, n *Nomad, name string) *shim {
 	s := &shim{store: &forgejo.NomadStore{API: n.API, Path: path}}
 	s.rt, err = forgejo.New(forgejo.Config{
 		URL: g.URL, Name: name, Capacity: 2, RegistrationToken: g.RegistrationToken(), Version: "e2e",
-		Store: s.store, Nomad: forgejo.NewNomadClient(&dispatch.Client{API: n.API, Log: log.Named("dispatch")}), Log: log,
+		Store: s.store, Nomad: watch.NewClient(&dispatch.Client{API: n.API, Log: log.Named("dispatch")}), Log: log,
 	})
 	if err != nil {
 		t.Fatal(err)

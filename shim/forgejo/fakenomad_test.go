@@ -11,6 +11,7 @@ import (
 	"github.com/solstice-ci/solstice/driver/exitcode"
 	"github.com/solstice-ci/solstice/guest/events"
 	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/watch"
 )
 
 // fakeNomad is Nomad as the runner sees it. Jobs stay queued until the test
@@ -84,25 +85,25 @@ func (n *fakeNomad) Dispatch(_ context.Context, req dispatch.Request) (*dispatch
 	return j.job, nil
 }
 
-func (n *fakeNomad) Status(_ context.Context, job *dispatch.Job) (Status, error) {
+func (n *fakeNomad) Status(_ context.Context, job *dispatch.Job) (watch.Status, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.statuses++
 	if n.down {
-		return Status{}, errNomadDown
+		return watch.Status{}, errNomadDown
 	}
 	j := n.jobs[job.ID]
 	if j == nil {
-		return Status{}, fmt.Errorf("job %s: not found", job.ID)
+		return watch.Status{}, fmt.Errorf("job %s: not found", job.ID)
 	}
-	st := Status{Status: dispatch.Status{Stage: j.stage, ExitCode: j.exit, Problem: j.problem}, Submitted: j.submitted, Placed: j.placed}
+	st := watch.Status{Status: dispatch.Status{Stage: j.stage, ExitCode: j.exit, Problem: j.problem}, Submitted: j.submitted, Placed: j.placed}
 	if !j.placed.IsZero() {
 		st.AllocID, st.Node, st.Boot = "alloc-"+job.ID, "node-1", "image solstice-test under tcg"
 	}
 	return st, nil
 }
 
-func (n *fakeNomad) Follow(ctx context.Context, st Status, from int64, fn func([]byte, int64) error) error {
+func (n *fakeNomad) Follow(ctx context.Context, st watch.Status, from int64, fn func([]byte, int64) error) error {
 	id := st.AllocID[len("alloc-"):]
 	off := from
 	for {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/solstice-ci/solstice/shim/watch"
 )
 
 // poll fetches tasks while fewer than Capacity are in flight, and starts
@@ -12,7 +14,7 @@ import (
 // after a task (so the next call looks for more at once).
 func (rt *Runner) poll(ctx context.Context) error {
 	var version int64
-	retry := newBackoff(rt.cfg.Timing.RetryMin, rt.cfg.Timing.RetryMax)
+	retry := watch.NewBackoff(rt.cfg.Timing.RetryMin, rt.cfg.Timing.RetryMax)
 	for {
 		if err := rt.takeSlot(ctx); err != nil {
 			return err
@@ -23,18 +25,18 @@ func (rt *Runner) poll(ctx context.Context) error {
 			if errors.Is(err, ErrUnauthorized) || ctx.Err() != nil {
 				return err
 			}
-			d := retry.next()
+			d := retry.Next()
 			rt.log.Warn("fetching a task failed; retrying", "in", d, "error", err)
-			if !sleep(ctx, d) {
+			if !watch.Sleep(ctx, d) {
 				return ctx.Err()
 			}
 			continue
 		}
-		retry.reset()
+		retry.Reset()
 		version = next
 		if !got {
 			rt.releaseSlot()
-			if !sleep(ctx, rt.cfg.Timing.Fetch) {
+			if !watch.Sleep(ctx, rt.cfg.Timing.Fetch) {
 				return ctx.Err()
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/solstice-ci/solstice/driver/exitcode"
 	"github.com/solstice-ci/solstice/guest/events"
 	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/watch"
 )
 
 // renderer turns a job's life into log rows and step states. Everything
@@ -55,14 +56,14 @@ func (r *renderer) refused(t time.Time, lines []string) {
 
 // dispatched writes the first lines of a dispatched job: it is queued
 // until Nomad places it.
-func (r *renderer) dispatched(job *dispatch.Job, st Status) {
+func (r *renderer) dispatched(job *dispatch.Job, st watch.Status) {
 	t := st.Submitted
 	r.row(t, "Solstice: dispatched as Nomad job %s (runs-on label %s)", job.ID, job.Label)
 	r.row(t, "Queued: the job waits in Nomad until a client with the %s image has room for it", job.Label)
 }
 
 // placed writes where the job was placed and how long it queued.
-func (r *renderer) placed(st Status) {
+func (r *renderer) placed(st watch.Status) {
 	queued := st.Placed.Sub(st.Submitted)
 	r.row(st.Placed, "Placed on Nomad node %s after %s in the queue (allocation %s)", orUnknown(st.Node), round(queued), short(st.AllocID))
 }
@@ -93,7 +94,7 @@ func round(d time.Duration) time.Duration {
 
 // event renders one event of the job's stream. Events at or below the last
 // sequence number seen are ignored.
-func (r *renderer) event(ev events.Event, st Status) {
+func (r *renderer) event(ev events.Event, st watch.Status) {
 	if ev.Seq <= r.lastSeq || r.end != nil {
 		return
 	}
@@ -122,7 +123,7 @@ func (r *renderer) event(ev events.Event, st Status) {
 	}
 }
 
-func (r *renderer) jobStarted(ev events.Event, st Status) {
+func (r *renderer) jobStarted(ev events.Event, st watch.Status) {
 	r.started = &ev
 	r.j.setSteps(ev.Steps)
 	boot := ""
@@ -216,7 +217,7 @@ func conclusionResult(c string) runnerv1.Result {
 }
 
 // result is the job's result from its last event and how its task ended.
-func (r *renderer) result(st Status) runnerv1.Result {
+func (r *renderer) result(st watch.Status) runnerv1.Result {
 	switch {
 	case r.end != nil && r.end.Type == events.TypeJobFinished:
 		return conclusionResult(r.end.Conclusion)
@@ -230,7 +231,7 @@ func (r *renderer) result(st Status) runnerv1.Result {
 
 // finished writes the closing lines and records the result. t stamps
 // lines that no event dates.
-func (r *renderer) finished(job *dispatch.Job, st Status, t time.Time) runnerv1.Result {
+func (r *renderer) finished(job *dispatch.Job, st watch.Status, t time.Time) runnerv1.Result {
 	r.j.closeSteps()
 	if r.end != nil {
 		t = r.end.Time
@@ -250,7 +251,7 @@ func (r *renderer) finished(job *dispatch.Job, st Status, t time.Time) runnerv1.
 	return res
 }
 
-func (r *renderer) problem(st Status) string {
+func (r *renderer) problem(st watch.Status) string {
 	if st.Problem != "" {
 		return st.Problem
 	}
@@ -259,7 +260,7 @@ func (r *renderer) problem(st Status) string {
 
 // verdict is the closing line. The time is the job's whole life in
 // Nomad, queue and boot included, when both ends are known.
-func (r *renderer) verdict(res runnerv1.Result, st Status) string {
+func (r *renderer) verdict(res runnerv1.Result, st watch.Status) string {
 	dur := ""
 	switch {
 	case r.end != nil && !st.Submitted.IsZero():

@@ -10,12 +10,13 @@ import (
 	"github.com/solstice-ci/solstice/driver/exitcode"
 	"github.com/solstice-ci/solstice/guest/events"
 	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/watch"
 )
 
 func intp(i int) *int { return &i }
 
 // render runs events through a fresh renderer and returns the rows.
-func render(evs []events.Event, st Status) (*journal, []string, runnerv1.Result) {
+func render(evs []events.Event, st watch.Status) (*journal, []string, runnerv1.Result) {
 	j := newJournal(0)
 	r := newRenderer(j)
 	for i, ev := range evs {
@@ -47,7 +48,7 @@ func TestStepRangesAndResults(t *testing.T) {
 		{Type: events.TypeOutputs, Outputs: map[string]string{"k": "v"}},
 		{Type: events.TypeJobFinished, Conclusion: "success", DurationMS: 2000},
 	}
-	j, rows, res := render(evs, Status{Status: dispatch.Status{Stage: dispatch.Finished}})
+	j, rows, res := render(evs, watch.Status{Status: dispatch.Status{Stage: dispatch.Finished}})
 	if res != runnerv1.Result_RESULT_SUCCESS {
 		t.Fatalf("result %v", res)
 	}
@@ -96,7 +97,7 @@ func TestJobResults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			j, rows, res := render(tt.evs, Status{Status: tt.st})
+			j, rows, res := render(tt.evs, watch.Status{Status: tt.st})
 			if res != tt.want || !strings.Contains(strings.Join(rows, "\n"), tt.line) || strings.Contains(strings.Join(rows, "\n"), "exit code 130") {
 				t.Fatalf("result %v rows:\n%s", res, strings.Join(rows, "\n"))
 			}
@@ -111,7 +112,7 @@ func TestJobResults(t *testing.T) {
 
 func TestRenderingAgainSkipsStoredRows(t *testing.T) {
 	evs := script{steps: []scriptStep{{name: "a", lines: manyLines(10)}}}.events()
-	st := Status{Status: dispatch.Status{Stage: dispatch.Finished}}
+	st := watch.Status{Status: dispatch.Status{Stage: dispatch.Finished}}
 	_, all, _ := render(evs, st)
 	j := newJournal(7)
 	r := newRenderer(j)

@@ -9,6 +9,7 @@ import (
 
 	runnerv1 "code.gitea.io/actions-proto-go/runner/v1"
 	"github.com/hashicorp/go-hclog"
+	"github.com/solstice-ci/solstice/shim/watch"
 )
 
 // logBatch is the most rows one UpdateLog carries.
@@ -70,7 +71,7 @@ func (r *reporter) loop(ctx context.Context) {
 	defer heartbeat.Stop()
 	flush := time.NewTicker(r.timing.LogFlush)
 	defer flush.Stop()
-	retry := newBackoff(r.timing.RetryMin, r.timing.RetryMax)
+	retry := watch.NewBackoff(r.timing.RetryMin, r.timing.RetryMax)
 	var notBefore time.Time
 	for {
 		var err error
@@ -88,14 +89,14 @@ func (r *reporter) loop(ctx context.Context) {
 		}
 		if err == nil || errors.Is(err, errNotDue) {
 			if err == nil {
-				retry.reset()
+				retry.Reset()
 			}
 			continue
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		d := retry.next()
+		d := retry.Next()
 		notBefore = time.Now().Add(d)
 		// Until then ticks and step changes are skipped; the next report
 		// carries everything, as rows and state are cumulative.
@@ -194,7 +195,7 @@ func (r *reporter) sendState(ctx context.Context, final bool) error {
 // retries until the forge took both, the forge refuses for good, or ctx
 // ends (the shim is shutting down: a restarted shim reports instead).
 func (r *reporter) final(ctx context.Context) error {
-	retry := newBackoff(r.timing.RetryMin, r.timing.RetryMax)
+	retry := watch.NewBackoff(r.timing.RetryMin, r.timing.RetryMax)
 	for step := 0; step < 2; {
 		var err error
 		if step == 0 {
@@ -205,16 +206,16 @@ func (r *reporter) final(ctx context.Context) error {
 		switch {
 		case err == nil:
 			step++
-			retry.reset()
+			retry.Reset()
 			continue
 		case Permanent(err):
 			return err
 		case ctx.Err() != nil:
 			return fmt.Errorf("final report of task %d: %w", r.id, ctx.Err())
 		}
-		d := retry.next()
+		d := retry.Next()
 		r.log.Warn("final report to the forge failed; retrying", "in", d, "error", err)
-		if !sleep(ctx, d) {
+		if !watch.Sleep(ctx, d) {
 			return fmt.Errorf("final report of task %d: %w", r.id, ctx.Err())
 		}
 	}

@@ -9,11 +9,12 @@ import (
 	runnerv1 "code.gitea.io/actions-proto-go/runner/v1"
 
 	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/watch"
 )
 
 // resumeAll resumes every job Nomad runs for this runner.
 func (rt *Runner) resumeAll(ctx context.Context) error {
-	retry := newBackoff(rt.cfg.Timing.RetryMin, rt.cfg.Timing.RetryMax)
+	retry := watch.NewBackoff(rt.cfg.Timing.RetryMin, rt.cfg.Timing.RetryMax)
 	for {
 		jobs, err := rt.nomad.InFlight(ctx, ForgeName, rt.instance)
 		if err == nil {
@@ -31,9 +32,9 @@ func (rt *Runner) resumeAll(ctx context.Context) error {
 			}
 			return nil
 		}
-		d := retry.next()
+		d := retry.Next()
 		rt.log.Warn("cannot list the jobs in flight yet; retrying", "in", d, "error", fmt.Errorf("list in-flight jobs: %w", err))
-		if !sleep(ctx, d) {
+		if !watch.Sleep(ctx, d) {
 			return ctx.Err()
 		}
 	}
@@ -69,7 +70,7 @@ func (rt *Runner) resume(ctx context.Context, job *dispatch.Job) {
 // askAck asks the forge how many rows of the task's log it stored,
 // retrying while the forge is unreachable.
 func (t *task) askAck(ctx context.Context) (int64, error) {
-	retry := newBackoff(t.rt.cfg.Timing.RetryMin, t.rt.cfg.Timing.RetryMax)
+	retry := watch.NewBackoff(t.rt.cfg.Timing.RetryMin, t.rt.cfg.Timing.RetryMax)
 	for {
 		ack, err := t.rt.forge.UpdateLog(ctx, &runnerv1.UpdateLogRequest{TaskId: t.id})
 		if err == nil || errors.Is(err, ErrTaskGone) {
@@ -79,9 +80,9 @@ func (t *task) askAck(ctx context.Context) (int64, error) {
 			t.rt.fail(err)
 			return 0, err
 		}
-		d := retry.next()
+		d := retry.Next()
 		t.log.Warn("cannot ask the forge for the task's log yet; retrying", "in", d, "error", err)
-		if !sleep(ctx, d) {
+		if !watch.Sleep(ctx, d) {
 			return 0, ctx.Err()
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/solstice-ci/solstice/shim/watch"
 )
 
 // Config configures a Runner.
@@ -29,7 +30,7 @@ type Config struct {
 	Version           string
 
 	Store   Store
-	Nomad   Nomad
+	Nomad   watch.Nomad
 	Log     hclog.Logger
 	Metrics *Metrics // optional
 	Timing  Timing   // zero fields take DefaultTiming's
@@ -84,7 +85,7 @@ type Runner struct {
 	cfg      Config
 	log      hclog.Logger
 	metrics  *Metrics
-	nomad    Nomad
+	nomad    watch.Nomad
 	forge    *Client
 	instance string
 
@@ -179,15 +180,15 @@ func (rt *Runner) fatal(err error) error {
 
 // connect reads the catalog, then registers (if needed) and declares.
 func (rt *Runner) connect(ctx context.Context) error {
-	retry := newBackoff(rt.cfg.Timing.RetryMin, rt.cfg.Timing.RetryMax)
+	retry := watch.NewBackoff(rt.cfg.Timing.RetryMin, rt.cfg.Timing.RetryMax)
 	for {
 		err := rt.tryConnect(ctx)
 		if err == nil || errors.Is(err, ErrUnauthorized) || isConfigError(err) {
 			return err
 		}
-		d := retry.next()
+		d := retry.Next()
 		rt.log.Warn("cannot connect the runner yet; retrying", "in", d, "error", err)
-		if !sleep(ctx, d) {
+		if !watch.Sleep(ctx, d) {
 			return ctx.Err()
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/solstice-ci/solstice/guest/events"
 	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/watch"
 )
 
 // task is one forge task from fetch (or resume) to its final report.
@@ -26,8 +27,8 @@ type task struct {
 	fetched time.Time // zero for a resumed task
 
 	mu     sync.Mutex
-	status Status // the newest status read
-	steps  bool   // the first step has started
+	status watch.Status // the newest status read
+	steps  bool         // the first step has started
 }
 
 func (rt *Runner) newTask(id int64, base int64) *task {
@@ -123,8 +124,8 @@ func (t *task) watch(ctx context.Context) {
 }
 
 // readStatus reads the job's status, retrying while Nomad is unreachable.
-func (t *task) readStatus(ctx context.Context) (Status, error) {
-	retry := newBackoff(t.rt.cfg.Timing.RetryMin, t.rt.cfg.Timing.RetryMax)
+func (t *task) readStatus(ctx context.Context) (watch.Status, error) {
+	retry := watch.NewBackoff(t.rt.cfg.Timing.RetryMin, t.rt.cfg.Timing.RetryMax)
 	for {
 		st, err := t.rt.nomad.Status(ctx, t.job)
 		if err == nil {
@@ -134,10 +135,10 @@ func (t *task) readStatus(ctx context.Context) (Status, error) {
 			t.setState(stageState(st.Stage))
 			return st, nil
 		}
-		d := retry.next()
+		d := retry.Next()
 		t.log.Warn("cannot read the job's status; retrying", "in", d, "error", err)
-		if !sleep(ctx, d) {
-			return Status{}, ctx.Err()
+		if !watch.Sleep(ctx, d) {
+			return watch.Status{}, ctx.Err()
 		}
 	}
 }
@@ -154,16 +155,16 @@ func stageState(s dispatch.Stage) string {
 	return stateReporting
 }
 
-func (t *task) latest() Status {
+func (t *task) latest() watch.Status {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.status
 }
 
 // waitPlaced waits while the job is queued.
-func (t *task) waitPlaced(ctx context.Context, st Status) (Status, error) {
+func (t *task) waitPlaced(ctx context.Context, st watch.Status) (watch.Status, error) {
 	for st.Stage == dispatch.Queued {
-		if !sleep(ctx, t.rt.cfg.Timing.Status) {
+		if !watch.Sleep(ctx, t.rt.cfg.Timing.Status) {
 			return st, ctx.Err()
 		}
 		var err error
@@ -181,16 +182,16 @@ func (t *task) cancelOnForgeDone(ctx context.Context) {
 		return
 	case <-t.rep.forgeDone:
 	}
-	retry := newBackoff(t.rt.cfg.Timing.RetryMin, t.rt.cfg.Timing.RetryMax)
+	retry := watch.NewBackoff(t.rt.cfg.Timing.RetryMin, t.rt.cfg.Timing.RetryMax)
 	for {
 		err := t.rt.nomad.Cancel(ctx, t.job)
 		if err == nil {
 			t.log.Info("stopped the job: the forge cancelled the task")
 			return
 		}
-		d := retry.next()
+		d := retry.Next()
 		t.log.Warn("cannot stop the job yet; retrying", "in", d, "error", err)
-		if !sleep(ctx, d) {
+		if !watch.Sleep(ctx, d) {
 			return
 		}
 	}
@@ -235,7 +236,7 @@ func (t *task) follow(ctx context.Context) error {
 	}
 }
 
-func (t *task) setStatus(st Status) {
+func (t *task) setStatus(st watch.Status) {
 	t.mu.Lock()
 	t.status = st
 	t.mu.Unlock()
@@ -276,7 +277,7 @@ func (t *task) firstStep() {
 
 // waitEnd waits, up to EndWait, for the job's task to stop (the VM powers
 // off after its last event) and returns the final status.
-func (t *task) waitEnd(ctx context.Context) (Status, error) {
+func (t *task) waitEnd(ctx context.Context) (watch.Status, error) {
 	deadline := time.Now().Add(t.rt.cfg.Timing.EndWait)
 	for {
 		st, err := t.readStatus(ctx)
@@ -286,7 +287,7 @@ func (t *task) waitEnd(ctx context.Context) (Status, error) {
 		if st.Stage == dispatch.Finished || time.Now().After(deadline) {
 			return st, nil
 		}
-		if !sleep(ctx, t.rt.cfg.Timing.Status) {
+		if !watch.Sleep(ctx, t.rt.cfg.Timing.Status) {
 			return st, ctx.Err()
 		}
 	}
@@ -295,15 +296,15 @@ func (t *task) waitEnd(ctx context.Context) (Status, error) {
 // finishJob removes what the job left in Nomad (its secrets), which also
 // takes it off the in-flight list.
 func (t *task) finishJob(ctx context.Context) {
-	retry := newBackoff(t.rt.cfg.Timing.RetryMin, t.rt.cfg.Timing.RetryMax)
+	retry := watch.NewBackoff(t.rt.cfg.Timing.RetryMin, t.rt.cfg.Timing.RetryMax)
 	for attempt := 0; attempt < 5; attempt++ {
 		err := t.rt.nomad.Finish(ctx, t.job)
 		if err == nil {
 			return
 		}
-		d := retry.next()
+		d := retry.Next()
 		t.log.Warn("cannot clean up the job yet; retrying", "in", d, "error", err)
-		if !sleep(ctx, d) {
+		if !watch.Sleep(ctx, d) {
 			return
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/forgejo"
 	"github.com/solstice-ci/solstice/shim/jobs"
+	"github.com/solstice-ci/solstice/shim/watch"
 )
 
 const forgejoUsage = `usage:
@@ -157,7 +158,7 @@ func runForgejo(ctx context.Context, log hclog.Logger, f forgejoFlags, capacity 
 	metrics := forgejo.NewMetrics()
 	rt, err := forgejo.New(forgejo.Config{
 		URL: f.url, Name: f.name, Labels: labels, Capacity: capacity, RegistrationToken: token, Version: version,
-		Store: store, Nomad: forgejo.NewNomadClient(&dispatch.Client{API: c, Log: log.Named("dispatch")}),
+		Store: store, Nomad: watch.NewClient(&dispatch.Client{API: c, Log: log.Named("dispatch")}),
 		Log: log, Metrics: metrics,
 	})
 	if err != nil {

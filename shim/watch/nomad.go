@@ -1,4 +1,4 @@
-package forgejo
+package watch
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/solstice-ci/solstice/shim/jobs"
 )
 
-// Nomad is what the runner needs from Nomad. NomadClient implements it with
+// Nomad is what a shim needs from Nomad. Client implements it with
 // shim/dispatch and shim/jobs; tests use a fake.
 type Nomad interface {
 	// Catalog maps every runs-on label and alias to its canonical label.
@@ -40,30 +40,30 @@ type Status struct {
 	Boot string
 }
 
-// NomadClient is the production Nomad.
-type NomadClient struct {
+// Client is the production Nomad.
+type Client struct {
 	Jobs *dispatch.Client
 }
 
-// NewNomadClient wraps a dispatch client.
-func NewNomadClient(c *dispatch.Client) *NomadClient { return &NomadClient{Jobs: c} }
+// NewClient wraps a dispatch client.
+func NewClient(c *dispatch.Client) *Client { return &Client{Jobs: c} }
 
 // Catalog reads the label catalog from the registered parent jobs.
-func (n *NomadClient) Catalog(ctx context.Context) (map[string]string, error) {
+func (n *Client) Catalog(ctx context.Context) (map[string]string, error) {
 	return jobs.Catalog(ctx, n.Jobs.API)
 }
 
 // Dispatch dispatches a job.
-func (n *NomadClient) Dispatch(ctx context.Context, req dispatch.Request) (*dispatch.Job, error) {
+func (n *Client) Dispatch(ctx context.Context, req dispatch.Request) (*dispatch.Job, error) {
 	return n.Jobs.Dispatch(ctx, req)
 }
 
 // Status reads the job's stage, when it was dispatched and placed, and the
 // driver's boot message.
-func (n *NomadClient) Status(ctx context.Context, job *dispatch.Job) (Status, error) {
+func (n *Client) Status(ctx context.Context, job *dispatch.Job) (Status, error) {
 	st, err := n.Jobs.Status(ctx, job.ID)
 	if notFound(err) {
-		return purged, nil
+		return Purged, nil
 	}
 	if err != nil {
 		return Status{}, err
@@ -71,7 +71,7 @@ func (n *NomadClient) Status(ctx context.Context, job *dispatch.Job) (Status, er
 	out := Status{Status: st}
 	info, _, err := n.Jobs.API.Jobs().Info(job.ID, (&api.QueryOptions{}).WithContext(ctx))
 	if notFound(err) {
-		return purged, nil
+		return Purged, nil
 	}
 	if err != nil {
 		return Status{}, fmt.Errorf("job %s: %w", job.ID, err)
@@ -86,9 +86,9 @@ func (n *NomadClient) Status(ctx context.Context, job *dispatch.Job) (Status, er
 	return out, nil
 }
 
-// purged is the status of a job someone removed from Nomad: it is over,
+// Purged is the status of a job someone removed from Nomad: it is over,
 // and nobody will say how it ended.
-var purged = Status{Status: dispatch.Status{Stage: dispatch.Finished, ExitCode: exitcode.Infrastructure, Problem: "the Nomad job was removed (purged) before it reported a result"}}
+var Purged = Status{Status: dispatch.Status{Stage: dispatch.Finished, ExitCode: exitcode.Infrastructure, Problem: "the Nomad job was removed (purged) before it reported a result"}}
 
 func notFound(err error) bool {
 	var ue api.UnexpectedResponseError
@@ -110,7 +110,7 @@ func bootMessage(a *api.Allocation) string {
 }
 
 // Follow follows the job's events file.
-func (n *NomadClient) Follow(ctx context.Context, st Status, from int64, fn func([]byte, int64) error) error {
+func (n *Client) Follow(ctx context.Context, st Status, from int64, fn func([]byte, int64) error) error {
 	if st.Alloc() == nil {
 		return fmt.Errorf("follow: the job has no allocation yet")
 	}
@@ -118,41 +118,16 @@ func (n *NomadClient) Follow(ctx context.Context, st Status, from int64, fn func
 }
 
 // Cancel stops the job.
-func (n *NomadClient) Cancel(ctx context.Context, job *dispatch.Job) error {
+func (n *Client) Cancel(ctx context.Context, job *dispatch.Job) error {
 	return n.Jobs.Cancel(ctx, job.ID)
 }
 
 // Finish removes the job's secrets.
-func (n *NomadClient) Finish(ctx context.Context, job *dispatch.Job) error {
+func (n *Client) Finish(ctx context.Context, job *dispatch.Job) error {
 	return n.Jobs.Finish(ctx, job)
 }
 
 // InFlight lists the jobs a runner still owes the forge a result for.
-func (n *NomadClient) InFlight(ctx context.Context, forge, instance string) ([]*dispatch.Job, error) {
+func (n *Client) InFlight(ctx context.Context, forge, instance string) ([]*dispatch.Job, error) {
 	return n.Jobs.InFlight(ctx, forge, instance)
-}
-
-// observed records whether Nomad answers, for /healthz. A refused
-// dispatch is an answer too, so only the reads count.
-type observed struct {
-	Nomad
-	m *Metrics
-}
-
-func (o observed) Catalog(ctx context.Context) (map[string]string, error) {
-	c, err := o.Nomad.Catalog(ctx)
-	o.m.nomadCall(err)
-	return c, err
-}
-
-func (o observed) Status(ctx context.Context, job *dispatch.Job) (Status, error) {
-	st, err := o.Nomad.Status(ctx, job)
-	o.m.nomadCall(err)
-	return st, err
-}
-
-func (o observed) InFlight(ctx context.Context, forge, instance string) ([]*dispatch.Job, error) {
-	jobs, err := o.Nomad.InFlight(ctx, forge, instance)
-	o.m.nomadCall(err)
-	return jobs, err
 }
