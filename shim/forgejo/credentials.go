@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/nomad/api"
+
+	"github.com/solstice-ci/solstice/shim/nomadvar"
 )
 
 // Credentials are what a registered runner authenticates with.
@@ -42,21 +44,11 @@ func VariablePath(forgeURL, name string) (string, error) {
 	if p := strings.Trim(u.Path, "/"); p != "" {
 		host += "/" + p // a forge served below a path prefix
 	}
-	path := VariablePrefix + sanitizePath(host) + "/" + sanitizePath(name)
+	path := VariablePrefix + nomadvar.Sanitize(host) + "/" + nomadvar.Sanitize(name)
 	if len(path) > 128 {
 		return "", fmt.Errorf("runner credentials path %q is longer than Nomad's 128 characters: use a shorter runner name", path)
 	}
 	return path, nil
-}
-
-func sanitizePath(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '~', r == '/':
-			return r
-		}
-		return '_'
-	}, s)
 }
 
 // NomadStore keeps credentials in one Nomad Variable.
