@@ -122,7 +122,7 @@ func New(cfg Config) (*Runner, error) {
 	}
 	cfg.Timing = cfg.Timing.withDefaults()
 	return &Runner{
-		cfg: cfg, log: cfg.Log, metrics: cfg.Metrics, nomad: observed{cfg.Nomad, cfg.Metrics},
+		cfg: cfg, log: cfg.Log, metrics: cfg.Metrics, nomad: watch.Observed{Nomad: cfg.Nomad, Report: cfg.Metrics.nomadCall},
 		instance: Instance(cfg.URL, cfg.Name), slots: newSlots(cfg.Capacity),
 	}, nil
 }

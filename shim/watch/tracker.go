@@ -1,0 +1,188 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/shim/dispatch"
+)
+
+// Timing is how often a Tracker asks Nomad and how long it waits.
+type Timing struct {
+	Status   time.Duration // between status reads
+	NoEvent  time.Duration // how long a finished job may lack its last event
+	EndWait  time.Duration // how long to wait for the VM to stop after the last event
+	RetryMin time.Duration // first retry delay after a failed call
+	RetryMax time.Duration
+}
+
+// Tracker sees one dispatched job through: it reads its status, follows
+// its events and cleans up after it, retrying while Nomad is unreachable.
+type Tracker struct {
+	Nomad  Nomad
+	Job    *dispatch.Job
+	Timing Timing
+	Log    hclog.Logger
+	// OnStatus, if set, hears every status read.
+	OnStatus func(Status)
+
+	mu     sync.Mutex
+	status Status
+}
+
+// Latest is the newest status read.
+func (t *Tracker) Latest() Status {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.status
+}
+
+func (t *Tracker) set(st Status) {
+	t.mu.Lock()
+	t.status = st
+	t.mu.Unlock()
+	if t.OnStatus != nil {
+		t.OnStatus(st)
+	}
+}
+
+// ReadStatus reads the job's status, retrying until Nomad answers or ctx
+// ends.
+func (t *Tracker) ReadStatus(ctx context.Context) (Status, error) {
+	retry := NewBackoff(t.Timing.RetryMin, t.Timing.RetryMax)
+	for {
+		st, err := t.Nomad.Status(ctx, t.Job)
+		if err == nil {
+			t.set(st)
+			return st, nil
+		}
+		d := retry.Next()
+		t.Log.Warn("cannot read the job's status; retrying", "in", d, "error", err)
+		if !Sleep(ctx, d) {
+			return Status{}, ctx.Err()
+		}
+	}
+}
+
+// WaitPlaced waits while the job is queued.
+func (t *Tracker) WaitPlaced(ctx context.Context, st Status) (Status, error) {
+	for st.Stage == dispatch.Queued {
+		if !Sleep(ctx, t.Timing.Status) {
+			return st, ctx.Err()
+		}
+		var err error
+		if st, err = t.ReadStatus(ctx); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// Follow hands every event of the job's stream, from the start, to fn
+// until the last one. A job whose task ended without writing it (the VM
+// or node died) is given NoEvent to deliver what it wrote, then left.
+func (t *Tracker) Follow(ctx context.Context, fn func(events.Event)) error {
+	fctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- t.Nomad.Follow(fctx, t.Latest(), 0, t.onLine(fn)) }()
+	tick := time.NewTicker(t.Timing.Status)
+	defer tick.Stop()
+	var endedAt time.Time
+	for {
+		select {
+		case err := <-done:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Log.Warn("following the job's events failed", "error", err)
+			}
+			return nil
+		case <-tick.C:
+			st, err := t.Nomad.Status(ctx, t.Job)
+			if err != nil || st.Stage != dispatch.Finished {
+				continue
+			}
+			t.set(st)
+			if endedAt.IsZero() {
+				endedAt = time.Now()
+			} else if time.Since(endedAt) > t.Timing.NoEvent {
+				stop()
+			}
+		}
+	}
+}
+
+func (t *Tracker) onLine(fn func(events.Event)) func([]byte, int64) error {
+	return func(line []byte, _ int64) error {
+		ev, err := events.Decode(line)
+		if err != nil {
+			t.Log.Warn("skipping a line of the events file", "error", err)
+			return nil
+		}
+		fn(ev)
+		if ev.Terminal() {
+			return dispatch.ErrEnded
+		}
+		return nil
+	}
+}
+
+// WaitEnd waits, up to EndWait, for the job's task to stop (the VM powers
+// off after its last event) and returns the final status.
+func (t *Tracker) WaitEnd(ctx context.Context) (Status, error) {
+	deadline := time.Now().Add(t.Timing.EndWait)
+	for {
+		st, err := t.ReadStatus(ctx)
+		if err != nil {
+			return st, err
+		}
+		if st.Stage == dispatch.Finished || time.Now().After(deadline) {
+			return st, nil
+		}
+		if !Sleep(ctx, t.Timing.Status) {
+			return st, ctx.Err()
+		}
+	}
+}
+
+// Cancel stops the job, retrying until Nomad takes it or ctx ends.
+func (t *Tracker) Cancel(ctx context.Context) error {
+	retry := NewBackoff(t.Timing.RetryMin, t.Timing.RetryMax)
+	for {
+		err := t.Nomad.Cancel(ctx, t.Job)
+		if err == nil {
+			return nil
+		}
+		d := retry.Next()
+		t.Log.Warn("cannot stop the job yet; retrying", "in", d, "error", err)
+		if !Sleep(ctx, d) {
+			return ctx.Err()
+		}
+	}
+}
+
+// Finish removes what the job left in Nomad (its secrets), which also
+// takes it off the in-flight list. It gives up after a few tries: a
+// restarted shim reports the job again and retries.
+func (t *Tracker) Finish(ctx context.Context) error {
+	retry := NewBackoff(t.Timing.RetryMin, t.Timing.RetryMax)
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = t.Nomad.Finish(ctx, t.Job); err == nil {
+			return nil
+		}
+		d := retry.Next()
+		t.Log.Warn("cannot clean up the job yet; retrying", "in", d, "error", err)
+		if !Sleep(ctx, d) {
+			return ctx.Err()
+		}
+	}
+	return err
+}
