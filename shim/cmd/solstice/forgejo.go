@@ -165,7 +165,7 @@ func runForgejo(ctx context.Context, log hclog.Logger, f forgejoFlags, capacity 
 		return err
 	}
 	if listen != "" {
-		stop, err := serveMetrics(listen, metrics, log)
+		stop, err := serveMetrics(listen, metrics.Handler(), log)
 		if err != nil {
 			return err
 		}
@@ -175,12 +175,12 @@ func runForgejo(ctx context.Context, log hclog.Logger, f forgejoFlags, capacity 
 }
 
 // serveMetrics serves /metrics and /healthz until stop is called.
-func serveMetrics(addr string, m *forgejo.Metrics, log hclog.Logger) (stop func(), err error) {
+func serveMetrics(addr string, h http.Handler, log hclog.Logger) (stop func(), err error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen for metrics on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics server", "error", err)

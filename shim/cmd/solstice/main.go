@@ -24,6 +24,7 @@ var commands = map[string]command{
 	"validate": {"check workflow files for what Solstice cannot run", cmdValidate},
 	"jobs":     {"register the label parent jobs (jobs sync) or list the catalog (jobs list)", cmdJobs},
 	"forgejo":  {"the runner shim for Forgejo and Gitea Actions (forgejo register, forgejo run)", cmdForgejo},
+	"github":   {"the runner shim for GitHub Actions (github register, github run, github remove)", cmdGitHub},
 	"version":  {"print the version", cmdVersion},
 }
 

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/forgejo"
+	"github.com/solstice-ci/solstice/shim/github"
+	"github.com/solstice-ci/solstice/shim/github/protocol"
+	"github.com/solstice-ci/solstice/shim/nomadvar"
+	"github.com/solstice-ci/solstice/shim/watch"
+)
+
+const githubUsage = `usage:
+  solstice github register --url https://github.com/OWNER[/REPO] --token REG_TOKEN
+                           --name NAME --labels a,b [--runners N]
+  solstice github register --url URL --jit-config BLOB [--labels a,b]
+  solstice github run --url URL [--name NAME,...] [--label L] [--listen ADDR]
+  solstice github remove --url URL --token REG_TOKEN [--name NAME,...]
+
+The runner shim for GitHub Actions on github.com and GitHub Enterprise
+Server (https://HOST/OWNER[/REPO]; the API is found under /api/v3). Each
+registered runner runs one job at a time, so --runners N runs N at once;
+more wait in Nomad's queue. Nomad is reached through NOMAD_ADDR and
+NOMAD_TOKEN; runner ids and private keys live in Nomad Variables under
+solstice/runners/github/, acquired jobs under solstice/jobs/github/.
+
+GitHub sends jobs only to current runner releases: --runner-version
+(default ` + protocol.DefaultRunnerVersion + `) must name a recent actions/runner
+release, or the broker answers RunnerVersionTooOld.
+`
+
+func cmdGitHub(ctx context.Context, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(os.Stderr, githubUsage)
+		return 2
+	}
+	cmds := map[string]func(context.Context, []string) int{
+		"register": githubRegister, "run": githubRun, "remove": githubRemove,
+	}
+	if fn, ok := cmds[args[0]]; ok {
+		return fn(ctx, args[1:])
+	}
+	fmt.Fprintf(os.Stderr, "solstice github: unknown subcommand %q\n\n%s", args[0], githubUsage)
+	return 2
+}
+
+// githubFlags are the flags the subcommands share.
+type githubFlags struct {
+	url, name, labels, version string
+}
+
+func (f *githubFlags) add(fs *flag.FlagSet, nameHelp string) {
+	host, _ := os.Hostname()
+	fs.StringVar(&f.url, "url", "", "the repository, organisation or enterprise URL, e.g. https://github.com/OWNER/REPO")
+	fs.StringVar(&f.name, "name", "solstice-"+host, nameHelp)
+	fs.StringVar(&f.labels, "labels", "", "comma-separated runner labels; exactly one must name an image of the Nomad catalog")
+	fs.StringVar(&f.version, "runner-version", protocol.DefaultRunnerVersion, "the actions/runner release the shim reports")
+}
+
+func (f *githubFlags) store(c *api.Client) (*github.Store, error) {
+	if f.url == "" {
+		return nil, errors.New("--url is required")
+	}
+	scope, err := github.ScopeOf(f.url)
+	if err != nil {
+		return nil, err
+	}
+	return &github.Store{Vars: nomadvar.Store{API: c}, Scope: scope}, nil
+}
+
+func (f *githubFlags) options(token string) protocol.RegisterOptions {
+	return protocol.RegisterOptions{
+		URL: f.url, Token: token, Name: f.name, Labels: forgejo.ParseLabels(f.labels),
+		RunnerVersion: f.version, HTTPClient: &http.Client{Timeout: time.Minute},
+	}
+}
+
+func (f *githubFlags) names() []string {
+	if f.name == "" {
+		return nil
+	}
+	return strings.Split(f.name, ",")
+}
+
+func githubRegister(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("github register", flag.ContinueOnError)
+	var f githubFlags
+	f.add(fs, "the runner's name (with --runners N: NAME-1 … NAME-N)")
+	token := fs.String("token", os.Getenv("SOLSTICE_GITHUB_REGISTRATION_TOKEN"), "a runner registration token from GitHub")
+	runners := fs.Int("runners", 1, "how many runners to register (jobs run at once)")
+	jit := fs.String("jit-config", "", "register from an encoded JIT config instead of a token")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	err := func() error {
+		store, err := githubStore(&f)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		if *jit != "" {
+			creds, err := github.RegisterJIT(ctx, store, *jit, forgejo.ParseLabels(f.labels))
+			if err != nil {
+				return err
+			}
+			fmt.Printf("stored JIT runner %q (id %d) for %s\n", creds.RunnerName, creds.RunnerID, f.url)
+			return nil
+		}
+		if *token == "" {
+			return errors.New("--token (or --jit-config) is required")
+		}
+		all, err := github.Register(ctx, store, github.Registration{RegisterOptions: f.options(*token), Runners: *runners})
+		for _, c := range all {
+			fmt.Printf("registered runner %q (id %d) with %s, labels %s\n", c.RunnerName, c.RunnerID, f.url, strings.Join(c.Labels, ","))
+		}
+		return err
+	}()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "solstice github register:", err)
+		return 1
+	}
+	return 0
+}
+
+func githubRemove(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("github remove", flag.ContinueOnError)
+	var f githubFlags
+	f.add(fs, "comma-separated runners to remove (empty: every runner of --url)")
+	token := fs.String("token", os.Getenv("SOLSTICE_GITHUB_REGISTRATION_TOKEN"), "a runner removal (or registration) token from GitHub")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	err := func() error {
+		store, err := githubStore(&f)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		removed, err := github.Remove(ctx, store, f.options(*token), f.names())
+		for _, n := range removed {
+			fmt.Printf("removed runner %q from %s\n", n, f.url)
+		}
+		return err
+	}()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "solstice github remove:", err)
+		return 1
+	}
+	return 0
+}
+
+func githubStore(f *githubFlags) (*github.Store, error) {
+	c, err := api.NewClient(api.DefaultConfig())
+	if err != nil {
+		return nil, fmt.Errorf("nomad client: %w", err)
+	}
+	return f.store(c)
+}
+
+func githubRun(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("github run", flag.ContinueOnError)
+	var f githubFlags
+	f.add(fs, "comma-separated runners to run (empty: every runner registered for --url)")
+	fs.Lookup("name").DefValue, f.name = "", ""
+	label := fs.String("label", "", "the catalog label jobs run on when a runner's labels name none (JIT runners)")
+	listen := fs.String("listen", "127.0.0.1:9465", "address for /metrics and /healthz (empty: none)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "solstice-github", Level: hclog.LevelFromString(envOr("SOLSTICE_LOG_LEVEL", "info"))})
+	if err := runGitHub(ctx, log, f, *label, *listen); err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("runner stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func runGitHub(ctx context.Context, log hclog.Logger, f githubFlags, label, listen string) error {
+	c, err := api.NewClient(api.DefaultConfig())
+	if err != nil {
+		return fmt.Errorf("nomad client: %w", err)
+	}
+	store, err := f.store(c)
+	if err != nil {
+		return err
+	}
+	metrics := github.NewMetrics()
+	sh, err := github.New(github.Config{
+		URL: f.url, Runners: f.names(), Label: label, Store: store,
+		Nomad: watch.NewClient(&dispatch.Client{API: c, Log: log.Named("dispatch")}),
+		Info:  protocol.RunnerInfo{Version: f.version, OS: "Linux", Arch: runtimeArch()},
+		Log:   log, Metrics: metrics,
+	})
+	if err != nil {
+		return err
+	}
+	if listen != "" {
+		stop, err := serveMetrics(listen, metrics.Handler(), log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	return sh.Run(ctx)
+}
+
+// runtimeArch is the architecture as the runner names it.
+func runtimeArch() string {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "X64"
+	case "arm64":
+		return "ARM64"
+	}
+	return strings.ToUpper(runtime.GOARCH)
+}

@@ -1,0 +1,342 @@
+package github
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/github/protocol"
+	"github.com/solstice-ci/solstice/shim/translate"
+)
+
+// ForgeName is the dispatch meta "forge" of every job this shim runs.
+const ForgeName = "github"
+
+// unrunnable is a job Solstice cannot run; its lines go to the "Set up
+// job" log before the job fails.
+type unrunnable struct{ lines []string }
+
+func (u *unrunnable) Error() string { return strings.Join(u.lines, "; ") }
+
+func refuse(lines ...string) *unrunnable { return &unrunnable{lines: lines} }
+
+// Variables that hold credentials rather than secrets of the workflow
+// (actions/runner's Variables.ToSecretsContext leaves them out).
+const (
+	varGitHubToken = "system.github.token"
+	varAccessToken = "system.accessToken"
+)
+
+// secretName is what the guest accepts as a secret's name.
+var secretName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// prepare turns an acquired job into a dispatch request for label. The
+// error is an *unrunnable that says, for the job log, why it cannot run.
+func prepare(msg *protocol.JobMessage, label, instance string) (dispatch.Request, error) {
+	github := contextMap(msg, "github")
+	p, err := buildPlan(msg, github)
+	if err != nil {
+		return dispatch.Request{}, err
+	}
+	payload, err := translate.Encode(p)
+	if err != nil {
+		return dispatch.Request{}, refuse("The job cannot run on Solstice: " + err.Error())
+	}
+	return dispatch.Request{
+		Label: label, Plan: payload, Secrets: secrets(msg),
+		Meta: dispatch.Meta{
+			Forge: ForgeName, Instance: instance, TaskID: msg.JobID,
+			Repository: str(github["repository"]), Run: str(github["run_id"]), JobName: jobName(msg),
+		},
+	}, nil
+}
+
+func jobName(msg *protocol.JobMessage) string {
+	if msg.JobDisplayName != "" {
+		return msg.JobDisplayName
+	}
+	return msg.JobName
+}
+
+func buildPlan(msg *protocol.JobMessage, github map[string]any) (*plan.Plan, error) {
+	steps, err := planSteps(msg.Steps)
+	if err != nil {
+		return nil, err
+	}
+	p := &plan.Plan{
+		Version:  plan.Version,
+		Job:      plan.Job{ID: planJobID(msg, github), Name: jobName(msg), Workflow: str(github["workflow"])},
+		Defaults: defaults(msg.Defaults),
+		Env:      jobEnv(msg.EnvironmentVariables),
+		Outputs:  mapping(msg.JobOutputs),
+		Secrets:  secretNames(msg),
+		Steps:    steps,
+		Checkout: checkout(github),
+	}
+	if p.Contexts, err = planContexts(msg, github); err != nil {
+		return nil, refuse("The job cannot run on Solstice: " + err.Error())
+	}
+	if err := p.Validate(); err != nil {
+		return nil, refuse("The job cannot run on Solstice:", "  "+err.Error())
+	}
+	return p, nil
+}
+
+// planJobID is the job's id in the workflow (github.job), which the plan
+// wants as an identifier.
+func planJobID(msg *protocol.JobMessage, github map[string]any) string {
+	for _, id := range []string{str(github["job"]), msg.JobName} {
+		if id != "" && secretName.MatchString(strings.ReplaceAll(id, "-", "_")) {
+			return id
+		}
+	}
+	return "job"
+}
+
+// planSteps translates the steps; any action but actions/checkout makes
+// the job unrunnable, naming every such step.
+func planSteps(in []protocol.Step) ([]plan.Step, error) {
+	var out []plan.Step
+	var bad []string
+	for i, s := range in {
+		ps, err := planStep(s)
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("  step %d (%s): %v", i+1, stepTitle(s), err))
+			continue
+		}
+		out = append(out, ps)
+	}
+	if len(bad) > 0 {
+		head := "The job cannot run on Solstice: Solstice runs `run` steps and actions/checkout only:"
+		return nil, refuse(append([]string{head}, bad...)...)
+	}
+	return out, nil
+}
+
+func planStep(s protocol.Step) (plan.Step, error) {
+	ps := plan.Step{
+		Name:            stepName(s),
+		If:              s.Condition,
+		ContinueOnError: scalar(s.ContinueOnError),
+		TimeoutMinutes:  scalar(s.TimeoutInMinutes),
+		Env:             mapping(s.Environment),
+	}
+	// Generated context names (__run, __actions_checkout) are not ids the
+	// workflow can refer to.
+	if s.ContextName != "" && !strings.HasPrefix(s.ContextName, "__") {
+		ps.ID = s.ContextName
+	}
+	inputs := mapping(s.Inputs)
+	switch ref := s.Reference; {
+	case strings.EqualFold(ref.Type, "script"):
+		ps.Run, ps.Shell, ps.WorkingDirectory = inputs["script"], inputs["shell"], inputs["workingDirectory"]
+		if ps.Run == "" {
+			return ps, fmt.Errorf("a run step without a script")
+		}
+	case strings.EqualFold(ref.Type, "repository") && isCheckout(ref):
+		ps.Uses = "actions/checkout@" + ref.Ref
+		ps.With = plan.Strings(inputs)
+	default:
+		return ps, fmt.Errorf("the action %s is not supported", actionName(ref))
+	}
+	return ps, nil
+}
+
+func isCheckout(ref protocol.StepReference) bool {
+	return strings.EqualFold(ref.Name, "actions/checkout") && ref.Path == ""
+}
+
+func actionName(ref protocol.StepReference) string {
+	switch {
+	case strings.EqualFold(ref.Type, "containerRegistry"):
+		return "docker://" + ref.Image
+	case ref.Name == "":
+		return "of type " + ref.Type
+	}
+	name := ref.Name
+	if ref.Path != "" {
+		name += "/" + ref.Path
+	}
+	if ref.Ref != "" {
+		name += "@" + ref.Ref
+	}
+	return name
+}
+
+// stepName is the step's display name as written; empty when the guest
+// should name it ("Run <command>").
+func stepName(s protocol.Step) string {
+	if s.DisplayNameToken != nil {
+		return s.DisplayNameToken.Text()
+	}
+	return s.DisplayName
+}
+
+// stepTitle names a step for humans before the guest has evaluated it.
+func stepTitle(s protocol.Step) string {
+	if n := stepName(s); n != "" && !plan.IsExpression(n) {
+		return n
+	}
+	if strings.EqualFold(s.Reference.Type, "script") {
+		script := mapping(s.Inputs)["script"]
+		first, _, _ := strings.Cut(strings.TrimSpace(script), "\n")
+		return "Run " + first
+	}
+	return "Run " + actionName(s.Reference)
+}
+
+// scalar is a token as the plan writes literals and expressions.
+func scalar(t *protocol.TemplateToken) plan.Scalar {
+	if t == nil {
+		return ""
+	}
+	return plan.Scalar(t.Text())
+}
+
+// mapping reads a mapping token of scalars (env, with, inputs, outputs).
+func mapping(t *protocol.TemplateToken) map[string]string {
+	if t == nil || t.Type != protocol.TokenMapping {
+		return nil
+	}
+	out := map[string]string{}
+	for _, e := range t.Map {
+		out[e.Key.Text()] = e.Value.Text()
+	}
+	return out
+}
+
+// jobEnv flattens the job's env mappings in order (the workflow's, then
+// the job's); later ones win, as in GitHub.
+func jobEnv(tokens []protocol.TemplateToken) []plan.EnvVar {
+	var env []plan.EnvVar
+	for i := range tokens {
+		t := &tokens[i]
+		if t.Type != protocol.TokenMapping {
+			continue
+		}
+		for _, e := range t.Map {
+			env = append(env, plan.EnvVar{Name: e.Key.Text(), Value: e.Value.Text()})
+		}
+	}
+	return env
+}
+
+// defaults reads `defaults.run` from the workflow's and the job's
+// defaults, the job's winning.
+func defaults(tokens []protocol.TemplateToken) plan.Defaults {
+	var d plan.Defaults
+	for i := range tokens {
+		t := &tokens[i]
+		if t.Type != protocol.TokenMapping {
+			continue
+		}
+		for _, e := range t.Map {
+			if e.Key.Text() != "run" {
+				continue
+			}
+			run := mapping(&e.Value)
+			if v := run["shell"]; v != "" {
+				d.Run.Shell = v
+			}
+			if v := run["working-directory"]; v != "" {
+				d.Run.WorkingDirectory = v
+			}
+		}
+	}
+	return d
+}
+
+// Contexts the guest cannot know itself.
+var carriedContexts = []string{"github", "matrix", "strategy", "needs", "inputs", "vars"}
+
+func planContexts(msg *protocol.JobMessage, github map[string]any) (map[string]json.RawMessage, error) {
+	out := map[string]json.RawMessage{}
+	for _, name := range carriedContexts {
+		var v any
+		if name == "github" {
+			v = github
+		} else if d, ok := msg.ContextData[name]; ok {
+			v = d.Value()
+		}
+		if m, ok := v.(map[string]any); !ok || len(m) == 0 {
+			continue
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("encode the %s context: %w", name, err)
+		}
+		out[name] = b
+	}
+	return out, nil
+}
+
+// contextMap is one of the job's contexts as plain values; for github,
+// without the tokens it carries (the guest sets github.token from the
+// GITHUB_TOKEN secret).
+func contextMap(msg *protocol.JobMessage, name string) map[string]any {
+	d, ok := msg.ContextData[name]
+	if !ok {
+		return map[string]any{}
+	}
+	m, ok := d.Value().(map[string]any)
+	if !ok {
+		return map[string]any{}
+	}
+	for k := range m {
+		if name == "github" && (k == "token" || strings.HasSuffix(k, "_token")) {
+			delete(m, k)
+		}
+	}
+	return m
+}
+
+// secrets are the job's secrets plus GITHUB_TOKEN, for the dispatch's
+// secret store.
+func secrets(msg *protocol.JobMessage) map[string]string {
+	out := map[string]string{}
+	for name, v := range msg.Variables {
+		if v.IsSecret && name != varGitHubToken && name != varAccessToken && secretName.MatchString(name) {
+			out[name] = v.Value
+		}
+	}
+	if tok := msg.Variables[varGitHubToken].Value; tok != "" {
+		out["GITHUB_TOKEN"] = tok
+	}
+	return out
+}
+
+func secretNames(msg *protocol.JobMessage) []string {
+	var names []string
+	for n := range secrets(msg) {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// checkout is where the guest clones the workflow's repository from.
+func checkout(github map[string]any) *plan.Checkout {
+	server := strings.TrimRight(str(github["server_url"]), "/")
+	repo := str(github["repository"])
+	if server == "" || repo == "" {
+		return nil
+	}
+	return &plan.Checkout{URL: server + "/" + repo + ".git", SHA: str(github["sha"]), Ref: str(github["ref"])}
+}
+
+func str(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case nil:
+		return ""
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	}
+	return fmt.Sprint(v)
+}

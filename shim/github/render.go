@@ -1,0 +1,210 @@
+package github
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/solstice-ci/solstice/driver/exitcode"
+	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/github/protocol"
+	"github.com/solstice-ci/solstice/shim/watch"
+)
+
+// renderer writes a job's life into its book. Everything it writes is a
+// function of the events and of Status facts that do not change, so a
+// restarted shim renders exactly the same lines again.
+type renderer struct {
+	b       *book
+	lastSeq int64
+	end     *events.Event // job_finished or infra_error
+	outputs map[string]string
+	exits   map[int]int // exit codes of failed steps, by plan index
+}
+
+func newRenderer(b *book) *renderer { return &renderer{b: b, exits: map[int]int{}} }
+
+// refused fails the job in "Set up job", saying why.
+func (r *renderer) refused(t time.Time, lines []string) {
+	s := r.b.setup()
+	s.start(t)
+	for _, l := range lines {
+		s.line(t, "##[error]"+l)
+	}
+	s.finish(t, protocol.ConclusionFailure)
+	r.b.closeOpen(t, protocol.ConclusionSkipped)
+}
+
+// dispatched opens "Set up job": the job waits in Nomad's queue.
+func (r *renderer) dispatched(job *dispatch.Job, st watch.Status) {
+	s := r.b.setup()
+	s.start(st.Submitted)
+	s.line(st.Submitted, fmt.Sprintf("Solstice: dispatched as Nomad job %s (runs-on label %s)", job.ID, job.Label))
+	s.line(st.Submitted, fmt.Sprintf("Queued: the job waits in Nomad until a client with the %s image has room for it", job.Label))
+	r.b.dirty = true
+}
+
+func (r *renderer) placed(st watch.Status) {
+	queued := st.Placed.Sub(st.Submitted).Round(100 * time.Millisecond)
+	r.b.setup().line(st.Placed, fmt.Sprintf("Placed on Nomad node %s after %s in the queue", orUnknown(st.Node), max(queued, 0)))
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown)"
+	}
+	return s
+}
+
+// event renders one event; ones already seen are ignored.
+func (r *renderer) event(ev events.Event, st watch.Status) {
+	if ev.Seq <= r.lastSeq || r.end != nil {
+		return
+	}
+	r.lastSeq = ev.Seq
+	switch ev.Type {
+	case events.TypeJobStarted:
+		r.jobStarted(ev, st)
+	case events.TypeStepStarted:
+		r.stepStarted(ev)
+	case events.TypeLog:
+		if s := r.b.jobStep(ev.Step); s != nil {
+			s.line(ev.Time, ev.Line)
+		}
+	case events.TypeStepFinished:
+		r.stepFinished(ev)
+	case events.TypeOutputs:
+		r.outputs = ev.Outputs
+	case events.TypeJobFinished:
+		r.end = &ev
+		r.b.closeOpen(ev.Time, conclusionOf(ev.Conclusion))
+	case events.TypeInfraError:
+		r.end = &ev
+		r.b.closeOpen(ev.Time, protocol.ConclusionFailure)
+		r.b.complete().line(ev.Time, "##[error]Infrastructure failure: "+ev.Message)
+	}
+}
+
+func (r *renderer) jobStarted(ev events.Event, st watch.Status) {
+	s := r.b.setup()
+	detail := ""
+	if boot, _, _ := strings.Cut(st.Boot, ", ssh on"); boot != "" {
+		detail = " (" + boot + ")"
+	}
+	after := ""
+	if !st.Placed.IsZero() {
+		after = fmt.Sprintf(" %s after placement", ev.Time.Sub(st.Placed).Round(100*time.Millisecond))
+	}
+	s.line(ev.Time, fmt.Sprintf("VM up%s%s; guest agent %s runs %d steps", after, detail, orUnknown(ev.Agent), ev.Steps))
+	s.finish(ev.Time, protocol.ConclusionSuccess)
+	r.b.dirty = true
+}
+
+func (r *renderer) stepStarted(ev events.Event) {
+	s := r.b.jobStep(ev.Step)
+	if s == nil {
+		return
+	}
+	if ev.Name != "" {
+		s.name = ev.Name
+	}
+	s.start(ev.Time)
+	r.b.dirty = true
+}
+
+func (r *renderer) stepFinished(ev events.Event) {
+	s := r.b.jobStep(ev.Step)
+	if s == nil {
+		return
+	}
+	if ev.ExitCode != nil && *ev.ExitCode != 0 && ev.Outcome != events.Skipped && ev.Outcome != events.Cancelled {
+		r.exits[ev.Step] = *ev.ExitCode
+		lineOnce(s, ev.Time, fmt.Sprintf("##[error]Process completed with exit code %d.", *ev.ExitCode))
+	} else if ev.Reason != "" && ev.Outcome == events.Failure {
+		lineOnce(s, ev.Time, "##[error]"+ev.Reason)
+	}
+	s.finish(ev.Time, conclusionOf(ev.Conclusion))
+	r.b.dirty = true
+}
+
+// lineOnce writes a line unless the step's last line already says it.
+func lineOnce(s *step, t time.Time, line string) {
+	if n := len(s.lines); n > 0 && strings.HasSuffix(s.lines[n-1], strings.TrimPrefix(line, "##[error]")) {
+		return
+	}
+	s.line(t, line)
+}
+
+func conclusionOf(c string) protocol.Conclusion {
+	switch c {
+	case events.Success:
+		return protocol.ConclusionSuccess
+	case events.Cancelled:
+		return protocol.ConclusionCancelled
+	case events.Skipped:
+		return protocol.ConclusionSkipped
+	}
+	return protocol.ConclusionFailure
+}
+
+// result is the job's conclusion as completejob wants it.
+func (r *renderer) result(st watch.Status) string {
+	switch {
+	case r.end != nil && r.end.Type == events.TypeJobFinished:
+		return jobConclusion(r.end.Conclusion)
+	case r.end != nil:
+		return "failed"
+	case st.Stage == dispatch.Finished && st.ExitCode == exitcode.Cancelled:
+		return "canceled"
+	}
+	return "failed"
+}
+
+func jobConclusion(c string) string {
+	switch c {
+	case events.Success:
+		return "succeeded"
+	case events.Cancelled:
+		return "canceled"
+	case events.Skipped:
+		return "skipped"
+	}
+	return "failed"
+}
+
+// finished writes "Complete job" and returns the job's conclusion. t
+// stamps lines no event dates.
+func (r *renderer) finished(job *dispatch.Job, st watch.Status, t time.Time) string {
+	if r.end != nil {
+		t = r.end.Time
+	}
+	res := r.result(st)
+	if r.b.setup().status != protocol.StatusCompleted {
+		r.b.setup().finish(t, protocol.ConclusionFailure)
+	}
+	r.b.closeOpen(t, conclusionFor(res))
+	s := r.b.complete()
+	s.start(t)
+	if r.end == nil && res != "canceled" {
+		problem := st.Problem
+		if problem == "" {
+			problem = exitcode.Describe(st.ExitCode)
+		}
+		s.line(t, "##[error]The job ended without a result from the guest: "+problem)
+	}
+	if job != nil && st.Stage == dispatch.Finished {
+		s.line(t, fmt.Sprintf("Cleaning up: Nomad job %s ended with exit code %d (%s)", job.ID, st.ExitCode, exitcode.Describe(st.ExitCode)))
+	}
+	s.line(t, "Job "+res)
+	s.finish(t, protocol.ConclusionSuccess)
+	r.b.dirty = true
+	return res
+}
+
+func conclusionFor(res string) protocol.Conclusion {
+	if res == "canceled" {
+		return protocol.ConclusionCancelled
+	}
+	return protocol.ConclusionFailure
+}
