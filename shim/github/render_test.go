@@ -1,0 +1,132 @@
+package github
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/solstice-ci/solstice/driver/exitcode"
+	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/github/protocol"
+	"github.com/solstice-ci/solstice/shim/watch"
+)
+
+var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+
+func at(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+
+func exit(n int) *int { return &n }
+
+// render runs a job of three steps through the renderer.
+func render(t *testing.T, evs []events.Event, st watch.Status) (*book, string) {
+	t.Helper()
+	m := loadJob(t)
+	b := newBook(m.JobID, m.Steps)
+	r := newRenderer(b)
+	job := &dispatch.Job{ID: "solstice-solstice-test/dispatch-1", Label: "solstice-test"}
+	st.Submitted, st.Placed = at(0), at(2)
+	r.dispatched(job, st)
+	r.placed(st)
+	for i, ev := range evs {
+		ev.Seq = int64(i + 1)
+		r.event(ev, st)
+	}
+	return b, r.finished(job, st, at(100))
+}
+
+func TestRenderSucceededJob(t *testing.T) {
+	evs := []events.Event{
+		{Type: events.TypeJobStarted, Time: at(10), Steps: 3, Agent: "0.1.0"},
+		{Type: events.TypeStepStarted, Time: at(11), Step: 0, Name: "Run actions/checkout@v4"},
+		{Type: events.TypeStepFinished, Time: at(12), Step: 0, Outcome: events.Success, Conclusion: events.Success},
+		{Type: events.TypeStepStarted, Time: at(13), Step: 1, Name: "Build"},
+		{Type: events.TypeLog, Time: at(14), Step: 1, Line: "compiling"},
+		{Type: events.TypeStepFinished, Time: at(15), Step: 1, Outcome: events.Failure, Conclusion: events.Success, ExitCode: exit(2)},
+		{Type: events.TypeStepStarted, Time: at(16), Step: 2, Name: "Run echo ***"},
+		{Type: events.TypeLog, Time: at(16), Step: 2, Line: "***"},
+		{Type: events.TypeStepFinished, Time: at(17), Step: 2, Outcome: events.Success, Conclusion: events.Success, ExitCode: exit(0)},
+		{Type: events.TypeOutputs, Time: at(18), Outputs: map[string]string{"probe": "42"}},
+		{Type: events.TypeJobFinished, Time: at(18), Conclusion: events.Success},
+	}
+	b, res := render(t, evs, watch.Status{Status: dispatch.Status{Stage: dispatch.Finished}})
+	if res != "succeeded" {
+		t.Errorf("result = %q", res)
+	}
+	wantNames := []string{"Set up job", "Run actions/checkout@v4", "Build", "Run echo ***", "Complete job"}
+	for i, s := range b.steps {
+		if s.name != wantNames[i] || s.number != i+1 || s.status != protocol.StatusCompleted || s.conclusion != protocol.ConclusionSuccess {
+			t.Errorf("step %d = %+v", i, s)
+		}
+	}
+	build := b.steps[2]
+	if got := string(build.log()); !strings.Contains(got, "2026-11-26T10:00:14.0000000Z compiling\n") || !strings.Contains(got, "##[error]Process completed with exit code 2.") {
+		t.Errorf("build log = %q", got)
+	}
+	if !strings.Contains(string(b.setup().log()), "VM up 8s after placement") {
+		t.Errorf("set-up log = %q", b.setup().log())
+	}
+	if b.steps[1].id != "11111111-1111-1111-1111-111111111111" {
+		t.Errorf("a job step must keep the message's id, got %q", b.steps[1].id)
+	}
+}
+
+func TestRenderEnds(t *testing.T) {
+	started := []events.Event{
+		{Type: events.TypeJobStarted, Time: at(10), Steps: 3},
+		{Type: events.TypeStepStarted, Time: at(11), Step: 0},
+		{Type: events.TypeStepFinished, Time: at(12), Step: 0, Outcome: events.Success, Conclusion: events.Success},
+		{Type: events.TypeStepStarted, Time: at(13), Step: 1},
+	}
+	tests := []struct {
+		name     string
+		evs      []events.Event
+		st       dispatch.Status
+		want     string
+		build    protocol.Conclusion
+		complete string
+	}{
+		{"failed step", append(started[:4:4], events.Event{Type: events.TypeStepFinished, Time: at(14), Step: 1, Outcome: events.Failure, Conclusion: events.Failure, ExitCode: exit(3)},
+			events.Event{Type: events.TypeJobFinished, Time: at(15), Conclusion: events.Failure}),
+			dispatch.Status{Stage: dispatch.Finished, ExitCode: exitcode.JobFailed}, "failed", protocol.ConclusionFailure, "Job failed"},
+		{"cancelled by GitHub", started, dispatch.Status{Stage: dispatch.Finished, ExitCode: exitcode.Cancelled}, "canceled", protocol.ConclusionCancelled, "Job canceled"},
+		{"VM lost", started, dispatch.Status{Stage: dispatch.Finished, ExitCode: exitcode.Infrastructure, Problem: "the Nomad client running the job was lost"},
+			"failed", protocol.ConclusionFailure, "without a result from the guest: the Nomad client running the job was lost"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, res := render(t, tt.evs, watch.Status{Status: tt.st})
+			if res != tt.want {
+				t.Errorf("result = %q, want %q", res, tt.want)
+			}
+			if c := b.steps[2].conclusion; c != tt.build {
+				t.Errorf("build step conclusion = %d, want %d", c, tt.build)
+			}
+			if s := b.steps[3]; s.status != protocol.StatusCompleted || s.conclusion != protocol.ConclusionSkipped {
+				t.Errorf("the step that never ran = %+v, want completed and skipped", s)
+			}
+			if !strings.Contains(string(b.complete().log()), tt.complete) {
+				t.Errorf("complete-job log = %q, want %q", b.complete().log(), tt.complete)
+			}
+		})
+	}
+}
+
+func TestRenderIsRepeatable(t *testing.T) {
+	evs := []events.Event{
+		{Type: events.TypeJobStarted, Time: at(10), Steps: 3},
+		{Type: events.TypeStepStarted, Time: at(11), Step: 0},
+		{Type: events.TypeLog, Time: at(11), Step: 0, Line: "a\nb"},
+	}
+	st := watch.Status{Status: dispatch.Status{Stage: dispatch.Running}}
+	b1, _ := render(t, evs, st)
+	b2, _ := render(t, evs, st)
+	for i := range b1.steps {
+		if b1.steps[i].id != b2.steps[i].id || string(b1.steps[i].log()) != string(b2.steps[i].log()) {
+			t.Errorf("step %d differs between two renderings: %q vs %q", i, b1.steps[i].log(), b2.steps[i].log())
+		}
+	}
+	if got := len(b1.steps[1].lines); got != 2 {
+		t.Errorf("a two-line log event gave %d lines", got)
+	}
+}
