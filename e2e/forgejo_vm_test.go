@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -155,7 +154,13 @@ func (f *forgeVM) runCIWorkflow(t *testing.T) {
 // secret's value and for any token in the plan's contexts.
 func (f *forgeVM) assertNoSecretsInNomad(t *testing.T, secret string) {
 	t.Helper()
-	stubs, _, err := f.n.API.Jobs().List(nil)
+	assertNoSecretsInNomad(t, f.n, secret)
+}
+
+// assertNoSecretsInNomad checks every dispatched job of n; see the method.
+func assertNoSecretsInNomad(t *testing.T, n *Nomad, secret string) {
+	t.Helper()
+	stubs, _, err := n.API.Jobs().List(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +168,7 @@ func (f *forgeVM) assertNoSecretsInNomad(t *testing.T, secret string) {
 		if s.ParentID == "" {
 			continue
 		}
-		job, _, err := f.n.API.Jobs().Info(s.ID, nil)
+		job, _, err := n.API.Jobs().Info(s.ID, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,7 +177,7 @@ func (f *forgeVM) assertNoSecretsInNomad(t *testing.T, secret string) {
 			t.Fatalf("job %s payload: %v", s.ID, err)
 		}
 		planJSON, _ := json.Marshal(p)
-		allocs, _, _ := f.n.API.Jobs().Allocations(s.ID, true, nil)
+		allocs, _, _ := n.API.Jobs().Allocations(s.ID, true, nil)
 		specJSON, _ := json.Marshal(job)
 		allocJSON, _ := json.Marshal(allocs)
 		for where, text := range map[string]string{"spec and meta": string(specJSON), "plan payload": string(planJSON), "allocations": string(allocJSON)} {
@@ -199,21 +204,9 @@ func TestGiteaShimAsNomadService(t *testing.T) {
 		t.Fatal(err)
 	}
 	syncLabels(t, f.n)
-	v := &api.Variable{Path: "nomad/jobs/solstice-runners", Items: api.VariableItems{
-		"forgejo_registration_token": f.g.RegistrationToken(), "nomad_token": "",
-	}}
-	if _, _, err := f.n.API.Variables().Create(v, nil); err != nil {
-		t.Fatal(err)
-	}
-	out, err := f.n.nomadCLI("job", "run", "-detach",
-		"-var", "forgejo_url="+f.g.URL, "-var", "runner_name=e2e-vm", "-var", "capacity=2",
-		"-var", "solstice_binary="+filepath.Join(env(t, "SOLSTICE_BIN"), "solstice"),
-		"-var", "nomad_addr="+f.n.Addr, "../jobspecs/runner-shims.nomad.hcl")
-	if err != nil {
-		t.Fatalf("nomad job run runner-shims: %v\n%s", err, out)
-	}
+	runShims(t, f.g, f.n, "e2e-vm", "") // the default provider: Nomad
 	waitFor(t, 2*time.Minute, "the shim's service to be registered and healthy", func() bool {
-		regs, _, err := f.n.API.Services().Get("solstice-forgejo", nil)
+		regs, _, err := f.n.API.Services().Get(shimService, nil)
 		if err != nil || len(regs) == 0 {
 			return false
 		}
@@ -224,7 +217,7 @@ func TestGiteaShimAsNomadService(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	if out, err := f.n.nomadCLI("service", "list"); err != nil || !strings.Contains(out, "solstice-forgejo") {
+	if out, err := f.n.nomadCLI("service", "list"); err != nil || !strings.Contains(out, shimService) {
 		t.Fatalf("nomad service list: %v\n%s", err, out)
 	}
 	f.g.CreateRepo(f.repo)

@@ -45,6 +45,7 @@ type nomadOptions struct {
 	pluginConfig string
 	rawExec      bool
 	bridge       bool
+	consul       string
 }
 
 // Option changes how StartNomad configures the agent.
@@ -55,6 +56,10 @@ func WithRawExec() Option { return func(o *nomadOptions) { o.rawExec = true } }
 
 // WithBridge enables bridge networking for task groups (CNI).
 func WithBridge() Option { return func(o *nomadOptions) { o.bridge = true } }
+
+// WithConsul points the agent at a Consul agent's HTTP address
+// (host:port), as StartConsul returns it.
+func WithConsul(addr string) Option { return func(o *nomadOptions) { o.consul = addr } }
 
 // WithPlugin loads bin/solstice-vm with the given plugin config body.
 func WithPlugin(config string) Option { return func(o *nomadOptions) { o.pluginConfig = config } }
@@ -72,6 +77,7 @@ func StartNomad(t testing.TB, opts ...Option) *Nomad {
 		DataDir:      filepath.Join(t.TempDir(), "nomad"),
 		PluginConfig: o.pluginConfig,
 		RawExec:      o.rawExec,
+		Consul:       o.consul,
 	}
 	if o.bridge {
 		cfg.CNIPath = "/usr/lib/cni"

@@ -4,6 +4,12 @@
 #     forgejo_registration_token=TOKEN nomad_token=ACL_TOKEN_OR_EMPTY
 #   nomad job run -var forgejo_url=https://forge.example.org/ runner-shims.nomad.hcl
 #
+# Each shim registers a service, in Consul (-var service_provider=consul,
+# the Nomad agents need a consul block) or in Nomad's own catalog (the
+# default), tagged with its forge, instance and runner name, and checked on
+# /healthz. A shim for another forge is another group shaped like
+# "forgejo": its own service name, forge tag and task args.
+#
 # The shim keeps no state of its own: its runner credentials live in a Nomad
 # Variable, its in-flight jobs are the dispatched Nomad jobs. Secrets reach
 # it only through the template below (the job's own Variable, readable by
@@ -29,6 +35,11 @@ variable "service_provider" {
   type        = string
   default     = "nomad"
   description = "where the shim's service registers: consul or nomad"
+
+  validation {
+    condition     = contains(["consul", "nomad"], var.service_provider)
+    error_message = "The service_provider must be \"consul\" or \"nomad\"."
+  }
 }
 
 variable "solstice_binary" {
@@ -55,9 +66,11 @@ job "solstice-runners" {
       name     = "solstice-forgejo"
       provider = var.service_provider
       port     = "http"
-      tags     = ["solstice", "forge=forgejo", "instance=${var.forgejo_url}"]
+      tags     = ["solstice", "forge=forgejo", "instance=${var.forgejo_url}", "runner=${var.runner_name}"]
 
-      # Unhealthy while the forge or Nomad cannot be reached.
+      # Unhealthy while the forge or Nomad cannot be reached (the shim
+      # probes Nomad every 10s even when idle). No check_restart: a
+      # restarted shim reaches neither any better.
       check {
         type     = "http"
         path     = "/healthz"

@@ -17,6 +17,9 @@ type Registration struct {
 	Name    string   // the runner's name in the forge
 	Labels  []string // label names the runner serves
 	Version string   // the shim's version, shown in the forge
+	// Observe, if set, is told the outcome of every forge call made while
+	// connecting, so /healthz reports a forge that is down at startup.
+	Observe func(method string, err error)
 }
 
 // Register registers a new runner with the forge and stores its
@@ -25,7 +28,9 @@ func Register(ctx context.Context, store Store, r Registration) (*Credentials, e
 	if r.Token == "" || r.Name == "" {
 		return nil, errors.New("register: a registration token and a runner name are needed")
 	}
-	runner, err := NewClient(r.URL, "", "").Register(ctx, &runnerv1.RegisterRequest{
+	anon := NewClient(r.URL, "", "")
+	anon.Observe = r.Observe
+	runner, err := anon.Register(ctx, &runnerv1.RegisterRequest{
 		Name: r.Name, Token: r.Token, Version: r.Version, Labels: r.Labels,
 	})
 	if refused(err) {
@@ -59,12 +64,14 @@ func connectRunner(ctx context.Context, store Store, r Registration) (*Client, *
 		}
 	}
 	c := NewClient(r.URL, creds.UUID, creds.Token)
+	c.Observe = r.Observe
 	err = c.Declare(ctx, r.Version, r.Labels)
 	if errors.Is(err, ErrUnauthorized) && r.Token != "" {
 		if creds, err = Register(ctx, store, r); err != nil {
 			return nil, nil, err
 		}
 		c = NewClient(r.URL, creds.UUID, creds.Token)
+		c.Observe = r.Observe
 		err = c.Declare(ctx, r.Version, r.Labels)
 	}
 	if errors.Is(err, ErrUnauthorized) {

@@ -47,6 +47,7 @@ type Timing struct {
 	RetryMin   time.Duration // first retry delay after a failed call
 	RetryMax   time.Duration // longest retry delay
 	CatalogTTL time.Duration // how long a label catalog is reused
+	Probe      time.Duration // between Nomad reads that keep /healthz current
 }
 
 // DefaultTiming is the production timing.
@@ -55,6 +56,7 @@ func DefaultTiming() Timing {
 		Fetch: 2 * time.Second, Heartbeat: 3 * time.Second, LogFlush: time.Second,
 		Status: 2 * time.Second, NoEvent: 15 * time.Second, EndWait: 3 * time.Minute,
 		RetryMin: time.Second, RetryMax: time.Minute, CatalogTTL: 30 * time.Second,
+		Probe: 10 * time.Second,
 	}
 }
 
@@ -64,6 +66,7 @@ func (t Timing) withDefaults() Timing {
 		{&t.Fetch, &d.Fetch}, {&t.Heartbeat, &d.Heartbeat}, {&t.LogFlush, &d.LogFlush},
 		{&t.Status, &d.Status}, {&t.NoEvent, &d.NoEvent}, {&t.EndWait, &d.EndWait},
 		{&t.RetryMin, &d.RetryMin}, {&t.RetryMax, &d.RetryMax}, {&t.CatalogTTL, &d.CatalogTTL},
+		{&t.Probe, &d.Probe},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
@@ -141,6 +144,11 @@ func (rt *Runner) Run(ctx context.Context) error {
 	rt.mu.Unlock()
 	defer rt.tasks.Wait()
 	defer cancel()
+	rt.tasks.Add(1)
+	go func() {
+		defer rt.tasks.Done()
+		rt.probeNomad(ctx)
+	}()
 	if err := rt.connect(ctx); err != nil {
 		return rt.fatal(err)
 	}
@@ -208,12 +216,14 @@ func (rt *Runner) tryConnect(ctx context.Context) error {
 	if len(labels) == 0 {
 		return fmt.Errorf("%w: no labels to declare: the Nomad catalog is empty (run `solstice jobs sync`) and none were given", errConfig)
 	}
-	reg := Registration{URL: rt.cfg.URL, Token: rt.cfg.RegistrationToken, Name: rt.cfg.Name, Labels: labels, Version: rt.cfg.Version}
+	reg := Registration{
+		URL: rt.cfg.URL, Token: rt.cfg.RegistrationToken, Name: rt.cfg.Name, Labels: labels,
+		Version: rt.cfg.Version, Observe: rt.metrics.forgeCall,
+	}
 	c, creds, err := connectRunner(ctx, rt.cfg.Store, reg)
 	if err != nil {
 		return err
 	}
-	c.Observe = rt.metrics.forgeCall
 	rt.forge, rt.declared = c, labels
 	rt.log.Info("runner connected", "uuid", creds.UUID, "id", creds.ID)
 	return nil
@@ -235,6 +245,24 @@ func (rt *Runner) currentCatalog(ctx context.Context) (map[string]string, error)
 	if cat != nil && time.Since(at) < rt.cfg.Timing.CatalogTTL {
 		return cat, nil
 	}
+	return rt.readCatalog(ctx)
+}
+
+// probeNomad reads the catalog every Probe until ctx ends. The poller alone
+// would leave /healthz stale while idle: it reads Nomad only when its cached
+// catalog expires (every CatalogTTL at best), and not at all while it waits
+// out a forge outage's backoff or retries connecting.
+func (rt *Runner) probeNomad(ctx context.Context) {
+	for watch.Sleep(ctx, rt.cfg.Timing.Probe) {
+		if _, err := rt.readCatalog(ctx); err != nil && ctx.Err() == nil {
+			rt.log.Debug("Nomad probe failed", "error", err)
+		}
+	}
+}
+
+// readCatalog reads the label catalog from Nomad and caches it; the read's
+// outcome reaches the metrics through the Observed Nomad.
+func (rt *Runner) readCatalog(ctx context.Context) (map[string]string, error) {
 	cat, err := rt.nomad.Catalog(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read the label catalog from Nomad: %w", err)

@@ -40,6 +40,10 @@ type Config struct {
 	// CNIPath, when set, lets groups use bridge networking with the CNI
 	// plugins there (Debian's containernetworking-plugins: /usr/lib/cni).
 	CNIPath string
+	// Consul, when set, is the host:port of a Consul agent's HTTP API:
+	// services with provider "consul" register there. Unset, Nomad still
+	// looks for Consul at its default 127.0.0.1:8500.
+	Consul string
 }
 
 // Agent is a running Nomad agent.
@@ -100,6 +104,11 @@ plugin "raw_exec" {
   }
 }
 {{end}}
+{{- if .Consul}}
+consul {
+  address = "{{.Consul}}"
+}
+{{- end}}
 {{- if .PluginConfig}}
 plugin "solstice-vm" {
   config {

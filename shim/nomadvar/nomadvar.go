@@ -57,7 +57,7 @@ func (s Store) Load(ctx context.Context, path string, v any) (bool, error) {
 	}
 	raw, ok := vr.Items[item]
 	if !ok {
-		return false, fmt.Errorf("Nomad Variable %s has no %q item", path, item)
+		return false, fmt.Errorf("variable %s has no %q item", path, item)
 	}
 	if err := json.Unmarshal([]byte(raw), v); err != nil {
 		return false, fmt.Errorf("decode Nomad Variable %s: %w", path, err)
