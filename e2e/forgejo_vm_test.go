@@ -206,7 +206,7 @@ func TestGiteaShimAsNomadService(t *testing.T) {
 	syncLabels(t, f.n)
 	runShims(t, f.g, f.n, "e2e-vm", "") // the default provider: Nomad
 	waitFor(t, 2*time.Minute, "the shim's service to be registered and healthy", func() bool {
-		regs, _, err := f.n.API.Services().Get(shimService, nil)
+		regs, _, err := f.n.API.Services().Get(forgejoService, nil)
 		if err != nil || len(regs) == 0 {
 			return false
 		}
@@ -217,7 +217,7 @@ func TestGiteaShimAsNomadService(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	if out, err := f.n.nomadCLI("service", "list"); err != nil || !strings.Contains(out, shimService) {
+	if out, err := f.n.nomadCLI("service", "list"); err != nil || !strings.Contains(out, forgejoService) {
 		t.Fatalf("nomad service list: %v\n%s", err, out)
 	}
 	f.g.CreateRepo(f.repo)

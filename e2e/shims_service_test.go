@@ -11,15 +11,24 @@ import (
 	"time"
 
 	"github.com/hashicorp/nomad/api"
+
+	"github.com/solstice-ci/solstice/shim/github"
+	"github.com/solstice-ci/solstice/shim/github/githubfake"
+	"github.com/solstice-ci/solstice/shim/github/protocol"
+	"github.com/solstice-ci/solstice/shim/nomadvar"
 )
 
-// shimService is the Forgejo shim's service name in runner-shims.nomad.hcl.
-const shimService = "solstice-forgejo"
+// The shims' service names in runner-shims.nomad.hcl.
+const (
+	forgejoService = "solstice-forgejo"
+	githubService  = "solstice-github"
+)
 
 // runShims runs jobspecs/runner-shims.nomad.hcl with `nomad job run`, as an
 // operator would, for Gitea g, with the registration token in the job's
-// Variable. provider empty keeps the jobspec's default.
-func runShims(t *testing.T, g *Gitea, n *Nomad, runner, provider string) {
+// Variable. provider empty keeps the jobspec's default; vars are more
+// -var arguments.
+func runShims(t *testing.T, g *Gitea, n *Nomad, runner, provider string, vars ...string) {
 	t.Helper()
 	v := &api.Variable{Path: "nomad/jobs/solstice-runners", Items: api.VariableItems{
 		"forgejo_registration_token": g.RegistrationToken(), "nomad_token": "",
@@ -33,6 +42,9 @@ func runShims(t *testing.T, g *Gitea, n *Nomad, runner, provider string) {
 		"-var", "nomad_addr=" + n.Addr}
 	if provider != "" {
 		args = append(args, "-var", "service_provider="+provider)
+	}
+	for _, v := range vars {
+		args = append(args, "-var", v)
 	}
 	if out, err := n.nomadCLI(append(args, "../jobspecs/runner-shims.nomad.hcl")...); err != nil {
 		t.Fatalf("nomad job run runner-shims: %v\n%s", err, out)
@@ -51,14 +63,14 @@ type shimHealth struct {
 type registry func() (shimHealth, int, error)
 
 // consulRegistry reads the catalog and the check from Consul.
-func consulRegistry(c *Consul) registry {
+func consulRegistry(c *Consul, service string) registry {
 	return func() (shimHealth, int, error) {
-		svcs, err := c.Service(shimService)
+		svcs, err := c.Service(service)
 		if err != nil || len(svcs) != 1 {
 			return shimHealth{}, len(svcs), err
 		}
 		h := shimHealth{tags: svcs[0].ServiceTags}
-		checks, err := c.Checks(shimService)
+		checks, err := c.Checks(service)
 		if err == nil && len(checks) == 1 {
 			h.status, h.output = checks[0].Status, checks[0].Output
 		}
@@ -68,9 +80,9 @@ func consulRegistry(c *Consul) registry {
 
 // nomadRegistry reads the catalog from Nomad and the check from the
 // shim's allocation (Nomad runs the checks of its own services).
-func nomadRegistry(n *Nomad) registry {
+func nomadRegistry(n *Nomad, service string) registry {
 	return func() (shimHealth, int, error) {
-		regs, _, err := n.API.Services().Get(shimService, nil)
+		regs, _, err := n.API.Services().Get(service, nil)
 		if err != nil || len(regs) != 1 {
 			return shimHealth{}, len(regs), err
 		}
@@ -101,21 +113,22 @@ func waitHealth(t *testing.T, reg registry, limit time.Duration, status, output 
 
 // TestShimServiceHealth runs runner-shims.nomad.hcl with each service
 // provider: Nomad against a real Consul agent, and Nomad's own catalog.
-// The Forgejo shim registers with its tags and a passing /healthz check,
-// which turns critical while Gitea is down and passes again after; the
-// service leaves the catalog when the job stops.
+// The Forgejo and GitHub shims register with their tags and a passing
+// /healthz check, which turns critical while their forge is down (and for
+// Gitea passes again after); the services leave the catalog when the job
+// stops.
 func TestShimServiceHealth(t *testing.T) {
 	tests := []struct {
 		provider string
-		start    func(t *testing.T) (*Nomad, registry)
+		start    func(t *testing.T) (*Nomad, func(service string) registry)
 	}{
-		{"consul", func(t *testing.T) (*Nomad, registry) {
+		{"consul", func(t *testing.T) (*Nomad, func(string) registry) {
 			c := StartConsul(t)
-			return StartNomad(t, WithRawExec(), WithConsul(c.Addr)), consulRegistry(c)
+			return StartNomad(t, WithRawExec(), WithConsul(c.Addr)), func(s string) registry { return consulRegistry(c, s) }
 		}},
-		{"nomad", func(t *testing.T) (*Nomad, registry) {
+		{"nomad", func(t *testing.T) (*Nomad, func(string) registry) {
 			n := StartNomad(t, WithRawExec())
-			return n, nomadRegistry(n)
+			return n, func(s string) registry { return nomadRegistry(n, s) }
 		}},
 	}
 	for _, tt := range tests {
@@ -123,27 +136,52 @@ func TestShimServiceHealth(t *testing.T) {
 			g := StartGitea(t)
 			n, reg := tt.start(t)
 			syncLabels(t, n)
-			runShims(t, g, n, "e2e-svc", tt.provider)
+			gh := registerGitHubRunner(t, n)
+			runShims(t, g, n, "e2e-svc", tt.provider, "github_url="+gh.url)
 
-			h := waitHealth(t, reg, 2*time.Minute, "passing", "ok")
+			h := waitHealth(t, reg(forgejoService), 2*time.Minute, "passing", "ok")
 			want := []string{"solstice", "forge=forgejo", "instance=" + g.URL, "runner=e2e-svc"}
 			if !sameSet(h.tags, want) {
 				t.Errorf("tags %q, want %q", h.tags, want)
 			}
+			h = waitHealth(t, reg(githubService), 2*time.Minute, "passing", "ok")
+			if want := []string{"solstice", "forge=github", "instance=" + gh.url}; !sameSet(h.tags, want) {
+				t.Errorf("GitHub shim tags %q, want %q", h.tags, want)
+			}
 			g.Stop()
-			waitHealth(t, reg, 2*time.Minute, "critical", "forge unreachable")
+			waitHealth(t, reg(forgejoService), 2*time.Minute, "critical", "forge unreachable")
 			g.Restart()
-			waitHealth(t, reg, 3*time.Minute, "passing", "ok")
+			waitHealth(t, reg(forgejoService), 3*time.Minute, "passing", "ok")
+			gh.fake.Close()
+			waitHealth(t, reg(githubService), 2*time.Minute, "critical", "unhealthy")
 
 			if out, err := n.nomadCLI("job", "stop", "-detach", "solstice-runners"); err != nil {
 				t.Fatalf("nomad job stop: %v\n%s", err, out)
 			}
-			waitFor(t, time.Minute, "the shim's service to be deregistered", func() bool {
-				_, n, err := reg()
-				return err == nil && n == 0
-			})
+			for _, svc := range []string{forgejoService, githubService} {
+				waitFor(t, time.Minute, svc+" to be deregistered", func() bool {
+					_, n, err := reg(svc)()
+					return err == nil && n == 0
+				})
+			}
 		})
 	}
+}
+
+// registerGitHubRunner starts a fake GitHub and registers a runner with it
+// whose credentials the shim finds in n's Variables.
+func registerGitHubRunner(t *testing.T, n *Nomad) *ghEnv {
+	t.Helper()
+	fake := githubfake.New(githubfake.Options{})
+	t.Cleanup(fake.Close)
+	e := &ghEnv{fake: fake, n: n, url: fake.GitHubURL(ghScope)}
+	scope, err := github.ScopeOf(e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.store = &github.Store{Vars: nomadvar.Store{API: n.API}, Scope: scope}
+	e.register(t, 1, protocol.DefaultRunnerVersion)
+	return e
 }
 
 func sameSet(a, b []string) bool {

@@ -1,8 +1,14 @@
-# The runner shims as a Nomad service job. Run it with the forge's URL:
+# The runner shims as a Nomad service job. Run it with the forges' URLs
+# (a shim runs for each URL given):
 #
 #   nomad var put nomad/jobs/solstice-runners \
 #     forgejo_registration_token=TOKEN nomad_token=ACL_TOKEN_OR_EMPTY
-#   nomad job run -var forgejo_url=https://forge.example.org/ runner-shims.nomad.hcl
+#   nomad job run -var forgejo_url=https://forge.example.org/ \
+#     -var github_url=https://github.com/OWNER/REPO runner-shims.nomad.hcl
+#
+# GitHub runners are registered beforehand (`solstice github register`,
+# see docs/github.md); the GitHub shim runs every runner registered for
+# github_url.
 #
 # Each shim registers a service, in Consul (-var service_provider=consul,
 # the Nomad agents need a consul block) or in Nomad's own catalog (the
@@ -17,7 +23,14 @@
 
 variable "forgejo_url" {
   type        = string
-  description = "root URL of the Forgejo or Gitea instance"
+  default     = ""
+  description = "root URL of the Forgejo or Gitea instance (empty: no Forgejo shim)"
+}
+
+variable "github_url" {
+  type        = string
+  default     = ""
+  description = "the GitHub URL the GitHub runners are registered for (empty: no GitHub shim)"
 }
 
 variable "runner_name" {
@@ -56,7 +69,7 @@ job "solstice-runners" {
   type = "service"
 
   group "forgejo" {
-    count = 1
+    count = var.forgejo_url == "" ? 0 : 1
 
     network {
       port "http" {}
@@ -114,6 +127,69 @@ job "solstice-runners" {
         {{- with nomadVar "nomad/jobs/solstice-runners" }}
         NOMAD_TOKEN={{ .nomad_token }}
         SOLSTICE_FORGEJO_REGISTRATION_TOKEN={{ .forgejo_registration_token }}
+        {{- end }}
+        EOT
+      }
+
+      resources {
+        cpu    = 200
+        memory = 128
+      }
+    }
+  }
+
+  group "github" {
+    count = var.github_url == "" ? 0 : 1
+
+    network {
+      port "http" {}
+    }
+
+    service {
+      name     = "solstice-github"
+      provider = var.service_provider
+      port     = "http"
+      tags     = ["solstice", "forge=github", "instance=${var.github_url}"]
+
+      # Unhealthy while GitHub or Nomad cannot be reached.
+      check {
+        type     = "http"
+        path     = "/healthz"
+        interval = "10s"
+        timeout  = "3s"
+      }
+    }
+
+    restart {
+      attempts = 10
+      interval = "10m"
+      delay    = "15s"
+      mode     = "delay"
+    }
+
+    task "shim" {
+      driver = "raw_exec"
+
+      config {
+        command = var.solstice_binary
+        args = [
+          "github", "run",
+          "--url", var.github_url,
+          "--listen", "${NOMAD_ADDR_http}",
+        ]
+      }
+
+      env {
+        NOMAD_ADDR = var.nomad_addr
+      }
+
+      template {
+        destination = "secrets/solstice.env"
+        env         = true
+        change_mode = "restart"
+        data        = <<-EOT
+        {{- with nomadVar "nomad/jobs/solstice-runners" }}
+        NOMAD_TOKEN={{ .nomad_token }}
         {{- end }}
         EOT
       }

@@ -45,13 +45,14 @@ type Timing struct {
 	RetryMin      time.Duration
 	RetryMax      time.Duration
 	VersionTooOld time.Duration // between polls while GitHub refuses the runner version
+	Probe         time.Duration // between Nomad reads that keep /healthz current
 	Watch         watch.Timing
 }
 
 // DefaultTiming is the official runner's cadence where it has one.
 var DefaultTiming = Timing{
 	Renew: 60 * time.Second, Flush: 500 * time.Millisecond,
-	RetryMin: time.Second, RetryMax: time.Minute, VersionTooOld: 5 * time.Minute,
+	RetryMin: time.Second, RetryMax: time.Minute, VersionTooOld: 5 * time.Minute, Probe: 10 * time.Second,
 	Watch: watch.Timing{Status: 2 * time.Second, NoEvent: 30 * time.Second, EndWait: 2 * time.Minute, RetryMin: time.Second, RetryMax: time.Minute},
 }
 
@@ -65,7 +66,7 @@ func (t Timing) withDefaults() Timing {
 	}
 	t.Renew, t.Flush = pick(t.Renew, d.Renew), pick(t.Flush, d.Flush)
 	t.RetryMin, t.RetryMax = pick(t.RetryMin, d.RetryMin), pick(t.RetryMax, d.RetryMax)
-	t.VersionTooOld = pick(t.VersionTooOld, d.VersionTooOld)
+	t.VersionTooOld, t.Probe = pick(t.VersionTooOld, d.VersionTooOld), pick(t.Probe, d.Probe)
 	w, dw := &t.Watch, d.Watch
 	w.Status, w.NoEvent, w.EndWait = pick(w.Status, dw.Status), pick(w.NoEvent, dw.NoEvent), pick(w.EndWait, dw.EndWait)
 	w.RetryMin, w.RetryMax = pick(w.RetryMin, dw.RetryMin), pick(w.RetryMax, dw.RetryMax)
@@ -114,6 +115,8 @@ func (sh *Shim) Run(ctx context.Context) error {
 		return err
 	}
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); sh.probeNomad(ctx) }()
 	for _, rn := range runners {
 		wg.Add(1)
 		go func() { defer wg.Done(); rn.run(ctx) }()
@@ -121,6 +124,18 @@ func (sh *Shim) Run(ctx context.Context) error {
 	wg.Wait()
 	sh.tasks.Wait()
 	return ctx.Err()
+}
+
+// probeNomad reads the catalog every Probe until ctx ends, so /healthz
+// notices an unreachable Nomad while no job is running.
+func (sh *Shim) probeNomad(ctx context.Context) {
+	for watch.Sleep(ctx, sh.cfg.Timing.Probe) {
+		pctx, cancel := context.WithTimeout(ctx, sh.cfg.Timing.Probe)
+		if _, err := sh.nomad.Catalog(pctx); err != nil && ctx.Err() == nil {
+			sh.log.Warn("Nomad does not answer", "error", err)
+		}
+		cancel()
+	}
 }
 
 // loadRunners reads the runners' credentials and picks each one's label.

@@ -59,6 +59,10 @@ func (s *Server) restRoutes(mux *http.ServeMux) {
 		mux.HandleFunc("GET "+p+"/repos/{owner}/{repo}/actions/runner-groups", s.handleRunnerGroups)
 		mux.HandleFunc("GET "+p+"/orgs/{org}/actions/runner-groups", s.handleRunnerGroups)
 		mux.HandleFunc("POST "+p+"/actions/runners/register", s.handleRegister)
+		mux.HandleFunc("GET "+p+"/repos/{owner}/{repo}/actions/runners", s.handleListRunners)
+		mux.HandleFunc("GET "+p+"/orgs/{org}/actions/runners", s.handleListRunners)
+		mux.HandleFunc("DELETE "+p+"/repos/{owner}/{repo}/actions/runners/{id}", s.handleDeleteRunner)
+		mux.HandleFunc("DELETE "+p+"/orgs/{org}/actions/runners/{id}", s.handleDeleteRunner)
 		mux.HandleFunc("POST "+p+"/repos/{owner}/{repo}/actions/runners/generate-jitconfig", s.handleGenerateJIT)
 		mux.HandleFunc("POST "+p+"/orgs/{org}/actions/runners/generate-jitconfig", s.handleGenerateJIT)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strconv"
 	"strings"
 )
 
@@ -15,15 +16,50 @@ import (
 // names case-insensitively, so both the PascalCase and camelCase spellings
 // that occur in the wild are accepted.
 type jitRunner struct {
-	AgentID       int64  `json:"AgentId"`
-	AgentName     string `json:"AgentName"`
-	PoolID        int64  `json:"PoolId"`
-	ServerURL     string `json:"ServerUrl"`
-	ServerURLV2   string `json:"ServerUrlV2"`
-	UseV2Flow     bool   `json:"UseV2Flow"`
-	GitHubURL     string `json:"GitHubUrl"`
-	Ephemeral     bool   `json:"Ephemeral"`
-	DisableUpdate bool   `json:"DisableUpdate"`
+	AgentID       flexInt  `json:"AgentId"`
+	AgentName     string   `json:"AgentName"`
+	PoolID        flexInt  `json:"PoolId"`
+	ServerURL     string   `json:"ServerUrl"`
+	ServerURLV2   string   `json:"ServerUrlV2"`
+	UseV2Flow     flexBool `json:"UseV2Flow"`
+	GitHubURL     string   `json:"GitHubUrl"`
+	Ephemeral     flexBool `json:"Ephemeral"`
+	DisableUpdate flexBool `json:"DisableUpdate"`
+}
+
+// flexInt is a number GitHub's JIT configs write either as a JSON number
+// or as a string ("AgentId": "5").
+type flexInt int64
+
+func (f *flexInt) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "" || s == "null" {
+		*f = 0
+		return nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("want an integer, got %s", b)
+	}
+	*f = flexInt(n)
+	return nil
+}
+
+// flexBool is a boolean written as JSON or as .NET's "True"/"False".
+type flexBool bool
+
+func (f *flexBool) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "" || s == "null" {
+		*f = false
+		return nil
+	}
+	v, err := strconv.ParseBool(strings.ToLower(s))
+	if err != nil {
+		return fmt.Errorf("want a boolean, got %s", b)
+	}
+	*f = flexBool(v)
+	return nil
 }
 
 // jitCredentials is the .credentials file (CredentialData).
@@ -119,11 +155,11 @@ func jitToCredentials(r *jitRunner, cr *jitCredentials, kp *jitRSAParams) (*Cred
 		return nil, err
 	}
 	return &Credentials{
-		RunnerID: r.AgentID, RunnerName: r.AgentName, GitHubURL: r.GitHubURL, ServerURLV2: r.ServerURLV2,
+		RunnerID: int64(r.AgentID), RunnerName: r.AgentName, GitHubURL: r.GitHubURL, ServerURLV2: r.ServerURLV2,
 		ClientID: clientID, AuthorizationURL: authURL,
 		// OAuthCredential: ConvertToBoolean(value, false).
 		RequireFIPS:   strings.EqualFold(strings.TrimSpace(fips), "true"),
-		PrivateKeyPEM: encodePrivateKey(key), Ephemeral: r.Ephemeral, DisableUpdate: r.DisableUpdate,
+		PrivateKeyPEM: encodePrivateKey(key), Ephemeral: bool(r.Ephemeral), DisableUpdate: bool(r.DisableUpdate),
 	}, nil
 }
 

@@ -55,6 +55,11 @@ func TestParseJITConfig(t *testing.T) {
 	if c, err := ParseJITConfig(makeJIT(t, pascal, "True")); err != nil || c.RunnerID != 3 {
 		t.Fatalf("PascalCase: %v %+v", err, c)
 	}
+	// Strings, as GitHub's JIT configs write every value.
+	stringy := map[string]any{"AgentId": "5", "AgentName": "s", "ServerUrlV2": "https://b/", "UseV2Flow": "True", "Ephemeral": "True"}
+	if c, err := ParseJITConfig(makeJIT(t, stringy, "False")); err != nil || c.RunnerID != 5 || !c.Ephemeral {
+		t.Fatalf("string values: %v %+v", err, c)
+	}
 	legacy := map[string]any{"agentId": 1, "serverUrl": "https://pipelines/"}
 	if _, err := ParseJITConfig(makeJIT(t, legacy, "")); err == nil {
 		t.Error("legacy JIT config accepted")
