@@ -26,9 +26,9 @@ type task struct {
 	log     hclog.Logger
 	fetched time.Time // zero for a resumed task
 
-	mu     sync.Mutex
-	status watch.Status // the newest status read
-	steps  bool         // the first step has started
+	mu    sync.Mutex
+	tr    *watch.Tracker // made once the job is dispatched
+	steps bool           // the first step has started
 }
 
 func (rt *Runner) newTask(id int64, base int64) *task {
@@ -92,7 +92,8 @@ func (t *task) report(ctx context.Context, res runnerv1.Result) error {
 
 // watch follows a dispatched job to its end and reports it.
 func (t *task) watch(ctx context.Context) {
-	st, err := t.readStatus(ctx)
+	tr := t.tracker()
+	st, err := tr.ReadStatus(ctx)
 	if err != nil {
 		return // the runner is stopping; a restarted one resumes
 	}
@@ -103,16 +104,16 @@ func (t *task) watch(ctx context.Context) {
 	watching, stopWatching := context.WithCancel(ctx)
 	defer stopWatching()
 	go t.cancelOnForgeDone(watching)
-	if st, err = t.waitPlaced(ctx, st); err != nil {
+	if st, err = tr.WaitPlaced(ctx, st); err != nil {
 		return
 	}
 	if st.AllocID != "" {
 		t.r.placed(st)
-		if err := t.follow(ctx); err != nil {
+		if err := tr.Follow(ctx, t.onEvent); err != nil {
 			return
 		}
 	}
-	if st, err = t.waitEnd(ctx); err != nil {
+	if st, err = tr.WaitEnd(ctx); err != nil {
 		return
 	}
 	t.rep.stopReporting()
@@ -120,26 +121,6 @@ func (t *task) watch(ctx context.Context) {
 	err = t.report(ctx, res)
 	if err == nil || errors.Is(err, ErrTaskGone) {
 		t.finishJob(ctx)
-	}
-}
-
-// readStatus reads the job's status, retrying while Nomad is unreachable.
-func (t *task) readStatus(ctx context.Context) (watch.Status, error) {
-	retry := watch.NewBackoff(t.rt.cfg.Timing.RetryMin, t.rt.cfg.Timing.RetryMax)
-	for {
-		st, err := t.rt.nomad.Status(ctx, t.job)
-		if err == nil {
-			t.mu.Lock()
-			t.status = st
-			t.mu.Unlock()
-			t.setState(stageState(st.Stage))
-			return st, nil
-		}
-		d := retry.Next()
-		t.log.Warn("cannot read the job's status; retrying", "in", d, "error", err)
-		if !watch.Sleep(ctx, d) {
-			return watch.Status{}, ctx.Err()
-		}
 	}
 }
 
@@ -155,26 +136,6 @@ func stageState(s dispatch.Stage) string {
 	return stateReporting
 }
 
-func (t *task) latest() watch.Status {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.status
-}
-
-// waitPlaced waits while the job is queued.
-func (t *task) waitPlaced(ctx context.Context, st watch.Status) (watch.Status, error) {
-	for st.Stage == dispatch.Queued {
-		if !watch.Sleep(ctx, t.rt.cfg.Timing.Status) {
-			return st, ctx.Err()
-		}
-		var err error
-		if st, err = t.readStatus(ctx); err != nil {
-			return st, err
-		}
-	}
-	return st, nil
-}
-
 // cancelOnForgeDone stops the job when the forge says the task is over.
 func (t *task) cancelOnForgeDone(ctx context.Context) {
 	select {
@@ -182,87 +143,22 @@ func (t *task) cancelOnForgeDone(ctx context.Context) {
 		return
 	case <-t.rep.forgeDone:
 	}
-	retry := watch.NewBackoff(t.rt.cfg.Timing.RetryMin, t.rt.cfg.Timing.RetryMax)
-	for {
-		err := t.rt.nomad.Cancel(ctx, t.job)
-		if err == nil {
-			t.log.Info("stopped the job: the forge cancelled the task")
-			return
-		}
-		d := retry.Next()
-		t.log.Warn("cannot stop the job yet; retrying", "in", d, "error", err)
-		if !watch.Sleep(ctx, d) {
-			return
-		}
+	if t.tracker().Cancel(ctx) == nil {
+		t.log.Info("stopped the job: the forge cancelled the task")
 	}
 }
 
-// follow renders the job's events until the last one. A job whose task
-// ended without writing it (the VM or node died) is given NoEvent to
-// deliver what it wrote, then left.
-func (t *task) follow(ctx context.Context) error {
-	fctx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- t.rt.nomad.Follow(fctx, t.latest(), 0, t.onLine(fctx)) }()
-	tick := time.NewTicker(t.rt.cfg.Timing.Status)
-	defer tick.Stop()
-	var endedAt time.Time
-	for {
-		select {
-		case err := <-done:
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.log.Warn("following the job's events failed", "error", err)
-			}
-			return nil
-		case <-tick.C:
-			st, err := t.rt.nomad.Status(ctx, t.job)
-			if err != nil {
-				continue
-			}
-			t.setStatus(st)
-			if st.Stage != dispatch.Finished {
-				continue
-			}
-			if endedAt.IsZero() {
-				endedAt = time.Now()
-			} else if time.Since(endedAt) > t.rt.cfg.Timing.NoEvent {
-				stop()
-			}
-		}
+// onEvent renders one event of the job's stream, once the journal has
+// room for it.
+func (t *task) onEvent(ctx context.Context, ev events.Event) error {
+	if err := t.j.waitRoom(ctx); err != nil {
+		return err
 	}
-}
-
-func (t *task) setStatus(st watch.Status) {
-	t.mu.Lock()
-	t.status = st
-	t.mu.Unlock()
-	t.setState(stageState(st.Stage))
-}
-
-// onLine renders one line of the events file.
-func (t *task) onLine(ctx context.Context) func([]byte, int64) error {
-	return func(line []byte, _ int64) error {
-		ev, err := events.Decode(line)
-		if err != nil {
-			t.log.Warn("skipping a line of the events file", "error", err)
-			return nil
-		}
-		if err := t.j.waitRoom(ctx); err != nil {
-			return err
-		}
-		if ev.Type == events.TypeStepStarted {
-			t.firstStep()
-		}
-		t.r.event(ev, t.latest())
-		if ev.Terminal() {
-			return dispatch.ErrEnded
-		}
-		return nil
+	if ev.Type == events.TypeStepStarted {
+		t.firstStep()
 	}
+	t.r.event(ev, t.tracker().Latest())
+	return nil
 }
 
 func (t *task) firstStep() {
@@ -275,38 +171,25 @@ func (t *task) firstStep() {
 	}
 }
 
-// waitEnd waits, up to EndWait, for the job's task to stop (the VM powers
-// off after its last event) and returns the final status.
-func (t *task) waitEnd(ctx context.Context) (watch.Status, error) {
-	deadline := time.Now().Add(t.rt.cfg.Timing.EndWait)
-	for {
-		st, err := t.readStatus(ctx)
-		if err != nil {
-			return st, err
-		}
-		if st.Stage == dispatch.Finished || time.Now().After(deadline) {
-			return st, nil
-		}
-		if !watch.Sleep(ctx, t.rt.cfg.Timing.Status) {
-			return st, ctx.Err()
+// tracker sees the dispatched job through Nomad.
+func (t *task) tracker() *watch.Tracker {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.tr == nil {
+		tm := t.rt.cfg.Timing
+		t.tr = &watch.Tracker{
+			Nomad: t.rt.nomad, Job: t.job, Log: t.log,
+			Timing:   watch.Timing{Status: tm.Status, NoEvent: tm.NoEvent, EndWait: tm.EndWait, RetryMin: tm.RetryMin, RetryMax: tm.RetryMax},
+			OnStatus: func(st watch.Status) { t.setState(stageState(st.Stage)) },
 		}
 	}
+	return t.tr
 }
 
 // finishJob removes what the job left in Nomad (its secrets), which also
 // takes it off the in-flight list.
 func (t *task) finishJob(ctx context.Context) {
-	retry := watch.NewBackoff(t.rt.cfg.Timing.RetryMin, t.rt.cfg.Timing.RetryMax)
-	for attempt := 0; attempt < 5; attempt++ {
-		err := t.rt.nomad.Finish(ctx, t.job)
-		if err == nil {
-			return
-		}
-		d := retry.Next()
-		t.log.Warn("cannot clean up the job yet; retrying", "in", d, "error", err)
-		if !watch.Sleep(ctx, d) {
-			return
-		}
+	if err := t.tracker().Finish(ctx); err != nil && ctx.Err() == nil {
+		t.log.Error("could not clean up the job; a restarted shim will report it again", "job", t.job.ID, "error", err)
 	}
-	t.log.Error("could not clean up the job; a restarted shim will report it again", "job", t.job.ID)
 }

@@ -126,7 +126,10 @@ func (t *task) watch(ctx context.Context) {
 	}
 	if st.AllocID != "" {
 		t.rep.with(func(*book) { t.r.placed(st) })
-		err := tr.Follow(ctx, func(ev events.Event) { t.rep.with(func(*book) { t.r.event(ev, tr.Latest()) }) })
+		err := tr.Follow(ctx, func(_ context.Context, ev events.Event) error {
+			t.rep.with(func(*book) { t.r.event(ev, tr.Latest()) })
+			return nil
+		})
 		if err != nil {
 			return
 		}

@@ -84,13 +84,15 @@ func (t *Tracker) WaitPlaced(ctx context.Context, st Status) (Status, error) {
 }
 
 // Follow hands every event of the job's stream, from the start, to fn
-// until the last one. A job whose task ended without writing it (the VM
-// or node died) is given NoEvent to deliver what it wrote, then left.
-func (t *Tracker) Follow(ctx context.Context, fn func(events.Event)) error {
+// until the last one; fn may block (to hold the stream back) and stops
+// the stream by returning an error. A job whose task ended without
+// writing its last event (the VM or node died) is given NoEvent to
+// deliver what it wrote, then left.
+func (t *Tracker) Follow(ctx context.Context, fn func(context.Context, events.Event) error) error {
 	fctx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan error, 1)
-	go func() { done <- t.Nomad.Follow(fctx, t.Latest(), 0, t.onLine(fn)) }()
+	go func() { done <- t.Nomad.Follow(fctx, t.Latest(), 0, t.onLine(fctx, fn)) }()
 	tick := time.NewTicker(t.Timing.Status)
 	defer tick.Stop()
 	var endedAt time.Time
@@ -106,10 +108,13 @@ func (t *Tracker) Follow(ctx context.Context, fn func(events.Event)) error {
 			return nil
 		case <-tick.C:
 			st, err := t.Nomad.Status(ctx, t.Job)
-			if err != nil || st.Stage != dispatch.Finished {
+			if err != nil {
 				continue
 			}
 			t.set(st)
+			if st.Stage != dispatch.Finished {
+				continue
+			}
 			if endedAt.IsZero() {
 				endedAt = time.Now()
 			} else if time.Since(endedAt) > t.Timing.NoEvent {
@@ -119,14 +124,16 @@ func (t *Tracker) Follow(ctx context.Context, fn func(events.Event)) error {
 	}
 }
 
-func (t *Tracker) onLine(fn func(events.Event)) func([]byte, int64) error {
+func (t *Tracker) onLine(ctx context.Context, fn func(context.Context, events.Event) error) func([]byte, int64) error {
 	return func(line []byte, _ int64) error {
 		ev, err := events.Decode(line)
 		if err != nil {
 			t.Log.Warn("skipping a line of the events file", "error", err)
 			return nil
 		}
-		fn(ev)
+		if err := fn(ctx, ev); err != nil {
+			return err
+		}
 		if ev.Terminal() {
 			return dispatch.ErrEnded
 		}

@@ -164,14 +164,20 @@ func runForgejo(ctx context.Context, log hclog.Logger, f forgejoFlags, capacity 
 	if err != nil {
 		return err
 	}
+	return serveWhileRunning(ctx, listen, metrics.Handler(), log, rt.Run)
+}
+
+// serveWhileRunning serves /metrics and /healthz on listen (when set)
+// while run runs.
+func serveWhileRunning(ctx context.Context, listen string, h http.Handler, log hclog.Logger, run func(context.Context) error) error {
 	if listen != "" {
-		stop, err := serveMetrics(listen, metrics.Handler(), log)
+		stop, err := serveMetrics(listen, h, log)
 		if err != nil {
 			return err
 		}
 		defer stop()
 	}
-	return rt.Run(ctx)
+	return run(ctx)
 }
 
 // serveMetrics serves /metrics and /healthz until stop is called.

@@ -208,14 +208,7 @@ func runGitHub(ctx context.Context, log hclog.Logger, f githubFlags, label, list
 	if err != nil {
 		return err
 	}
-	if listen != "" {
-		stop, err := serveMetrics(listen, metrics.Handler(), log)
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
-	return sh.Run(ctx)
+	return serveWhileRunning(ctx, listen, metrics.Handler(), log, sh.Run)
 }
 
 // runtimeArch is the architecture as the runner names it.
