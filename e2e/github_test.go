@@ -176,6 +176,7 @@ func TestGitHubJobsInVMs(t *testing.T) {
 	e.register(t, 2, protocol.DefaultRunnerVersion)
 	renew := 3 * time.Second
 	e.runShim(t, github.Config{Timing: github.Timing{Renew: renew}})
+	e.migrateBroker(t, 2)
 	full := e.fake.QueueJob(e.fullJob())
 	failing := e.fake.QueueJob(githubfake.JobSpec{
 		Name: "fails", Labels: []string{"solstice-test"}, ContextData: map[string]any{"github": e.github()},
@@ -206,6 +207,27 @@ func TestGitHubJobsInVMs(t *testing.T) {
 	assertTwoAtATime(t, all)
 	assertNoSecretsInNomad(t, e.n, ghSecret)
 	e.assertNothingRejected(t)
+	e.assertCleanedUp(t)
+}
+
+// migrateBroker waits for the runners' sessions, then has GitHub move
+// them to another broker URL (BrokerMigration), where the jobs arrive.
+func (e *ghEnv) migrateBroker(t *testing.T, sessions int) {
+	t.Helper()
+	waitFor(t, time.Minute, "the runners' broker sessions", func() bool { return e.fake.Counters().SessionsCreated >= sessions })
+	e.fake.TriggerBrokerMigration()
+}
+
+// assertCleanedUp checks the shim forgot every job it completed: no job
+// record, no secrets, nothing in flight.
+func (e *ghEnv) assertCleanedUp(t *testing.T) {
+	t.Helper()
+	c := &dispatch.Client{API: e.n.API, Log: hclog.NewNullLogger()}
+	waitFor(t, 30*time.Second, "the completed jobs to be cleaned up", func() bool {
+		recs, err1 := e.store.Jobs(context.Background())
+		jobs, err2 := c.InFlight(context.Background(), github.ForgeName, e.url)
+		return err1 == nil && err2 == nil && len(recs) == 0 && len(jobs) == 0
+	})
 }
 
 // forceReauthMidJob makes GitHub refuse the runners' access token once

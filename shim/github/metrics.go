@@ -67,6 +67,10 @@ func (m *Metrics) brokerError(kind string) {
 	m.add(fmt.Sprintf(`solstice_github_broker_errors_total{kind=%q}`, kind), 1)
 }
 
+func (m *Metrics) message(typ string) {
+	m.add(fmt.Sprintf(`solstice_github_messages_total{type=%q}`, typ), 1)
+}
+
 func (m *Metrics) sessionConflict() { m.add("solstice_github_session_conflicts_total", 1) }
 func (m *Metrics) lockLost()        { m.add("solstice_github_locks_lost_total", 1) }
 

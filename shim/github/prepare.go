@@ -296,7 +296,10 @@ func contextMap(msg *protocol.JobMessage, name string) map[string]any {
 }
 
 // secrets are the job's secrets plus GITHUB_TOKEN, for the dispatch's
-// secret store.
+// secret store; the guest masks each value in every log line. The
+// message's mask hints are left out: they name GitHub's own credentials
+// (the job's access token), which never enter the VM, so no job output
+// can hold them.
 func secrets(msg *protocol.JobMessage) map[string]string {
 	out := map[string]string{}
 	for name, v := range msg.Variables {

@@ -19,6 +19,7 @@ type runner struct {
 	name   string
 	label  string // the catalog label its jobs run on
 	client *protocol.Client
+	tokens *protocol.TokenSource
 	log    hclog.Logger
 
 	mu      sync.Mutex
@@ -133,6 +134,7 @@ func (rn *runner) pollFailed(ctx context.Context, err error, retry *watch.Backof
 }
 
 func (rn *runner) handle(ctx context.Context, sess *protocol.Session, msg *protocol.Message) {
+	rn.sh.metrics.message(msg.MessageType)
 	switch msg.MessageType {
 	case protocol.MessageRunnerJobRequest:
 		rn.jobRequest(ctx, sess, msg)
@@ -148,7 +150,10 @@ func (rn *runner) handle(ctx context.Context, sess *protocol.Session, msg *proto
 		}
 		rn.log.Info("GitHub cancelled a job this runner does not run", "github_job", c.JobID)
 	case protocol.MessageBrokerMigration:
-		rn.log.Info("GitHub moved the runner to another broker", "body", msg.Body)
+		rn.log.Info("GitHub moved the runner to another broker; polling there from now on", "broker", sess.BrokerURL())
+	case protocol.MessageForceTokenRefresh:
+		rn.log.Info("GitHub asked for a new access token")
+		rn.tokens.Invalidate()
 	default:
 		rn.log.Debug("ignoring a message", "type", msg.MessageType)
 	}

@@ -179,7 +179,7 @@ func (sh *Shim) newRunner(ctx context.Context, name string, catalog map[string]s
 	}
 	ts := protocol.NewTokenSource(creds, sh.cfg.HTTP)
 	return &runner{
-		sh: sh, name: name, label: label, log: sh.log.With("runner", name),
+		sh: sh, name: name, label: label, log: sh.log.With("runner", name), tokens: ts,
 		client: protocol.NewClient(creds, ts, sh.cfg.Info, sh.cfg.HTTP),
 	}, nil
 }
