@@ -31,9 +31,17 @@
 //
 // The shim keeps no local state. Runner credentials (the RSA key among
 // them) and the record of every acquired job live in Nomad Variables; the
-// record also lists the steps whose logs are already stored. A restarted
-// shim reads the records, finds each job's dispatch in Nomad (or dispatches
-// it, when the shim died in between), renders the job again from the start
-// of its event stream and uploads only what was not stored yet: every job
-// completes exactly once, with no missing or repeated log line.
+// record also names the job's dispatch and lists the steps whose logs are
+// already stored. A restarted shim first renews each recorded job's lock
+// (a job GitHub gave up is dropped, never run again), finds its dispatch
+// in Nomad (or dispatches it, when the shim died in between), renders the
+// job again from the start of its event stream and uploads only the step
+// logs GitHub does not have yet: every job completes once, and the stored
+// logs have no missing or repeated line (the live console may show lines
+// of the step that was running again). Dispatches no record owns are
+// stopped and their secrets removed.
+//
+// Failures are retried with backoff; what GitHub refuses for good (a 4xx
+// on a log upload) is logged and skipped, and the final report is given up
+// after about ten minutes, so a runner is never stuck on one job.
 package github

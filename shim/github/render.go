@@ -186,7 +186,7 @@ func (r *renderer) finished(job *dispatch.Job, st watch.Status, t time.Time) str
 	r.b.closeOpen(t, conclusionFor(res))
 	s := r.b.complete()
 	s.start(t)
-	if r.end == nil && res != "canceled" {
+	if job != nil && r.end == nil && res != "canceled" {
 		problem := st.Problem
 		if problem == "" {
 			problem = exitcode.Describe(st.ExitCode)

@@ -9,18 +9,17 @@ import (
 	"github.com/solstice-ci/solstice/shim/watch"
 )
 
+// renewTimeout bounds one renewjob call, so a hung connection is retried
+// instead of silently letting the lock run out.
+const renewTimeout = 30 * time.Second
+
 // renew keeps the job's lock every Timing.Renew, as the official runner
-// does, until ctx ends. Failures are retried until the lock's lockedUntil
-// has passed; then, or when GitHub no longer knows the job, the lock is
-// lost and the job is stopped.
+// does, until ctx ends. Failures are retried until LockGrace after the
+// lock's lockedUntil (the official runner's five minutes); then, or when
+// GitHub no longer knows the job, the lock is lost and the job is stopped.
 func (t *task) renew(ctx context.Context) {
-	// A resumed job's message is old; its lock may still hold, and only
-	// GitHub can say (a gone job answers 404).
-	lockedUntil := t.msg.LockedUntil
-	if soon := time.Now().Add(t.sh.cfg.Timing.Renew); soon.After(lockedUntil) {
-		lockedUntil = soon
-	}
-	for {
+	lockedUntil := t.lockedUntil()
+	for watch.Sleep(ctx, t.sh.cfg.Timing.Renew) {
 		until, err := t.renewOnce(ctx, lockedUntil)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -29,17 +28,29 @@ func (t *task) renew(ctx context.Context) {
 			return
 		}
 		lockedUntil = until
-		if !watch.Sleep(ctx, t.sh.cfg.Timing.Renew) {
-			return
-		}
 	}
 }
 
-// renewOnce renews, retrying with backoff while the lock still holds.
+// lockedUntil is how long the acquired message said the lock holds. A
+// resumed job's message is old; its lock may still hold, and only GitHub
+// can say (a gone job answers 404), so it counts as held for one interval.
+func (t *task) lockedUntil() time.Time {
+	soon := time.Now().Add(t.sh.cfg.Timing.Renew)
+	if soon.After(t.msg.LockedUntil) {
+		return soon
+	}
+	return t.msg.LockedUntil
+}
+
+// renewOnce renews, retrying with backoff while the lock (plus grace)
+// still holds.
 func (t *task) renewOnce(ctx context.Context, lockedUntil time.Time) (time.Time, error) {
 	retry := watch.NewBackoff(t.sh.cfg.Timing.RetryMin, t.sh.cfg.Timing.RetryMax)
+	giveUp := lockedUntil.Add(t.sh.cfg.Timing.LockGrace)
 	for {
-		until, err := t.jc.RenewJob(ctx)
+		rctx, cancel := context.WithTimeout(ctx, renewTimeout)
+		until, err := t.jc.RenewJob(rctx)
+		cancel()
 		t.sh.metrics.renewal(err)
 		if err == nil {
 			t.log.Debug("renewed the job's lock", "locked_until", until)
@@ -49,7 +60,7 @@ func (t *task) renewOnce(ctx context.Context, lockedUntil time.Time) (time.Time,
 			return time.Time{}, err
 		}
 		d := retry.Next()
-		if time.Now().Add(d).After(lockedUntil) {
+		if time.Now().Add(d).After(giveUp) {
 			return time.Time{}, err
 		}
 		t.log.Warn("cannot renew the job's lock; retrying", "in", d, "locked_until", lockedUntil, "error", err)

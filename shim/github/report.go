@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -39,19 +40,39 @@ func (p *reporter) with(fn func(b *book)) {
 }
 
 // run flushes every Timing.Flush until ctx ends.
+// After a failure it waits out a backoff first, so an unreachable GitHub
+// is not asked twice a second.
 func (p *reporter) run(ctx context.Context) {
 	tick := time.NewTicker(p.sh.cfg.Timing.Flush)
 	defer tick.Stop()
+	retry := watch.NewBackoff(p.sh.cfg.Timing.RetryMin, p.sh.cfg.Timing.RetryMax)
+	var notBefore time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
-			if err := p.flush(ctx); err != nil && ctx.Err() == nil {
-				p.log.Warn("reporting to GitHub failed; retrying", "error", err)
+		case now := <-tick.C:
+			if now.Before(notBefore) {
+				continue
+			}
+			if err := p.flushWithin(ctx); err != nil && ctx.Err() == nil {
+				d := retry.Next()
+				notBefore = now.Add(d)
+				p.log.Warn("reporting to GitHub failed; retrying", "in", d, "error", err)
+			} else {
+				retry.Reset()
 			}
 		}
 	}
+}
+
+// flushTimeout bounds one flush, so a hung connection is retried.
+const flushTimeout = 2 * time.Minute
+
+func (p *reporter) flushWithin(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, flushTimeout)
+	defer cancel()
+	return p.flush(ctx)
 }
 
 // upload is a finished step whose log GitHub does not have yet.
@@ -165,7 +186,9 @@ func (p *reporter) closeFeed() {
 func (p *reporter) upload(ctx context.Context, u upload) error {
 	err := p.jc.UploadStepLog(ctx, u.id, u.log, u.lines)
 	p.sh.metrics.apiCall("step_log", err)
-	if err != nil {
+	if permanent(err) {
+		p.log.Error("GitHub refuses the log of a step; going on without it", "step", u.number, "error", err)
+	} else if err != nil {
 		return fmt.Errorf("upload the log of step %d: %w", u.number, err)
 	}
 	p.rec.Uploaded = append(p.rec.Uploaded, u.number)
@@ -175,13 +198,34 @@ func (p *reporter) upload(ctx context.Context, u upload) error {
 	return nil
 }
 
+// permanent is a refusal that asking again will not change: a 4xx other
+// than the ones that mean "not now" or "who are you".
+func permanent(err error) bool {
+	var he *protocol.HTTPError
+	if !errors.As(err, &he) || he.StatusCode < 400 || he.StatusCode >= 500 {
+		return false
+	}
+	switch he.StatusCode {
+	case http.StatusUnauthorized, http.StatusNotFound, http.StatusRequestTimeout, http.StatusTooManyRequests:
+		return false
+	}
+	return true
+}
+
+// finalAttempts bounds the final report: with the backoff it is about ten
+// minutes of trying before the job is given up.
+const finalAttempts = 12
+
 // final sends everything, the job log, then the conclusion. It retries
-// until GitHub has the conclusion, the job is gone or ctx ends.
+// until GitHub has the conclusion, the job is gone, GitHub refuses the
+// conclusion for good, or the attempts run out.
 func (p *reporter) final(ctx context.Context, conclusion string, outputs map[string]string) error {
 	retry := watch.NewBackoff(p.sh.cfg.Timing.RetryMin, p.sh.cfg.Timing.RetryMax)
-	for {
-		err := p.finalOnce(ctx, conclusion, outputs)
-		if err == nil || errors.Is(err, protocol.ErrJobGone) {
+	for attempt := 1; ; attempt++ {
+		fctx, cancel := context.WithTimeout(ctx, flushTimeout)
+		err := p.finalOnce(fctx, conclusion, outputs)
+		cancel()
+		if err == nil || errors.Is(err, protocol.ErrJobGone) || permanent(err) || attempt == finalAttempts {
 			p.closeFeed()
 			return err
 		}
@@ -207,7 +251,9 @@ func (p *reporter) finalOnce(ctx context.Context, conclusion string, outputs map
 	if !p.rec.JobLog {
 		err := p.jc.UploadJobLog(ctx, jobLog, lines)
 		p.sh.metrics.apiCall("job_log", err)
-		if err != nil {
+		if permanent(err) {
+			p.log.Error("GitHub refuses the job log; completing the job without it", "error", err)
+		} else if err != nil {
 			return fmt.Errorf("upload the job log: %w", err)
 		}
 		p.rec.JobLog = true

@@ -15,51 +15,80 @@ import (
 
 // runner is one registered runner: one broker session, one job at a time.
 type runner struct {
-	sh     *Shim
-	name   string
-	label  string // the catalog label its jobs run on
-	client *protocol.Client
-	tokens *protocol.TokenSource
-	log    hclog.Logger
+	sh        *Shim
+	name      string
+	label     string // the catalog label its jobs run on
+	ephemeral bool   // a JIT or ephemeral runner: GitHub removes it after one job
+	client    *protocol.Client
+	tokens    *protocol.TokenSource
+	log       hclog.Logger
 
 	mu      sync.Mutex
-	current *task
+	jobs    map[string]*task // by GitHub job id; more than one only after a restart
+	retired bool
 }
 
-func (rn *runner) busy() *task {
+func (rn *runner) task(jobID string) *task {
 	rn.mu.Lock()
 	defer rn.mu.Unlock()
-	return rn.current
+	return rn.jobs[jobID]
 }
 
 func (rn *runner) status() protocol.Status {
-	if rn.busy() != nil {
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	if len(rn.jobs) > 0 {
 		return protocol.Busy
 	}
 	return protocol.Online
 }
 
-// start runs t as the runner's job.
+// start runs t as one of the runner's jobs. An ephemeral runner retires
+// once its job is concluded: GitHub sends it no other.
 func (rn *runner) start(ctx context.Context, t *task, job *dispatch.Job) {
 	rn.mu.Lock()
-	rn.current = t
+	rn.jobs[t.msg.JobID] = t
 	rn.mu.Unlock()
 	rn.sh.tasks.Add(1)
 	go func() {
 		defer rn.sh.tasks.Done()
 		t.run(ctx, job)
 		rn.mu.Lock()
-		if rn.current == t {
-			rn.current = nil
-		}
+		delete(rn.jobs, t.msg.JobID)
 		rn.mu.Unlock()
+		if rn.ephemeral && t.concluded {
+			rn.retire(ctx, "its one job is done")
+		}
 	}()
 }
 
-// run holds a broker session and polls it until ctx ends.
+// retire stops an ephemeral runner's polling and forgets its credentials.
+func (rn *runner) retire(ctx context.Context, why string) {
+	rn.mu.Lock()
+	already := rn.retired
+	rn.retired = true
+	rn.mu.Unlock()
+	if already {
+		return
+	}
+	rn.log.Info("retiring the ephemeral runner", "why", why)
+	if err := rn.sh.cfg.Store.DeleteRunner(context.WithoutCancel(ctx), rn.name); err != nil {
+		rn.log.Warn("cannot delete the retired runner's credentials", "error", err)
+	}
+}
+
+func (rn *runner) isRetired() bool {
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	return rn.retired
+}
+
+// run holds a broker session and polls it until ctx ends or the runner
+// retires. One backoff spans sessions and polls, so a broker that takes
+// sessions but refuses every poll is not asked again and again.
 func (rn *runner) run(ctx context.Context) {
 	retry := watch.NewBackoff(rn.sh.cfg.Timing.RetryMin, rn.sh.cfg.Timing.RetryMax)
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && !rn.isRetired() {
 		sess, err := rn.client.CreateSession(ctx)
 		rn.sh.metrics.githubCall(err)
 		if err != nil {
@@ -73,9 +102,8 @@ func (rn *runner) run(ctx context.Context) {
 			watch.Sleep(ctx, d)
 			continue
 		}
-		retry.Reset()
 		rn.log.Info("listening for jobs")
-		rn.poll(ctx, sess)
+		rn.poll(ctx, sess, retry)
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		if err := rn.client.DeleteSession(dctx, sess); err != nil {
 			rn.log.Debug("delete the broker session", "error", err)
@@ -86,9 +114,8 @@ func (rn *runner) run(ctx context.Context) {
 
 // poll long-polls the broker until ctx ends or the session is no longer
 // good.
-func (rn *runner) poll(ctx context.Context, sess *protocol.Session) {
-	retry := watch.NewBackoff(rn.sh.cfg.Timing.RetryMin, rn.sh.cfg.Timing.RetryMax)
-	for ctx.Err() == nil {
+func (rn *runner) poll(ctx context.Context, sess *protocol.Session, retry *watch.Backoff) {
+	for ctx.Err() == nil && !rn.isRetired() {
 		msg, err := rn.client.GetMessage(ctx, sess, rn.status())
 		if ctx.Err() != nil {
 			return
@@ -122,7 +149,16 @@ func (rn *runner) pollFailed(ctx context.Context, err error, retry *watch.Backof
 		d := rn.sh.cfg.Timing.VersionTooOld
 		rn.log.Error("GitHub refuses this runner version and sends it no jobs: set --runner-version to a current actions/runner release", "runner_version", rn.sh.cfg.Info.Version, "github_says", be.Message, "retry_in", d)
 		return watch.Sleep(ctx, d)
-	case protocol.ErrorRunnerSessionInvalid, protocol.ErrorRunnerNotFound:
+	case protocol.ErrorRunnerNotFound:
+		if rn.ephemeral {
+			rn.retire(ctx, "GitHub no longer knows it")
+			return false
+		}
+		d := retry.Next()
+		rn.log.Error("GitHub does not know this runner (removed on GitHub?); register it again", "github_says", be.Message, "retry_in", d)
+		watch.Sleep(ctx, d)
+		return false
+	case protocol.ErrorRunnerSessionInvalid:
 		d := retry.Next()
 		rn.log.Warn("GitHub dropped the runner's session; opening a new one", "kind", be.ErrorKind, "github_says", be.Message, "in", d)
 		watch.Sleep(ctx, d)
@@ -144,7 +180,7 @@ func (rn *runner) handle(ctx context.Context, sess *protocol.Session, msg *proto
 			rn.log.Warn("ignoring a malformed JobCancellation", "error", err)
 			return
 		}
-		if t := rn.busy(); t != nil && t.msg.JobID == c.JobID {
+		if t := rn.task(c.JobID); t != nil {
 			t.cancel()
 			return
 		}
@@ -166,19 +202,14 @@ func (rn *runner) jobRequest(ctx context.Context, sess *protocol.Session, msg *p
 		rn.log.Warn("ignoring a malformed RunnerJobRequest", "error", err)
 		return
 	}
-	if t := rn.busy(); t != nil {
+	if rn.status() == protocol.Busy {
 		rn.log.Warn("GitHub offered a job while this runner is busy; leaving it", "request", req.RunnerRequestID)
 		return
 	}
-	if req.ShouldAcknowledge {
-		err := rn.client.Acknowledge(ctx, sess, req.RunnerRequestID, protocol.Busy)
-		rn.sh.metrics.apiCall("acknowledge", err)
-		if err != nil {
-			rn.log.Warn("cannot acknowledge the job request; acquiring it anyway", "error", err)
-		}
+	if req.ShouldAcknowledge && !rn.acknowledge(ctx, sess, req) {
+		return
 	}
-	jm, err := rn.client.AcquireJob(ctx, req, rn.sh.cfg.Info.OS)
-	rn.sh.metrics.apiCall("acquire_job", err)
+	jm, err := rn.acquire(ctx, req)
 	if err != nil {
 		rn.log.Warn("cannot acquire the job; GitHub offers it again or to another runner", "request", req.RunnerRequestID, "error", err)
 		return
@@ -190,9 +221,46 @@ func (rn *runner) jobRequest(ctx context.Context, sess *protocol.Session, msg *p
 	}
 	t, err := rn.sh.newTask(rn, rec, jm)
 	if err != nil {
-		rn.log.Error("cannot start the acquired job", "error", err)
+		rn.log.Error("cannot run the acquired job: its message is unusable", "github_job", jm.JobID, "error", err)
+		if err := rn.sh.cfg.Store.DeleteJob(ctx, jm.JobID); err != nil {
+			rn.log.Warn("cannot delete the job's record", "error", err)
+		}
 		return
 	}
 	t.log.Info("acquired a job")
 	rn.start(ctx, t, nil)
+}
+
+// acknowledge tells the broker the runner takes the request; it reports
+// whether to go on (a request the broker no longer has is skipped).
+func (rn *runner) acknowledge(ctx context.Context, sess *protocol.Session, req *protocol.RunnerJobRequest) bool {
+	err := rn.client.Acknowledge(ctx, sess, req.RunnerRequestID, protocol.Busy)
+	rn.sh.metrics.apiCall("acknowledge", err)
+	var be *protocol.BrokerError
+	if errors.As(err, &be) && be.ErrorKind == protocol.ErrorAcknowledgeJobNotFound {
+		rn.log.Info("the job request is gone before it was acknowledged; skipping it", "request", req.RunnerRequestID)
+		return false
+	}
+	if err != nil {
+		rn.log.Warn("cannot acknowledge the job request; acquiring it anyway", "error", err)
+	}
+	return true
+}
+
+// acquire fetches the job message, retrying passing failures as the
+// official runner does; a job GitHub gave elsewhere is not retried.
+func (rn *runner) acquire(ctx context.Context, req *protocol.RunnerJobRequest) (*protocol.JobMessage, error) {
+	retry := watch.NewBackoff(rn.sh.cfg.Timing.RetryMin, rn.sh.cfg.Timing.RetryMax)
+	for attempt := 1; ; attempt++ {
+		jm, err := rn.client.AcquireJob(ctx, req, rn.sh.cfg.Info.OS)
+		rn.sh.metrics.apiCall("acquire_job", err)
+		if err == nil || errors.Is(err, protocol.ErrJobGone) || attempt == 5 {
+			return jm, err
+		}
+		d := retry.Next()
+		rn.log.Warn("cannot acquire the job yet; retrying", "in", d, "error", err)
+		if !watch.Sleep(ctx, d) {
+			return nil, ctx.Err()
+		}
+	}
 }

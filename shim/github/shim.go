@@ -41,6 +41,7 @@ type Config struct {
 // Timing are the shim's intervals; zero fields take DefaultTiming's.
 type Timing struct {
 	Renew         time.Duration // between lock renewals (the runner's 60 s)
+	LockGrace     time.Duration // how long past lockedUntil failed renewals are retried
 	Flush         time.Duration // between reports of what changed
 	RetryMin      time.Duration
 	RetryMax      time.Duration
@@ -51,7 +52,7 @@ type Timing struct {
 
 // DefaultTiming is the official runner's cadence where it has one.
 var DefaultTiming = Timing{
-	Renew: 60 * time.Second, Flush: 500 * time.Millisecond,
+	Renew: 60 * time.Second, LockGrace: 5 * time.Minute, Flush: 500 * time.Millisecond,
 	RetryMin: time.Second, RetryMax: time.Minute, VersionTooOld: 5 * time.Minute, Probe: 10 * time.Second,
 	Watch: watch.Timing{Status: 2 * time.Second, NoEvent: 30 * time.Second, EndWait: 2 * time.Minute, RetryMin: time.Second, RetryMax: time.Minute},
 }
@@ -64,7 +65,7 @@ func (t Timing) withDefaults() Timing {
 		}
 		return v
 	}
-	t.Renew, t.Flush = pick(t.Renew, d.Renew), pick(t.Flush, d.Flush)
+	t.Renew, t.Flush, t.LockGrace = pick(t.Renew, d.Renew), pick(t.Flush, d.Flush), pick(t.LockGrace, d.LockGrace)
 	t.RetryMin, t.RetryMax = pick(t.RetryMin, d.RetryMin), pick(t.RetryMax, d.RetryMax)
 	t.VersionTooOld, t.Probe = pick(t.VersionTooOld, d.VersionTooOld), pick(t.Probe, d.Probe)
 	w, dw := &t.Watch, d.Watch
@@ -180,6 +181,7 @@ func (sh *Shim) newRunner(ctx context.Context, name string, catalog map[string]s
 	ts := protocol.NewTokenSource(creds, sh.cfg.HTTP)
 	return &runner{
 		sh: sh, name: name, label: label, log: sh.log.With("runner", name), tokens: ts,
+		ephemeral: creds.Ephemeral, jobs: map[string]*task{},
 		client: protocol.NewClient(creds, ts, sh.cfg.Info, sh.cfg.HTTP),
 	}, nil
 }
@@ -214,34 +216,77 @@ func runnerLabel(labels []string, fallback string, catalog map[string]string) (s
 }
 
 // resumeAll picks up every job acquired before the shim restarted: it is
-// watched if Nomad has its dispatch, dispatched otherwise.
+// watched if Nomad has its dispatch, dispatched otherwise. Dispatches
+// without a record (a shim died between forgetting a job and removing
+// its secrets) are cleaned up.
 func (sh *Shim) resumeAll(ctx context.Context, runners map[string]*runner) error {
-	recs, err := sh.cfg.Store.Jobs(ctx)
-	if err != nil {
-		return fmt.Errorf("read the jobs in flight: %w", err)
-	}
-	if len(recs) == 0 {
-		return nil
-	}
+	// Dispatches first, then records: a job is recorded before it is
+	// dispatched, so every dispatch listed has its record read below,
+	// even one another shim just made.
 	jobs, err := sh.nomad.InFlight(ctx, ForgeName, sh.instance)
 	if err != nil {
 		return fmt.Errorf("list the jobs in flight: %w", err)
+	}
+	recs, err := sh.cfg.Store.Jobs(ctx)
+	if err != nil {
+		return fmt.Errorf("read the jobs in flight: %w", err)
 	}
 	byTask := map[string]*dispatch.Job{}
 	for _, j := range jobs {
 		byTask[j.Meta.TaskID] = j
 	}
 	for _, rec := range recs {
-		rn := runners[rec.Runner]
-		if rn == nil {
-			continue // another shim's runner
-		}
-		if err := sh.resume(ctx, rn, rec, byTask[rec.JobID]); err != nil {
-			sh.log.Error("cannot resume a job; forgetting it", "github_job", rec.JobID, "error", err)
-			_ = sh.cfg.Store.DeleteJob(ctx, rec.JobID)
-		}
+		job := byTask[rec.JobID]
+		delete(byTask, rec.JobID)
+		sh.resumeRecord(ctx, runners, rec, job)
+	}
+	for _, job := range byTask {
+		sh.cleanUp(ctx, job)
 	}
 	return nil
+}
+
+func (sh *Shim) resumeRecord(ctx context.Context, runners map[string]*runner, rec *Record, job *dispatch.Job) {
+	log := sh.log.With("github_job", rec.JobID, "runner", rec.Runner)
+	rn := runners[rec.Runner]
+	switch {
+	case rn == nil && sh.runnerExists(ctx, rec.Runner):
+		return // a runner another shim runs
+	case rn == nil:
+		log.Warn("the runner that acquired the job is no longer registered; stopping the job")
+		if job != nil {
+			sh.cleanUp(ctx, job)
+		}
+	case job == nil && rec.NomadJob != "":
+		log.Info("the job's dispatch is over and cleaned up; forgetting its record", "job", rec.NomadJob)
+	default:
+		if err := sh.resume(ctx, rn, rec, job); err != nil {
+			log.Error("cannot resume the job; forgetting it", "error", err)
+		} else {
+			return
+		}
+	}
+	if err := sh.cfg.Store.DeleteJob(ctx, rec.JobID); err != nil {
+		log.Warn("cannot delete the job's record", "error", err)
+	}
+}
+
+func (sh *Shim) runnerExists(ctx context.Context, name string) bool {
+	c, err := sh.cfg.Store.LoadRunner(ctx, name)
+	return err != nil || c != nil // when in doubt, leave it alone
+}
+
+// cleanUp stops a dispatch no record owns and removes its secrets.
+func (sh *Shim) cleanUp(ctx context.Context, job *dispatch.Job) {
+	tr := &watch.Tracker{Nomad: sh.nomad, Job: job, Timing: sh.cfg.Timing.Watch, Log: sh.log.With("job", job.ID)}
+	if err := tr.Cancel(ctx); err != nil {
+		return
+	}
+	if err := tr.Finish(ctx); err != nil {
+		tr.Log.Warn("cannot remove the secrets of a job no record owns", "error", err)
+		return
+	}
+	tr.Log.Info("stopped a dispatch no job record owns and removed its secrets")
 }
 
 func (sh *Shim) resume(ctx context.Context, rn *runner, rec *Record, job *dispatch.Job) error {

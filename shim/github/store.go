@@ -28,6 +28,9 @@ type Record struct {
 	BillingOwnerID string          `json:"billing_owner_id,omitempty"`
 	Acquired       time.Time       `json:"acquired"`
 	Message        json.RawMessage `json:"message"`
+	// NomadJob is the dispatched job's id, once dispatched: a record whose
+	// dispatch Nomad no longer lists in flight is over.
+	NomadJob string `json:"nomad_job,omitempty"`
 	// Uploaded lists the step numbers whose logs GitHub has stored.
 	Uploaded []int `json:"uploaded,omitempty"`
 	// JobLog is set once the job log is stored.
@@ -99,9 +102,19 @@ func (s *Store) Runners(ctx context.Context) ([]string, error) {
 	}
 	var names []string
 	for _, p := range paths {
-		names = append(names, strings.TrimPrefix(p, runnersPrefix+s.Scope+"/"))
+		if name, ok := s.inScope(p, runnersPrefix); ok {
+			names = append(names, name)
+		}
 	}
 	return names, nil
+}
+
+// inScope returns the last element of a path listed under prefix+scope,
+// or false for a path of a narrower scope below it (an owner's scope is a
+// prefix of its repositories' scopes).
+func (s *Store) inScope(path, prefix string) (string, bool) {
+	rest := strings.TrimPrefix(path, prefix+s.Scope+"/")
+	return rest, rest != "" && !strings.Contains(rest, "/")
 }
 
 // CheckRunnerName refuses a runner name whose Variable path Nomad would
@@ -131,6 +144,9 @@ func (s *Store) Jobs(ctx context.Context) ([]*Record, error) {
 	}
 	var out []*Record
 	for _, p := range paths {
+		if _, ok := s.inScope(p, jobsPrefix); !ok {
+			continue
+		}
 		var r Record
 		ok, err := s.Vars.Load(ctx, p, &r)
 		if err != nil {

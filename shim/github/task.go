@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/solstice-ci/solstice/driver/exitcode"
 	"github.com/solstice-ci/solstice/guest/events"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
@@ -22,17 +23,17 @@ type task struct {
 	rec   *Record
 	msg   *protocol.JobMessage
 	jc    *protocol.JobClient
-	job   *dispatch.Job // nil until dispatched
+	job   *dispatch.Job // nil until dispatched; only the task's goroutine sets it
 	r     *renderer
 	rep   *reporter
-	log   hclog.Logger
+	log   hclog.Logger // never replaced: the renew and poll goroutines use it too
 	label string
 
 	cancelOnce sync.Once
 	cancelled  chan struct{} // GitHub cancelled the job
 	lostOnce   sync.Once
 	lost       chan struct{} // the lock could not be renewed
-	done       chan struct{}
+	concluded  bool          // GitHub has the conclusion, or will never take it
 }
 
 func (sh *Shim) newTask(rn *runner, rec *Record, msg *protocol.JobMessage) (*task, error) {
@@ -44,7 +45,7 @@ func (sh *Shim) newTask(rn *runner, rec *Record, msg *protocol.JobMessage) (*tas
 	log := sh.log.With("runner", rn.name, "github_job", msg.JobID, "name", jobName(msg))
 	t := &task{
 		sh: sh, rn: rn, rec: rec, msg: msg, jc: jc, r: newRenderer(b), log: log, label: rn.label,
-		cancelled: make(chan struct{}), lost: make(chan struct{}), done: make(chan struct{}),
+		cancelled: make(chan struct{}), lost: make(chan struct{}),
 	}
 	t.rep = &reporter{sh: sh, jc: jc, rec: rec, log: log, b: b}
 	return t, nil
@@ -66,50 +67,117 @@ func (t *task) loseLock(why error) {
 	})
 }
 
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
 // run sees the job through. A job the shim cannot finish now (it is
 // stopping) keeps its record, so a restarted shim picks it up.
 func (t *task) run(ctx context.Context, job *dispatch.Job) {
-	defer close(t.done)
 	t.sh.metrics.jobState(t.msg.JobID, stateRunning)
 	defer t.sh.metrics.jobState(t.msg.JobID, "")
+	t.job = job
+	if !t.holdsLock(ctx) {
+		return
+	}
 	renewCtx, stopRenew := context.WithCancel(ctx)
 	defer stopRenew()
 	go t.renew(renewCtx)
-	t.job = job
 	if t.job == nil && !t.dispatch(ctx) {
 		return
 	}
 	t.watch(ctx)
 }
 
+// holdsLock renews the lock once before anything runs, as the official
+// runner does before starting its worker: a resumed job GitHub has
+// already finished or given up must not run again.
+func (t *task) holdsLock(ctx context.Context) bool {
+	_, err := t.renewOnce(ctx, t.lockedUntil())
+	switch {
+	case err == nil:
+		return true
+	case ctx.Err() != nil:
+		return false
+	}
+	t.log.Warn("GitHub no longer holds the job for this runner; dropping it", "error", err)
+	if t.job != nil {
+		tr := t.tracker()
+		if tr.Cancel(ctx) == nil && tr.Finish(ctx) == nil {
+			tr.Log.Info("stopped the job's Nomad job and removed its secrets")
+		}
+	}
+	t.forget(ctx)
+	t.concluded = true
+	return false
+}
+
+// tracker sees the dispatched job through Nomad.
+func (t *task) tracker() *watch.Tracker {
+	return &watch.Tracker{Nomad: t.sh.nomad, Job: t.job, Timing: t.sh.cfg.Timing.Watch, Log: t.log.With("job", t.job.ID)}
+}
+
 // dispatch prepares and dispatches the job; it reports whether there is a
-// job to watch (a refused job is completed here).
+// job to watch (a job that cannot run, or was cancelled first, is
+// completed here).
 func (t *task) dispatch(ctx context.Context) bool {
 	req, err := prepare(t.msg, t.label, t.sh.instance)
 	if err == nil {
-		t.job, err = t.sh.nomad.Dispatch(ctx, req)
-		if err != nil {
-			if ctx.Err() != nil {
-				return false
-			}
-			err = refuse("The job cannot run: Nomad did not take it:", "  "+err.Error())
-		}
+		err = t.tryDispatch(ctx, req)
 	}
 	var u *unrunnable
-	if errors.As(err, &u) {
+	switch {
+	case ctx.Err() != nil:
+		return false
+	case errors.As(err, &u):
 		t.log.Info("refusing the job", "why", u.Error())
 		t.rep.with(func(*book) { t.r.refused(time.Now(), u.lines) })
 		t.conclude(ctx, nil, watch.Status{})
 		return false
+	case err != nil: // cancelled or lock lost before the dispatch
+		t.conclude(ctx, nil, watch.Status{Status: dispatch.Status{Stage: dispatch.Finished, ExitCode: exitcode.Cancelled}})
+		return false
 	}
 	t.sh.metrics.dispatched(time.Since(t.rec.Acquired))
-	t.log = t.log.With("job", t.job.ID)
+	t.rec.NomadJob = t.job.ID
+	if err := t.sh.cfg.Store.SaveJob(ctx, t.rec); err != nil {
+		t.log.Warn("cannot record the job's dispatch", "job", t.job.ID, "error", err)
+	}
 	return true
+}
+
+// errStopped is a job cancelled, or its lock lost, before its dispatch.
+var errStopped = errors.New("the job was cancelled before it was dispatched")
+
+// tryDispatch dispatches, retrying a few times: a Nomad hiccup should not
+// fail the user's job.
+func (t *task) tryDispatch(ctx context.Context, req dispatch.Request) error {
+	retry := watch.NewBackoff(t.sh.cfg.Timing.RetryMin, t.sh.cfg.Timing.RetryMax)
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		if isClosed(t.cancelled) || isClosed(t.lost) {
+			return errStopped
+		}
+		if t.job, err = t.sh.nomad.Dispatch(ctx, req); err == nil {
+			return nil
+		}
+		d := retry.Next()
+		t.log.Warn("Nomad did not take the job; retrying", "in", d, "error", err)
+		if !watch.Sleep(ctx, d) {
+			return ctx.Err()
+		}
+	}
+	return refuse("The job cannot run: Nomad did not take it:", "  "+err.Error())
 }
 
 // watch follows the dispatched job to its end and reports it.
 func (t *task) watch(ctx context.Context) {
-	tr := &watch.Tracker{Nomad: t.sh.nomad, Job: t.job, Timing: t.sh.cfg.Timing.Watch, Log: t.log}
+	tr := t.tracker()
 	st, err := tr.ReadStatus(ctx)
 	if err != nil {
 		return
@@ -137,10 +205,16 @@ func (t *task) watch(ctx context.Context) {
 	if st, err = tr.WaitEnd(ctx); err != nil {
 		return
 	}
+	if st.Stage != dispatch.Finished {
+		tr.Log.Warn("the VM did not stop after the job's last event; stopping it")
+		tr.Cancel(ctx)
+	}
 	stopReporting()
 	if t.conclude(ctx, t.job, st) {
+		// The record is gone now; a Finish that fails here is retried by
+		// the next shim, which cleans up dispatches without a record.
 		if err := tr.Finish(ctx); err != nil {
-			t.log.Error("could not remove the job's secrets; a restarted shim reports it again", "error", err)
+			tr.Log.Error("could not remove the job's secrets; the next shim start removes them", "error", err)
 		}
 	}
 }
@@ -155,19 +229,18 @@ func (t *task) stopOnCancel(ctx context.Context, tr *watch.Tracker) {
 	case <-t.lost:
 	}
 	if err := tr.Cancel(ctx); err == nil {
-		t.log.Info("stopped the Nomad job")
+		tr.Log.Info("stopped the Nomad job")
 	}
 }
 
 // conclude writes "Complete job", completes the job on GitHub and forgets
 // it. It reports whether the job is over for good.
 func (t *task) conclude(ctx context.Context, job *dispatch.Job, st watch.Status) bool {
-	select {
-	case <-t.lost:
+	if isClosed(t.lost) {
 		t.log.Warn("not completing the job: GitHub gave it up when its lock expired")
 		t.forget(ctx)
+		t.concluded = true
 		return true
-	default:
 	}
 	var res string
 	var outputs map[string]string
@@ -175,22 +248,45 @@ func (t *task) conclude(ctx context.Context, job *dispatch.Job, st watch.Status)
 		res = t.r.finished(job, st, time.Now())
 		outputs = t.r.outputs
 	})
-	err := t.rep.final(ctx, res, outputs)
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-t.lost:
+			cancel()
+		case <-fctx.Done():
+		}
+	}()
+	err := t.rep.final(fctx, res, outputs)
 	switch {
+	case ctx.Err() != nil:
+		return false
 	case errors.Is(err, protocol.ErrJobGone):
 		t.log.Warn("GitHub no longer knows the job; dropping it", "error", err)
 	case err != nil:
-		return false
+		t.log.Error("giving up completing the job on GitHub", "conclusion", res, "error", err)
 	default:
 		t.log.Info("job completed", "conclusion", res)
 		t.sh.metrics.finished(res)
 	}
 	t.forget(ctx)
+	t.concluded = true
 	return true
 }
 
+// forget deletes the job's record, retrying a little: a record left
+// behind makes the next shim start ask GitHub about the job again.
 func (t *task) forget(ctx context.Context) {
-	if err := t.sh.cfg.Store.DeleteJob(ctx, t.rec.JobID); err != nil {
-		t.log.Warn("cannot delete the job's record", "error", err)
+	retry := watch.NewBackoff(t.sh.cfg.Timing.RetryMin, t.sh.cfg.Timing.RetryMax)
+	for attempt := 0; attempt < 4; attempt++ {
+		err := t.sh.cfg.Store.DeleteJob(ctx, t.rec.JobID)
+		if err == nil {
+			return
+		}
+		d := retry.Next()
+		t.log.Warn("cannot delete the job's record; retrying", "in", d, "error", err)
+		if !watch.Sleep(ctx, d) {
+			return
+		}
 	}
 }

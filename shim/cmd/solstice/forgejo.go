@@ -90,10 +90,11 @@ func forgejoRegister(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("forgejo register", flag.ContinueOnError)
 	var f forgejoFlags
 	f.add(fs)
-	token := fs.String("token", os.Getenv("SOLSTICE_FORGEJO_REGISTRATION_TOKEN"), "a runner registration token from the forge")
+	token := fs.String("token", "", "a runner registration token from the forge (or $SOLSTICE_FORGEJO_REGISTRATION_TOKEN)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	orEnv(token, "SOLSTICE_FORGEJO_REGISTRATION_TOKEN") // not a flag default: usage text would print it
 	err := func() error {
 		c, err := api.NewClient(api.DefaultConfig())
 		if err != nil {
@@ -130,10 +131,11 @@ func forgejoRun(ctx context.Context, args []string) int {
 	f.add(fs)
 	capacity := fs.Int("capacity", 4, "most tasks in flight")
 	listen := fs.String("listen", "127.0.0.1:9464", "address for /metrics and /healthz (empty: none)")
-	token := fs.String("registration-token", os.Getenv("SOLSTICE_FORGEJO_REGISTRATION_TOKEN"), "registers the runner if it is not yet (or no longer) registered")
+	token := fs.String("registration-token", "", "registers the runner if it is not yet (or no longer) registered (or $SOLSTICE_FORGEJO_REGISTRATION_TOKEN)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	orEnv(token, "SOLSTICE_FORGEJO_REGISTRATION_TOKEN") // not a flag default: usage text would print it
 	log := hclog.New(&hclog.LoggerOptions{Name: "solstice-forgejo", Level: hclog.LevelFromString(envOr("SOLSTICE_LOG_LEVEL", "info"))})
 	if err := runForgejo(ctx, log, f, *capacity, *listen, *token); err != nil {
 		log.Error("runner stopped", "error", err)
@@ -198,6 +200,13 @@ func serveMetrics(addr string, h http.Handler, log hclog.Logger) (stop func(), e
 		defer cancel()
 		srv.Shutdown(ctx)
 	}, nil
+}
+
+// orEnv fills an empty flag from the environment.
+func orEnv(v *string, name string) {
+	if *v == "" {
+		*v = os.Getenv(name)
+	}
 }
 
 func envOr(name, def string) string {

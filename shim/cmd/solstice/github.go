@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"runtime"
@@ -25,7 +26,7 @@ import (
 const githubUsage = `usage:
   solstice github register --url https://github.com/OWNER[/REPO] --token REG_TOKEN
                            --name NAME --labels a,b [--runners N]
-  solstice github register --url URL --jit-config BLOB [--labels a,b]
+  solstice github register --url URL --jit-config @FILE|-|BLOB [--labels a,b]
   solstice github run --url URL [--name NAME,...] [--label L] [--listen ADDR]
   solstice github remove --url URL --token REG_TOKEN [--name NAME,...]
 
@@ -98,12 +99,13 @@ func githubRegister(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("github register", flag.ContinueOnError)
 	var f githubFlags
 	f.add(fs, "the runner's name (with --runners N: NAME-1 … NAME-N)")
-	token := fs.String("token", os.Getenv("SOLSTICE_GITHUB_REGISTRATION_TOKEN"), "a runner registration token from GitHub")
+	token := fs.String("token", "", "a runner registration token from GitHub (or $SOLSTICE_GITHUB_REGISTRATION_TOKEN)")
 	runners := fs.Int("runners", 1, "how many runners to register (jobs run at once)")
-	jit := fs.String("jit-config", "", "register from an encoded JIT config instead of a token")
+	jit := fs.String("jit-config", "", "register from an encoded JIT config instead of a token: @FILE or - (stdin) keeps its private key off the command line")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	orEnv(token, "SOLSTICE_GITHUB_REGISTRATION_TOKEN") // not a flag default: usage text would print it
 	err := func() error {
 		store, err := githubStore(&f)
 		if err != nil {
@@ -112,7 +114,11 @@ func githubRegister(ctx context.Context, args []string) int {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		defer cancel()
 		if *jit != "" {
-			creds, err := github.RegisterJIT(ctx, store, *jit, forgejo.ParseLabels(f.labels))
+			blob, err := readArg(*jit)
+			if err != nil {
+				return fmt.Errorf("--jit-config: %w", err)
+			}
+			creds, err := github.RegisterJIT(ctx, store, blob, forgejo.ParseLabels(f.labels))
 			if err != nil {
 				return err
 			}
@@ -139,10 +145,11 @@ func githubRemove(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("github remove", flag.ContinueOnError)
 	var f githubFlags
 	f.add(fs, "comma-separated runners to remove (empty: every runner of --url)")
-	token := fs.String("token", os.Getenv("SOLSTICE_GITHUB_REGISTRATION_TOKEN"), "a runner removal (or registration) token from GitHub")
+	token := fs.String("token", "", "a runner removal (or registration) token from GitHub (or $SOLSTICE_GITHUB_REGISTRATION_TOKEN)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	orEnv(token, "SOLSTICE_GITHUB_REGISTRATION_TOKEN") // not a flag default: usage text would print it
 	err := func() error {
 		store, err := githubStore(&f)
 		if err != nil {
@@ -209,6 +216,19 @@ func runGitHub(ctx context.Context, log hclog.Logger, f githubFlags, label, list
 		return err
 	}
 	return serveWhileRunning(ctx, listen, metrics.Handler(), log, sh.Run)
+}
+
+// readArg reads @FILE, - (stdin) or the value itself.
+func readArg(v string) (string, error) {
+	switch {
+	case v == "-":
+		b, err := io.ReadAll(os.Stdin)
+		return string(b), err
+	case strings.HasPrefix(v, "@"):
+		b, err := os.ReadFile(v[1:])
+		return string(b), err
+	}
+	return v, nil
 }
 
 // runtimeArch is the architecture as the runner names it.
