@@ -361,6 +361,10 @@ func TestGitHubCancel(t *testing.T) {
 	if log := stepLog(t, res, "Forever"); !strings.Contains(log, "started") {
 		t.Errorf("the cancelled step's log:\n%s", log)
 	}
+	waitFor(t, time.Minute, "the JIT runner to retire after its one job", func() bool {
+		names, err := e.store.Runners(context.Background())
+		return err == nil && len(names) == 0
+	})
 	e.assertNothingRejected(t)
 }
 
