@@ -106,13 +106,7 @@ func githubRegister(ctx context.Context, args []string) int {
 		return 2
 	}
 	orEnv(token, "SOLSTICE_GITHUB_REGISTRATION_TOKEN") // not a flag default: usage text would print it
-	err := func() error {
-		store, err := githubStore(&f)
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
+	err := f.withStore(ctx, func(ctx context.Context, store *github.Store) error {
 		if *jit != "" {
 			blob, err := readArg(*jit)
 			if err != nil {
@@ -133,12 +127,8 @@ func githubRegister(ctx context.Context, args []string) int {
 			fmt.Printf("registered runner %q (id %d) with %s, labels %s\n", c.RunnerName, c.RunnerID, f.url, strings.Join(c.Labels, ","))
 		}
 		return err
-	}()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "solstice github register:", err)
-		return 1
-	}
-	return 0
+	})
+	return exitCode("solstice github register", err)
 }
 
 func githubRemove(ctx context.Context, args []string) int {
@@ -150,21 +140,32 @@ func githubRemove(ctx context.Context, args []string) int {
 		return 2
 	}
 	orEnv(token, "SOLSTICE_GITHUB_REGISTRATION_TOKEN") // not a flag default: usage text would print it
-	err := func() error {
-		store, err := githubStore(&f)
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
+	err := f.withStore(ctx, func(ctx context.Context, store *github.Store) error {
 		removed, err := github.Remove(ctx, store, f.options(*token), f.names())
 		for _, n := range removed {
 			fmt.Printf("removed runner %q from %s\n", n, f.url)
 		}
 		return err
-	}()
+	})
+	return exitCode("solstice github remove", err)
+}
+
+// withStore runs fn with the runners' store and a time limit for talking
+// to GitHub and Nomad.
+func (f *githubFlags) withStore(ctx context.Context, fn func(context.Context, *github.Store) error) error {
+	store, err := githubStore(f)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "solstice github remove:", err)
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	return fn(ctx, store)
+}
+
+// exitCode prints a command's error and turns it into its exit code.
+func exitCode(cmd string, err error) int {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, cmd+":", err)
 		return 1
 	}
 	return 0
