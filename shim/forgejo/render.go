@@ -8,7 +8,6 @@ import (
 
 	runnerv1 "code.gitea.io/actions-proto-go/runner/v1"
 
-	"github.com/solstice-ci/solstice/driver/exitcode"
 	"github.com/solstice-ci/solstice/guest/events"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/watch"
@@ -57,39 +56,14 @@ func (r *renderer) refused(t time.Time, lines []string) {
 // dispatched writes the first lines of a dispatched job: it is queued
 // until Nomad places it.
 func (r *renderer) dispatched(job *dispatch.Job, st watch.Status) {
-	t := st.Submitted
-	r.row(t, "Solstice: dispatched as Nomad job %s (runs-on label %s)", job.ID, job.Label)
-	r.row(t, "Queued: the job waits in Nomad until a client with the %s image has room for it", job.Label)
+	for _, l := range watch.DispatchedLines(job) {
+		r.row(st.Submitted, "%s", l)
+	}
 }
 
 // placed writes where the job was placed and how long it queued.
 func (r *renderer) placed(st watch.Status) {
-	queued := st.Placed.Sub(st.Submitted)
-	r.row(st.Placed, "Placed on Nomad node %s after %s in the queue (allocation %s)", orUnknown(st.Node), round(queued), short(st.AllocID))
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "(unknown)"
-	}
-	return s
-}
-
-func short(id string) string {
-	if len(id) > 8 {
-		return id[:8]
-	}
-	return id
-}
-
-func round(d time.Duration) time.Duration {
-	if d < 0 {
-		return 0
-	}
-	if d < time.Second {
-		return d.Round(time.Millisecond)
-	}
-	return d.Round(100 * time.Millisecond)
+	r.row(st.Placed, "%s", watch.PlacedLine(st))
 }
 
 // event renders one event of the job's stream. Events at or below the last
@@ -126,23 +100,7 @@ func (r *renderer) event(ev events.Event, st watch.Status) {
 func (r *renderer) jobStarted(ev events.Event, st watch.Status) {
 	r.started = &ev
 	r.j.setSteps(ev.Steps)
-	boot := ""
-	if !st.Placed.IsZero() {
-		boot = fmt.Sprintf(" %s after placement", round(ev.Time.Sub(st.Placed)))
-	}
-	detail := ""
-	if boot, _, _ := strings.Cut(st.Boot, ", ssh on"); boot != "" {
-		detail = " (" + boot + ")" // the SSH port is the driver's business
-	}
-	agent := ev.Agent
-	if agent == "" {
-		agent = "unknown version"
-	}
-	steps := "steps"
-	if ev.Steps == 1 {
-		steps = "step"
-	}
-	r.row(ev.Time, "VM up%s%s; guest agent %s runs %d %s", boot, detail, agent, ev.Steps, steps)
+	r.row(ev.Time, "%s", watch.VMUpLine(ev, st))
 }
 
 func (r *renderer) step(i int) *stepInfo {
@@ -218,15 +176,7 @@ func conclusionResult(c string) runnerv1.Result {
 
 // result is the job's result from its last event and how its task ended.
 func (r *renderer) result(st watch.Status) runnerv1.Result {
-	switch {
-	case r.end != nil && r.end.Type == events.TypeJobFinished:
-		return conclusionResult(r.end.Conclusion)
-	case r.end != nil:
-		return runnerv1.Result_RESULT_FAILURE
-	case st.Stage == dispatch.Finished && st.ExitCode == exitcode.Cancelled:
-		return runnerv1.Result_RESULT_CANCELLED
-	}
-	return runnerv1.Result_RESULT_FAILURE
+	return conclusionResult(watch.Outcome(r.end, st))
 }
 
 // finished writes the closing lines and records the result. t stamps
@@ -238,24 +188,17 @@ func (r *renderer) finished(job *dispatch.Job, st watch.Status, t time.Time) run
 	}
 	res := r.result(st)
 	if r.end == nil && res != runnerv1.Result_RESULT_CANCELLED {
-		r.row(t, "Error: the job ended without a result from the guest: %s", r.problem(st))
+		r.row(t, "Error: the job ended without a result from the guest: %s", watch.Problem(st))
 	}
 	r.row(t, "%s", r.verdict(res, st))
 	if counts := r.stepCounts(); counts != "" {
 		r.row(t, "Steps: %s", counts)
 	}
 	if st.Stage == dispatch.Finished {
-		r.row(t, "Cleaning up: Nomad job %s ended with exit code %d (%s)", job.ID, st.ExitCode, exitcode.Describe(st.ExitCode))
+		r.row(t, "%s", watch.CleanupLine(job, st))
 	}
 	r.j.finish(res, t)
 	return res
-}
-
-func (r *renderer) problem(st watch.Status) string {
-	if st.Problem != "" {
-		return st.Problem
-	}
-	return exitcode.Describe(st.ExitCode)
 }
 
 // verdict is the closing line. The time is the job's whole life in
@@ -264,9 +207,9 @@ func (r *renderer) verdict(res runnerv1.Result, st watch.Status) string {
 	dur := ""
 	switch {
 	case r.end != nil && !st.Submitted.IsZero():
-		dur = " in " + round(r.end.Time.Sub(st.Submitted)).String()
+		dur = " in " + watch.Round(r.end.Time.Sub(st.Submitted)).String()
 	case r.end != nil && r.end.DurationMS > 0:
-		dur = " in " + round(time.Duration(r.end.DurationMS)*time.Millisecond).String()
+		dur = " in " + watch.Round(time.Duration(r.end.DurationMS)*time.Millisecond).String()
 	}
 	switch res {
 	case runnerv1.Result_RESULT_SUCCESS:

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/solstice-ci/solstice/driver/exitcode"
 	"github.com/solstice-ci/solstice/guest/events"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
@@ -40,21 +39,14 @@ func (r *renderer) refused(t time.Time, lines []string) {
 func (r *renderer) dispatched(job *dispatch.Job, st watch.Status) {
 	s := r.b.setup()
 	s.start(st.Submitted)
-	s.line(st.Submitted, fmt.Sprintf("Solstice: dispatched as Nomad job %s (runs-on label %s)", job.ID, job.Label))
-	s.line(st.Submitted, fmt.Sprintf("Queued: the job waits in Nomad until a client with the %s image has room for it", job.Label))
+	for _, l := range watch.DispatchedLines(job) {
+		s.line(st.Submitted, l)
+	}
 	r.b.dirty = true
 }
 
 func (r *renderer) placed(st watch.Status) {
-	queued := st.Placed.Sub(st.Submitted).Round(100 * time.Millisecond)
-	r.b.setup().line(st.Placed, fmt.Sprintf("Placed on Nomad node %s after %s in the queue", orUnknown(st.Node), max(queued, 0)))
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "(unknown)"
-	}
-	return s
+	r.b.setup().line(st.Placed, watch.PlacedLine(st))
 }
 
 // event renders one event; ones already seen are ignored.
@@ -88,15 +80,7 @@ func (r *renderer) event(ev events.Event, st watch.Status) {
 
 func (r *renderer) jobStarted(ev events.Event, st watch.Status) {
 	s := r.b.setup()
-	detail := ""
-	if boot, _, _ := strings.Cut(st.Boot, ", ssh on"); boot != "" {
-		detail = " (" + boot + ")"
-	}
-	after := ""
-	if !st.Placed.IsZero() {
-		after = fmt.Sprintf(" %s after placement", ev.Time.Sub(st.Placed).Round(100*time.Millisecond))
-	}
-	s.line(ev.Time, fmt.Sprintf("VM up%s%s; guest agent %s runs %d steps", after, detail, orUnknown(ev.Agent), ev.Steps))
+	s.line(ev.Time, watch.VMUpLine(ev, st))
 	s.finish(ev.Time, protocol.ConclusionSuccess)
 	r.b.dirty = true
 }
@@ -150,15 +134,7 @@ func conclusionOf(c string) protocol.Conclusion {
 
 // result is the job's conclusion as completejob wants it.
 func (r *renderer) result(st watch.Status) string {
-	switch {
-	case r.end != nil && r.end.Type == events.TypeJobFinished:
-		return jobConclusion(r.end.Conclusion)
-	case r.end != nil:
-		return "failed"
-	case st.Stage == dispatch.Finished && st.ExitCode == exitcode.Cancelled:
-		return "canceled"
-	}
-	return "failed"
+	return jobConclusion(watch.Outcome(r.end, st))
 }
 
 func jobConclusion(c string) string {
@@ -187,14 +163,10 @@ func (r *renderer) finished(job *dispatch.Job, st watch.Status, t time.Time) str
 	s := r.b.complete()
 	s.start(t)
 	if job != nil && r.end == nil && res != "canceled" {
-		problem := st.Problem
-		if problem == "" {
-			problem = exitcode.Describe(st.ExitCode)
-		}
-		s.line(t, "##[error]The job ended without a result from the guest: "+problem)
+		s.line(t, "##[error]The job ended without a result from the guest: "+watch.Problem(st))
 	}
 	if job != nil && st.Stage == dispatch.Finished {
-		s.line(t, fmt.Sprintf("Cleaning up: Nomad job %s ended with exit code %d (%s)", job.ID, st.ExitCode, exitcode.Describe(st.ExitCode)))
+		s.line(t, watch.CleanupLine(job, st))
 	}
 	s.line(t, "Job "+res)
 	s.finish(t, protocol.ConclusionSuccess)
