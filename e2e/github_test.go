@@ -42,13 +42,21 @@ type ghEnv struct {
 
 func startGitHubEnv(t *testing.T, opts githubfake.Options) *ghEnv {
 	t.Helper()
-	fake := githubfake.New(opts)
-	t.Cleanup(fake.Close)
 	n := StartNomad(t, WithPlugin(pluginConfig(t, pluginOpts{})))
 	syncLabels(t, n)
-	h := NewTestHost(t)
-	repoURL, sha := gitServer(t, h, map[string]string{"README.md": "hello from the repository\n"})
-	e := &ghEnv{fake: fake, n: n, url: fake.GitHubURL(ghScope), sha: sha, server: strings.TrimSuffix(repoURL, "/repo.git")}
+	e := newGitHubEnv(t, opts, n)
+	repoURL, sha := gitServer(t, NewTestHost(t), map[string]string{"README.md": "hello from the repository\n"})
+	e.sha, e.server = sha, strings.TrimSuffix(repoURL, "/repo.git")
+	return e
+}
+
+// newGitHubEnv starts a fake GitHub whose runners keep their credentials
+// in n's Variables.
+func newGitHubEnv(t *testing.T, opts githubfake.Options, n *Nomad) *ghEnv {
+	t.Helper()
+	fake := githubfake.New(opts)
+	t.Cleanup(fake.Close)
+	e := &ghEnv{fake: fake, n: n, url: fake.GitHubURL(ghScope)}
 	scope, err := github.ScopeOf(e.url)
 	if err != nil {
 		t.Fatal(err)
@@ -404,13 +412,10 @@ func (e *ghEnv) runningJob(t *testing.T) string {
 // TestGitHubRunnerVersionTooOld: GitHub refuses the runner version; the
 // shim says so clearly, counts it and does not poll in a tight loop.
 func TestGitHubRunnerVersionTooOld(t *testing.T) {
-	fake := githubfake.New(githubfake.Options{MinRunnerVersion: "2.330.0"})
-	t.Cleanup(fake.Close)
 	n := StartNomad(t, WithRawExec())
 	syncLabels(t, n)
-	e := &ghEnv{fake: fake, n: n, url: fake.GitHubURL(ghScope)}
-	scope, _ := github.ScopeOf(e.url)
-	e.store = &github.Store{Vars: nomadvar.Store{API: n.API}, Scope: scope}
+	e := newGitHubEnv(t, githubfake.Options{MinRunnerVersion: "2.330.0"}, n)
+	fake := e.fake
 	e.register(t, 1, "2.330.0")
 	sh := e.runShim(t, github.Config{Info: protocol.RunnerInfo{Version: "2.320.0"}, Timing: github.Timing{VersionTooOld: 3 * time.Second}})
 	time.Sleep(10 * time.Second)

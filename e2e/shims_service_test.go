@@ -12,10 +12,8 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
-	"github.com/solstice-ci/solstice/shim/github"
 	"github.com/solstice-ci/solstice/shim/github/githubfake"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
-	"github.com/solstice-ci/solstice/shim/nomadvar"
 )
 
 // The shims' service names in runner-shims.nomad.hcl.
@@ -172,14 +170,7 @@ func TestShimServiceHealth(t *testing.T) {
 // whose credentials the shim finds in n's Variables.
 func registerGitHubRunner(t *testing.T, n *Nomad) *ghEnv {
 	t.Helper()
-	fake := githubfake.New(githubfake.Options{})
-	t.Cleanup(fake.Close)
-	e := &ghEnv{fake: fake, n: n, url: fake.GitHubURL(ghScope)}
-	scope, err := github.ScopeOf(e.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.store = &github.Store{Vars: nomadvar.Store{API: n.API}, Scope: scope}
+	e := newGitHubEnv(t, githubfake.Options{}, n)
 	e.register(t, 1, protocol.DefaultRunnerVersion)
 	return e
 }
