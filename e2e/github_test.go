@@ -167,7 +167,7 @@ func (e *ghEnv) fullJob() githubfake.JobSpec {
 		Outputs:     map[string]string{"probe": "${{ steps.p.outputs.value }}"},
 		Steps: []githubfake.Step{
 			{Uses: "actions/checkout@v4"},
-			{ContextName: "p", DisplayName: "Look around", Run: "test -f README.md && echo \"checked out $(git rev-parse HEAD)\"\necho \"value=42\" >> \"$GITHUB_OUTPUT\"\necho \"secret is ${{ secrets.MY_SECRET }}\""},
+			{ContextName: "p", DisplayName: "Look around", Run: "test -f README.md && echo \"checked out $(git rev-parse HEAD)\"\necho \"value=42\" >> \"$GITHUB_OUTPUT\"\necho \"secret is ${{ secrets.MY_SECRET }}\"\necho \"token is ${{ secrets.GITHUB_TOKEN }}\"\ntest \"${{ secrets.GITHUB_TOKEN }}\" = \"${{ github.token }}\" && echo \"github.token agrees\""},
 			{DisplayName: "Allowed to fail", Run: "echo about to fail\nexit 7", ContinueOnError: true},
 			{DisplayName: "Still runs", Run: "for i in 1 2 3 4 5 6 7 8 9 10; do echo \"tick $i\"; sleep 2; done"},
 		},
@@ -199,7 +199,7 @@ func TestGitHubJobsInVMs(t *testing.T) {
 	}
 	e.forceReauthMidJob(t, full)
 	res := e.wait(t, full, 10*time.Minute)
-	e.assertFullJob(t, res)
+	e.assertFullJob(t, res, full.GitHubToken())
 	assertRenewals(t, res, renew)
 	fres := e.wait(t, failing, 5*time.Minute)
 	if fres.Conclusion != "failed" || strings.Join(stepsOf(fres), " ") != "Set up job=succeeded Breaks=failed Never=skipped Complete job=succeeded" {
@@ -259,7 +259,7 @@ func (e *ghEnv) forceReauthMidJob(t *testing.T, j *githubfake.Job) {
 	t.Logf("re-authenticated after a forced 401: %+v", e.fake.Counters())
 }
 
-func (e *ghEnv) assertFullJob(t *testing.T, res *githubfake.Result) {
+func (e *ghEnv) assertFullJob(t *testing.T, res *githubfake.Result, token string) {
 	t.Helper()
 	want := "Set up job=succeeded Run actions/checkout@v4=succeeded Look around=succeeded Allowed to fail=succeeded Still runs=succeeded Complete job=succeeded"
 	if res.Conclusion != "succeeded" || strings.Join(stepsOf(res), " ") != want {
@@ -269,7 +269,8 @@ func (e *ghEnv) assertFullJob(t *testing.T, res *githubfake.Result) {
 		t.Errorf("outputs = %+v, want probe=42", res.Outputs)
 	}
 	look := stepLog(t, res, "Look around")
-	if !strings.Contains(look, "checked out "+e.sha) || !strings.Contains(look, "secret is ***") {
+	if !strings.Contains(look, "checked out "+e.sha) || !strings.Contains(look, "secret is ***") ||
+		!strings.Contains(look, "token is ***") || !strings.Contains(look, "github.token agrees") {
 		t.Errorf("the Look around log:\n%s", look)
 	}
 	if log := stepLog(t, res, "Allowed to fail"); !strings.Contains(log, "about to fail") || !strings.Contains(log, "exit code 7") {
@@ -291,8 +292,8 @@ func (e *ghEnv) assertFullJob(t *testing.T, res *githubfake.Result) {
 	if res.JobLog != nil {
 		texts = append(texts, res.JobLog.Text)
 	}
-	if strings.Contains(strings.Join(texts, "\n"), ghSecret) {
-		t.Error("the secret's value reached a log or the live feed")
+	if all := strings.Join(texts, "\n"); strings.Contains(all, ghSecret) || strings.Contains(all, token) {
+		t.Error("a secret's value or the job token reached a log or the live feed")
 	}
 	if len(res.Feed) == 0 || res.JobLog == nil {
 		t.Errorf("live feed batches: %d, job log: %v", len(res.Feed), res.JobLog != nil)

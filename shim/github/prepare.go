@@ -295,22 +295,54 @@ func contextMap(msg *protocol.JobMessage, name string) map[string]any {
 	return m
 }
 
-// secrets are the job's secrets plus GITHUB_TOKEN, for the dispatch's
-// secret store; the guest masks each value in every log line. The
-// message's mask hints are left out: they name GitHub's own credentials
-// (the job's access token), which never enter the VM, so no job output
-// can hold them.
+// secrets is the job's `secrets` context as actions/runner builds it
+// (Variables.ToSecretsContext): every secret variable but the two
+// credentials, in a dictionary whose names compare case-insensitively. The
+// service sends the job token twice, as system.github.token and as
+// github_token; it reaches the guest once, as GITHUB_TOKEN, which is the
+// name the guest sets github.token from. The message's mask hints are left
+// out: they name GitHub's own credentials (the job's access token), which
+// never enter the VM, so no job output can hold them.
 func secrets(msg *protocol.JobMessage) map[string]string {
 	out := map[string]string{}
-	for name, v := range msg.Variables {
-		if v.IsSecret && name != varGitHubToken && name != varAccessToken && secretName.MatchString(name) {
+	kept := map[string]bool{} // upper-cased names already taken
+	for _, name := range sortedNames(msg.Variables) {
+		v := msg.Variables[name]
+		if !v.IsSecret || isCredential(name) || !secretName.MatchString(name) {
+			continue
+		}
+		if strings.EqualFold(name, gitHubTokenSecret) {
+			name = gitHubTokenSecret
+		}
+		// One value per name, as in the runner's dictionary; names sort
+		// byte-wise, so the choice between two spellings is stable.
+		if fold := strings.ToUpper(name); !kept[fold] {
+			kept[fold] = true
 			out[name] = v.Value
 		}
 	}
-	if tok := msg.Variables[varGitHubToken].Value; tok != "" {
-		out["GITHUB_TOKEN"] = tok
+	if tok, _ := msg.Variable(varGitHubToken); tok.Value != "" {
+		out[gitHubTokenSecret] = tok.Value
 	}
 	return out
+}
+
+// gitHubTokenSecret is the job token's name among the secrets.
+const gitHubTokenSecret = "GITHUB_TOKEN"
+
+// isCredential reports the variables the runner keeps out of the secrets
+// context (compared case-insensitively, as it does).
+func isCredential(name string) bool {
+	return strings.EqualFold(name, varGitHubToken) || strings.EqualFold(name, varAccessToken)
+}
+
+func sortedNames(vars map[string]protocol.Variable) []string {
+	names := make([]string, 0, len(vars))
+	for n := range vars {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 func secretNames(msg *protocol.JobMessage) []string {

@@ -152,3 +152,50 @@ func TestRunnerLabel(t *testing.T) {
 		}
 	}
 }
+
+// TestSecrets pins the secrets context the guest gets against the
+// variables GitHub really sends: the job token twice (system.github.token
+// and github_token), credentials, plain variables, and names that differ
+// only in case.
+func TestSecrets(t *testing.T) {
+	secret := func(v string) protocol.Variable { return protocol.Variable{Value: v, IsSecret: true} }
+	plain := func(v string) protocol.Variable { return protocol.Variable{Value: v} }
+	tests := []struct {
+		name string
+		vars map[string]protocol.Variable
+		want map[string]string
+	}{
+		{"as GitHub sends them", map[string]protocol.Variable{
+			"system.github.token": secret("ghs_job"), "github_token": secret("ghs_job"),
+			"system.accessToken": secret("ey.access"), "system.github.token.permissions": plain("{}"),
+			"MY_SECRET": secret("hunter2"), "my_secret": plain("plain"),
+		}, map[string]string{"GITHUB_TOKEN": "ghs_job", "MY_SECRET": "hunter2"}},
+		{"only the system token", map[string]protocol.Variable{"system.github.token": secret("ghs_job")},
+			map[string]string{"GITHUB_TOKEN": "ghs_job"}},
+		{"only github_token", map[string]protocol.Variable{"github_token": secret("ghs_job")},
+			map[string]string{"GITHUB_TOKEN": "ghs_job"}},
+		{"the system token wins over a differing github_token", map[string]protocol.Variable{
+			"SYSTEM.GITHUB.TOKEN": secret("ghs_job"), "Github_Token": secret("stale"),
+		}, map[string]string{"GITHUB_TOKEN": "ghs_job"}},
+		{"credentials in any case stay out", map[string]protocol.Variable{"System.AccessToken": secret("ey.access")},
+			map[string]string{}},
+		{"two spellings of one secret give one", map[string]protocol.Variable{
+			"Deploy_Key": secret("one"), "DEPLOY_KEY": secret("two"),
+		}, map[string]string{"DEPLOY_KEY": "two"}},
+		{"names no shell could hold are left out", map[string]protocol.Variable{"a.b": secret("x"), "1X": secret("y")},
+			map[string]string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := secrets(&protocol.JobMessage{Variables: tt.vars})
+			if len(got) != len(tt.want) {
+				t.Fatalf("secrets = %v, want %v", got, tt.want)
+			}
+			for k, v := range tt.want {
+				if got[k] != v {
+					t.Errorf("secrets[%s] = %q, want %q (all: %v)", k, got[k], v, got)
+				}
+			}
+		})
+	}
+}

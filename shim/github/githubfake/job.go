@@ -121,6 +121,10 @@ type FeedBatch struct {
 // ID is the job's jobId (a GUID).
 func (j *Job) ID() string { return j.jobID }
 
+// GitHubToken is the job's GITHUB_TOKEN (system.github.token and
+// github_token in its message).
+func (j *Job) GitHubToken() string { return "ghs_jobtoken_" + j.jobID[:8] }
+
 // PlanID is the job's plan id (workflow_run_backend_id).
 func (j *Job) PlanID() string { return j.planID }
 

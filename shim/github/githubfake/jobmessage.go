@@ -25,6 +25,7 @@ package githubfake
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -204,7 +205,13 @@ func (s *Server) buildJobMessage(j *Job) *jobMessage {
 	if len(spec.Env) > 0 {
 		m.EnvironmentVariables = []any{mappingToken(spec.Env)}
 	}
-	for _, v := range spec.Mask {
+	// Like the service: the job's credentials and every secret value are
+	// mask hints, then whatever the test adds.
+	hints := []string{regexp.QuoteMeta(j.token), regexp.QuoteMeta(m.Variables["system.github.token"].Value)}
+	for _, name := range sortedKeys(spec.Secrets) {
+		hints = append(hints, regexp.QuoteMeta(spec.Secrets[name]))
+	}
+	for _, v := range append(hints, spec.Mask...) {
 		m.Mask = append(m.Mask, maskHint{Type: "regex", Value: v})
 	}
 	for i, st := range j.steps {
@@ -219,20 +226,39 @@ func (s *Server) systemConnection(j *Job) serviceEndpoint {
 		URL:           s.RunServiceURL(),
 		Authorization: endpointAuth{Scheme: "OAuth", Parameters: map[string]string{"AccessToken": j.token}},
 		Data: map[string]string{
-			"FeedStreamUrl":     "ws" + strings.TrimPrefix(s.URL(), "http") + "/feed/" + j.jobID,
-			"ResultsServiceUrl": s.ResultsURL(),
+			"FeedStreamUrl":       "ws" + strings.TrimPrefix(s.URL(), "http") + "/feed/" + j.jobID,
+			"ResultsServiceUrl":   s.ResultsURL(),
+			"CacheServerUrl":      s.URL() + "/cache/",
+			"PipelinesServiceUrl": s.URL() + "/pipelines/",
+			"GenerateIdTokenUrl":  "",
+			"ConnectivityChecks":  `["` + s.URL() + `/health"]`,
 		},
 		IsReady: true,
 	}
 }
 
+// variables are the job's variables as the run service sends them
+// (captured RunnerJobRequest messages): the job token twice, as
+// system.github.token and as github_token (the runner's secrets context
+// leaves out only the former, so secrets.GITHUB_TOKEN resolves through
+// github_token), the token's permissions, orchestration and runner-group
+// facts and feature flags, then the job's secrets and extra variables.
 func (s *Server) variables(j *Job) map[string]varValue {
+	token := j.GitHubToken()
 	v := map[string]varValue{
-		"system.github.token":                 {Value: "ghs_jobtoken_" + j.jobID[:8], IsSecret: true},
-		"system.github.results_endpoint":      {Value: s.ResultsURL()},
-		"system.github.job":                   {Value: j.spec.Name},
-		"system.phaseDisplayName":             {Value: j.spec.DisplayName},
-		"system.runner.lowdiskspacethreshold": {Value: "100"},
+		"system.github.token":                    {Value: token, IsSecret: true},
+		"github_token":                           {Value: token, IsSecret: true},
+		"system.github.token.permissions":        {Value: `{"Contents":"read","Metadata":"read","Packages":"read"}`},
+		"system.github.results_endpoint":         {Value: s.ResultsURL()},
+		"system.github.job":                      {Value: j.spec.Name},
+		"system.orchestrationId":                 {Value: j.planID + "." + j.spec.Name + ".__default"},
+		"system.phaseDisplayName":                {Value: j.spec.DisplayName},
+		"system.runnerGroupName":                 {Value: "Default"},
+		"system.runnerEnvironment":               {Value: "self-hosted"},
+		"system.from_run_service":                {Value: "true"},
+		"system.runner.lowdiskspacethreshold":    {Value: "100"},
+		"DistributedTask.NewActionMetadata":      {Value: "true"},
+		"DistributedTask.EnableCompositeActions": {Value: "true"},
 	}
 	for k, val := range j.spec.Secrets {
 		v[k] = varValue{Value: val, IsSecret: true}
@@ -261,6 +287,7 @@ func (s *Server) contextData(j *Job) map[string]any {
 		"ref_name":         "main",
 		"actor":            "octocat",
 		"retention_days":   "90",
+		"token":            j.GitHubToken(),
 	}
 	out := map[string]any{}
 	for k, v := range j.spec.ContextData {
@@ -377,11 +404,7 @@ func StringToken(s string) any {
 }
 
 func mappingToken(m map[string]string) any {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := sortedKeys(m)
 	pairs := make([][2]string, len(keys))
 	for i, k := range keys {
 		pairs[i] = [2]string{k, m[k]}
@@ -452,4 +475,13 @@ func dictionary(m map[string]any) any {
 		out["d"] = d
 	}
 	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
