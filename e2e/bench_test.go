@@ -16,8 +16,7 @@ import (
 	"github.com/solstice-ci/solstice/driver/disk"
 	"github.com/solstice-ci/solstice/driver/guestssh"
 	"github.com/solstice-ci/solstice/driver/qemu"
-	"github.com/solstice-ci/solstice/guest/events"
-	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 )
 
@@ -81,8 +80,8 @@ func bareBoot(b *testing.B) time.Duration {
 
 // firstStep dispatches a one-step job and times it to its step_started.
 func firstStep(b *testing.B, n *Nomad) time.Duration {
-	p := &plan.Plan{Version: plan.Version, Job: plan.Job{ID: "bench", Name: "bench"},
-		Steps: []plan.Step{{Name: "First", Run: "true"}}}
+	p := &contract.Plan{Version: contract.PlanVersion, Job: contract.Job{ID: "bench", Name: "bench"},
+		Steps: []contract.Step{{Name: "First", Run: "true"}}}
 	start := time.Now()
 	d, job := dispatchPlan(b, n, p, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -100,8 +99,8 @@ func firstStep(b *testing.B, n *Nomad) time.Duration {
 	}
 	var took time.Duration
 	err := d.Follow(ctx, alloc, 0, func(line []byte, _ int64) error {
-		ev, err := events.Decode(line)
-		if err == nil && ev.Type == events.TypeStepStarted {
+		ev, err := contract.DecodeEvent(line)
+		if err == nil && ev.Type == contract.TypeStepStarted {
 			took = time.Since(start)
 			return dispatch.ErrEnded
 		}

@@ -16,7 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
-	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/forgejo"
 )
@@ -172,7 +172,7 @@ func assertNoSecretsInNomad(t *testing.T, n *Nomad, secret string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := plan.DecodeAuto(bytes.NewReader(job.Payload))
+		p, err := contract.DecodePlanAuto(bytes.NewReader(job.Payload))
 		if err != nil {
 			t.Fatalf("job %s payload: %v", s.ID, err)
 		}

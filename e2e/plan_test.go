@@ -18,9 +18,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
-	"github.com/solstice-ci/solstice/driver/exitcode"
-	"github.com/solstice-ci/solstice/guest/events"
-	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/jobs"
 )
@@ -66,22 +64,22 @@ const (
 
 // demoPlan exercises checkout, env files, outputs, masks, a step timeout,
 // continue-on-error, a failing step and an if: failure() step.
-func demoPlan(url, sha string) *plan.Plan {
-	return &plan.Plan{
-		Version:  plan.Version,
-		Job:      plan.Job{ID: "e2e", Name: "e2e job", Workflow: "e2e"},
+func demoPlan(url, sha string) *contract.Plan {
+	return &contract.Plan{
+		Version:  contract.PlanVersion,
+		Job:      contract.Job{ID: "e2e", Name: "e2e job", Workflow: "e2e"},
 		Secrets:  []string{"GITHUB_TOKEN", "MY_SECRET"},
 		Outputs:  map[string]string{"answer": "${{ steps.out.outputs.answer }}"},
-		Checkout: &plan.Checkout{URL: url, SHA: sha, Ref: "refs/heads/main"},
+		Checkout: &contract.Checkout{URL: url, SHA: sha, Ref: "refs/heads/main"},
 		Contexts: map[string]json.RawMessage{"github": json.RawMessage(`{"repository":"e2e/repo","server_url":"http://example.invalid"}`)},
-		Steps: []plan.Step{
-			{Name: "Checkout", Uses: "actions/checkout@v4", With: plan.Strings{"token": "${{ secrets.GITHUB_TOKEN }}"}},
+		Steps: []contract.Step{
+			{Name: "Checkout", Uses: "actions/checkout@v4", With: contract.Strings{"token": "${{ secrets.GITHUB_TOKEN }}"}},
 			// The masked value is made at run time, as a token fetched by a
 			// step would be: the script text (which the log shows) never
 			// holds it.
 			{Name: "Env and mask", Run: "echo FOO=bar >> \"$GITHUB_ENV\"\nV=\"hunter2-$(echo masked)\"\necho \"::add-mask::$V\"\necho \"the password is $V\""},
 			{ID: "out", Name: "Output", Run: "echo \"FOO=$FOO\"\ncat README\necho answer=42 >> \"$GITHUB_OUTPUT\""},
-			{Name: "Secret", Env: plan.Strings{"S": "${{ secrets.MY_SECRET }}"}, Run: "(sleep 20 &)\nps -eo args > /tmp/ps.txt\necho \"ps hits: $(grep -c -- \"$S\" /tmp/ps.txt)\"\necho \"the secret is $S\""},
+			{Name: "Secret", Env: contract.Strings{"S": "${{ secrets.MY_SECRET }}"}, Run: "(sleep 20 &)\nps -eo args > /tmp/ps.txt\necho \"ps hits: $(grep -c -- \"$S\" /tmp/ps.txt)\"\necho \"the secret is $S\""},
 			{Name: "Slow", Run: "sleep 60", TimeoutMinutes: "0.05", ContinueOnError: "true"},
 			{Name: "Allowed to fail", Run: "echo about to fail\nexit 3", ContinueOnError: "true"},
 			{Name: "Fails", Run: "exit 4"},
@@ -118,40 +116,40 @@ func TestJobPlanEndToEnd(t *testing.T) {
 	ctx := testContext(t, 10*time.Minute)
 	d, job := dispatchPlan(t, n, demoPlan(url, sha), map[string]string{"MY_SECRET": planSecret, "GITHUB_TOKEN": planToken})
 	alloc := n.WaitAlloc(job.ID, 8*time.Minute, "finished", func(a *api.Allocation) bool {
-		st := a.TaskStates[dispatch.TaskName]
+		st := a.TaskStates[contract.TaskName]
 		return st != nil && st.State == "dead"
 	})
 	st, err := d.Status(ctx, job.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.ExitCode != exitcode.JobFailed {
-		t.Errorf("task exit code = %d (%s), want %d: the job failed", st.ExitCode, st.Problem, exitcode.JobFailed)
+	if st.ExitCode != contract.ExitJobFailed {
+		t.Errorf("task exit code = %d (%s), want %d: the job failed", st.ExitCode, st.Problem, contract.ExitJobFailed)
 	}
 	evs := readEvents(t, n, alloc)
 	defer dumpEvents(t, evs)
 	checkEventSequence(t, evs)
-	checkLogs(t, n.Logs(alloc, dispatch.TaskName, "stdout"))
+	checkLogs(t, n.Logs(alloc, contract.TaskName, "stdout"))
 	checkNoSecrets(t, n, job.ID, alloc, evs)
 	if err := d.Finish(ctx, job); err != nil {
 		t.Fatal(err)
 	}
-	if v, _, _ := n.API.Variables().Peek(dispatch.SecretsPrefix+job.SecretsKey, nil); v != nil {
+	if v, _, _ := n.API.Variables().Peek(contract.SecretsPrefix+job.SecretsKey, nil); v != nil {
 		t.Error("the job's secrets Variable is still there after Finish")
 	}
 }
 
-func readEvents(t *testing.T, n *Nomad, alloc *api.Allocation) []events.Event {
-	rc, err := n.API.AllocFS().Cat(alloc, dispatch.EventsPath(dispatch.TaskName), nil)
+func readEvents(t *testing.T, n *Nomad, alloc *api.Allocation) []contract.Event {
+	rc, err := n.API.AllocFS().Cat(alloc, contract.EventsPath(contract.TaskName), nil)
 	if err != nil {
 		t.Fatalf("read events.jsonl: %v", err)
 	}
 	defer rc.Close()
 	var buf bytes.Buffer
 	buf.ReadFrom(rc)
-	var evs []events.Event
+	var evs []contract.Event
 	for i, line := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {
-		ev, err := events.Decode([]byte(line))
+		ev, err := contract.DecodeEvent([]byte(line))
 		if err != nil {
 			t.Fatalf("events.jsonl line %d: %v", i+1, err)
 		}
@@ -160,14 +158,14 @@ func readEvents(t *testing.T, n *Nomad, alloc *api.Allocation) []events.Event {
 	return evs
 }
 
-func checkEventSequence(t *testing.T, evs []events.Event) {
+func checkEventSequence(t *testing.T, evs []contract.Event) {
 	t.Helper()
-	var finished []events.Event
+	var finished []contract.Event
 	for i, ev := range evs {
 		if ev.Seq != int64(i+1) {
 			t.Fatalf("event %d has seq %d: want 1, 2, 3… with no gaps", i, ev.Seq)
 		}
-		if ev.Type == events.TypeStepFinished {
+		if ev.Type == contract.TypeStepFinished {
 			finished = append(finished, ev)
 		}
 	}
@@ -185,12 +183,12 @@ func checkEventSequence(t *testing.T, evs []events.Event) {
 		}
 	}
 	last := evs[len(evs)-1]
-	if last.Type != events.TypeJobFinished || last.Conclusion != events.Failure {
+	if last.Type != contract.TypeJobFinished || last.Conclusion != contract.Failure {
 		t.Errorf("last event %s %s, want job_finished failure", last.Type, last.Conclusion)
 	}
 	var outputs map[string]string
 	for _, ev := range evs {
-		if ev.Type == events.TypeOutputs {
+		if ev.Type == contract.TypeOutputs {
 			outputs = ev.Outputs
 		}
 	}
@@ -208,20 +206,20 @@ func checkEventSequence(t *testing.T, evs []events.Event) {
 }
 
 // dumpEvents shows the job's log when the test failed.
-func dumpEvents(t *testing.T, evs []events.Event) {
+func dumpEvents(t *testing.T, evs []contract.Event) {
 	if !t.Failed() {
 		return
 	}
 	var b strings.Builder
 	for _, ev := range evs {
-		b.Write(events.Marshal(&ev))
+		b.Write(contract.MarshalEvent(&ev))
 	}
 	t.Logf("events.jsonl:\n%s", b.String())
 }
 
-func logHas(evs []events.Event, s string) bool {
+func logHas(evs []contract.Event, s string) bool {
 	for _, ev := range evs {
-		if (ev.Type == events.TypeLog && strings.Contains(ev.Line, s)) || strings.Contains(ev.Reason, s) {
+		if (ev.Type == contract.TypeLog && strings.Contains(ev.Line, s)) || strings.Contains(ev.Reason, s) {
 			return true
 		}
 	}
@@ -261,7 +259,7 @@ func checkLogs(t *testing.T, logs string) {
 }
 
 // checkNoSecrets looks for the secret values everywhere Nomad shows.
-func checkNoSecrets(t *testing.T, n *Nomad, jobID string, alloc *api.Allocation, evs []events.Event) {
+func checkNoSecrets(t *testing.T, n *Nomad, jobID string, alloc *api.Allocation, evs []contract.Event) {
 	t.Helper()
 	job, _, err := n.API.Jobs().Info(jobID, nil)
 	if err != nil {
@@ -275,14 +273,14 @@ func checkNoSecrets(t *testing.T, n *Nomad, jobID string, alloc *api.Allocation,
 	allocJSON, _ := json.Marshal(full)
 	var evJSON bytes.Buffer
 	for _, ev := range evs {
-		evJSON.Write(events.Marshal(&ev))
+		evJSON.Write(contract.MarshalEvent(&ev))
 	}
 	places := map[string]string{
 		"the Nomad job (spec, meta, payload)": string(jobJSON),
 		"the allocation":                      string(allocJSON),
 		"the events file":                     evJSON.String(),
-		"the alloc stdout":                    n.Logs(alloc, dispatch.TaskName, "stdout"),
-		"the alloc stderr":                    n.Logs(alloc, dispatch.TaskName, "stderr"),
+		"the alloc stdout":                    n.Logs(alloc, contract.TaskName, "stdout"),
+		"the alloc stderr":                    n.Logs(alloc, contract.TaskName, "stderr"),
 	}
 	for where, text := range places {
 		for _, secret := range []string{planSecret, planToken, planAddMask} {
@@ -294,14 +292,14 @@ func checkNoSecrets(t *testing.T, n *Nomad, jobID string, alloc *api.Allocation,
 }
 
 // dispatchPlan registers the test label's parent job and dispatches p.
-func dispatchPlan(t testing.TB, n *Nomad, p *plan.Plan, secrets map[string]string) (*dispatch.Client, *dispatch.Job) {
+func dispatchPlan(t testing.TB, n *Nomad, p *contract.Plan, secrets map[string]string) (*dispatch.Client, *dispatch.Job) {
 	t.Helper()
 	ctx := testContext(t, time.Minute)
 	if _, err := jobs.Sync(ctx, n.API, []string{"../jobspecs/labels/solstice-test.nomad.hcl"}); err != nil {
 		t.Fatal(err)
 	}
 	var payload bytes.Buffer
-	if err := plan.EncodeCompressed(&payload, p); err != nil {
+	if err := contract.EncodePlanCompressed(&payload, p); err != nil {
 		t.Fatal(err)
 	}
 	d := &dispatch.Client{API: n.API, Log: testLogger(t)}
@@ -319,18 +317,18 @@ func dispatchPlan(t testing.TB, n *Nomad, p *plan.Plan, secrets map[string]strin
 // and checks the job completes with every event exactly once.
 func TestJobSurvivesPluginKill(t *testing.T) {
 	n := StartNomad(t, WithPlugin(pluginConfig(t, pluginOpts{})))
-	p := &plan.Plan{
-		Version: plan.Version,
-		Job:     plan.Job{ID: "survivor", Name: "survivor"},
-		Steps: []plan.Step{
+	p := &contract.Plan{
+		Version: contract.PlanVersion,
+		Job:     contract.Job{ID: "survivor", Name: "survivor"},
+		Steps: []contract.Step{
 			{Name: "Count", Run: "for i in $(seq 1 20); do echo tick $i; sleep 1; done"},
 			{Name: "After", Run: "echo after the restart"},
 		},
 	}
 	_, job := dispatchPlan(t, n, p, nil)
 	n.WaitAlloc(job.ID, 4*time.Minute, "counting", func(a *api.Allocation) bool {
-		st := a.TaskStates[dispatch.TaskName]
-		return st != nil && st.State == "running" && strings.Contains(n.Logs(a, dispatch.TaskName, "stdout"), "tick 3")
+		st := a.TaskStates[contract.TaskName]
+		return st != nil && st.State == "running" && strings.Contains(n.Logs(a, contract.TaskName, "stdout"), "tick 3")
 	})
 	before := pluginPIDs(t)
 	for _, pid := range before {
@@ -338,7 +336,7 @@ func TestJobSurvivesPluginKill(t *testing.T) {
 	}
 	t.Logf("killed the plugin (%v) mid-step", before)
 	alloc := n.WaitAlloc(job.ID, 4*time.Minute, "finished", func(a *api.Allocation) bool {
-		st := a.TaskStates[dispatch.TaskName]
+		st := a.TaskStates[contract.TaskName]
 		return st != nil && st.State == "dead"
 	})
 	if alloc.ClientStatus != api.AllocClientStatusComplete {
@@ -351,14 +349,14 @@ func TestJobSurvivesPluginKill(t *testing.T) {
 		if ev.Seq != int64(i+1) {
 			t.Fatalf("event %d has seq %d: a gap or a repeat", i+1, ev.Seq)
 		}
-		if ev.Type == events.TypeLog && strings.HasPrefix(ev.Line, "tick ") {
+		if ev.Type == contract.TypeLog && strings.HasPrefix(ev.Line, "tick ") {
 			ticks++
 		}
 	}
 	if ticks != 20 || !logHas(evs, "after the restart") {
 		t.Fatalf("%d ticks (want 20), after-step logged: %v", ticks, logHas(evs, "after the restart"))
 	}
-	if last := evs[len(evs)-1]; last.Type != events.TypeJobFinished || last.Conclusion != events.Success {
+	if last := evs[len(evs)-1]; last.Type != contract.TypeJobFinished || last.Conclusion != contract.Success {
 		t.Fatalf("last event %s %s", last.Type, last.Conclusion)
 	}
 }

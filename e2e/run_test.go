@@ -17,9 +17,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
-	"github.com/solstice-ci/solstice/driver/exitcode"
-	"github.com/solstice-ci/solstice/guest/events"
-	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/jobs"
 )
@@ -109,7 +107,7 @@ func dispatchedNames(t *testing.T, n *Nomad) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		names = append(names, job.Meta[dispatch.MetaJobName])
+		names = append(names, job.Meta[contract.MetaJobName])
 	}
 	return names
 }
@@ -157,7 +155,7 @@ func TestRunMatrixIncludeExclude(t *testing.T) {
 	if !strings.Contains(out.String(), "linux 16 true") {
 		t.Error("the include's extra value did not reach the job")
 	}
-	vars, _, err := n.API.Variables().PrefixList(dispatch.SecretsPrefix, nil)
+	vars, _, err := n.API.Variables().PrefixList(contract.SecretsPrefix, nil)
 	if err != nil || len(vars) != 0 {
 		t.Fatalf("secrets Variables left after the run: %v (%v)", vars, err)
 	}
@@ -190,8 +188,8 @@ jobs:
 	err := cmd.Wait()
 	took := time.Since(start)
 	t.Logf("solstice run stopped %s after SIGINT; output tail:\n%s", took.Round(time.Second), tail(out.String(), 15))
-	if code := exitCode(err); code != exitcode.Cancelled {
-		t.Errorf("exit code %d, want %d (cancelled)", code, exitcode.Cancelled)
+	if code := exitCode(err); code != contract.ExitCancelled {
+		t.Errorf("exit code %d, want %d (cancelled)", code, contract.ExitCancelled)
 	}
 	if took > 60*time.Second+30*time.Second {
 		t.Errorf("stopping took %s, more than the job's kill_timeout (60s) allows", took)
@@ -238,8 +236,8 @@ func qemuProcesses(dir string) []int {
 // resumes from the last offset: every event arrives exactly once.
 func TestFollowerRestartLosesNothing(t *testing.T) {
 	n := StartNomad(t, WithPlugin(pluginConfig(t, pluginOpts{})))
-	p := &plan.Plan{Version: plan.Version, Job: plan.Job{ID: "ticks", Name: "ticks"},
-		Steps: []plan.Step{{Name: "Count", Run: "for i in $(seq 1 15); do echo tick $i; sleep 1; done"}}}
+	p := &contract.Plan{Version: contract.PlanVersion, Job: contract.Job{ID: "ticks", Name: "ticks"},
+		Steps: []contract.Step{{Name: "Count", Run: "for i in $(seq 1 15); do echo tick $i; sleep 1; done"}}}
 	d, job := dispatchPlan(t, n, p, nil)
 	var alloc *api.Allocation
 	waitFor(t, 4*time.Minute, "the job to be placed", func() bool {
@@ -252,9 +250,9 @@ func TestFollowerRestartLosesNothing(t *testing.T) {
 	first, stop := context.WithCancel(context.Background())
 	go func() {
 		d.Follow(first, alloc, 0, func(line []byte, next int64) error {
-			ev, _ := events.Decode(line)
+			ev, _ := contract.DecodeEvent(line)
 			seqs, offset = append(seqs, ev.Seq), next
-			if ev.Type == events.TypeLog && ev.Line == "tick 4" {
+			if ev.Type == contract.TypeLog && ev.Line == "tick 4" {
 				stop() // the follower dies here
 				return dispatch.ErrEnded
 			}
@@ -266,7 +264,7 @@ func TestFollowerRestartLosesNothing(t *testing.T) {
 	t.Logf("first follower stopped after %d events at offset %d", len(seqs), offset)
 	ctx := testContext(t, 4*time.Minute)
 	err := d.Follow(ctx, alloc, offset, func(line []byte, next int64) error {
-		ev, err := events.Decode(line)
+		ev, err := contract.DecodeEvent(line)
 		if err != nil {
 			t.Fatalf("resumed mid-line at %d: %v", offset, err)
 		}
@@ -303,8 +301,8 @@ func TestTwentyJobsRoomForTwo(t *testing.T) {
 	var mu sync.Mutex
 	done := map[string]int{}
 	for i := 0; i < 20; i++ {
-		p := &plan.Plan{Version: plan.Version, Job: plan.Job{ID: fmt.Sprintf("j%02d", i), Name: fmt.Sprintf("job %02d", i)},
-			Steps: []plan.Step{{Name: "Hello", Run: fmt.Sprintf("echo job %d", i)}}}
+		p := &contract.Plan{Version: contract.PlanVersion, Job: contract.Job{ID: fmt.Sprintf("j%02d", i), Name: fmt.Sprintf("job %02d", i)},
+			Steps: []contract.Step{{Name: "Hello", Run: fmt.Sprintf("echo job %d", i)}}}
 		d, job := dispatchPlan(t, n, p, nil)
 		wg.Add(1)
 		go func() {
@@ -338,7 +336,7 @@ func TestTwentyJobsRoomForTwo(t *testing.T) {
 	}
 	t.Logf("20 jobs with room for 2: all finished in %s (at most %d ran at once)", time.Since(start).Round(time.Second), maxRunning)
 	for id, code := range done {
-		if code != exitcode.Success {
+		if code != contract.ExitSuccess {
 			t.Errorf("job %s ended with %d", id, code)
 		}
 	}

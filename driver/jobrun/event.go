@@ -8,28 +8,27 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/solstice-ci/solstice/driver/exitcode"
-	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
-func decode(line []byte) (events.Event, error) {
-	return events.Decode(bytes.TrimSpace(line))
+func decode(line []byte) (contract.Event, error) {
+	return contract.DecodeEvent(bytes.TrimSpace(line))
 }
 
 // exitCode maps the job's final event to the task exit code.
-func exitCode(ev events.Event) (int, bool) {
+func exitCode(ev contract.Event) (int, bool) {
 	switch ev.Type {
-	case events.TypeJobFinished:
+	case contract.TypeJobFinished:
 		switch ev.Conclusion {
-		case events.Success:
-			return exitcode.Success, true
-		case events.Cancelled:
-			return exitcode.Cancelled, true
+		case contract.Success:
+			return contract.ExitSuccess, true
+		case contract.Cancelled:
+			return contract.ExitCancelled, true
 		default:
-			return exitcode.JobFailed, true
+			return contract.ExitJobFailed, true
 		}
-	case events.TypeInfraError:
-		return exitcode.Infrastructure, true
+	case contract.TypeInfraError:
+		return contract.ExitInfrastructure, true
 	}
 	return 0, false
 }
@@ -40,7 +39,7 @@ type renderer struct {
 	names map[int]string
 }
 
-func (r *renderer) event(ev events.Event) {
+func (r *renderer) event(ev contract.Event) {
 	if r.out == nil {
 		return
 	}
@@ -48,23 +47,23 @@ func (r *renderer) event(ev events.Event) {
 		r.names = map[int]string{}
 	}
 	switch ev.Type {
-	case events.TypeStepStarted:
+	case contract.TypeStepStarted:
 		r.names[ev.Step] = ev.Name
 		fmt.Fprintf(r.out, "==> %s\n", ev.Name)
-	case events.TypeLog:
+	case contract.TypeLog:
 		fmt.Fprintln(r.out, ev.Line)
-	case events.TypeStepFinished:
+	case contract.TypeStepFinished:
 		fmt.Fprintf(r.out, "<== %s: %s%s in %s\n", r.stepName(ev), ev.Conclusion, exitSuffix(ev.ExitCode), time.Duration(ev.DurationMS)*time.Millisecond)
-	case events.TypeJobFinished:
+	case contract.TypeJobFinished:
 		fmt.Fprintf(r.out, "==> job %s in %s\n", ev.Conclusion, time.Duration(ev.DurationMS)*time.Millisecond)
-	case events.TypeInfraError:
+	case contract.TypeInfraError:
 		fmt.Fprintf(r.out, "==> infrastructure error: %s\n", ev.Message)
 	}
 }
 
 // stepName remembers names from step_started; after a plugin restart the
 // stream resumes mid-step and the number has to do.
-func (r *renderer) stepName(ev events.Event) string {
+func (r *renderer) stepName(ev contract.Event) string {
 	if n := r.names[ev.Step]; n != "" {
 		return n
 	}
@@ -83,6 +82,6 @@ func WriteInfraError(path, message string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	ev := events.Event{Seq: 1, Time: time.Now().UTC(), Type: events.TypeInfraError, Message: message}
-	return os.WriteFile(path, events.Marshal(&ev), 0o644)
+	ev := contract.Event{Seq: 1, Time: time.Now().UTC(), Type: contract.TypeInfraError, Message: message}
+	return os.WriteFile(path, contract.MarshalEvent(&ev), 0o644)
 }

@@ -15,18 +15,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/solstice-ci/solstice/driver/exitcode"
 	"github.com/solstice-ci/solstice/driver/guestssh"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
-
-// GuestRoot is the agent's directory in the guest (/var/tmp exists on
-// illumos and Linux alike and survives nothing we care about).
-const GuestRoot = "/var/tmp/solstice"
 
 // Files are the host-side inputs of a job.
 type Files struct {
@@ -52,13 +49,13 @@ func (r *Runner) Launch(ctx context.Context, f Files) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.Output(ctx, "mkdir -p "+GuestRoot+"/bin && chmod 700 "+GuestRoot, nil); err != nil {
+	if _, err := c.Output(ctx, "mkdir -p "+contract.GuestRoot+"/bin && chmod 700 "+contract.GuestRoot, nil); err != nil {
 		return fmt.Errorf("prepare the guest: %w", err)
 	}
 	uploads := []struct{ local, remote string }{
-		{f.Agent, GuestRoot + "/bin/solstice-guest"},
-		{f.Plan, GuestRoot + "/plan.json"},
-		{f.Bundle, GuestRoot + "/repo.bundle"},
+		{f.Agent, contract.AgentPath},
+		{f.Plan, contract.GuestRoot + "/plan.json"},
+		{f.Bundle, contract.GuestRoot + "/repo.bundle"},
 	}
 	for _, u := range uploads {
 		if u.local == "" {
@@ -72,7 +69,7 @@ func (r *Runner) Launch(ctx context.Context, f Files) error {
 	if err != nil {
 		return err
 	}
-	cmd := fmt.Sprintf("%s/bin/solstice-guest run --root %s --detach %s/plan.json", GuestRoot, GuestRoot, GuestRoot)
+	cmd := contract.AgentCommand(contract.AgentRun, "--detach", contract.GuestRoot+"/plan.json")
 	if _, err := c.Output(ctx, cmd, secrets); err != nil {
 		return fmt.Errorf("start the guest agent: %w", err)
 	}
@@ -114,7 +111,7 @@ func readSecrets(p string) (io.Reader, error) {
 func (r *Runner) Follow(ctx context.Context, guestGone <-chan struct{}) (int, error) {
 	f, offset, err := openEvents(r.Events)
 	if err != nil {
-		return exitcode.Infrastructure, err
+		return contract.ExitInfrastructure, err
 	}
 	defer f.Close()
 	r.render.out = r.Out
@@ -126,9 +123,9 @@ func (r *Runner) Follow(ctx context.Context, guestGone <-chan struct{}) (int, er
 		r.Log.Warn("event stream interrupted; resuming", "offset", offset, "error", err)
 		select {
 		case <-ctx.Done():
-			return exitcode.Infrastructure, ctx.Err()
+			return contract.ExitInfrastructure, ctx.Err()
 		case <-guestGone:
-			return exitcode.Infrastructure, errors.New("the VM went away before the job finished")
+			return contract.ExitInfrastructure, errors.New("the VM went away before the job finished")
 		case <-time.After(time.Second):
 		}
 	}
@@ -198,7 +195,7 @@ func (r *Runner) followOnce(ctx context.Context, f *os.File, offset *int64) (int
 	if err != nil {
 		return 0, false, err
 	}
-	cmd := fmt.Sprintf("%s/bin/solstice-guest follow --root %s --from %d", GuestRoot, GuestRoot, *offset)
+	cmd := contract.AgentCommand(contract.AgentFollow, "--from", strconv.FormatInt(*offset, 10))
 	if err := sess.Start(cmd); err != nil {
 		return 0, false, err
 	}
@@ -234,6 +231,6 @@ func (r *Runner) Cancel(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.Output(ctx, fmt.Sprintf("%s/bin/solstice-guest cancel --root %s", GuestRoot, GuestRoot), nil)
+	_, err = c.Output(ctx, contract.AgentCommand(contract.AgentCancel), nil)
 	return err
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/solstice-ci/solstice/driver/exitcode"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 func TestOpenEventsDropsHalfWrittenLine(t *testing.T) {
@@ -46,10 +46,10 @@ func TestExitCodes(t *testing.T) {
 		code  int
 		final bool
 	}{
-		{`{"seq":9,"type":"job_finished","conclusion":"success"}`, exitcode.Success, true},
-		{`{"seq":9,"type":"job_finished","conclusion":"failure"}`, exitcode.JobFailed, true},
-		{`{"seq":9,"type":"job_finished","conclusion":"cancelled"}`, exitcode.Cancelled, true},
-		{`{"seq":1,"type":"infra_error","message":"no git"}`, exitcode.Infrastructure, true},
+		{`{"seq":9,"type":"job_finished","conclusion":"success"}`, contract.ExitSuccess, true},
+		{`{"seq":9,"type":"job_finished","conclusion":"failure"}`, contract.ExitJobFailed, true},
+		{`{"seq":9,"type":"job_finished","conclusion":"cancelled"}`, contract.ExitCancelled, true},
+		{`{"seq":1,"type":"infra_error","message":"no git"}`, contract.ExitInfrastructure, true},
 		{`{"seq":2,"type":"log","step":0,"stream":"stdout","line":"hi"}`, 0, false},
 	}
 	for _, tt := range tests {

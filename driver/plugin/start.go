@@ -24,6 +24,7 @@ import (
 	"github.com/solstice-ci/solstice/driver/jobrun"
 	"github.com/solstice-ci/solstice/driver/qemu"
 	"github.com/solstice-ci/solstice/driver/task"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // launch is one StartTask in progress. Every resource it creates registers
@@ -461,7 +462,7 @@ func redactQuery(u string) string {
 // eventsPath is alloc/solstice/<task>/events.jsonl, where the shims follow
 // the job (dispatch.EventsPath names the same file from the API's side).
 func (l *launch) eventsPath() string {
-	return filepath.Join(l.cfg.TaskDir().SharedAllocDir, "solstice", l.cfg.Name, "events.jsonl")
+	return filepath.Join(l.cfg.AllocDir, contract.EventsPath(l.cfg.Name))
 }
 
 // taskPath resolves a path from the task config against the task dir.

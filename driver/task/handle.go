@@ -11,10 +11,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/plugins/drivers"
 
-	"github.com/solstice-ci/solstice/driver/exitcode"
 	"github.com/solstice-ci/solstice/driver/guestssh"
 	"github.com/solstice-ci/solstice/driver/jobrun"
 	"github.com/solstice-ci/solstice/driver/qemu"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // Handle is one running VM as this plugin process sees it.
@@ -142,14 +142,14 @@ func (h *Handle) jobResult() *drivers.ExitResult {
 	case <-h.jobDone:
 	default:
 		if h.stopping {
-			return &drivers.ExitResult{ExitCode: exitcode.Cancelled}
+			return &drivers.ExitResult{ExitCode: contract.ExitCancelled}
 		}
-		return &drivers.ExitResult{ExitCode: exitcode.Infrastructure,
+		return &drivers.ExitResult{ExitCode: contract.ExitInfrastructure,
 			Err: fmt.Errorf("the VM stopped before the job finished (see qemu.log in %s)", h.state.VMDir)}
 	}
 	res := &drivers.ExitResult{ExitCode: h.jobCode}
 	if h.jobErr != nil {
-		res.ExitCode, res.Err = exitcode.Infrastructure, h.jobErr
+		res.ExitCode, res.Err = contract.ExitInfrastructure, h.jobErr
 	}
 	return res
 }
@@ -157,12 +157,12 @@ func (h *Handle) jobResult() *drivers.ExitResult {
 func (h *Handle) exitResult(qemuCode int) *drivers.ExitResult {
 	switch {
 	case h.stopping:
-		return &drivers.ExitResult{ExitCode: exitcode.Cancelled}
+		return &drivers.ExitResult{ExitCode: contract.ExitCancelled}
 	case qemuCode == 0 || h.poweredOff:
-		return &drivers.ExitResult{ExitCode: exitcode.Success}
+		return &drivers.ExitResult{ExitCode: contract.ExitSuccess}
 	default:
 		return &drivers.ExitResult{
-			ExitCode: exitcode.Infrastructure,
+			ExitCode: contract.ExitInfrastructure,
 			Err:      fmt.Errorf("qemu exited unexpectedly with code %d (see qemu.log in %s)", qemuCode, h.state.VMDir),
 		}
 	}

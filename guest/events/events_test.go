@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/solstice-ci/solstice/guest/mask"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 func fixedClock(t *testing.T) {
@@ -25,62 +26,6 @@ func fixedClock(t *testing.T) {
 }
 
 func intp(i int) *int { return &i }
-
-func TestMarshalFormat(t *testing.T) {
-	at := time.Date(2026, 1, 2, 14, 4, 5, 120000000, time.UTC)
-	tests := []struct {
-		name string
-		ev   Event
-		want string
-	}{
-		{"job_started", Event{Seq: 1, Time: at, Type: TypeJobStarted, Job: &Job{ID: "build", Name: "build (amd64)", Workflow: "CI"}, Agent: "v1", Steps: 3},
-			`{"seq":1,"time":"2026-01-02T14:04:05.120000000Z","type":"job_started","job":{"id":"build","name":"build (amd64)","workflow":"CI"},"agent":"v1","steps":3}`},
-		{"step_started", Event{Seq: 2, Time: at, Type: TypeStepStarted, Step: 0, StepID: "v", Name: "Compute"},
-			`{"seq":2,"time":"2026-01-02T14:04:05.120000000Z","type":"step_started","step":0,"id":"v","name":"Compute"}`},
-		{"empty log line", Event{Seq: 3, Time: at, Type: TypeLog, Step: -1, Stream: System},
-			`{"seq":3,"time":"2026-01-02T14:04:05.120000000Z","type":"log","step":-1,"stream":"system","line":""}`},
-		{"annotation", Event{Seq: 4, Time: at, Type: TypeLog, Step: 1, Stream: System, Line: "Error: a.go:3: boom", Kind: KindError,
-			Annotation: &Annotation{Level: "error", Message: "boom", File: "a.go", Line: 3}},
-			`{"seq":4,"time":"2026-01-02T14:04:05.120000000Z","type":"log","step":1,"stream":"system","line":"Error: a.go:3: boom","kind":"error","annotation":{"level":"error","message":"boom","file":"a.go","line":3}}`},
-		{"step_finished", Event{Seq: 5, Time: at, Type: TypeStepFinished, Step: 1, Outcome: Failure, Conclusion: Success, ExitCode: intp(2), DurationMS: 0},
-			`{"seq":5,"time":"2026-01-02T14:04:05.120000000Z","type":"step_finished","step":1,"outcome":"failure","conclusion":"success","exit_code":2,"duration_ms":0}`},
-		{"skipped", Event{Seq: 6, Time: at, Type: TypeStepFinished, Step: 2, Outcome: Skipped, Conclusion: Skipped, DurationMS: 0, Reason: "no"},
-			`{"seq":6,"time":"2026-01-02T14:04:05.120000000Z","type":"step_finished","step":2,"outcome":"skipped","conclusion":"skipped","duration_ms":0,"reason":"no"}`},
-		{"outputs empty", Event{Seq: 7, Time: at, Type: TypeOutputs},
-			`{"seq":7,"time":"2026-01-02T14:04:05.120000000Z","type":"outputs","outputs":{}}`},
-		{"outputs sorted", Event{Seq: 8, Time: at, Type: TypeOutputs, Outputs: map[string]string{"b": "2", "a": "1"}},
-			`{"seq":8,"time":"2026-01-02T14:04:05.120000000Z","type":"outputs","outputs":{"a":"1","b":"2"}}`},
-		{"job_finished", Event{Seq: 9, Time: at, Type: TypeJobFinished, Conclusion: Cancelled, DurationMS: 1500},
-			`{"seq":9,"time":"2026-01-02T14:04:05.120000000Z","type":"job_finished","conclusion":"cancelled","duration_ms":1500}`},
-		{"infra_error", Event{Seq: 10, Time: at, Type: TypeInfraError, Message: "no disk"},
-			`{"seq":10,"time":"2026-01-02T14:04:05.120000000Z","type":"infra_error","message":"no disk"}`},
-		{"escapes and invalid utf-8", Event{Seq: 11, Time: at, Type: TypeLog, Stream: Stdout, Line: "q\"b\\\t\x01é\xff\xfe\u2028"},
-			`{"seq":11,"time":"2026-01-02T14:04:05.120000000Z","type":"log","step":0,"stream":"stdout","line":"q\"b\\\t\u0001é\ufffd\ufffd\u2028"}`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := Marshal(&tt.ev)
-			if string(got) != tt.want+"\n" {
-				t.Fatalf("Marshal =\n%s\nwant\n%s", got, tt.want)
-			}
-			back, err := Decode(got)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if back.Seq != tt.ev.Seq || back.Type != tt.ev.Type || back.Line != strings.ToValidUTF8(tt.ev.Line, "\ufffd\ufffd") {
-				t.Errorf("round trip changed the event: %+v", back)
-			}
-		})
-	}
-}
-
-func TestDecodeErrors(t *testing.T) {
-	for _, in := range []string{``, `{`, `{"type":"log"}`, `{"seq":1}`, `[1]`} {
-		if _, err := Decode([]byte(in)); err == nil {
-			t.Errorf("Decode(%q) succeeded", in)
-		}
-	}
-}
 
 func newWriter(t *testing.T, m *mask.Masker) (*Writer, string) {
 	t.Helper()
@@ -93,18 +38,18 @@ func newWriter(t *testing.T, m *mask.Masker) (*Writer, string) {
 	return w, path
 }
 
-func readEvents(t *testing.T, path string) []Event {
+func readEvents(t *testing.T, path string) []contract.Event {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []Event
+	var out []contract.Event
 	for _, line := range bytes.SplitAfter(data, []byte("\n")) {
 		if len(line) == 0 {
 			continue
 		}
-		ev, err := Decode(line)
+		ev, err := contract.DecodeEvent(line)
 		if err != nil {
 			t.Fatalf("line %q: %v", line, err)
 		}
@@ -121,7 +66,7 @@ func TestWriterSeqConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 200; i++ {
-				if _, err := w.Emit(Event{Type: TypeLog, Stream: Stdout, Line: "x"}); err != nil {
+				if _, err := w.Emit(contract.Event{Type: contract.TypeLog, Stream: contract.Stdout, Line: "x"}); err != nil {
 					t.Error(err)
 				}
 			}
@@ -150,7 +95,7 @@ func TestWriterSeqConcurrent(t *testing.T) {
 func TestWriterTimeFormat(t *testing.T) {
 	fixedClock(t)
 	w, path := newWriter(t, nil)
-	w.Emit(Event{Type: TypeJobStarted, Job: &Job{ID: "j"}})
+	w.Emit(contract.Event{Type: contract.TypeJobStarted, Job: &contract.Job{ID: "j"}})
 	data, _ := os.ReadFile(path)
 	if !regexp.MustCompile(`"time":"2026-01-02T14:04:05\.120000000Z"`).Match(data) {
 		t.Errorf("time not UTC with 9 digits: %s", data)
@@ -161,13 +106,13 @@ func TestWriterMasks(t *testing.T) {
 	m := mask.New()
 	m.AddSecret("hunter2")
 	w, path := newWriter(t, m)
-	w.Emit(Event{Type: TypeJobStarted, Job: &Job{ID: "j", Name: "job hunter2"}})
-	w.Emit(Event{Type: TypeStepStarted, Name: "step hunter2"})
-	w.Emit(Event{Type: TypeLog, Stream: Stdout, Line: "pw=hunter2", Annotation: &Annotation{Level: "error", Message: "hunter2", Title: "hunter2", File: "hunter2.c"}})
-	w.Emit(Event{Type: TypeStepFinished, Outcome: Failure, Conclusion: Failure, Reason: "hunter2"})
-	w.Emit(Event{Type: TypeStepSummary, Markdown: "# hunter2"})
-	w.Emit(Event{Type: TypeOutputs, Outputs: map[string]string{"o": "hunter2"}})
-	w.Emit(Event{Type: TypeInfraError, Message: "hunter2"})
+	w.Emit(contract.Event{Type: contract.TypeJobStarted, Job: &contract.Job{ID: "j", Name: "job hunter2"}})
+	w.Emit(contract.Event{Type: contract.TypeStepStarted, Name: "step hunter2"})
+	w.Emit(contract.Event{Type: contract.TypeLog, Stream: contract.Stdout, Line: "pw=hunter2", Annotation: &contract.Annotation{Level: "error", Message: "hunter2", Title: "hunter2", File: "hunter2.c"}})
+	w.Emit(contract.Event{Type: contract.TypeStepFinished, Outcome: contract.Failure, Conclusion: contract.Failure, Reason: "hunter2"})
+	w.Emit(contract.Event{Type: contract.TypeStepSummary, Markdown: "# hunter2"})
+	w.Emit(contract.Event{Type: contract.TypeOutputs, Outputs: map[string]string{"o": "hunter2"}})
+	w.Emit(contract.Event{Type: contract.TypeInfraError, Message: "hunter2"})
 	data, _ := os.ReadFile(path)
 	if bytes.Contains(data, []byte("hunter2")) {
 		t.Errorf("secret in events:\n%s", data)
@@ -190,7 +135,7 @@ func TestWriterEchoFailureKeepsFile(t *testing.T) {
 	}
 	defer w.Close()
 	for i := 0; i < 3; i++ {
-		if _, err := w.Emit(Event{Type: TypeLog, Line: "x"}); err != nil {
+		if _, err := w.Emit(contract.Event{Type: contract.TypeLog, Line: "x"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -287,25 +232,25 @@ func TestSplitterNeverCutsSecrets(t *testing.T) {
 
 func TestFollowResumesExactly(t *testing.T) {
 	w, path := newWriter(t, nil)
-	w.Emit(Event{Type: TypeJobStarted, Job: &Job{ID: "j"}})
+	w.Emit(contract.Event{Type: contract.TypeJobStarted, Job: &contract.Job{ID: "j"}})
 	for i := 0; i < 5; i++ {
-		w.Emit(Event{Type: TypeLog, Stream: Stdout, Line: strings.Repeat("z", i)})
+		w.Emit(contract.Event{Type: contract.TypeLog, Stream: contract.Stdout, Line: strings.Repeat("z", i)})
 	}
 	mid := w.Offset()
-	w.Emit(Event{Type: TypeLog, Stream: Stdout, Line: "after"})
+	w.Emit(contract.Event{Type: contract.TypeLog, Stream: contract.Stdout, Line: "after"})
 
 	var seqs []int64
 	var offsets []int64
 	done := make(chan error)
 	go func() {
-		done <- Follow(context.Background(), path, 0, func(ev Event, next int64) error {
+		done <- contract.Follow(context.Background(), path, 0, func(ev contract.Event, next int64) error {
 			seqs = append(seqs, ev.Seq)
 			offsets = append(offsets, next)
 			return nil
 		})
 	}()
-	time.Sleep(3 * PollInterval)
-	w.Emit(Event{Type: TypeJobFinished, Conclusion: Success})
+	time.Sleep(3 * contract.PollInterval)
+	w.Emit(contract.Event{Type: contract.TypeJobFinished, Conclusion: contract.Success})
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +264,7 @@ func TestFollowResumesExactly(t *testing.T) {
 	// Resume from the middle: exactly the events after it.
 	var resumed []int64
 	var lines []string
-	err := FollowLines(context.Background(), path, mid, func(line []byte, ev Event, next int64) error {
+	err := contract.FollowLines(context.Background(), path, mid, func(line []byte, ev contract.Event, next int64) error {
 		resumed = append(resumed, ev.Seq)
 		lines = append(lines, string(line))
 		return nil
@@ -339,16 +284,16 @@ func TestFollowResumesExactly(t *testing.T) {
 func TestFollowWaitsForFileAndWholeLines(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "events.jsonl")
-	got := make(chan Event, 10)
+	got := make(chan contract.Event, 10)
 	done := make(chan error)
 	go func() {
-		done <- Follow(context.Background(), path, 0, func(ev Event, next int64) error { got <- ev; return nil })
+		done <- contract.Follow(context.Background(), path, 0, func(ev contract.Event, next int64) error { got <- ev; return nil })
 	}()
-	time.Sleep(2 * PollInterval)
-	line := Marshal(&Event{Seq: 1, Type: TypeJobFinished, Conclusion: Success})
+	time.Sleep(2 * contract.PollInterval)
+	line := contract.MarshalEvent(&contract.Event{Seq: 1, Type: contract.TypeJobFinished, Conclusion: contract.Success})
 	f, _ := os.Create(path)
 	f.Write(line[:10]) // half a line: not an event yet
-	time.Sleep(3 * PollInterval)
+	time.Sleep(3 * contract.PollInterval)
 	select {
 	case ev := <-got:
 		t.Fatalf("delivered a partial line: %+v", ev)
@@ -359,23 +304,23 @@ func TestFollowWaitsForFileAndWholeLines(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if ev := <-got; ev.Type != TypeJobFinished {
+	if ev := <-got; ev.Type != contract.TypeJobFinished {
 		t.Errorf("got %+v", ev)
 	}
 }
 
 func TestFollowContextDrainsFirst(t *testing.T) {
 	w, path := newWriter(t, nil)
-	w.Emit(Event{Type: TypeLog, Line: "a"})
+	w.Emit(contract.Event{Type: contract.TypeLog, Line: "a"})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	var n int
-	err := Follow(ctx, path, 0, func(Event, int64) error { n++; return nil })
+	err := contract.Follow(ctx, path, 0, func(contract.Event, int64) error { n++; return nil })
 	if !errors.Is(err, context.Canceled) || n != 1 {
 		t.Errorf("err %v, %d events", err, n)
 	}
-	w.Emit(Event{Type: TypeInfraError, Message: "x"})
-	if err := Follow(ctx, path, 0, func(Event, int64) error { return nil }); err != nil {
+	w.Emit(contract.Event{Type: contract.TypeInfraError, Message: "x"})
+	if err := contract.Follow(ctx, path, 0, func(contract.Event, int64) error { return nil }); err != nil {
 		t.Errorf("terminal event not seen before the cancelled context: %v", err)
 	}
 }
@@ -424,7 +369,7 @@ func TestLongLinesBoundedMemory(t *testing.T) {
 		if len(text) > MaxLine+m.MaxLen() {
 			t.Errorf("piece of %d bytes", len(text))
 		}
-		w.Emit(Event{Type: TypeLog, Stream: Stdout, Line: text})
+		w.Emit(contract.Event{Type: contract.TypeLog, Stream: contract.Stdout, Line: text})
 	})
 	block := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
 	peak := peakHeap(func() {
@@ -455,19 +400,19 @@ func TestLongLinesBoundedMemory(t *testing.T) {
 // when the last event is a long line.
 func TestFollowFromTheEnd(t *testing.T) {
 	w, path := newWriter(t, nil)
-	w.Emit(Event{Type: TypeLog, Line: "x"})
+	w.Emit(contract.Event{Type: contract.TypeLog, Line: "x"})
 	mid := w.Offset()
-	w.Emit(Event{Type: TypeInfraError, Message: strings.Repeat("m", 300<<10)})
+	w.Emit(contract.Event{Type: contract.TypeInfraError, Message: strings.Repeat("m", 300<<10)})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	n := 0
-	if err := Follow(ctx, path, w.Offset(), func(Event, int64) error { n++; return nil }); err != nil || n != 0 {
+	if err := contract.Follow(ctx, path, w.Offset(), func(contract.Event, int64) error { n++; return nil }); err != nil || n != 0 {
 		t.Errorf("from the end: %v, %d events", err, n)
 	}
-	if err := Follow(ctx, path, mid, func(Event, int64) error { n++; return nil }); err != nil || n != 1 {
+	if err := contract.Follow(ctx, path, mid, func(contract.Event, int64) error { n++; return nil }); err != nil || n != 1 {
 		t.Errorf("from the middle: %v, %d events", err, n)
 	}
-	if err := Follow(ctx, path, mid-3, func(Event, int64) error { return nil }); err == nil {
+	if err := contract.Follow(ctx, path, mid-3, func(contract.Event, int64) error { return nil }); err == nil {
 		t.Error("an offset inside a line was accepted")
 	}
 }

@@ -7,8 +7,10 @@ import (
 	"maps"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/solstice-ci/solstice/guest/mask"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // Writer appends events to the events file and copies each line to an
@@ -30,8 +32,8 @@ type Writer struct {
 
 // syncTypes are the boundaries after which the file is fsynced.
 var syncTypes = map[string]bool{
-	TypeJobStarted: true, TypeStepStarted: true, TypeStepFinished: true,
-	TypeOutputs: true, TypeJobFinished: true, TypeInfraError: true,
+	contract.TypeJobStarted: true, contract.TypeStepStarted: true, contract.TypeStepFinished: true,
+	contract.TypeOutputs: true, contract.TypeJobFinished: true, contract.TypeInfraError: true,
 }
 
 // Create makes a new events file at path; it refuses an existing one,
@@ -50,7 +52,7 @@ func Create(path string, echo io.Writer, masker *mask.Masker) (*Writer, error) {
 // Emit writes ev with the next seq and the current time and returns it as
 // written (masked). An error means the events file can no longer be
 // written; the job cannot report anything after that.
-func (w *Writer) Emit(ev Event) (Event, error) {
+func (w *Writer) Emit(ev contract.Event) (contract.Event, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
@@ -60,7 +62,7 @@ func (w *Writer) Emit(ev Event) (Event, error) {
 	ev.Seq = w.seq
 	ev.Time = now().UTC()
 	w.maskEvent(&ev)
-	w.buf = appendEvent(w.buf[:0], &ev)
+	w.buf = contract.AppendEvent(w.buf[:0], &ev)
 	if _, err := w.f.Write(w.buf); err != nil {
 		w.err = fmt.Errorf("events: write: %w", err)
 		return ev, w.err
@@ -105,7 +107,7 @@ func (w *Writer) Close() error {
 // maskEvent masks the free-text fields. Structural fields (type, stream,
 // kind, conclusions, ids) are left alone: masking a secret that happens to
 // read "success" must not break the protocol.
-func (w *Writer) maskEvent(ev *Event) {
+func (w *Writer) maskEvent(ev *contract.Event) {
 	m := w.masker.Mask
 	if ev.Job != nil {
 		j := *ev.Job
@@ -127,3 +129,6 @@ func (w *Writer) maskEvent(ev *Event) {
 		ev.Outputs = outs
 	}
 }
+
+// now is the clock; tests replace it.
+var now = time.Now

@@ -15,7 +15,7 @@ import (
 	"strings"
 
 	"github.com/solstice-ci/solstice/guest/expr"
-	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // checkoutDefaults are actions/checkout's input defaults (action.yml).
@@ -89,12 +89,12 @@ func (j *Job) checkoutInputs(s *stepRun) (map[string]string, error) {
 	}
 	for _, k := range sortedKeys(s.step.With) {
 		in[k] = s.step.With[k]
-		if !slices.Contains(plan.CheckoutInputs, k) {
+		if !slices.Contains(contract.CheckoutInputs, k) {
 			unknown = append(unknown, "'"+k+"'")
 		}
 	}
 	if len(unknown) > 0 {
-		j.warning(s.index, fmt.Sprintf("Unexpected input(s) %s, valid inputs are ['%s']", strings.Join(unknown, ", "), strings.Join(plan.CheckoutInputs, "', '")))
+		j.warning(s.index, fmt.Sprintf("Unexpected input(s) %s, valid inputs are ['%s']", strings.Join(unknown, ", "), strings.Join(contract.CheckoutInputs, "', '")))
 	}
 	for k, v := range in {
 		val, err := expr.EvaluateTemplate(v, ee)

@@ -14,8 +14,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/solstice-ci/solstice/guest/events"
-	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // gitFixture is a bare repository with two commits on main (tag v1 on the
@@ -70,9 +69,9 @@ func newGitFixture(t *testing.T) *gitFixture {
 
 // checkoutPlan checks out (with the inputs given) and then runs inspect
 // in the checked-out directory.
-func (f *gitFixture) checkoutPlan(co *plan.Checkout, with plan.Strings, inspect string) *plan.Plan {
+func (f *gitFixture) checkoutPlan(co *contract.Checkout, with contract.Strings, inspect string) *contract.Plan {
 	dir := with["path"]
-	p := newPlan(plan.Step{Uses: "actions/checkout@v4", With: with}, plan.Step{Run: inspect, WorkingDirectory: dir})
+	p := newPlan(contract.Step{Uses: "actions/checkout@v4", With: with}, contract.Step{Run: inspect, WorkingDirectory: dir})
 	p.Checkout = co
 	return p
 }
@@ -83,29 +82,29 @@ func TestCheckout(t *testing.T) {
 	inspect := `echo "head=$(git rev-parse HEAD) branch=$(git rev-parse --abbrev-ref HEAD) shallow=$(git rev-parse --is-shallow-repository) count=$(git rev-list --count HEAD) tags=$(git tag | tr '\n' ,)"`
 	tests := []struct {
 		name string
-		co   *plan.Checkout
-		with plan.Strings
+		co   *contract.Checkout
+		with contract.Strings
 		want string
 	}{
-		{"exact sha of the event, shallow", &plan.Checkout{URL: url, SHA: f.c1, Ref: "refs/heads/main"}, nil,
+		{"exact sha of the event, shallow", &contract.Checkout{URL: url, SHA: f.c1, Ref: "refs/heads/main"}, nil,
 			"head=" + f.c1 + " branch=main shallow=true count=1 tags="},
-		{"unqualified ref of the event", &plan.Checkout{URL: url, SHA: f.c2, Ref: "main"}, nil,
+		{"unqualified ref of the event", &contract.Checkout{URL: url, SHA: f.c2, Ref: "main"}, nil,
 			"head=" + f.c2 + " branch=main shallow=true count=1 tags="},
-		{"all history", &plan.Checkout{URL: url, SHA: f.c2, Ref: "refs/heads/main"}, plan.Strings{"fetch-depth": "0"},
+		{"all history", &contract.Checkout{URL: url, SHA: f.c2, Ref: "refs/heads/main"}, contract.Strings{"fetch-depth": "0"},
 			"head=" + f.c2 + " branch=main shallow=false count=2 tags=v1,"},
-		{"sha only", &plan.Checkout{URL: url, SHA: f.c1}, nil,
+		{"sha only", &contract.Checkout{URL: url, SHA: f.c1}, nil,
 			"head=" + f.c1 + " branch=HEAD shallow=true count=1 tags="},
-		{"tag of the event", &plan.Checkout{URL: url, SHA: f.c1, Ref: "refs/tags/v1"}, plan.Strings{"fetch-depth": "2"},
+		{"tag of the event", &contract.Checkout{URL: url, SHA: f.c1, Ref: "refs/tags/v1"}, contract.Strings{"fetch-depth": "2"},
 			"head=" + f.c1 + " branch=HEAD shallow=false count=1 tags=v1,"}, // the root commit: nothing to cut
-		{"ref input: branch name", &plan.Checkout{URL: url, SHA: f.c2, Ref: "refs/heads/main"}, plan.Strings{"ref": "feature"},
+		{"ref input: branch name", &contract.Checkout{URL: url, SHA: f.c2, Ref: "refs/heads/main"}, contract.Strings{"ref": "feature"},
 			"head=" + f.feat + " branch=feature shallow=true count=1 tags="},
-		{"ref input: tag name", &plan.Checkout{URL: url, SHA: f.c2}, plan.Strings{"ref": "v1"},
+		{"ref input: tag name", &contract.Checkout{URL: url, SHA: f.c2}, contract.Strings{"ref": "v1"},
 			"head=" + f.c1 + " branch=HEAD shallow=true count=1 tags=v1,"},
-		{"ref input: sha", &plan.Checkout{URL: url, SHA: f.c2}, plan.Strings{"ref": f.c1},
+		{"ref input: sha", &contract.Checkout{URL: url, SHA: f.c2}, contract.Strings{"ref": f.c1},
 			"head=" + f.c1 + " branch=HEAD shallow=true count=1 tags="},
-		{"path input", &plan.Checkout{URL: url, SHA: f.c2, Ref: "refs/heads/main"}, plan.Strings{"path": "src/r", "fetch-depth": "${{ 3 }}"},
+		{"path input", &contract.Checkout{URL: url, SHA: f.c2, Ref: "refs/heads/main"}, contract.Strings{"path": "src/r", "fetch-depth": "${{ 3 }}"},
 			"head=" + f.c2 + " branch=main shallow=false count=2 tags="},
-		{"other repository from server_url, default branch", nil, plan.Strings{"repository": "o/r.git"},
+		{"other repository from server_url, default branch", nil, contract.Strings{"repository": "o/r.git"},
 			"head=" + f.c2 + " branch=main shallow=true count=1 tags="},
 	}
 	for _, tt := range tests {
@@ -115,7 +114,7 @@ func TestCheckout(t *testing.T) {
 				p.Contexts["github"] = json.RawMessage(`{"repository":"o/r","server_url":"file://` + f.dir + `"}`)
 			}
 			r := runJob(t, p)
-			r.expect(0, events.Success, events.Success)
+			r.expect(0, contract.Success, contract.Success)
 			if got := r.output(1); got != tt.want {
 				t.Errorf("got  %s\nwant %s\n%s", got, tt.want, r.output(0))
 			}
@@ -128,18 +127,18 @@ func TestCheckoutErrors(t *testing.T) {
 	url := "file://" + f.bare
 	tests := []struct {
 		name string
-		with plan.Strings
+		with contract.Strings
 		want string
 	}{
-		{"path outside the workspace", plan.Strings{"path": "../elsewhere"}, "is not under"},
-		{"unknown branch", plan.Strings{"ref": "nosuch", "fetch-depth": "0"}, "A branch or tag with the name 'nosuch' could not be found"},
-		{"git fails", plan.Strings{"ref": "nosuch"}, "The process '"},
-		{"unexpected input warns only", plan.Strings{"fetch-depth": "1", "colour": "red", "ref": "nosuch2"}, "Unexpected input(s) 'colour'"},
+		{"path outside the workspace", contract.Strings{"path": "../elsewhere"}, "is not under"},
+		{"unknown branch", contract.Strings{"ref": "nosuch", "fetch-depth": "0"}, "A branch or tag with the name 'nosuch' could not be found"},
+		{"git fails", contract.Strings{"ref": "nosuch"}, "The process '"},
+		{"unexpected input warns only", contract.Strings{"fetch-depth": "1", "colour": "red", "ref": "nosuch2"}, "Unexpected input(s) 'colour'"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := runJob(t, f.checkoutPlan(&plan.Checkout{URL: url, SHA: f.c2}, tt.with, "true"))
-			r.expect(0, events.Failure, events.Failure)
+			r := runJob(t, f.checkoutPlan(&contract.Checkout{URL: url, SHA: f.c2}, tt.with, "true"))
+			r.expect(0, contract.Failure, contract.Failure)
 			if !strings.Contains(r.system(0), tt.want) {
 				t.Errorf("want %q in\n%s", tt.want, r.system(0))
 			}
@@ -154,18 +153,18 @@ func TestCheckoutFromBundle(t *testing.T) {
 	inspect := `echo "head=$(git rev-parse HEAD) branch=$(git rev-parse --abbrev-ref HEAD) origin=$(git remote get-url origin)"`
 	tests := []struct {
 		name string
-		co   *plan.Checkout
+		co   *contract.Checkout
 		want string
 	}{
-		{"sha and branch", &plan.Checkout{Bundle: bundle, SHA: f.c1, Ref: "refs/heads/main", URL: "https://forge.example/o/r.git"},
+		{"sha and branch", &contract.Checkout{Bundle: bundle, SHA: f.c1, Ref: "refs/heads/main", URL: "https://forge.example/o/r.git"},
 			"head=" + f.c1 + " branch=main origin=https://forge.example/o/r.git"},
-		{"bundle head", &plan.Checkout{Bundle: bundle}, "head=" + f.c2 + " branch=HEAD origin=" + bundle},
-		{"ref only", &plan.Checkout{Bundle: bundle, Ref: "refs/heads/feature"}, "head=" + f.feat + " branch=feature origin=" + bundle},
+		{"bundle head", &contract.Checkout{Bundle: bundle}, "head=" + f.c2 + " branch=HEAD origin=" + bundle},
+		{"ref only", &contract.Checkout{Bundle: bundle, Ref: "refs/heads/feature"}, "head=" + f.feat + " branch=feature origin=" + bundle},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := runJob(t, f.checkoutPlan(tt.co, nil, inspect))
-			r.expect(0, events.Success, events.Success)
+			r.expect(0, contract.Success, contract.Success)
 			if got := r.output(1); got != tt.want {
 				t.Errorf("got  %s\nwant %s\n%s", got, tt.want, r.output(0))
 			}
@@ -183,11 +182,11 @@ func TestCheckoutSubmodules(t *testing.T) {
 	git(t, f.dir, "clone", "-q", "--bare", work, super)
 	sha := git(t, super, "rev-parse", "HEAD")
 	for _, mode := range []string{"false", "true"} {
-		r := runJob(t, f.checkoutPlan(&plan.Checkout{URL: "file://" + super, SHA: sha, Ref: "refs/heads/main"}, plan.Strings{"submodules": mode}, "cat lib/README || echo missing"),
+		r := runJob(t, f.checkoutPlan(&contract.Checkout{URL: "file://" + super, SHA: sha, Ref: "refs/heads/main"}, contract.Strings{"submodules": mode}, "cat lib/README || echo missing"),
 			// git refuses file:// submodules unless told otherwise; the
 			// agent keeps configuration it finds in its environment.
 			withEnv("GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=protocol.file.allow", "GIT_CONFIG_VALUE_0=always"))
-		r.expect(0, events.Success, events.Success)
+		r.expect(0, contract.Success, contract.Success)
 		want := map[string]string{"false": "missing", "true": "two"}[mode]
 		if !strings.Contains(r.output(1), want) {
 			t.Errorf("submodules=%s: %q\n%s", mode, r.output(1), r.output(0))
@@ -226,19 +225,19 @@ func TestCheckoutTokenSecrecy(t *testing.T) {
 	writeFile(t, wrapDir, "git", "#!/bin/sh\nprintf '%s\\n' \"$*\" >> "+argvLog+"\nsleep 0.1\nexec "+realGit+" \"$@\"\n", 0o755)
 
 	p := newPlan(
-		plan.Step{Run: `(while :; do ps -eo args >> ` + psLog + `; sleep 0.02; done) > /dev/null 2>&1 &`},
-		plan.Step{Uses: "actions/checkout@v4"},
-		plan.Step{Run: `cat README; git config --get-regexp 'http\..*extraheader'; git fetch -q origin main && echo fetched again`},
-		plan.Step{Uses: "actions/checkout@v4"}, // reuses the repository and its persisted header
+		contract.Step{Run: `(while :; do ps -eo args >> ` + psLog + `; sleep 0.02; done) > /dev/null 2>&1 &`},
+		contract.Step{Uses: "actions/checkout@v4"},
+		contract.Step{Run: `cat README; git config --get-regexp 'http\..*extraheader'; git fetch -q origin main && echo fetched again`},
+		contract.Step{Uses: "actions/checkout@v4"}, // reuses the repository and its persisted header
 	)
 	p.Secrets = []string{"GITHUB_TOKEN"}
-	p.Checkout = &plan.Checkout{URL: srv.URL + "/o/r.git", SHA: f.c2, Ref: "refs/heads/main"}
+	p.Checkout = &contract.Checkout{URL: srv.URL + "/o/r.git", SHA: f.c2, Ref: "refs/heads/main"}
 	r := runJob(t, p, withSecrets(map[string]string{"GITHUB_TOKEN": token}), func(s *setup) {
 		s.environ = []string{"PATH=" + wrapDir + ":" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	})
-	r.expect(1, events.Success, events.Success)
-	r.expect(2, events.Success, events.Success)
-	r.expect(3, events.Success, events.Success)
+	r.expect(1, contract.Success, contract.Success)
+	r.expect(2, contract.Success, contract.Success)
+	r.expect(3, contract.Success, contract.Success)
 
 	basic := base64.StdEncoding.EncodeToString([]byte("x-access-token:" + token))
 	mu.Lock()
@@ -269,14 +268,14 @@ func TestCheckoutTokenSecrecy(t *testing.T) {
 func TestCheckoutReuse(t *testing.T) {
 	f := newGitFixture(t)
 	p := newPlan(
-		plan.Step{Uses: "actions/checkout@v4"},
+		contract.Step{Uses: "actions/checkout@v4"},
 		runStep("touch junk; echo changed > README"),
-		plan.Step{Uses: "actions/checkout@v4", With: plan.Strings{"ref": "main"}},
+		contract.Step{Uses: "actions/checkout@v4", With: contract.Strings{"ref": "main"}},
 		runStep("ls; cat README; git rev-parse HEAD"),
 	)
-	p.Checkout = &plan.Checkout{URL: "file://" + f.bare, SHA: f.c1, Ref: "refs/heads/main"}
+	p.Checkout = &contract.Checkout{URL: "file://" + f.bare, SHA: f.c1, Ref: "refs/heads/main"}
 	r := runJob(t, p)
-	r.expect(2, events.Success, events.Success)
+	r.expect(2, contract.Success, contract.Success)
 	if got := r.output(3); got != "README\ntwo\n"+f.c2 {
 		t.Errorf("got %q", got)
 	}

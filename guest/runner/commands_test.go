@@ -6,8 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/solstice-ci/solstice/guest/events"
-	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 func TestParseCommand(t *testing.T) {
@@ -75,32 +74,32 @@ func TestFileCommandParsing(t *testing.T) {
 
 func TestFileCommands(t *testing.T) {
 	p := newPlan(
-		plan.Step{ID: "a", Run: `{ echo "X=1"; echo "ML<<EOF"; echo "l1"; echo "l2"; echo "EOF"; } >> "$GITHUB_ENV"
+		contract.Step{ID: "a", Run: `{ echo "X=1"; echo "ML<<EOF"; echo "l1"; echo "l2"; echo "EOF"; } >> "$GITHUB_ENV"
 echo "out=v" >> "$GITHUB_OUTPUT"; echo "st=1" >> "$GITHUB_STATE"; echo "# Summary" >> "$GITHUB_STEP_SUMMARY"
 exit 1`, ContinueOnError: "true"},
-		plan.Step{Run: `echo "X=$X ML=$ML out=${{ steps.a.outputs.out }}"`},
-		plan.Step{ID: "bad", Run: `echo "G=1" >> "$GITHUB_ENV"; echo "M<<EOF" >> "$GITHUB_ENV"; echo v >> "$GITHUB_ENV"`},
-		plan.Step{Run: `echo "G=$G M=${M-unset}"`, If: "always()"},
-		plan.Step{Run: `echo "NODE_OPTIONS=--x" >> "$GITHUB_ENV"`, If: "always()"},
-		plan.Step{Run: `echo "NODE_OPTIONS=${NODE_OPTIONS-unset}"`, If: "always()"},
+		contract.Step{Run: `echo "X=$X ML=$ML out=${{ steps.a.outputs.out }}"`},
+		contract.Step{ID: "bad", Run: `echo "G=1" >> "$GITHUB_ENV"; echo "M<<EOF" >> "$GITHUB_ENV"; echo v >> "$GITHUB_ENV"`},
+		contract.Step{Run: `echo "G=$G M=${M-unset}"`, If: "always()"},
+		contract.Step{Run: `echo "NODE_OPTIONS=--x" >> "$GITHUB_ENV"`, If: "always()"},
+		contract.Step{Run: `echo "NODE_OPTIONS=${NODE_OPTIONS-unset}"`, If: "always()"},
 	)
 	r := runJob(t, p)
 	// processed although the step failed
 	if got := r.output(1); got != "X=1 ML=l1\nl2 out=v" {
 		t.Errorf("step 1: %q", got)
 	}
-	sums := r.ofType(events.TypeStepSummary)
+	sums := r.ofType(contract.TypeStepSummary)
 	if len(sums) != 1 || sums[0].Step != 0 || sums[0].Markdown != "# Summary\n" {
 		t.Errorf("summary: %+v", sums)
 	}
-	r.expect(2, events.Failure, events.Failure)
+	r.expect(2, contract.Failure, contract.Failure)
 	if s := r.system(2); !strings.Contains(s, "Unable to process file command 'env' successfully.") || !strings.Contains(s, "Matching delimiter not found 'EOF'") {
 		t.Errorf("step 2: %s", s)
 	}
 	if got := r.output(3); got != "G=1 M=unset" {
 		t.Errorf("pairs before the error apply: %q", got)
 	}
-	r.expect(4, events.Success, events.Success)
+	r.expect(4, contract.Success, contract.Success)
 	if !strings.Contains(r.system(4), "Can't store NODE_OPTIONS output parameter using '$GITHUB_ENV' command.") {
 		t.Errorf("step 4: %s", r.system(4))
 	}
@@ -113,7 +112,7 @@ func TestWorkflowCommands(t *testing.T) {
 	tests := []struct {
 		name    string
 		script  string
-		env     plan.Strings
+		env     contract.Strings
 		secrets map[string]string
 		ok      bool
 		want    []string // log lines expected (any stream), in order
@@ -138,7 +137,7 @@ func TestWorkflowCommands(t *testing.T) {
 		{name: "set-env refused", ok: false, script: "echo ::set-env name=A::1",
 			want: []string{"Error: Unable to process command '::set-env name=A::1' successfully.", "Error: The `set-env` command is disabled."}},
 		{name: "add-path refused", ok: false, script: "echo ::add-path::/x", want: []string{"Error: The `add-path` command is disabled."}},
-		{name: "set-env allowed", ok: true, script: "echo ::set-env name=A::1", env: plan.Strings{"ACTIONS_ALLOW_UNSECURE_COMMANDS": "true"}},
+		{name: "set-env allowed", ok: true, script: "echo ::set-env name=A::1", env: contract.Strings{"ACTIONS_ALLOW_UNSECURE_COMMANDS": "true"}},
 		{name: "set-output deprecated but works", ok: true, script: "echo ::set-output name=o::v", want: []string{"Warning: The `set-output` command is deprecated"}},
 		{name: "echo on", ok: true, script: "echo ::echo::on\necho ::group::g\necho ::echo::off\necho ::group::h",
 			want: []string{"::group::g", "##[group]g", "##[group]h"}},
@@ -148,9 +147,9 @@ func TestWorkflowCommands(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := runJob(t, newPlan(plan.Step{Run: tt.script, Env: tt.env}), withSecrets(tt.secrets))
+			r := runJob(t, newPlan(contract.Step{Run: tt.script, Env: tt.env}), withSecrets(tt.secrets))
 			ev := r.finished(0)
-			if (ev.Conclusion == events.Success) != tt.ok {
+			if (ev.Conclusion == contract.Success) != tt.ok {
 				t.Errorf("conclusion %s", ev.Conclusion)
 			}
 			all := strings.Join(r.lines(0), "\n")
@@ -177,9 +176,9 @@ func TestWorkflowCommands(t *testing.T) {
 
 func TestAnnotationEvents(t *testing.T) {
 	r := runJob(t, newPlan(runStep(`echo "::error file=$GITHUB_WORKSPACE/src/a.c,line=5,endLine=3,col=2::m"`)))
-	var ann *events.Annotation
+	var ann *contract.Annotation
 	for _, ev := range r.events {
-		if ev.Kind == events.KindError && ev.Annotation != nil {
+		if ev.Kind == contract.KindError && ev.Annotation != nil {
 			ann = ev.Annotation
 		}
 	}
@@ -194,12 +193,12 @@ func TestSecretMasking(t *testing.T) {
 	const secret = `s3cr3t "v@lue"`
 	b64 := base64.StdEncoding.EncodeToString([]byte(secret))
 	p := newPlan(
-		plan.Step{Name: "uses ${{ secrets.MY_SECRET }}", Run: `echo "plain: $S"
+		contract.Step{Name: "uses ${{ secrets.MY_SECRET }}", Run: `echo "plain: $S"
 echo "b64: ` + b64 + `"
 echo '{"json":"s3cr3t \"v@lue\""}'
 echo "url: s3cr3t%20%22v%40lue%22"
 printf 'multi: line-one-of-key\n'
-echo "::error::failed with $S"`, Env: plan.Strings{"S": "${{ secrets.MY_SECRET }}"}},
+echo "::error::failed with $S"`, Env: contract.Strings{"S": "${{ secrets.MY_SECRET }}"}},
 	)
 	p.Secrets = []string{"MY_SECRET", "MULTI"}
 	r := runJob(t, p, withSecrets(map[string]string{"MY_SECRET": secret, "MULTI": "line-one-of-key\nline-two"}))

@@ -5,8 +5,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/solstice-ci/solstice/guest/events"
 	"github.com/solstice-ci/solstice/guest/expr"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // envVars is an environment that remembers the order names were first
@@ -54,11 +54,11 @@ func (e *envVars) snapshot() map[string]string {
 // once at the start of the job. A failure fails the job before any step.
 func (j *Job) evaluateJobEnv() bool {
 	env := map[string]string{}
-	ee := j.exprEnv(&stepRun{index: events.JobLevel}, env)
+	ee := j.exprEnv(&stepRun{index: contract.JobLevel}, env)
 	for _, v := range j.plan.Env {
 		val, err := expr.Interpolate(v.Value, ee)
 		if err != nil {
-			j.errorLine(events.JobLevel, "Failed to evaluate the env of the job: "+v.Name+": "+err.Error())
+			j.errorLine(contract.JobLevel, "Failed to evaluate the env of the job: "+v.Name+": "+err.Error())
 			j.mu.Lock()
 			j.failed = true
 			j.mu.Unlock()

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // File commands, in the order the runner processes them.
@@ -208,7 +208,7 @@ func (j *Job) processSummary(s *stepRun, path string) error {
 	if err != nil {
 		return err
 	}
-	j.emit(events.Event{Type: events.TypeStepSummary, Step: s.index, Markdown: string(data)})
+	j.emit(contract.Event{Type: contract.TypeStepSummary, Step: s.index, Markdown: string(data)})
 	return nil
 }
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/solstice-ci/solstice/guest/events"
 	"github.com/solstice-ci/solstice/guest/mask"
-	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // testTiming keeps cancellation fast in tests.
@@ -21,7 +21,7 @@ var testTiming = Timing{Interrupt: 300 * time.Millisecond, Terminate: 300 * time
 type run struct {
 	t      *testing.T
 	res    Result
-	events []events.Event
+	events []contract.Event
 	layout Layout
 	job    *Job
 }
@@ -35,9 +35,9 @@ type setup struct {
 }
 
 // newPlan is a plan of the given steps for repository o/r.
-func newPlan(steps ...plan.Step) *plan.Plan {
-	return &plan.Plan{
-		Version: 1, Job: plan.Job{ID: "build", Name: "build"}, Steps: steps,
+func newPlan(steps ...contract.Step) *contract.Plan {
+	return &contract.Plan{
+		Version: 1, Job: contract.Job{ID: "build", Name: "build"}, Steps: steps,
 		Contexts: map[string]json.RawMessage{"github": json.RawMessage(`{"repository":"o/r","sha":"abc","ref":"refs/heads/main","server_url":"https://forge.example","event":{"z":1,"a":2}}`)},
 	}
 }
@@ -49,7 +49,7 @@ func testEnviron(t *testing.T) []string {
 	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "LANG=C"}
 }
 
-func runJob(t *testing.T, p *plan.Plan, opts ...func(*setup)) *run {
+func runJob(t *testing.T, p *contract.Plan, opts ...func(*setup)) *run {
 	t.Helper()
 	st := &setup{environ: testEnviron(t)}
 	for _, o := range opts {
@@ -93,18 +93,18 @@ func withEnv(kv ...string) func(*setup) {
 	return func(st *setup) { st.environ = append(st.environ, kv...) }
 }
 
-func readEvents(t *testing.T, path string) []events.Event {
+func readEvents(t *testing.T, path string) []contract.Event {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []events.Event
+	var out []contract.Event
 	for _, line := range bytes.SplitAfter(data, []byte("\n")) {
 		if len(line) == 0 {
 			continue
 		}
-		ev, err := events.Decode(line)
+		ev, err := contract.DecodeEvent(line)
 		if err != nil {
 			t.Fatalf("bad event line %q: %v", line, err)
 		}
@@ -129,12 +129,12 @@ func (r *run) checkStream(steps int) {
 			t.Fatalf("event %d has seq %d", i, ev.Seq)
 		}
 		switch ev.Type {
-		case events.TypeStepStarted:
+		case contract.TypeStepStarted:
 			if ev.Step != next || started != -1 {
 				t.Fatalf("step_started %d out of order (next %d)", ev.Step, next)
 			}
 			started = ev.Step
-		case events.TypeStepFinished:
+		case contract.TypeStepFinished:
 			if ev.Step != started {
 				t.Fatalf("step_finished %d without its start", ev.Step)
 			}
@@ -142,7 +142,7 @@ func (r *run) checkStream(steps int) {
 			next++
 		}
 	}
-	if r.events[0].Type != events.TypeJobStarted || !r.events[len(r.events)-1].Terminal() {
+	if r.events[0].Type != contract.TypeJobStarted || !r.events[len(r.events)-1].Terminal() {
 		t.Fatalf("stream not framed by job_started and a terminal event: %s … %s", r.events[0].Type, r.events[len(r.events)-1].Type)
 	}
 	if r.res.Err == nil && next != steps {
@@ -155,7 +155,7 @@ func (r *run) checkStream(steps int) {
 func (r *run) lines(step int, streams ...string) []string {
 	var out []string
 	for _, ev := range r.events {
-		if ev.Type != events.TypeLog || ev.Step != step {
+		if ev.Type != contract.TypeLog || ev.Step != step {
 			continue
 		}
 		if len(streams) == 0 || contains(streams, ev.Stream) {
@@ -167,23 +167,23 @@ func (r *run) lines(step int, streams ...string) []string {
 
 // output is a step's stdout and stderr lines joined by newlines.
 func (r *run) output(step int) string {
-	return strings.Join(r.lines(step, events.Stdout, events.Stderr), "\n")
+	return strings.Join(r.lines(step, contract.Stdout, contract.Stderr), "\n")
 }
 
-func (r *run) system(step int) string { return strings.Join(r.lines(step, events.System), "\n") }
+func (r *run) system(step int) string { return strings.Join(r.lines(step, contract.System), "\n") }
 
-func (r *run) finished(step int) events.Event {
+func (r *run) finished(step int) contract.Event {
 	for _, ev := range r.events {
-		if ev.Type == events.TypeStepFinished && ev.Step == step {
+		if ev.Type == contract.TypeStepFinished && ev.Step == step {
 			return ev
 		}
 	}
 	r.t.Fatalf("step %d not finished", step)
-	return events.Event{}
+	return contract.Event{}
 }
 
-func (r *run) ofType(typ string) []events.Event {
-	var out []events.Event
+func (r *run) ofType(typ string) []contract.Event {
+	var out []contract.Event
 	for _, ev := range r.events {
 		if ev.Type == typ {
 			out = append(out, ev)
@@ -194,7 +194,7 @@ func (r *run) ofType(typ string) []events.Event {
 
 func (r *run) conclusion() string {
 	last := r.events[len(r.events)-1]
-	if last.Type != events.TypeJobFinished {
+	if last.Type != contract.TypeJobFinished {
 		r.t.Fatalf("last event %s: %s", last.Type, last.Message)
 	}
 	return last.Conclusion
@@ -223,7 +223,7 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func runStep(script string) plan.Step { return plan.Step{Run: script} }
+func runStep(script string) contract.Step { return contract.Step{Run: script} }
 
 // writeFile writes a file under dir, creating directories.
 func writeFile(t *testing.T, dir, name, content string, mode os.FileMode) string {

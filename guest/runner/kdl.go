@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/solstice-ci/solstice/guest/events"
 	"github.com/solstice-ci/solstice/guest/expr"
 	"github.com/solstice-ci/solstice/guest/kdl/workflow"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 var (
@@ -76,7 +76,7 @@ func (j *Job) runKDL(ctx context.Context, s *stepRun) {
 
 // going reports whether the KDL job should go on.
 func going(ctx context.Context, s *stepRun) bool {
-	return s.result == events.Success && ctx.Err() == nil
+	return s.result == contract.Success && ctx.Err() == nil
 }
 
 func kdlName(st workflow.Step) string {
@@ -150,7 +150,7 @@ func (j *Job) runKDLScript(ctx context.Context, s *stepRun, k kdlScript) {
 		j.errorLine(s.index, fmt.Sprintf("The KDL step '%s' has timed out after %s.", strings.TrimPrefix(k.label, "KDL step: "), k.timeout))
 		s.fail("a KDL step timed out")
 	}
-	if s.commandFailed && s.result == events.Success {
+	if s.commandFailed && s.result == contract.Success {
 		s.fail("a workflow command or file command failed")
 	}
 }

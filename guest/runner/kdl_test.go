@@ -5,8 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/solstice-ci/solstice/guest/events"
-	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 const kdlWorkflow = `workflow name="CI" {
@@ -28,8 +27,8 @@ const kdlWorkflow = `workflow name="CI" {
 `
 
 // prepareKDL writes the workflow and its setup script into the workspace.
-func prepareKDL() plan.Step {
-	return plan.Step{Run: `mkdir -p .solstice sub
+func prepareKDL() contract.Step {
+	return contract.Step{Run: `mkdir -p .solstice sub
 cat > .solstice/workflow.kdl <<'KDL'
 ` + kdlWorkflow + `KDL
 printf 'echo setting up in $(basename $(pwd))\necho FROM_SETUP=yes >> "$GITHUB_ENV"\n' > .solstice/setup.sh`}
@@ -37,11 +36,11 @@ printf 'echo setting up in $(basename $(pwd))\necho FROM_SETUP=yes >> "$GITHUB_E
 
 func TestKDLStep(t *testing.T) {
 	p := newPlan(prepareKDL(),
-		plan.Step{Name: "Legacy", KDL: &plan.KDL{Path: ".solstice/workflow.kdl", Job: "illumos-build"}, Env: plan.Strings{"PLAN_ENV": "p"}},
-		plan.Step{Run: "echo after $FROM_SETUP", If: "always()"},
+		contract.Step{Name: "Legacy", KDL: &contract.KDL{Path: ".solstice/workflow.kdl", Job: "illumos-build"}, Env: contract.Strings{"PLAN_ENV": "p"}},
+		contract.Step{Run: "echo after $FROM_SETUP", If: "always()"},
 	)
 	r := runJob(t, p)
-	r.expect(1, events.Failure, events.Failure)
+	r.expect(1, contract.Failure, contract.Failure)
 	out := r.output(1)
 	for _, want := range []string{"setting up in sub", "build wf job step sub", "from-setup=yes plan=p"} {
 		if !strings.Contains(out, want) {
@@ -65,12 +64,12 @@ func TestKDLStep(t *testing.T) {
 func TestKDLTimeoutAndErrors(t *testing.T) {
 	start := time.Now()
 	p := newPlan(prepareKDL(),
-		plan.Step{KDL: &plan.KDL{Path: ".solstice/workflow.kdl", Job: "slow"}},
-		plan.Step{KDL: &plan.KDL{Path: ".solstice/workflow.kdl", Job: "nosuch"}, If: "always()"},
-		plan.Step{KDL: &plan.KDL{Path: "missing.kdl", Job: "x"}, If: "always()"},
+		contract.Step{KDL: &contract.KDL{Path: ".solstice/workflow.kdl", Job: "slow"}},
+		contract.Step{KDL: &contract.KDL{Path: ".solstice/workflow.kdl", Job: "nosuch"}, If: "always()"},
+		contract.Step{KDL: &contract.KDL{Path: "missing.kdl", Job: "x"}, If: "always()"},
 	)
 	r := runJob(t, p)
-	r.expect(1, events.Failure, events.Failure)
+	r.expect(1, contract.Failure, contract.Failure)
 	if !strings.Contains(r.system(1), "The KDL step 'Sleep' has timed out after 1s.") {
 		t.Errorf("%s", r.system(1))
 	}

@@ -7,11 +7,6 @@ import (
 	"strings"
 )
 
-// DefaultRoot is where the agent keeps a job when --root is not given.
-// /var/tmp survives reboots less often than one would think on illumos
-// (it is on disk, not swap), and is writable by every user.
-const DefaultRoot = "/var/tmp/solstice"
-
 // Layout is the agent's directory tree under its root.
 type Layout struct {
 	Root   string

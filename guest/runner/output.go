@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // Runner messages (Constants.cs).
@@ -74,7 +75,7 @@ func (o *output) command(stream, line string) bool {
 		return true
 	}
 	if o.echo && !omitEcho[name] {
-		o.emitKind(stream, events.KindCommand, line)
+		o.emitKind(stream, contract.KindCommand, line)
 	}
 	if err := o.run(stream, c); err != nil {
 		what := line
@@ -89,7 +90,7 @@ func (o *output) command(stream, line string) bool {
 }
 
 func (o *output) emitKind(stream, kind, line string) {
-	o.j.emit(events.Event{Type: events.TypeLog, Step: o.s.index, Stream: stream, Kind: kind, Line: line})
+	o.j.emit(contract.Event{Type: contract.TypeLog, Step: o.s.index, Stream: stream, Kind: kind, Line: line})
 }
 
 func (o *output) stopCommands(stream, line string, c command) {
@@ -124,16 +125,16 @@ func (o *output) run(stream string, c command) error {
 		if !o.j.masker.AddMask(c.data) {
 			o.j.warning(idx, "Can't add secret mask for empty string in ##[add-mask] command.")
 		} else if o.echo {
-			o.emitKind(stream, events.KindCommand, "::add-mask::***")
+			o.emitKind(stream, contract.KindCommand, "::add-mask::***")
 		}
 	case "debug":
 		o.j.debug(idx, c.data)
 	case "error", "warning", "notice":
 		o.j.issue(idx, name, c.data, o.annotation(c))
 	case "group":
-		o.emitKind(events.System, events.KindGroup, "##[group]"+c.data)
+		o.emitKind(contract.System, contract.KindGroup, "##[group]"+c.data)
 	case "endgroup":
-		o.emitKind(events.System, events.KindEndGroup, "##[endgroup]")
+		o.emitKind(contract.System, contract.KindEndGroup, "##[endgroup]")
 	case "echo":
 		return o.setEcho(c.data)
 	case "set-env", "add-path":
@@ -198,7 +199,7 @@ func (o *output) deprecated(name string, c command) error {
 
 // annotation reads an issue command's properties, adjusting inconsistent
 // lines and columns as IssueCommandExtension.ValidateLinesAndColumns does.
-func (o *output) annotation(c command) *events.Annotation {
+func (o *output) annotation(c command) *contract.Annotation {
 	num := func(k string) (int, bool) {
 		v, ok := c.prop(k)
 		if !ok {
@@ -229,7 +230,7 @@ func (o *output) annotation(c command) *events.Annotation {
 	}
 	file, _ := c.prop("file")
 	title, _ := c.prop("title")
-	return &events.Annotation{File: o.j.relativeToWorkspace(file), Line: line, EndLine: endLine, Col: col, EndColumn: endCol, Title: title}
+	return &contract.Annotation{File: o.j.relativeToWorkspace(file), Line: line, EndLine: endLine, Col: col, EndColumn: endCol, Title: title}
 }
 
 // relativeToWorkspace makes a path in the workspace relative to it, with
@@ -247,9 +248,9 @@ func (j *Job) relativeToWorkspace(file string) string {
 
 // issue reports an error, warning or notice as readable system lines:
 // "Error: file:line:col: title: message", the annotation on the first.
-func (j *Job) issue(step int, level, msg string, a *events.Annotation) {
+func (j *Job) issue(step int, level, msg string, a *contract.Annotation) {
 	if a == nil {
-		a = &events.Annotation{}
+		a = &contract.Annotation{}
 	}
 	a.Level, a.Message = level, msg
 	lines := splitLines(msg)
@@ -257,7 +258,7 @@ func (j *Job) issue(step int, level, msg string, a *events.Annotation) {
 		lines = []string{""}
 	}
 	for i, l := range lines {
-		ev := events.Event{Type: events.TypeLog, Step: step, Stream: events.System, Kind: level, Line: l}
+		ev := contract.Event{Type: contract.TypeLog, Step: step, Stream: contract.System, Kind: level, Line: l}
 		if i == 0 {
 			ev.Line, ev.Annotation = issuePrefix(a)+l, a
 		}
@@ -265,7 +266,7 @@ func (j *Job) issue(step int, level, msg string, a *events.Annotation) {
 	}
 }
 
-func issuePrefix(a *events.Annotation) string {
+func issuePrefix(a *contract.Annotation) string {
 	p := strings.ToUpper(a.Level[:1]) + a.Level[1:] + ": "
 	if a.File != "" {
 		p += a.File

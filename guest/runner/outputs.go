@@ -3,8 +3,8 @@ package runner
 import (
 	"fmt"
 
-	"github.com/solstice-ci/solstice/guest/events"
 	"github.com/solstice-ci/solstice/guest/expr"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // jobOutputs evaluates the plan's outputs after the last step
@@ -16,14 +16,14 @@ func (j *Job) jobOutputs() map[string]string {
 	if len(j.plan.Outputs) == 0 {
 		return out
 	}
-	j.system(events.JobLevel, "Evaluate and set job outputs")
-	s := &stepRun{index: events.JobLevel, stepState: &stepState{}}
+	j.system(contract.JobLevel, "Evaluate and set job outputs")
+	s := &stepRun{index: contract.JobLevel, stepState: &stepState{}}
 	ee := j.exprEnv(s, j.globalEnv())
 	for _, name := range sortedKeys(j.plan.Outputs) {
 		v, err := expr.EvaluateTemplate(j.plan.Outputs[name], ee)
 		if err != nil {
-			j.errorLine(events.JobLevel, "Fail to evaluate job outputs")
-			j.errorLine(events.JobLevel, err.Error())
+			j.errorLine(contract.JobLevel, "Fail to evaluate job outputs")
+			j.errorLine(contract.JobLevel, err.Error())
 			j.mu.Lock()
 			j.failed = true
 			j.mu.Unlock()
@@ -32,11 +32,11 @@ func (j *Job) jobOutputs() map[string]string {
 		val := expr.ToString(v)
 		switch {
 		case val == "":
-			j.debug(events.JobLevel, fmt.Sprintf("Skip output '%s' since it's empty", name))
+			j.debug(contract.JobLevel, fmt.Sprintf("Skip output '%s' since it's empty", name))
 		case j.masker.Contains(val):
-			j.warning(events.JobLevel, fmt.Sprintf("Skip output '%s' since it may contain secret.", name))
+			j.warning(contract.JobLevel, fmt.Sprintf("Skip output '%s' since it may contain secret.", name))
 		default:
-			j.system(events.JobLevel, fmt.Sprintf("Set output '%s'", name))
+			j.system(contract.JobLevel, fmt.Sprintf("Set output '%s'", name))
 			out[name] = val
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // groupSignal names the signals the runner sends to a step's process group.
@@ -109,7 +109,7 @@ func (j *Job) killOrphans() {
 			continue
 		}
 		if !announced {
-			j.system(events.JobLevel, "Cleaning up orphan processes")
+			j.system(contract.JobLevel, "Cleaning up orphan processes")
 			announced = true
 		}
 		signalGroup(g, sigKill)
@@ -126,7 +126,7 @@ func startReaders(out *output, stdout, stderr *os.File) *pipeReaders {
 	p := &pipeReaders{files: []*os.File{stdout, stderr}, done: make(chan struct{})}
 	var wg sync.WaitGroup
 	for i, f := range p.files {
-		stream := []string{events.Stdout, events.Stderr}[i]
+		stream := []string{contract.Stdout, contract.Stderr}[i]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -11,7 +11,7 @@ import (
 	"github.com/solstice-ci/solstice/guest/events"
 	"github.com/solstice-ci/solstice/guest/expr"
 	"github.com/solstice-ci/solstice/guest/mask"
-	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // Exit codes of `solstice-guest run`. They must stay equal to the task
@@ -73,9 +73,9 @@ func (r Result) ExitCode() int {
 	switch {
 	case r.Err != nil:
 		return ExitInfrastructure
-	case r.Conclusion == events.Success:
+	case r.Conclusion == contract.Success:
 		return ExitSuccess
-	case r.Conclusion == events.Cancelled:
+	case r.Conclusion == contract.Cancelled:
 		return ExitCancelled
 	default:
 		return ExitJobFailed
@@ -85,7 +85,7 @@ func (r Result) ExitCode() int {
 // Job runs one plan. Create it with New, then call Run once; Cancel may be
 // called from any goroutine.
 type Job struct {
-	plan      *plan.Plan
+	plan      *contract.Plan
 	layout    Layout
 	workspace string
 	ew        *events.Writer
@@ -121,7 +121,7 @@ type Job struct {
 
 // New prepares a job. Secrets are registered with the masker at once, so
 // nothing reported afterwards can leak them.
-func New(p *plan.Plan, opt Options) (*Job, error) {
+func New(p *contract.Plan, opt Options) (*Job, error) {
 	if opt.Events == nil || opt.Masker == nil {
 		return nil, errors.New("runner: Events and Masker are required")
 	}
@@ -170,8 +170,8 @@ func (j *Job) Run() Result {
 	if err := j.writeEventFile(); err != nil {
 		return j.infraError(err)
 	}
-	j.emit(events.Event{Type: events.TypeJobStarted, Agent: j.version, Steps: len(j.plan.Steps),
-		Job: &events.Job{ID: j.plan.Job.ID, Name: j.plan.Job.Name, Workflow: j.plan.Job.Workflow}})
+	j.emit(contract.Event{Type: contract.TypeJobStarted, Agent: j.version, Steps: len(j.plan.Steps),
+		Job: &contract.Job{ID: j.plan.Job.ID, Name: j.plan.Job.Name, Workflow: j.plan.Job.Workflow}})
 	timer := j.startJobTimer()
 	defer timer.Stop()
 	setupOK := j.evaluateJobEnv()
@@ -181,10 +181,10 @@ func (j *Job) Run() Result {
 	j.endMu.Lock()
 	j.ended = true
 	j.endMu.Unlock()
-	j.emit(events.Event{Type: events.TypeOutputs, Outputs: j.jobOutputs()})
+	j.emit(contract.Event{Type: contract.TypeOutputs, Outputs: j.jobOutputs()})
 	j.killOrphans()
 	conclusion := j.conclusion()
-	j.emit(events.Event{Type: events.TypeJobFinished, Conclusion: conclusion, DurationMS: time.Since(start).Milliseconds()})
+	j.emit(contract.Event{Type: contract.TypeJobFinished, Conclusion: conclusion, DurationMS: time.Since(start).Milliseconds()})
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.emitErr != nil {
@@ -201,7 +201,7 @@ func (j *Job) startJobTimer() *time.Timer {
 		if j.ended {
 			return
 		}
-		j.errorLine(events.JobLevel, fmt.Sprintf("The job has exceeded the maximum execution time of %s minutes.", formatMinutes(limit)))
+		j.errorLine(contract.JobLevel, fmt.Sprintf("The job has exceeded the maximum execution time of %s minutes.", formatMinutes(limit)))
 		j.cancel(true)
 	})
 }
@@ -211,13 +211,13 @@ func (j *Job) conclusion() string {
 	defer j.mu.Unlock()
 	switch {
 	case j.timedOut:
-		return events.Failure
+		return contract.Failure
 	case j.cancelled:
-		return events.Cancelled
+		return contract.Cancelled
 	case j.failed:
-		return events.Failure
+		return contract.Failure
 	}
-	return events.Success
+	return contract.Success
 }
 
 // status is the job status the expression status functions see.
@@ -234,14 +234,14 @@ func (j *Job) status() expr.JobStatus {
 }
 
 func (j *Job) infraError(err error) Result {
-	j.emit(events.Event{Type: events.TypeInfraError, Message: err.Error()})
+	j.emit(contract.Event{Type: contract.TypeInfraError, Message: err.Error()})
 	return Result{Err: err}
 }
 
 // emit writes an event. If the stream cannot be written any more the job
 // cannot report anything: it is cancelled and ends as an infrastructure
 // failure.
-func (j *Job) emit(ev events.Event) {
+func (j *Job) emit(ev contract.Event) {
 	if _, err := j.ew.Emit(ev); err != nil {
 		j.mu.Lock()
 		first := j.emitErr == nil
@@ -256,19 +256,19 @@ func (j *Job) emit(ev events.Event) {
 }
 
 func (j *Job) log(step int, stream, line string) {
-	j.emit(events.Event{Type: events.TypeLog, Step: step, Stream: stream, Line: line})
+	j.emit(contract.Event{Type: contract.TypeLog, Step: step, Stream: stream, Line: line})
 }
 
-func (j *Job) system(step int, line string) { j.log(step, events.System, line) }
+func (j *Job) system(step int, line string) { j.log(step, contract.System, line) }
 
-func (j *Job) errorLine(step int, msg string) { j.issue(step, events.KindError, msg, nil) }
+func (j *Job) errorLine(step int, msg string) { j.issue(step, contract.KindError, msg, nil) }
 
-func (j *Job) warning(step int, msg string) { j.issue(step, events.KindWarning, msg, nil) }
+func (j *Job) warning(step int, msg string) { j.issue(step, contract.KindWarning, msg, nil) }
 
 func (j *Job) debug(step int, msg string) {
 	if j.stepDebug {
 		for _, line := range splitLines(msg) {
-			j.emit(events.Event{Type: events.TypeLog, Step: step, Stream: events.System, Kind: events.KindDebug, Line: "Debug: " + line})
+			j.emit(contract.Event{Type: contract.TypeLog, Step: step, Stream: contract.System, Kind: contract.KindDebug, Line: "Debug: " + line})
 		}
 	}
 }

@@ -8,8 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/solstice-ci/solstice/guest/events"
-	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 func TestWorkingDirectory(t *testing.T) {
@@ -31,12 +30,12 @@ func TestWorkingDirectory(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			prepare := plan.Step{Run: `mkdir -p "$GITHUB_WORKSPACE/sub" "$GITHUB_WORKSPACE/other"`, WorkingDirectory: "/"}
-			p := newPlan(prepare, plan.Step{Run: "pwd", WorkingDirectory: tt.step})
+			prepare := contract.Step{Run: `mkdir -p "$GITHUB_WORKSPACE/sub" "$GITHUB_WORKSPACE/other"`, WorkingDirectory: "/"}
+			p := newPlan(prepare, contract.Step{Run: "pwd", WorkingDirectory: tt.step})
 			p.Defaults.Run.WorkingDirectory = tt.defaults
 			r := runJob(t, p)
 			if !tt.ok {
-				r.expect(1, events.Failure, events.Failure)
+				r.expect(1, contract.Failure, contract.Failure)
 				if !strings.Contains(r.system(1), "working directory") {
 					t.Errorf("error: %s", r.system(1))
 				}
@@ -55,11 +54,11 @@ func TestWorkingDirectory(t *testing.T) {
 
 func TestEnvPrecedence(t *testing.T) {
 	p := newPlan(
-		plan.Step{Run: `echo "B=genv" >> "$GITHUB_ENV"; echo "C=genv" >> "$GITHUB_ENV"`},
-		plan.Step{Run: `echo "A=$A B=$B C=$C SHA=$GITHUB_SHA"`, Env: plan.Strings{"C": "step", "GITHUB_SHA": "mine"}},
-		plan.Step{Run: `echo "env.B=${{ env.B }} env.C=${{ env.C }}"`},
+		contract.Step{Run: `echo "B=genv" >> "$GITHUB_ENV"; echo "C=genv" >> "$GITHUB_ENV"`},
+		contract.Step{Run: `echo "A=$A B=$B C=$C SHA=$GITHUB_SHA"`, Env: contract.Strings{"C": "step", "GITHUB_SHA": "mine"}},
+		contract.Step{Run: `echo "env.B=${{ env.B }} env.C=${{ env.C }}"`},
 	)
-	p.Env = []plan.EnvVar{{Name: "A", Value: "wf"}, {Name: "B", Value: "wf"}, {Name: "A", Value: "job"}, {Name: "B", Value: "job"}, {Name: "C", Value: "job"}}
+	p.Env = []contract.EnvVar{{Name: "A", Value: "wf"}, {Name: "B", Value: "wf"}, {Name: "A", Value: "job"}, {Name: "B", Value: "job"}, {Name: "C", Value: "job"}}
 	r := runJob(t, p)
 	if got := r.output(1); got != "A=job B=genv C=step SHA=abc" {
 		t.Errorf("step env: %q", got)
@@ -71,17 +70,17 @@ func TestEnvPrecedence(t *testing.T) {
 
 func TestJobEnvExpressions(t *testing.T) {
 	p := newPlan(runStep(`echo "$GREETING $WHO"`))
-	p.Env = []plan.EnvVar{{Name: "GREETING", Value: "hello"}, {Name: "WHO", Value: "${{ matrix.os }}-${{ github.repository }}"}}
+	p.Env = []contract.EnvVar{{Name: "GREETING", Value: "hello"}, {Name: "WHO", Value: "${{ matrix.os }}-${{ github.repository }}"}}
 	p.Contexts["matrix"] = json.RawMessage(`{"os":"omnios"}`)
 	r := runJob(t, p)
 	if got := r.output(0); got != "hello omnios-o/r" {
 		t.Errorf("got %q", got)
 	}
 	// A broken job env fails the job before its steps.
-	p.Env = []plan.EnvVar{{Name: "X", Value: "${{ nosuch.context }}"}}
+	p.Env = []contract.EnvVar{{Name: "X", Value: "${{ nosuch.context }}"}}
 	r = runJob(t, p)
-	r.expect(0, events.Skipped, events.Skipped)
-	if r.conclusion() != events.Failure || !strings.Contains(strings.Join(r.lines(-1), "\n"), "Failed to evaluate the env") {
+	r.expect(0, contract.Skipped, contract.Skipped)
+	if r.conclusion() != contract.Failure || !strings.Contains(strings.Join(r.lines(-1), "\n"), "Failed to evaluate the env") {
 		t.Errorf("conclusion %s: %q", r.conclusion(), r.lines(-1))
 	}
 }
@@ -107,7 +106,7 @@ for f in GITHUB_ENV GITHUB_PATH GITHUB_OUTPUT GITHUB_STATE GITHUB_STEP_SUMMARY; 
 }
 
 func TestCIKeptWhenSet(t *testing.T) {
-	r := runJob(t, newPlan(runStep(`echo "CI=$CI"`), plan.Step{Run: `echo "CI=$CI"`, Env: plan.Strings{"CI": "step"}}), withEnv("CI=agent"))
+	r := runJob(t, newPlan(runStep(`echo "CI=$CI"`), contract.Step{Run: `echo "CI=$CI"`, Env: contract.Strings{"CI": "step"}}), withEnv("CI=agent"))
 	if r.output(0) != "CI=agent" || r.output(1) != "CI=step" {
 		t.Errorf("%q %q", r.output(0), r.output(1))
 	}
@@ -118,13 +117,13 @@ func TestGitHubPath(t *testing.T) {
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	writeFile(t, b, "mytool", "#!/bin/sh\necho tool from b\n", 0o755)
 	p := newPlan(
-		plan.Step{Run: "echo " + a + " >> $GITHUB_PATH; echo " + b + " >> $GITHUB_PATH"},
-		plan.Step{Run: `echo "$PATH"; mytool`},
-		plan.Step{Run: "echo " + a + " >> $GITHUB_PATH"}, // again: moves to the front
-		plan.Step{Run: `echo "$PATH"`, Env: plan.Strings{"PATH": "/custom"}},
+		contract.Step{Run: "echo " + a + " >> $GITHUB_PATH; echo " + b + " >> $GITHUB_PATH"},
+		contract.Step{Run: `echo "$PATH"; mytool`},
+		contract.Step{Run: "echo " + a + " >> $GITHUB_PATH"}, // again: moves to the front
+		contract.Step{Run: `echo "$PATH"`, Env: contract.Strings{"PATH": "/custom"}},
 	)
 	r := runJob(t, p)
-	out := r.lines(1, events.Stdout)
+	out := r.lines(1, contract.Stdout)
 	if len(out) != 2 || !strings.HasPrefix(out[0], b+":"+a+":") || out[1] != "tool from b" {
 		t.Errorf("PATH: %q", out)
 	}
@@ -135,18 +134,18 @@ func TestGitHubPath(t *testing.T) {
 
 func TestConditions(t *testing.T) {
 	p := newPlan(
-		runStep("exit 1"),                                      // 0 fails
-		runStep("echo skipped"),                                // 1 success() is implied
-		plan.Step{Run: "echo always", If: "always()"},          // 2
-		plan.Step{Run: "echo failure", If: "failure()"},        // 3
-		plan.Step{Run: "echo success", If: "success()"},        // 4
-		plan.Step{Run: "echo implied", If: "true"},             // 5: success() && (true)
-		plan.Step{Run: "echo cancelled", If: "cancelled()"},    // 6
-		plan.Step{Run: "echo bad", If: "always() && nosuch.x"}, // 7: evaluation error fails the step
-		plan.Step{Run: "echo status ${{ job.status }}", If: "${{ always() }}"},
+		runStep("exit 1"),                                          // 0 fails
+		runStep("echo skipped"),                                    // 1 success() is implied
+		contract.Step{Run: "echo always", If: "always()"},          // 2
+		contract.Step{Run: "echo failure", If: "failure()"},        // 3
+		contract.Step{Run: "echo success", If: "success()"},        // 4
+		contract.Step{Run: "echo implied", If: "true"},             // 5: success() && (true)
+		contract.Step{Run: "echo cancelled", If: "cancelled()"},    // 6
+		contract.Step{Run: "echo bad", If: "always() && nosuch.x"}, // 7: evaluation error fails the step
+		contract.Step{Run: "echo status ${{ job.status }}", If: "${{ always() }}"},
 	)
 	r := runJob(t, p)
-	want := []string{events.Failure, events.Skipped, events.Success, events.Success, events.Skipped, events.Skipped, events.Skipped, events.Failure, events.Success}
+	want := []string{contract.Failure, contract.Skipped, contract.Success, contract.Success, contract.Skipped, contract.Skipped, contract.Skipped, contract.Failure, contract.Success}
 	for i, w := range want {
 		r.expect(i, w, w)
 	}
@@ -162,29 +161,29 @@ func TestConditions(t *testing.T) {
 	if code := r.finished(0).ExitCode; code == nil || *code != 1 {
 		t.Errorf("exit code %v", code)
 	}
-	if r.conclusion() != events.Failure || r.res.ExitCode() != ExitJobFailed {
+	if r.conclusion() != contract.Failure || r.res.ExitCode() != ExitJobFailed {
 		t.Errorf("job %s", r.conclusion())
 	}
 }
 
 func TestContinueOnError(t *testing.T) {
 	p := newPlan(
-		plan.Step{ID: "flaky", Run: "exit 3", ContinueOnError: "true"},
-		plan.Step{Run: "echo ${{ steps.flaky.outcome }} ${{ steps.flaky.conclusion }}"},
-		plan.Step{Run: "echo failure ran", If: "failure()"},
-		plan.Step{ID: "expr", Run: "exit 1", ContinueOnError: "${{ matrix.experimental }}"},
-		plan.Step{Run: "echo after"},
+		contract.Step{ID: "flaky", Run: "exit 3", ContinueOnError: "true"},
+		contract.Step{Run: "echo ${{ steps.flaky.outcome }} ${{ steps.flaky.conclusion }}"},
+		contract.Step{Run: "echo failure ran", If: "failure()"},
+		contract.Step{ID: "expr", Run: "exit 1", ContinueOnError: "${{ matrix.experimental }}"},
+		contract.Step{Run: "echo after"},
 	)
 	p.Contexts["matrix"] = json.RawMessage(`{"experimental":true}`)
 	r := runJob(t, p)
-	r.expect(0, events.Failure, events.Success)
+	r.expect(0, contract.Failure, contract.Success)
 	if r.output(1) != "failure success" {
 		t.Errorf("steps context: %q", r.output(1))
 	}
-	r.expect(2, events.Skipped, events.Skipped)
-	r.expect(3, events.Failure, events.Success)
-	r.expect(4, events.Success, events.Success)
-	if r.conclusion() != events.Success {
+	r.expect(2, contract.Skipped, contract.Skipped)
+	r.expect(3, contract.Failure, contract.Success)
+	r.expect(4, contract.Success, contract.Success)
+	if r.conclusion() != contract.Success {
 		t.Errorf("job %s", r.conclusion())
 	}
 }
@@ -192,14 +191,14 @@ func TestContinueOnError(t *testing.T) {
 func TestStepTimeout(t *testing.T) {
 	start := time.Now()
 	p := newPlan(
-		plan.Step{Name: "Sleepy", Run: "sleep 30", TimeoutMinutes: "0.01"},
-		plan.Step{Run: "echo cleanup", If: "always()"},
-		plan.Step{Run: "sleep 30", TimeoutMinutes: "${{ fromJSON('0.01') }}", ContinueOnError: "true", If: "always()"},
+		contract.Step{Name: "Sleepy", Run: "sleep 30", TimeoutMinutes: "0.01"},
+		contract.Step{Run: "echo cleanup", If: "always()"},
+		contract.Step{Run: "sleep 30", TimeoutMinutes: "${{ fromJSON('0.01') }}", ContinueOnError: "true", If: "always()"},
 	)
 	r := runJob(t, p)
-	r.expect(0, events.Failure, events.Failure)
-	r.expect(1, events.Success, events.Success)
-	r.expect(2, events.Failure, events.Success)
+	r.expect(0, contract.Failure, contract.Failure)
+	r.expect(1, contract.Success, contract.Success)
+	r.expect(2, contract.Failure, contract.Success)
 	if !strings.Contains(r.system(0), "The action 'Sleepy' has timed out after 0.01 minutes.") {
 		t.Errorf("message: %s", r.system(0))
 	}
@@ -212,17 +211,17 @@ func TestJobTimeout(t *testing.T) {
 	p := newPlan(
 		runStep("sleep 30"),
 		runStep("echo never"),
-		plan.Step{Run: "echo cleanup ${{ job.status }}", If: "always()"},
-		plan.Step{Run: "echo 'cancelled() is true'", If: "cancelled()"},
+		contract.Step{Run: "echo cleanup ${{ job.status }}", If: "always()"},
+		contract.Step{Run: "echo 'cancelled() is true'", If: "cancelled()"},
 	)
 	p.TimeoutMinutes = 0.02 // 1.2 s
 	r := runJob(t, p)
-	r.expect(0, events.Cancelled, events.Cancelled)
-	r.expect(1, events.Skipped, events.Skipped)
+	r.expect(0, contract.Cancelled, contract.Cancelled)
+	r.expect(1, contract.Skipped, contract.Skipped)
 	if r.output(2) != "cleanup cancelled" || r.output(3) != "cancelled() is true" {
 		t.Errorf("cleanup steps: %q %q", r.output(2), r.output(3))
 	}
-	if r.conclusion() != events.Failure || r.res.ExitCode() != ExitJobFailed {
+	if r.conclusion() != contract.Failure || r.res.ExitCode() != ExitJobFailed {
 		t.Errorf("job %s", r.conclusion())
 	}
 	if !strings.Contains(strings.Join(r.lines(-1), "\n"), "The job has exceeded the maximum execution time of 0.02 minutes.") {
@@ -240,9 +239,9 @@ func TestCancel(t *testing.T) {
 trap 'echo got INT; exit 130' INT
 echo ready; wait`),
 		runStep("echo never"),
-		plan.Step{Run: "echo always ${{ job.status }}", If: "always()"},
-		plan.Step{Run: "echo cancelled", If: "cancelled()"},
-		plan.Step{Run: "echo failure", If: "failure()"},
+		contract.Step{Run: "echo always ${{ job.status }}", If: "always()"},
+		contract.Step{Run: "echo cancelled", If: "cancelled()"},
+		contract.Step{Run: "echo failure", If: "failure()"},
 	)
 	r := runJob(t, p, func(s *setup) {
 		s.during = func(j *Job) {
@@ -251,18 +250,18 @@ echo ready; wait`),
 			j.Cancel()
 		}
 	})
-	r.expect(0, events.Cancelled, events.Cancelled)
-	r.expect(1, events.Skipped, events.Skipped)
-	r.expect(2, events.Success, events.Success)
-	r.expect(3, events.Success, events.Success)
-	r.expect(4, events.Skipped, events.Skipped)
+	r.expect(0, contract.Cancelled, contract.Cancelled)
+	r.expect(1, contract.Skipped, contract.Skipped)
+	r.expect(2, contract.Success, contract.Success)
+	r.expect(3, contract.Success, contract.Success)
+	r.expect(4, contract.Skipped, contract.Skipped)
 	if !strings.Contains(r.output(0), "got INT") || !strings.Contains(r.system(0), "The operation was canceled.") {
 		t.Errorf("step 0: %s\n%s", r.output(0), r.system(0))
 	}
 	if r.output(2) != "always cancelled" {
 		t.Errorf("always step: %q", r.output(2))
 	}
-	if r.conclusion() != events.Cancelled || r.res.ExitCode() != ExitCancelled {
+	if r.conclusion() != contract.Cancelled || r.res.ExitCode() != ExitCancelled {
 		t.Errorf("job %s", r.conclusion())
 	}
 	if pid := readPid(pidFile); !gone(pid) {
@@ -276,15 +275,15 @@ echo ready; wait`),
 func TestCancelEscalatesAndCancelTimeout(t *testing.T) {
 	p := newPlan(
 		runStep(`trap '' INT TERM; echo ready; while true; do sleep 0.1; done`),
-		plan.Step{Run: "sleep 30", If: "always()"},
+		contract.Step{Run: "sleep 30", If: "always()"},
 	)
 	p.CancelTimeoutMinutes = 0.02
 	start := time.Now()
 	r := runJob(t, p, func(s *setup) {
 		s.during = func(j *Job) { time.Sleep(500 * time.Millisecond); j.Cancel() }
 	})
-	r.expect(0, events.Cancelled, events.Cancelled)
-	r.expect(1, events.Cancelled, events.Cancelled)
+	r.expect(0, contract.Cancelled, contract.Cancelled)
+	r.expect(1, contract.Cancelled, contract.Cancelled)
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("took %v", d)
 	}
@@ -292,8 +291,8 @@ func TestCancelEscalatesAndCancelTimeout(t *testing.T) {
 
 func TestOutputs(t *testing.T) {
 	p := newPlan(
-		plan.Step{ID: "v", Run: `echo "version=1.2.3" >> "$GITHUB_OUTPUT"; echo "secret=$TOKEN" >> "$GITHUB_OUTPUT"`, Env: plan.Strings{"TOKEN": "${{ secrets.TOKEN }}"}},
-		plan.Step{Run: "echo v=${{ steps.v.outputs.version }}"},
+		contract.Step{ID: "v", Run: `echo "version=1.2.3" >> "$GITHUB_OUTPUT"; echo "secret=$TOKEN" >> "$GITHUB_OUTPUT"`, Env: contract.Strings{"TOKEN": "${{ secrets.TOKEN }}"}},
+		contract.Step{Run: "echo v=${{ steps.v.outputs.version }}"},
 	)
 	p.Secrets = []string{"TOKEN"}
 	p.Outputs = map[string]string{"version": "${{ steps.v.outputs.version }}", "leak": "${{ steps.v.outputs.secret }}", "empty": "${{ steps.v.outputs.none }}"}
@@ -301,7 +300,7 @@ func TestOutputs(t *testing.T) {
 	if r.output(1) != "v=1.2.3" {
 		t.Errorf("step output: %q", r.output(1))
 	}
-	outs := r.ofType(events.TypeOutputs)
+	outs := r.ofType(contract.TypeOutputs)
 	if len(outs) != 1 || len(outs[0].Outputs) != 1 || outs[0].Outputs["version"] != "1.2.3" {
 		t.Fatalf("outputs: %+v", outs)
 	}
@@ -309,13 +308,13 @@ func TestOutputs(t *testing.T) {
 		t.Errorf("job lines: %q", r.lines(-1))
 	}
 	// outputs come after the last step, right before job_finished
-	if r.events[len(r.events)-2].Type != events.TypeOutputs {
+	if r.events[len(r.events)-2].Type != contract.TypeOutputs {
 		t.Errorf("outputs not last before job_finished")
 	}
 }
 
 func TestExitCodes(t *testing.T) {
-	r := runJob(t, newPlan(runStep("exit 3"), plan.Step{Run: "kill -TERM $$", If: "always()"}))
+	r := runJob(t, newPlan(runStep("exit 3"), contract.Step{Run: "kill -TERM $$", If: "always()"}))
 	if c := r.finished(0).ExitCode; c == nil || *c != 3 {
 		t.Errorf("exit code %v", c)
 	}
@@ -337,7 +336,7 @@ func TestBackgroundProcess(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("the background process held the job for %v", d)
 	}
-	r.expect(0, events.Success, events.Success)
+	r.expect(0, contract.Success, contract.Success)
 	if pid := readPid(pidFile); !gone(pid) {
 		t.Errorf("orphan %s not cleaned up", pid)
 	}
@@ -348,14 +347,14 @@ func TestBackgroundProcess(t *testing.T) {
 
 func TestDisplayNames(t *testing.T) {
 	p := newPlan(
-		plan.Step{Run: "  echo first\necho second"},
-		plan.Step{Name: "Build ${{ matrix.os }}", Run: "true"},
-		plan.Step{Run: "echo ${{ matrix.os }}"},
+		contract.Step{Run: "  echo first\necho second"},
+		contract.Step{Name: "Build ${{ matrix.os }}", Run: "true"},
+		contract.Step{Run: "echo ${{ matrix.os }}"},
 	)
 	p.Contexts["matrix"] = json.RawMessage(`{"os":"omnios"}`)
 	r := runJob(t, p)
 	var names []string
-	for _, ev := range r.ofType(events.TypeStepStarted) {
+	for _, ev := range r.ofType(contract.TypeStepStarted) {
 		names = append(names, ev.Name)
 	}
 	if strings.Join(names, "|") != "Run echo first|Build omnios|Run echo omnios" {

@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/solstice-ci/solstice/guest/events"
 	"github.com/solstice-ci/solstice/guest/expr"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // script is one script to run for a step (a run step, or a KDL step).
@@ -105,7 +105,7 @@ func (j *Job) runScript(ctx context.Context, s *stepRun, sc script) {
 // printHeader logs the collapsible block GitHub shows above a step's
 // output: the script, the shell, and the env context.
 func (j *Job) printHeader(s *stepRun, sc script, sh shell) {
-	j.emit(events.Event{Type: events.TypeLog, Step: s.index, Stream: events.System, Kind: events.KindGroup, Line: "##[group]" + sc.header})
+	j.emit(contract.Event{Type: contract.TypeLog, Step: s.index, Stream: contract.System, Kind: contract.KindGroup, Line: "##[group]" + sc.header})
 	for _, l := range splitLines(trimTrailingNewlines(sc.text)) {
 		j.system(s.index, l)
 	}
@@ -116,7 +116,7 @@ func (j *Job) printHeader(s *stepRun, sc script, sh shell) {
 			j.system(s.index, "  "+k+": "+s.env[k])
 		}
 	}
-	j.emit(events.Event{Type: events.TypeLog, Step: s.index, Stream: events.System, Kind: events.KindEndGroup, Line: "##[endgroup]"})
+	j.emit(contract.Event{Type: contract.TypeLog, Step: s.index, Stream: contract.System, Kind: contract.KindEndGroup, Line: "##[endgroup]"})
 }
 
 func trimTrailingNewlines(s string) string {

@@ -8,8 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/solstice-ci/solstice/guest/events"
-	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 func TestSplitArgs(t *testing.T) {
@@ -144,10 +143,10 @@ func TestShellsRun(t *testing.T) {
 					t.Skip("no perl")
 				}
 			}
-			r := runJob(t, newPlan(plan.Step{Run: tt.script, Shell: tt.shell}))
+			r := runJob(t, newPlan(contract.Step{Run: tt.script, Shell: tt.shell}))
 			out := r.output(0)
 			ev := r.finished(0)
-			if (ev.Conclusion == events.Success) != tt.ok || !strings.Contains(out, tt.want) {
+			if (ev.Conclusion == contract.Success) != tt.ok || !strings.Contains(out, tt.want) {
 				t.Errorf("conclusion %s, output %q (want %q)\n%s", ev.Conclusion, out, tt.want, r.system(0))
 			}
 		})
@@ -156,9 +155,9 @@ func TestShellsRun(t *testing.T) {
 
 // A shell from an expression is checked like the runner checks it.
 func TestShellExpressionErrors(t *testing.T) {
-	r := runJob(t, newPlan(plan.Step{Run: "echo x", Shell: "${{ 'perl' }}"}, plan.Step{Run: "echo x", If: "always()", Shell: "${{ 'zsh5 {0}' }}"}))
-	r.expect(0, events.Failure, events.Failure)
-	r.expect(1, events.Failure, events.Failure)
+	r := runJob(t, newPlan(contract.Step{Run: "echo x", Shell: "${{ 'perl' }}"}, contract.Step{Run: "echo x", If: "always()", Shell: "${{ 'zsh5 {0}' }}"}))
+	r.expect(0, contract.Failure, contract.Failure)
+	r.expect(1, contract.Failure, contract.Failure)
 	if !strings.Contains(r.system(0), "Invalid shell option. Shell must be a valid built-in") {
 		t.Errorf("step 0: %s", r.system(0))
 	}
@@ -169,14 +168,14 @@ func TestShellExpressionErrors(t *testing.T) {
 
 // The header GitHub shows, and the script file's extension.
 func TestRunHeaderAndScriptFile(t *testing.T) {
-	r := runJob(t, newPlan(plan.Step{Run: "echo $0\necho two", Shell: "bash", Env: plan.Strings{"FOO": "bar"}}))
+	r := runJob(t, newPlan(contract.Step{Run: "echo $0\necho two", Shell: "bash", Env: contract.Strings{"FOO": "bar"}}))
 	sys := r.system(0)
 	for _, want := range []string{"##[group]Run echo $0", "echo two", "shell: ", "--noprofile --norc -e -o pipefail {0}", "env:", "  FOO: bar", "##[endgroup]"} {
 		if !strings.Contains(sys, want) {
 			t.Errorf("header lacks %q:\n%s", want, sys)
 		}
 	}
-	out := r.lines(0, events.Stdout)
+	out := r.lines(0, contract.Stdout)
 	if len(out) != 2 || !strings.HasPrefix(out[0], r.layout.Temp+"/") || !strings.HasSuffix(out[0], ".sh") {
 		t.Errorf("script path %q", out)
 	}

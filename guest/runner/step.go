@@ -10,9 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/solstice-ci/solstice/guest/events"
 	"github.com/solstice-ci/solstice/guest/expr"
-	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // Why a step's context ended.
@@ -26,7 +25,7 @@ var (
 // with their own env and command files; they share the state.
 type stepRun struct {
 	index      int
-	step       *plan.Step
+	step       *contract.Step
 	name       string            // display name
 	actionName string            // github.action
 	stepEnv    map[string]string // the step's own env, evaluated
@@ -52,7 +51,7 @@ func (s *stepState) setOutput(k, v string) {
 }
 
 func (s *stepState) fail(reason string) {
-	s.result = events.Failure
+	s.result = contract.Failure
 	if s.reason == "" {
 		s.reason = reason
 	}
@@ -66,10 +65,10 @@ func (j *Job) runStep(i int, setupOK bool) {
 	start := time.Now()
 	envErr := j.prepareStepEnv(s)
 	s.name = j.displayName(s)
-	j.emit(events.Event{Type: events.TypeStepStarted, Step: i, StepID: st.ID, Name: s.name})
+	j.emit(contract.Event{Type: contract.TypeStepStarted, Step: i, StepID: st.ID, Name: s.name})
 	switch {
 	case !setupOK:
-		s.result, s.reason = events.Skipped, "the job failed before its first step"
+		s.result, s.reason = contract.Skipped, "the job failed before its first step"
 	case envErr != nil:
 		j.errorLine(i, envErr.Error())
 		s.fail("the step's env could not be evaluated")
@@ -77,11 +76,11 @@ func (j *Job) runStep(i int, setupOK bool) {
 		j.evaluateAndRun(s)
 	}
 	outcome, conclusion := s.result, s.result
-	if outcome == events.Failure && j.continueOnError(s) {
-		conclusion = events.Success
+	if outcome == contract.Failure && j.continueOnError(s) {
+		conclusion = contract.Success
 	}
 	j.recordStep(s, outcome, conclusion)
-	j.emit(events.Event{Type: events.TypeStepFinished, Step: i, Outcome: outcome, Conclusion: conclusion,
+	j.emit(contract.Event{Type: contract.TypeStepFinished, Step: i, Outcome: outcome, Conclusion: conclusion,
 		ExitCode: s.exitCode, DurationMS: time.Since(start).Milliseconds(), Reason: s.reason})
 }
 
@@ -111,7 +110,7 @@ func (j *Job) evaluateAndRun(s *stepRun) {
 		return
 	}
 	if !run {
-		s.result, s.reason = events.Skipped, fmt.Sprintf("the condition %q was false", conditionText(s.step.If))
+		s.result, s.reason = contract.Skipped, fmt.Sprintf("the condition %q was false", conditionText(s.step.If))
 		return
 	}
 	if s.step.Run != "" && !j.prepareFiles(s) {
@@ -120,7 +119,7 @@ func (j *Job) evaluateAndRun(s *stepRun) {
 	timeout := j.stepTimeout(s)
 	ctx, cancel := j.stepContext(s, timeout)
 	defer cancel(nil)
-	s.result = events.Success
+	s.result = contract.Success
 	switch {
 	case s.step.Uses != "":
 		j.checkout(ctx, s)
@@ -161,9 +160,9 @@ func (j *Job) settle(ctx context.Context, s *stepRun, timeout time.Duration) {
 		s.fail("timed out")
 	case errJobCancelled, errCancelDeadline:
 		j.errorLine(s.index, "The operation was canceled.")
-		s.result, s.reason = events.Cancelled, "the job was cancelled"
+		s.result, s.reason = contract.Cancelled, "the job was cancelled"
 	}
-	if s.commandFailed && s.result == events.Success {
+	if s.commandFailed && s.result == contract.Success {
 		s.fail("a workflow command or file command failed")
 	}
 }
@@ -284,13 +283,13 @@ func (j *Job) recordStep(s *stepRun, outcome, conclusion string) {
 	if s.step.ID != "" {
 		j.stepsCtx[s.step.ID] = map[string]any{"outputs": outputs, "outcome": outcome, "conclusion": conclusion}
 	}
-	if conclusion == events.Failure {
+	if conclusion == contract.Failure {
 		j.failed = true
 	}
 }
 
 // actionName is github.action: the step id, or a generated __run name.
-func (j *Job) actionName(st *plan.Step) string {
+func (j *Job) actionName(st *contract.Step) string {
 	if st.ID != "" {
 		return st.ID
 	}

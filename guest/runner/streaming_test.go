@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 func TestOutputEncodings(t *testing.T) {
 	r := runJob(t, newPlan(
 		runStep(`printf 'bad \377\376 bytes\n'; printf '10%%\r50%%\r100%%\n'; printf 'crlf\r\n'; printf 'no newline at end'`),
 	))
-	got := r.lines(0, events.Stdout)
+	got := r.lines(0, contract.Stdout)
 	want := []string{"bad \ufffd\ufffd bytes", "100%", "crlf", "no newline at end"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("got %q, want %q", got, want)
@@ -23,7 +24,7 @@ func TestOutputEncodings(t *testing.T) {
 
 func TestLongLine(t *testing.T) {
 	r := runJob(t, newPlan(runStep(`head -c 1000000 /dev/zero | tr '\0' a; echo; echo next`)))
-	lines := r.lines(0, events.Stdout)
+	lines := r.lines(0, contract.Stdout)
 	total := 0
 	for _, l := range lines[:len(lines)-1] {
 		if len(l) > events.MaxLine {
@@ -63,10 +64,10 @@ func TestHugeOutputBoundedMemory(t *testing.T) {
 	// 100,000 lines of 1,000 bytes, then 10 MB without a newline.
 	r := runJob(t, newPlan(runStep(`yes "$(head -c 999 /dev/zero | tr '\0' x)" | head -c 100000000; head -c 10000000 /dev/zero | tr '\0' y`)),
 		func(s *setup) { s.after = func() { close(stop) } })
-	r.expect(0, events.Success, events.Success)
+	r.expect(0, contract.Success, contract.Success)
 	var n, bytes int
 	for _, ev := range r.events {
-		if ev.Type == events.TypeLog && ev.Stream == events.Stdout {
+		if ev.Type == contract.TypeLog && ev.Stream == contract.Stdout {
 			n++
 			bytes += len(ev.Line)
 		}

@@ -17,30 +17,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
-
-// ParentPrefix starts the name of every label's parent job.
-const ParentPrefix = "solstice-"
-
-// ParentJob is the parameterized job for a catalog label.
-func ParentJob(label string) string { return ParentPrefix + label }
-
-// Meta keys every dispatched job carries. They are how a restarted shim
-// finds its jobs again, so they are part of the contract.
-const (
-	MetaForge      = "solstice_forge"
-	MetaInstance   = "solstice_instance"
-	MetaTaskID     = "solstice_task_id"
-	MetaRepository = "solstice_repository"
-	MetaRun        = "solstice_run"
-	MetaJobName    = "solstice_job_name"
-	MetaSecretsKey = "solstice_secrets_key"
-	MetaBundleURL  = "solstice_bundle_url" // solstice run only
-)
-
-// SecretsPrefix is where job secrets live as Nomad Variables; the parent
-// jobspec's template reads exactly one of them into the task's secrets dir.
-const SecretsPrefix = "solstice/secrets/"
 
 // Meta identifies a job in its forge.
 type Meta struct {
@@ -69,16 +47,16 @@ func (m Meta) validate() error {
 
 func (m Meta) nomad(secretsKey string) map[string]string {
 	return map[string]string{
-		MetaForge: m.Forge, MetaInstance: m.Instance, MetaTaskID: m.TaskID,
-		MetaRepository: m.Repository, MetaRun: m.Run, MetaJobName: m.JobName,
-		MetaSecretsKey: secretsKey,
+		contract.MetaForge: m.Forge, contract.MetaInstance: m.Instance, contract.MetaTaskID: m.TaskID,
+		contract.MetaRepository: m.Repository, contract.MetaRun: m.Run, contract.MetaJobName: m.JobName,
+		contract.MetaSecretsKey: secretsKey,
 	}
 }
 
 func metaFrom(job map[string]string) Meta {
 	return Meta{
-		Forge: job[MetaForge], Instance: job[MetaInstance], TaskID: job[MetaTaskID],
-		Repository: job[MetaRepository], Run: job[MetaRun], JobName: job[MetaJobName],
+		Forge: job[contract.MetaForge], Instance: job[contract.MetaInstance], TaskID: job[contract.MetaTaskID],
+		Repository: job[contract.MetaRepository], Run: job[contract.MetaRun], JobName: job[contract.MetaJobName],
 	}
 }
 
@@ -99,9 +77,6 @@ type Request struct {
 	BundleURL string
 }
 
-// PayloadLimit is Nomad's dispatch payload limit (DispatchPayloadSizeLimit).
-const PayloadLimit = 16 * 1024
-
 // Job is a dispatched job as the shims see it.
 type Job struct {
 	ID         string // the dispatched job's id
@@ -116,8 +91,8 @@ func (c *Client) Dispatch(ctx context.Context, req Request) (*Job, error) {
 	if err := req.Meta.validate(); err != nil {
 		return nil, err
 	}
-	if len(req.Plan) > PayloadLimit {
-		return nil, fmt.Errorf("dispatch %s: the job plan is %d bytes, over Nomad's %d-byte payload limit", req.Meta.JobName, len(req.Plan), PayloadLimit)
+	if len(req.Plan) > contract.PayloadLimit {
+		return nil, fmt.Errorf("dispatch %s: the job plan is %d bytes, over Nomad's %d-byte payload limit", req.Meta.JobName, len(req.Plan), contract.PayloadLimit)
 	}
 	key, err := randomKey()
 	if err != nil {
@@ -129,12 +104,12 @@ func (c *Client) Dispatch(ctx context.Context, req Request) (*Job, error) {
 	q := (&api.WriteOptions{}).WithContext(ctx)
 	meta := req.Meta.nomad(key)
 	if req.BundleURL != "" {
-		meta[MetaBundleURL] = req.BundleURL
+		meta[contract.MetaBundleURL] = req.BundleURL
 	}
-	resp, _, err := c.API.Jobs().Dispatch(ParentJob(req.Label), meta, req.Plan, idPrefix(req.Meta), q)
+	resp, _, err := c.API.Jobs().Dispatch(contract.ParentJob(req.Label), meta, req.Plan, idPrefix(req.Meta), q)
 	if err != nil {
 		c.deleteSecrets(context.WithoutCancel(ctx), key)
-		return nil, fmt.Errorf("dispatch %s to %s: %w", req.Meta.JobName, ParentJob(req.Label), err)
+		return nil, fmt.Errorf("dispatch %s to %s: %w", req.Meta.JobName, contract.ParentJob(req.Label), err)
 	}
 	c.Log.Info("dispatched", "job", resp.DispatchedJobID, "label", req.Label, "forge_task", req.Meta.TaskID)
 	return &Job{ID: resp.DispatchedJobID, Label: req.Label, Meta: req.Meta, SecretsKey: key}, nil
@@ -172,7 +147,7 @@ func (c *Client) putSecrets(ctx context.Context, key string, secrets map[string]
 	if len(items) == 0 {
 		items["_"] = ""
 	}
-	v := &api.Variable{Path: SecretsPrefix + key, Items: items}
+	v := &api.Variable{Path: contract.SecretsPrefix + key, Items: items}
 	if _, _, err := c.API.Variables().Create(v, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
 		return fmt.Errorf("store job secrets: %w", err)
 	}
@@ -180,7 +155,7 @@ func (c *Client) putSecrets(ctx context.Context, key string, secrets map[string]
 }
 
 func (c *Client) deleteSecrets(ctx context.Context, key string) error {
-	_, err := c.API.Variables().Delete(SecretsPrefix+key, (&api.WriteOptions{}).WithContext(ctx))
+	_, err := c.API.Variables().Delete(contract.SecretsPrefix+key, (&api.WriteOptions{}).WithContext(ctx))
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("delete job secrets: %w", err)
 	}
@@ -222,7 +197,7 @@ func (c *Client) InFlight(ctx context.Context, forge, instance string) ([]*Job, 
 	}
 	var jobs []*Job
 	for _, s := range stubs {
-		if s.ParentID == "" || !strings.HasPrefix(s.ParentID, ParentPrefix) {
+		if s.ParentID == "" || !strings.HasPrefix(s.ParentID, contract.ParentPrefix) {
 			continue
 		}
 		full, _, err := c.API.Jobs().Info(s.ID, q)
@@ -233,15 +208,15 @@ func (c *Client) InFlight(ctx context.Context, forge, instance string) ([]*Job, 
 		if m.Forge != forge || m.Instance != instance {
 			continue
 		}
-		key := full.Meta[MetaSecretsKey]
-		v, _, err := c.API.Variables().Peek(SecretsPrefix+key, q)
+		key := full.Meta[contract.MetaSecretsKey]
+		v, _, err := c.API.Variables().Peek(contract.SecretsPrefix+key, q)
 		if err != nil {
 			return nil, fmt.Errorf("look up secrets of %s: %w", s.ID, err)
 		}
 		if v == nil {
 			continue // finished and reported
 		}
-		jobs = append(jobs, &Job{ID: s.ID, Label: strings.TrimPrefix(s.ParentID, ParentPrefix), Meta: m, SecretsKey: key})
+		jobs = append(jobs, &Job{ID: s.ID, Label: strings.TrimPrefix(s.ParentID, contract.ParentPrefix), Meta: m, SecretsKey: key})
 	}
 	sort.Slice(jobs, func(i, j int) bool { return jobs[i].ID < jobs[j].ID })
 	return jobs, nil

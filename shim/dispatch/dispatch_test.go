@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/nomad/api"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 func TestDeliverSplitsLinesAndCountsBytes(t *testing.T) {
@@ -37,7 +38,7 @@ func TestDeliverSplitsLinesAndCountsBytes(t *testing.T) {
 func TestMetaRoundTrip(t *testing.T) {
 	m := Meta{Forge: "forgejo", Instance: "https://forge", TaskID: "42", Repository: "o/r", Run: "7", JobName: "build"}
 	nm := m.nomad("k")
-	if got := metaFrom(nm); got != m || nm[MetaSecretsKey] != "k" {
+	if got := metaFrom(nm); got != m || nm[contract.MetaSecretsKey] != "k" {
 		t.Fatalf("metaFrom(nomad(m)) = %+v", got)
 	}
 	if err := (Meta{Forge: "x"}).validate(); err == nil || !strings.Contains(err.Error(), "instance, task id, job name") {
@@ -63,9 +64,9 @@ func TestStatusOf(t *testing.T) {
 		wantProb  string
 	}{
 		{"placed, no task state", &api.Allocation{ClientStatus: "pending"}, Booting, 0, ""},
-		{"running", &api.Allocation{TaskStates: map[string]*api.TaskState{TaskName: {State: "running"}}}, Running, 0, ""},
-		{"job failed", &api.Allocation{TaskStates: map[string]*api.TaskState{TaskName: {State: "dead", Events: []*api.TaskEvent{event(api.TaskTerminated, 1)}}}}, Finished, 1, ""},
-		{"boot failure", &api.Allocation{TaskStates: map[string]*api.TaskState{TaskName: {State: "dead", Failed: true, Events: []*api.TaskEvent{event(api.TaskDriverFailure, 0)}}}}, Finished, 3, "Driver Failure happened"},
+		{"running", &api.Allocation{TaskStates: map[string]*api.TaskState{contract.TaskName: {State: "running"}}}, Running, 0, ""},
+		{"job failed", &api.Allocation{TaskStates: map[string]*api.TaskState{contract.TaskName: {State: "dead", Events: []*api.TaskEvent{event(api.TaskTerminated, 1)}}}}, Finished, 1, ""},
+		{"boot failure", &api.Allocation{TaskStates: map[string]*api.TaskState{contract.TaskName: {State: "dead", Failed: true, Events: []*api.TaskEvent{event(api.TaskDriverFailure, 0)}}}}, Finished, 3, "Driver Failure happened"},
 		{"lost node", &api.Allocation{ClientStatus: api.AllocClientStatusLost}, Finished, 3, "lost"},
 	}
 	for _, tt := range tests {

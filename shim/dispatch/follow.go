@@ -9,11 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/nomad/api"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
-
-// EventsPath is where the driver appends a task's events inside the
-// allocation directory; the byte offset in it is every reader's resume token.
-func EventsPath(task string) string { return "alloc/solstice/" + task + "/events.jsonl" }
 
 // ErrEnded is returned by a follow callback to stop following.
 var ErrEnded = errors.New("dispatch: stop following")
@@ -47,7 +44,7 @@ func (c *Client) followOnce(ctx context.Context, alloc *api.Allocation, from int
 	}
 	cancel := make(chan struct{})
 	defer close(cancel)
-	frames, errs := c.API.AllocFS().Stream(alloc, EventsPath(TaskName), api.OriginStart, from, cancel, (&api.QueryOptions{}).WithContext(ctx))
+	frames, errs := c.API.AllocFS().Stream(alloc, contract.EventsPath(contract.TaskName), api.OriginStart, from, cancel, (&api.QueryOptions{}).WithContext(ctx))
 	var pending []byte
 	offset := from
 	for {
@@ -95,7 +92,7 @@ func deliver(buf []byte, offset int64, fn func([]byte, int64) error) ([]byte, in
 // of a missing file fails at once.
 func (c *Client) waitForFile(ctx context.Context, alloc *api.Allocation) error {
 	for {
-		_, _, err := c.API.AllocFS().Stat(alloc, EventsPath(TaskName), (&api.QueryOptions{}).WithContext(ctx))
+		_, _, err := c.API.AllocFS().Stat(alloc, contract.EventsPath(contract.TaskName), (&api.QueryOptions{}).WithContext(ctx))
 		if err == nil {
 			return nil
 		}

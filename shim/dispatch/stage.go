@@ -7,7 +7,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
-	"github.com/solstice-ci/solstice/driver/exitcode"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // Stage is where a dispatched job is, as a forge user would describe it.
@@ -24,9 +24,6 @@ const (
 func (s Stage) String() string {
 	return [...]string{"queued", "booting", "running", "finished"}[s]
 }
-
-// TaskName is the task of every parent job that runs the VM.
-const TaskName = "job"
 
 // Status is a job's stage and, when known, where and how it runs or ran.
 type Status struct {
@@ -66,7 +63,7 @@ func (c *Client) unplaced(ctx context.Context, jobID string) (Status, error) {
 		return Status{}, fmt.Errorf("job %s: %w", jobID, err)
 	}
 	if job.Stop != nil && *job.Stop {
-		return Status{Stage: Finished, ExitCode: exitcode.Cancelled, Problem: "cancelled before it was placed"}, nil
+		return Status{Stage: Finished, ExitCode: contract.ExitCancelled, Problem: "cancelled before it was placed"}, nil
 	}
 	return Status{Stage: Queued}, nil
 }
@@ -74,10 +71,10 @@ func (c *Client) unplaced(ctx context.Context, jobID string) (Status, error) {
 // statusOf reads the stage from an allocation and its task's events.
 func statusOf(a *api.Allocation) Status {
 	st := Status{AllocID: a.ID, Node: a.NodeName, alloc: a, Stage: Booting}
-	ts := a.TaskStates[TaskName]
+	ts := a.TaskStates[contract.TaskName]
 	switch {
 	case a.ClientStatus == api.AllocClientStatusLost:
-		st.Stage, st.ExitCode, st.Problem = Finished, exitcode.Infrastructure, "the Nomad client running the job was lost"
+		st.Stage, st.ExitCode, st.Problem = Finished, contract.ExitInfrastructure, "the Nomad client running the job was lost"
 		return st
 	case ts == nil:
 		return st
@@ -99,13 +96,13 @@ func exitOf(ts *api.TaskState) (int, string) {
 		case api.TaskTerminated:
 			return e.ExitCode, ""
 		case api.TaskDriverFailure, api.TaskSetupFailure, api.TaskFailedValidation:
-			return exitcode.Infrastructure, e.DisplayMessage
+			return contract.ExitInfrastructure, e.DisplayMessage
 		case api.TaskKilled:
-			return exitcode.Cancelled, ""
+			return contract.ExitCancelled, ""
 		}
 	}
 	if ts.Failed {
-		return exitcode.Infrastructure, "the task failed without an exit code"
+		return contract.ExitInfrastructure, "the task failed without an exit code"
 	}
 	return 0, ""
 }

@@ -8,8 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/solstice-ci/solstice/driver/exitcode"
-	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/watch"
 )
@@ -143,12 +142,12 @@ func (n *fakeNomad) Cancel(_ context.Context, job *dispatch.Job) error {
 	}
 	j.cancelled = true
 	if j.placed.IsZero() {
-		j.stage, j.exit, j.problem = dispatch.Finished, exitcode.Cancelled, "cancelled before it was placed"
+		j.stage, j.exit, j.problem = dispatch.Finished, contract.ExitCancelled, "cancelled before it was placed"
 	} else {
 		// The driver cancels the guest, which ends the job cancelled.
-		n.appendLocked(j, events.Event{Type: events.TypeLog, Step: events.JobLevel, Stream: events.System, Line: "The job was cancelled."})
-		n.appendLocked(j, events.Event{Type: events.TypeJobFinished, Conclusion: events.Cancelled, DurationMS: 1000})
-		j.stage, j.exit = dispatch.Finished, exitcode.Cancelled
+		n.appendLocked(j, contract.Event{Type: contract.TypeLog, Step: contract.JobLevel, Stream: contract.System, Line: "The job was cancelled."})
+		n.appendLocked(j, contract.Event{Type: contract.TypeJobFinished, Conclusion: contract.Cancelled, DurationMS: 1000})
+		j.stage, j.exit = dispatch.Finished, contract.ExitCancelled
 	}
 	n.touch()
 	return nil
@@ -189,7 +188,7 @@ func (n *fakeNomad) place(id string) {
 }
 
 // emit appends events with the next sequence numbers.
-func (n *fakeNomad) emit(id string, evs ...events.Event) {
+func (n *fakeNomad) emit(id string, evs ...contract.Event) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, ev := range evs {
@@ -198,7 +197,7 @@ func (n *fakeNomad) emit(id string, evs ...events.Event) {
 	n.touch()
 }
 
-func (n *fakeNomad) appendLocked(j *fakeJob, ev events.Event) {
+func (n *fakeNomad) appendLocked(j *fakeJob, ev contract.Event) {
 	if j.stage == dispatch.Finished && j.cancelled {
 		return
 	}
@@ -207,7 +206,7 @@ func (n *fakeNomad) appendLocked(j *fakeJob, ev events.Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
-	j.data = append(j.data, events.Marshal(&ev)...)
+	j.data = append(j.data, contract.MarshalEvent(&ev)...)
 }
 
 // end ends the job's task with an exit code.
@@ -263,31 +262,31 @@ type scriptStep struct {
 }
 
 // events renders the whole stream the guest would write for s.
-func (s script) events() []events.Event {
-	evs := []events.Event{{Type: events.TypeJobStarted, Job: &events.Job{ID: "build", Name: "build"}, Agent: "test", Steps: len(s.steps)}}
+func (s script) events() []contract.Event {
+	evs := []contract.Event{{Type: contract.TypeJobStarted, Job: &contract.Job{ID: "build", Name: "build"}, Agent: "test", Steps: len(s.steps)}}
 	failed := false
 	for i, st := range s.steps {
-		evs = append(evs, events.Event{Type: events.TypeStepStarted, Step: i, Name: st.name})
+		evs = append(evs, contract.Event{Type: contract.TypeStepStarted, Step: i, Name: st.name})
 		if st.skip {
-			evs = append(evs, events.Event{Type: events.TypeStepFinished, Step: i, Outcome: events.Skipped, Conclusion: events.Skipped})
+			evs = append(evs, contract.Event{Type: contract.TypeStepFinished, Step: i, Outcome: contract.Skipped, Conclusion: contract.Skipped})
 			continue
 		}
 		for _, l := range st.lines {
-			evs = append(evs, events.Event{Type: events.TypeLog, Step: i, Stream: events.Stdout, Line: l})
+			evs = append(evs, contract.Event{Type: contract.TypeLog, Step: i, Stream: contract.Stdout, Line: l})
 		}
 		code := st.exit
-		c := events.Success
+		c := contract.Success
 		if code != 0 {
-			c, failed = events.Failure, true
+			c, failed = contract.Failure, true
 		}
-		evs = append(evs, events.Event{Type: events.TypeStepFinished, Step: i, Outcome: c, Conclusion: c, ExitCode: &code, DurationMS: 10})
+		evs = append(evs, contract.Event{Type: contract.TypeStepFinished, Step: i, Outcome: c, Conclusion: c, ExitCode: &code, DurationMS: 10})
 	}
-	evs = append(evs, events.Event{Type: events.TypeOutputs, Outputs: s.outputs})
-	c := events.Success
+	evs = append(evs, contract.Event{Type: contract.TypeOutputs, Outputs: s.outputs})
+	c := contract.Success
 	if failed {
-		c = events.Failure
+		c = contract.Failure
 	}
-	return append(evs, events.Event{Type: events.TypeJobFinished, Conclusion: c, DurationMS: 1234})
+	return append(evs, contract.Event{Type: contract.TypeJobFinished, Conclusion: c, DurationMS: 1234})
 }
 
 // play places the job, writes its events with a pause every few, and ends
@@ -301,9 +300,9 @@ func (s script) play(pause time.Duration) func(n *fakeNomad, id string) {
 			n.emit(id, evs[i:min(i+50, len(evs))]...)
 			time.Sleep(pause)
 		}
-		code := exitcode.Success
-		if evs[len(evs)-1].Conclusion == events.Failure {
-			code = exitcode.JobFailed
+		code := contract.ExitSuccess
+		if evs[len(evs)-1].Conclusion == contract.Failure {
+			code = contract.ExitJobFailed
 		}
 		n.end(id, code)
 	}

@@ -11,7 +11,7 @@ import (
 	runnerv1 "code.gitea.io/actions-proto-go/runner/v1"
 	"gopkg.in/yaml.v3"
 
-	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/translate"
 	"github.com/solstice-ci/solstice/shim/workflow"
@@ -94,7 +94,7 @@ func problemLines(head string, err error) []string {
 	return lines
 }
 
-func buildPlan(wf *workflow.Workflow, run workflow.Run, task *runnerv1.Task, github map[string]any) (*plan.Plan, error) {
+func buildPlan(wf *workflow.Workflow, run workflow.Run, task *runnerv1.Task, github map[string]any) (*contract.Plan, error) {
 	names := make([]string, 0, len(task.Secrets))
 	for n := range task.Secrets {
 		names = append(names, n)
@@ -140,13 +140,13 @@ func str(v any) string {
 }
 
 // checkout is where the guest clones the workflow's repository from.
-func checkout(github map[string]any) *plan.Checkout {
+func checkout(github map[string]any) *contract.Checkout {
 	server := strings.TrimRight(str(github["server_url"]), "/")
 	repo := str(github["repository"])
 	if server == "" || repo == "" {
 		return nil
 	}
-	return &plan.Checkout{URL: server + "/" + repo + ".git", SHA: str(github["sha"]), Ref: str(github["ref"])}
+	return &contract.Checkout{URL: server + "/" + repo + ".git", SHA: str(github["sha"]), Ref: str(github["ref"])}
 }
 
 // inputs are a workflow_dispatch's inputs, from the event.
@@ -183,8 +183,8 @@ func needs(in map[string]*runnerv1.TaskNeed) map[string]translate.Need {
 
 // encodePlan encodes the plan; a plan over Nomad's payload limit is tried
 // again with the github.event trimmed to its scalars, then without it.
-func encodePlan(p *plan.Plan, github map[string]any) ([]byte, error) {
-	payload, err := translate.Encode(p)
+func encodePlan(p *contract.Plan, github map[string]any) ([]byte, error) {
+	payload, err := contract.EncodePayload(p)
 	if err == nil {
 		return payload, nil
 	}
@@ -205,7 +205,7 @@ func encodePlan(p *plan.Plan, github map[string]any) ([]byte, error) {
 		if err := setGitHub(p, g); err != nil {
 			return nil, err
 		}
-		if payload, err = translate.Encode(p); err == nil {
+		if payload, err = contract.EncodePayload(p); err == nil {
 			return payload, nil
 		}
 	}
@@ -260,7 +260,7 @@ func countSteps(payload []byte) int {
 }
 
 // setGitHub replaces the plan's github context.
-func setGitHub(p *plan.Plan, github map[string]any) error {
+func setGitHub(p *contract.Plan, github map[string]any) error {
 	b, err := json.Marshal(github)
 	if err != nil {
 		return fmt.Errorf("encode the github context: %w", err)

@@ -12,7 +12,7 @@ import (
 	runnerv1 "code.gitea.io/actions-proto-go/runner/v1"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 )
 
@@ -54,9 +54,9 @@ jobs:
       - run: echo ${{ matrix.arch }} ${{ needs.probe.outputs.probe_out }} ${{ vars.V }}
 `
 
-func decodePlan(t *testing.T, payload []byte) *plan.Plan {
+func decodePlan(t *testing.T, payload []byte) *contract.Plan {
 	t.Helper()
-	p, err := plan.DecodeAuto(bytes.NewReader(payload))
+	p, err := contract.DecodePlanAuto(bytes.NewReader(payload))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestPrepare(t *testing.T) {
 	if needs["probe"].Result != "success" || needs["probe"].Outputs["probe_out"] != "42" {
 		t.Fatalf("needs %s", pl.Contexts["needs"])
 	}
-	if *pl.Checkout != (plan.Checkout{URL: "http://10.210.1.2:3000/o/r.git", SHA: "abc", Ref: "refs/heads/main"}) {
+	if *pl.Checkout != (contract.Checkout{URL: "http://10.210.1.2:3000/o/r.git", SHA: "abc", Ref: "refs/heads/main"}) {
 		t.Fatalf("checkout %+v", pl.Checkout)
 	}
 	if strings.Join(pl.Secrets, ",") != "DEPLOY,GITHUB_TOKEN" || string(pl.Contexts["vars"]) != `{"V":"1"}` {

@@ -8,7 +8,7 @@ import (
 
 	runnerv1 "code.gitea.io/actions-proto-go/runner/v1"
 
-	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/watch"
 )
@@ -20,8 +20,8 @@ import (
 type renderer struct {
 	j       *journal
 	lastSeq int64
-	started *events.Event // job_started
-	end     *events.Event // job_finished or infra_error
+	started *contract.Event // job_started
+	end     *contract.Event // job_finished or infra_error
 	steps   map[int]*stepInfo
 	order   []int
 	lastRow string
@@ -68,36 +68,36 @@ func (r *renderer) placed(st watch.Status) {
 
 // event renders one event of the job's stream. Events at or below the last
 // sequence number seen are ignored.
-func (r *renderer) event(ev events.Event, st watch.Status) {
+func (r *renderer) event(ev contract.Event, st watch.Status) {
 	if ev.Seq <= r.lastSeq || r.end != nil {
 		return
 	}
 	r.lastSeq = ev.Seq
 	switch ev.Type {
-	case events.TypeJobStarted:
+	case contract.TypeJobStarted:
 		r.jobStarted(ev, st)
-	case events.TypeStepStarted:
+	case contract.TypeStepStarted:
 		r.stepStarted(ev)
-	case events.TypeLog:
+	case contract.TypeLog:
 		r.row(ev.Time, "%s", ev.Line)
-	case events.TypeStepFinished:
+	case contract.TypeStepFinished:
 		r.stepFinished(ev)
-	case events.TypeStepSummary:
+	case contract.TypeStepSummary:
 		r.summary(ev)
-	case events.TypeOutputs:
+	case contract.TypeOutputs:
 		r.j.closeSteps()
 		r.j.setOutputs(ev.Outputs)
-	case events.TypeJobFinished:
+	case contract.TypeJobFinished:
 		r.j.closeSteps()
 		r.end = &ev
-	case events.TypeInfraError:
+	case contract.TypeInfraError:
 		r.j.closeSteps()
 		r.end = &ev
 		r.row(ev.Time, "Error: infrastructure failure: %s", ev.Message)
 	}
 }
 
-func (r *renderer) jobStarted(ev events.Event, st watch.Status) {
+func (r *renderer) jobStarted(ev contract.Event, st watch.Status) {
 	r.started = &ev
 	r.j.setSteps(ev.Steps)
 	r.row(ev.Time, "%s", watch.VMUpLine(ev, st))
@@ -113,7 +113,7 @@ func (r *renderer) step(i int) *stepInfo {
 	return s
 }
 
-func (r *renderer) stepStarted(ev events.Event) {
+func (r *renderer) stepStarted(ev contract.Event) {
 	s := r.step(ev.Step)
 	if ev.Name != "" {
 		s.name = ev.Name
@@ -122,18 +122,18 @@ func (r *renderer) stepStarted(ev events.Event) {
 	r.lastRow = ""
 }
 
-func (r *renderer) stepFinished(ev events.Event) {
+func (r *renderer) stepFinished(ev contract.Event) {
 	s := r.step(ev.Step)
 	s.conclusion, s.exitCode = ev.Conclusion, ev.ExitCode
 	exited := ev.ExitCode != nil && *ev.ExitCode != 0
 	// A skipped step has nothing to say, and the guest already said
 	// "The operation was canceled." for a cancelled one.
-	if ev.Outcome != events.Skipped && ev.Outcome != events.Cancelled {
+	if ev.Outcome != contract.Skipped && ev.Outcome != contract.Cancelled {
 		if exited {
 			r.rowOnce(ev.Time, fmt.Sprintf("Process completed with exit code %d.", *ev.ExitCode))
 		}
 		// A reason that only repeats the exit code adds nothing.
-		if ev.Reason != "" && ev.Outcome != events.Success && !(exited && strings.Contains(ev.Reason, "exit code")) {
+		if ev.Reason != "" && ev.Outcome != contract.Success && !(exited && strings.Contains(ev.Reason, "exit code")) {
 			r.rowOnce(ev.Time, "Error: "+ev.Reason)
 		}
 	}
@@ -149,7 +149,7 @@ func (r *renderer) rowOnce(t time.Time, line string) {
 	r.row(t, "%s", line)
 }
 
-func (r *renderer) summary(ev events.Event) {
+func (r *renderer) summary(ev contract.Event) {
 	if strings.TrimSpace(ev.Markdown) == "" {
 		return
 	}
@@ -162,13 +162,13 @@ func (r *renderer) summary(ev events.Event) {
 
 func conclusionResult(c string) runnerv1.Result {
 	switch c {
-	case events.Success:
+	case contract.Success:
 		return runnerv1.Result_RESULT_SUCCESS
-	case events.Failure:
+	case contract.Failure:
 		return runnerv1.Result_RESULT_FAILURE
-	case events.Cancelled:
+	case contract.Cancelled:
 		return runnerv1.Result_RESULT_CANCELLED
-	case events.Skipped:
+	case contract.Skipped:
 		return runnerv1.Result_RESULT_SKIPPED
 	}
 	return runnerv1.Result_RESULT_FAILURE
@@ -227,7 +227,7 @@ func (r *renderer) failedSteps() []string {
 	var out []string
 	for _, i := range r.order {
 		s := r.steps[i]
-		if s.conclusion != events.Failure {
+		if s.conclusion != contract.Failure {
 			continue
 		}
 		if s.exitCode != nil {
@@ -249,7 +249,7 @@ func (r *renderer) stepCounts() string {
 		}
 		n[c]++
 	}
-	words := map[string]string{events.Success: "succeeded", events.Failure: "failed", events.Cancelled: "cancelled", events.Skipped: "skipped", "unfinished": "unfinished"}
+	words := map[string]string{contract.Success: "succeeded", contract.Failure: "failed", contract.Cancelled: "cancelled", contract.Skipped: "skipped", "unfinished": "unfinished"}
 	keys := make([]string, 0, len(n))
 	for k := range n {
 		keys = append(keys, k)
@@ -263,7 +263,7 @@ func (r *renderer) stepCounts() string {
 }
 
 func rank(c string) int {
-	for i, k := range []string{events.Success, events.Failure, events.Cancelled, events.Skipped} {
+	for i, k := range []string{contract.Success, contract.Failure, contract.Cancelled, contract.Skipped} {
 		if c == k {
 			return i
 		}

@@ -7,8 +7,7 @@ import (
 
 	runnerv1 "code.gitea.io/actions-proto-go/runner/v1"
 
-	"github.com/solstice-ci/solstice/driver/exitcode"
-	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/watch"
 )
@@ -16,7 +15,7 @@ import (
 func intp(i int) *int { return &i }
 
 // render runs events through a fresh renderer and returns the rows.
-func render(evs []events.Event, st watch.Status) (*journal, []string, runnerv1.Result) {
+func render(evs []contract.Event, st watch.Status) (*journal, []string, runnerv1.Result) {
 	j := newJournal(0)
 	r := newRenderer(j)
 	for i, ev := range evs {
@@ -32,21 +31,21 @@ func render(evs []events.Event, st watch.Status) (*journal, []string, runnerv1.R
 }
 
 func TestStepRangesAndResults(t *testing.T) {
-	evs := []events.Event{
-		{Type: events.TypeJobStarted, Steps: 3},
-		{Type: events.TypeLog, Step: -1, Line: "job-level before"},
-		{Type: events.TypeStepStarted, Step: 0, Name: "one"},
-		{Type: events.TypeLog, Step: 0, Line: "1a"},
-		{Type: events.TypeLog, Step: 0, Line: "1b"},
-		{Type: events.TypeStepFinished, Step: 0, Outcome: "success", Conclusion: "success", ExitCode: intp(0)},
-		{Type: events.TypeLog, Step: -1, Line: "between"},
-		{Type: events.TypeStepStarted, Step: 1, Name: "two"},
-		{Type: events.TypeLog, Step: 1, Line: "Process completed with exit code 3."},
-		{Type: events.TypeStepFinished, Step: 1, Outcome: "failure", Conclusion: "success", ExitCode: intp(3)},
-		{Type: events.TypeStepStarted, Step: 2, Name: "three"},
-		{Type: events.TypeStepFinished, Step: 2, Outcome: "skipped", Conclusion: "skipped"},
-		{Type: events.TypeOutputs, Outputs: map[string]string{"k": "v"}},
-		{Type: events.TypeJobFinished, Conclusion: "success", DurationMS: 2000},
+	evs := []contract.Event{
+		{Type: contract.TypeJobStarted, Steps: 3},
+		{Type: contract.TypeLog, Step: -1, Line: "job-level before"},
+		{Type: contract.TypeStepStarted, Step: 0, Name: "one"},
+		{Type: contract.TypeLog, Step: 0, Line: "1a"},
+		{Type: contract.TypeLog, Step: 0, Line: "1b"},
+		{Type: contract.TypeStepFinished, Step: 0, Outcome: "success", Conclusion: "success", ExitCode: intp(0)},
+		{Type: contract.TypeLog, Step: -1, Line: "between"},
+		{Type: contract.TypeStepStarted, Step: 1, Name: "two"},
+		{Type: contract.TypeLog, Step: 1, Line: "Process completed with exit code 3."},
+		{Type: contract.TypeStepFinished, Step: 1, Outcome: "failure", Conclusion: "success", ExitCode: intp(3)},
+		{Type: contract.TypeStepStarted, Step: 2, Name: "three"},
+		{Type: contract.TypeStepFinished, Step: 2, Outcome: "skipped", Conclusion: "skipped"},
+		{Type: contract.TypeOutputs, Outputs: map[string]string{"k": "v"}},
+		{Type: contract.TypeJobFinished, Conclusion: "success", DurationMS: 2000},
 	}
 	j, rows, res := render(evs, watch.Status{Status: dispatch.Status{Stage: dispatch.Finished}})
 	if res != runnerv1.Result_RESULT_SUCCESS {
@@ -73,27 +72,27 @@ func TestStepRangesAndResults(t *testing.T) {
 }
 
 func TestJobResults(t *testing.T) {
-	started := events.Event{Type: events.TypeJobStarted, Steps: 1}
-	step := events.Event{Type: events.TypeStepStarted, Step: 0, Name: "s"}
+	started := contract.Event{Type: contract.TypeJobStarted, Steps: 1}
+	step := contract.Event{Type: contract.TypeStepStarted, Step: 0, Name: "s"}
 	tests := []struct {
 		name string
-		evs  []events.Event
+		evs  []contract.Event
 		st   dispatch.Status
 		want runnerv1.Result
 		line string
 	}{
-		{"failure", []events.Event{started, step, {Type: events.TypeStepFinished, Step: 0, Outcome: "failure", Conclusion: "failure", ExitCode: intp(1)}, {Type: events.TypeJobFinished, Conclusion: "failure"}},
-			dispatch.Status{Stage: dispatch.Finished, ExitCode: exitcode.JobFailed}, runnerv1.Result_RESULT_FAILURE, `Job failed: step "s" failed with exit code 1`},
-		{"cancelled", []events.Event{started, step, {Type: events.TypeLog, Line: "Error: The operation was canceled."},
-			{Type: events.TypeStepFinished, Step: 0, Outcome: "cancelled", Conclusion: "cancelled", ExitCode: intp(130), Reason: "the job was cancelled"},
-			{Type: events.TypeJobFinished, Conclusion: "cancelled"}},
-			dispatch.Status{Stage: dispatch.Finished, ExitCode: exitcode.Cancelled}, runnerv1.Result_RESULT_CANCELLED, "Job cancelled"},
-		{"infra error", []events.Event{{Type: events.TypeInfraError, Message: "boot timeout after 5m"}},
-			dispatch.Status{Stage: dispatch.Finished, ExitCode: exitcode.Infrastructure}, runnerv1.Result_RESULT_FAILURE, "Error: infrastructure failure: boot timeout after 5m"},
-		{"lost node", []events.Event{started, step},
-			dispatch.Status{Stage: dispatch.Finished, ExitCode: exitcode.Infrastructure, Problem: "the Nomad client running the job was lost"}, runnerv1.Result_RESULT_FAILURE, "without a result from the guest: the Nomad client running the job was lost"},
+		{"failure", []contract.Event{started, step, {Type: contract.TypeStepFinished, Step: 0, Outcome: "failure", Conclusion: "failure", ExitCode: intp(1)}, {Type: contract.TypeJobFinished, Conclusion: "failure"}},
+			dispatch.Status{Stage: dispatch.Finished, ExitCode: contract.ExitJobFailed}, runnerv1.Result_RESULT_FAILURE, `Job failed: step "s" failed with exit code 1`},
+		{"cancelled", []contract.Event{started, step, {Type: contract.TypeLog, Line: "Error: The operation was canceled."},
+			{Type: contract.TypeStepFinished, Step: 0, Outcome: "cancelled", Conclusion: "cancelled", ExitCode: intp(130), Reason: "the job was cancelled"},
+			{Type: contract.TypeJobFinished, Conclusion: "cancelled"}},
+			dispatch.Status{Stage: dispatch.Finished, ExitCode: contract.ExitCancelled}, runnerv1.Result_RESULT_CANCELLED, "Job cancelled"},
+		{"infra error", []contract.Event{{Type: contract.TypeInfraError, Message: "boot timeout after 5m"}},
+			dispatch.Status{Stage: dispatch.Finished, ExitCode: contract.ExitInfrastructure}, runnerv1.Result_RESULT_FAILURE, "Error: infrastructure failure: boot timeout after 5m"},
+		{"lost node", []contract.Event{started, step},
+			dispatch.Status{Stage: dispatch.Finished, ExitCode: contract.ExitInfrastructure, Problem: "the Nomad client running the job was lost"}, runnerv1.Result_RESULT_FAILURE, "without a result from the guest: the Nomad client running the job was lost"},
 		{"cancelled before placement", nil,
-			dispatch.Status{Stage: dispatch.Finished, ExitCode: exitcode.Cancelled, Problem: "cancelled before it was placed"}, runnerv1.Result_RESULT_CANCELLED, "Job cancelled"},
+			dispatch.Status{Stage: dispatch.Finished, ExitCode: contract.ExitCancelled, Problem: "cancelled before it was placed"}, runnerv1.Result_RESULT_CANCELLED, "Job cancelled"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	runnerv1 "code.gitea.io/actions-proto-go/runner/v1"
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/watch"
 )
@@ -150,11 +150,11 @@ func (t *task) cancelOnForgeDone(ctx context.Context) {
 
 // onEvent renders one event of the job's stream, once the journal has
 // room for it.
-func (t *task) onEvent(ctx context.Context, ev events.Event) error {
+func (t *task) onEvent(ctx context.Context, ev contract.Event) error {
 	if err := t.j.waitRoom(ctx); err != nil {
 		return err
 	}
-	if ev.Type == events.TypeStepStarted {
+	if ev.Type == contract.TypeStepStarted {
 		t.firstStep()
 	}
 	t.r.event(ev, t.tracker().Latest())

@@ -10,9 +10,7 @@ import (
 
 	runnerv1 "code.gitea.io/actions-proto-go/runner/v1"
 
-	"github.com/solstice-ci/solstice/driver/exitcode"
-	"github.com/solstice-ci/solstice/guest/events"
-	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // expectedRows renders a finished fake job from scratch, as a restarted
@@ -34,7 +32,7 @@ func expectedRows(t *testing.T, n *fakeNomad, id string) []string {
 		if line == "" {
 			continue
 		}
-		ev, err := events.Decode([]byte(line))
+		ev, err := contract.DecodeEvent([]byte(line))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +112,7 @@ func TestDispatchedPlan(t *testing.T) {
 	if req.Label != "solstice-test" || req.Secrets["MY_SECRET"] != "hunter2" || req.Meta.Forge != "forgejo" || req.Meta.Instance != Instance(e.forge.URL(), "shim-1") || req.Meta.Repository != "o/r" {
 		t.Fatalf("request %+v", req)
 	}
-	p, err := plan.DecodeAuto(strings.NewReader(string(req.Plan)))
+	p, err := contract.DecodePlanAuto(strings.NewReader(string(req.Plan)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +212,7 @@ func TestCapacity(t *testing.T) {
 	j := e.nomad.job(0)
 	e.nomad.place(j.job.ID)
 	e.nomad.emit(j.job.ID, script{steps: []scriptStep{{name: "a", lines: []string{"x"}}}}.events()...)
-	e.nomad.end(j.job.ID, exitcode.Success)
+	e.nomad.end(j.job.ID, contract.ExitSuccess)
 	waitFor(t, 5*time.Second, "a third dispatch", func() bool { return e.nomad.dispatched() == 3 })
 	time.Sleep(100 * time.Millisecond)
 	if n := e.nomad.dispatched(); n != 3 {
@@ -295,7 +293,7 @@ func TestForgeOutageLosesNothing(t *testing.T) {
 
 	e.forge.setDown(true)
 	e.nomad.emit(jobID, evs[100:]...)
-	e.nomad.end(jobID, exitcode.Success)
+	e.nomad.end(jobID, contract.ExitSuccess)
 	time.Sleep(300 * time.Millisecond)
 	if ok, why := e.forgeHealth(); ok || !strings.Contains(why, "forge unreachable") {
 		t.Fatalf("healthy during the outage: %v %q", ok, why)
@@ -335,7 +333,7 @@ func TestRestartResumesAtTheForgesAck(t *testing.T) {
 
 	// While no shim runs, the job goes on and ends.
 	e.nomad.emit(jobID, evs[200:]...)
-	e.nomad.end(jobID, exitcode.Success)
+	e.nomad.end(jobID, contract.ExitSuccess)
 	e.start()
 	ft := e.forge.waitDone(t, id, 10*time.Second)
 	want := expectedRows(t, e.nomad, jobID)
@@ -364,7 +362,7 @@ func TestJobThatDiesWithoutItsLastEvent(t *testing.T) {
 	e.nomad.mu.Lock()
 	e.nomad.jobs[jobID].problem = "the Nomad client running the job was lost"
 	e.nomad.mu.Unlock()
-	e.nomad.end(jobID, exitcode.Infrastructure)
+	e.nomad.end(jobID, contract.ExitInfrastructure)
 	ft := e.forge.waitDone(t, id, 5*time.Second)
 	if ft.result != runnerv1.Result_RESULT_FAILURE {
 		t.Fatalf("result %v", ft.result)

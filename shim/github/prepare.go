@@ -8,10 +8,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
-	"github.com/solstice-ci/solstice/shim/translate"
 )
 
 // ForgeName is the dispatch meta "forge" of every job this shim runs.
@@ -43,7 +42,7 @@ func prepare(msg *protocol.JobMessage, label, instance string) (dispatch.Request
 	if err != nil {
 		return dispatch.Request{}, err
 	}
-	payload, err := translate.Encode(p)
+	payload, err := contract.EncodePayload(p)
 	if err != nil {
 		return dispatch.Request{}, refuse("The job cannot run on Solstice: " + err.Error())
 	}
@@ -63,14 +62,14 @@ func jobName(msg *protocol.JobMessage) string {
 	return msg.JobName
 }
 
-func buildPlan(msg *protocol.JobMessage, github map[string]any) (*plan.Plan, error) {
+func buildPlan(msg *protocol.JobMessage, github map[string]any) (*contract.Plan, error) {
 	steps, err := planSteps(msg.Steps)
 	if err != nil {
 		return nil, err
 	}
-	p := &plan.Plan{
-		Version:  plan.Version,
-		Job:      plan.Job{ID: planJobID(msg, github), Name: jobName(msg), Workflow: str(github["workflow"])},
+	p := &contract.Plan{
+		Version:  contract.PlanVersion,
+		Job:      contract.Job{ID: planJobID(msg, github), Name: jobName(msg), Workflow: str(github["workflow"])},
 		Defaults: defaults(msg.Defaults),
 		Env:      jobEnv(msg.EnvironmentVariables),
 		Outputs:  mapping(msg.JobOutputs),
@@ -100,8 +99,8 @@ func planJobID(msg *protocol.JobMessage, github map[string]any) string {
 
 // planSteps translates the steps; any action but actions/checkout makes
 // the job unrunnable, naming every such step.
-func planSteps(in []protocol.Step) ([]plan.Step, error) {
-	var out []plan.Step
+func planSteps(in []protocol.Step) ([]contract.Step, error) {
+	var out []contract.Step
 	var bad []string
 	for i, s := range in {
 		ps, err := planStep(s)
@@ -118,8 +117,8 @@ func planSteps(in []protocol.Step) ([]plan.Step, error) {
 	return out, nil
 }
 
-func planStep(s protocol.Step) (plan.Step, error) {
-	ps := plan.Step{
+func planStep(s protocol.Step) (contract.Step, error) {
+	ps := contract.Step{
 		Name:            stepName(s),
 		If:              s.Condition,
 		ContinueOnError: scalar(s.ContinueOnError),
@@ -140,7 +139,7 @@ func planStep(s protocol.Step) (plan.Step, error) {
 		}
 	case strings.EqualFold(ref.Type, "repository") && isCheckout(ref):
 		ps.Uses = "actions/checkout@" + ref.Ref
-		ps.With = plan.Strings(inputs)
+		ps.With = contract.Strings(inputs)
 	default:
 		return ps, fmt.Errorf("the action %s is not supported", actionName(ref))
 	}
@@ -179,7 +178,7 @@ func stepName(s protocol.Step) string {
 
 // stepTitle names a step for humans before the guest has evaluated it.
 func stepTitle(s protocol.Step) string {
-	if n := stepName(s); n != "" && !plan.IsExpression(n) {
+	if n := stepName(s); n != "" && !contract.IsExpression(n) {
 		return n
 	}
 	if strings.EqualFold(s.Reference.Type, "script") {
@@ -191,11 +190,11 @@ func stepTitle(s protocol.Step) string {
 }
 
 // scalar is a token as the plan writes literals and expressions.
-func scalar(t *protocol.TemplateToken) plan.Scalar {
+func scalar(t *protocol.TemplateToken) contract.Scalar {
 	if t == nil {
 		return ""
 	}
-	return plan.Scalar(t.Text())
+	return contract.Scalar(t.Text())
 }
 
 // mapping reads a mapping token of scalars (env, with, inputs, outputs).
@@ -212,15 +211,15 @@ func mapping(t *protocol.TemplateToken) map[string]string {
 
 // jobEnv flattens the job's env mappings in order (the workflow's, then
 // the job's); later ones win, as in GitHub.
-func jobEnv(tokens []protocol.TemplateToken) []plan.EnvVar {
-	var env []plan.EnvVar
+func jobEnv(tokens []protocol.TemplateToken) []contract.EnvVar {
+	var env []contract.EnvVar
 	for i := range tokens {
 		t := &tokens[i]
 		if t.Type != protocol.TokenMapping {
 			continue
 		}
 		for _, e := range t.Map {
-			env = append(env, plan.EnvVar{Name: e.Key.Text(), Value: e.Value.Text()})
+			env = append(env, contract.EnvVar{Name: e.Key.Text(), Value: e.Value.Text()})
 		}
 	}
 	return env
@@ -228,8 +227,8 @@ func jobEnv(tokens []protocol.TemplateToken) []plan.EnvVar {
 
 // defaults reads `defaults.run` from the workflow's and the job's
 // defaults, the job's winning.
-func defaults(tokens []protocol.TemplateToken) plan.Defaults {
-	var d plan.Defaults
+func defaults(tokens []protocol.TemplateToken) contract.Defaults {
+	var d contract.Defaults
 	for i := range tokens {
 		t := &tokens[i]
 		if t.Type != protocol.TokenMapping {
@@ -355,13 +354,13 @@ func secretNames(msg *protocol.JobMessage) []string {
 }
 
 // checkout is where the guest clones the workflow's repository from.
-func checkout(github map[string]any) *plan.Checkout {
+func checkout(github map[string]any) *contract.Checkout {
 	server := strings.TrimRight(str(github["server_url"]), "/")
 	repo := str(github["repository"])
 	if server == "" || repo == "" {
 		return nil
 	}
-	return &plan.Checkout{URL: server + "/" + repo + ".git", SHA: str(github["sha"]), Ref: str(github["ref"])}
+	return &contract.Checkout{URL: server + "/" + repo + ".git", SHA: str(github["sha"]), Ref: str(github["ref"])}
 }
 
 func str(v any) string {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
 )
 
@@ -42,14 +42,14 @@ func TestPrepare(t *testing.T) {
 	if m.Forge != "github" || m.TaskID != "f4a0b1c2-d3e4-5f60-7182-93a4b5c6d7e8" || m.Repository != "octo/illumos-app" || m.Run != "123456789" || m.JobName != "build (amd64)" {
 		t.Errorf("meta = %+v", m)
 	}
-	p, err := plan.DecodeAuto(bytes.NewReader(req.Plan))
+	p, err := contract.DecodePlanAuto(bytes.NewReader(req.Plan))
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkPlan(t, p)
 }
 
-func checkPlan(t *testing.T, p *plan.Plan) {
+func checkPlan(t *testing.T, p *contract.Plan) {
 	t.Helper()
 	if p.Job.ID != "build" || p.Job.Name != "build (amd64)" || p.Job.Workflow != "CI" {
 		t.Errorf("job = %+v", p.Job)

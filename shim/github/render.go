@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
 	"github.com/solstice-ci/solstice/shim/watch"
@@ -17,7 +17,7 @@ import (
 type renderer struct {
 	b       *book
 	lastSeq int64
-	end     *events.Event // job_finished or infra_error
+	end     *contract.Event // job_finished or infra_error
 	outputs map[string]string
 	exits   map[int]int // exit codes of failed steps, by plan index
 }
@@ -50,42 +50,42 @@ func (r *renderer) placed(st watch.Status) {
 }
 
 // event renders one event; ones already seen are ignored.
-func (r *renderer) event(ev events.Event, st watch.Status) {
+func (r *renderer) event(ev contract.Event, st watch.Status) {
 	if ev.Seq <= r.lastSeq || r.end != nil {
 		return
 	}
 	r.lastSeq = ev.Seq
 	switch ev.Type {
-	case events.TypeJobStarted:
+	case contract.TypeJobStarted:
 		r.jobStarted(ev, st)
-	case events.TypeStepStarted:
+	case contract.TypeStepStarted:
 		r.stepStarted(ev)
-	case events.TypeLog:
+	case contract.TypeLog:
 		if s := r.b.jobStep(ev.Step); s != nil {
 			s.line(ev.Time, ev.Line)
 		}
-	case events.TypeStepFinished:
+	case contract.TypeStepFinished:
 		r.stepFinished(ev)
-	case events.TypeOutputs:
+	case contract.TypeOutputs:
 		r.outputs = ev.Outputs
-	case events.TypeJobFinished:
+	case contract.TypeJobFinished:
 		r.end = &ev
 		r.b.closeOpen(ev.Time, conclusionOf(ev.Conclusion))
-	case events.TypeInfraError:
+	case contract.TypeInfraError:
 		r.end = &ev
 		r.b.closeOpen(ev.Time, protocol.ConclusionFailure)
 		r.b.complete().line(ev.Time, "##[error]Infrastructure failure: "+ev.Message)
 	}
 }
 
-func (r *renderer) jobStarted(ev events.Event, st watch.Status) {
+func (r *renderer) jobStarted(ev contract.Event, st watch.Status) {
 	s := r.b.setup()
 	s.line(ev.Time, watch.VMUpLine(ev, st))
 	s.finish(ev.Time, protocol.ConclusionSuccess)
 	r.b.dirty = true
 }
 
-func (r *renderer) stepStarted(ev events.Event) {
+func (r *renderer) stepStarted(ev contract.Event) {
 	s := r.b.jobStep(ev.Step)
 	if s == nil {
 		return
@@ -97,15 +97,15 @@ func (r *renderer) stepStarted(ev events.Event) {
 	r.b.dirty = true
 }
 
-func (r *renderer) stepFinished(ev events.Event) {
+func (r *renderer) stepFinished(ev contract.Event) {
 	s := r.b.jobStep(ev.Step)
 	if s == nil {
 		return
 	}
-	if ev.ExitCode != nil && *ev.ExitCode != 0 && ev.Outcome != events.Skipped && ev.Outcome != events.Cancelled {
+	if ev.ExitCode != nil && *ev.ExitCode != 0 && ev.Outcome != contract.Skipped && ev.Outcome != contract.Cancelled {
 		r.exits[ev.Step] = *ev.ExitCode
 		lineOnce(s, ev.Time, fmt.Sprintf("##[error]Process completed with exit code %d.", *ev.ExitCode))
-	} else if ev.Reason != "" && ev.Outcome == events.Failure {
+	} else if ev.Reason != "" && ev.Outcome == contract.Failure {
 		lineOnce(s, ev.Time, "##[error]"+ev.Reason)
 	}
 	s.finish(ev.Time, conclusionOf(ev.Conclusion))
@@ -122,11 +122,11 @@ func lineOnce(s *step, t time.Time, line string) {
 
 func conclusionOf(c string) protocol.Conclusion {
 	switch c {
-	case events.Success:
+	case contract.Success:
 		return protocol.ConclusionSuccess
-	case events.Cancelled:
+	case contract.Cancelled:
 		return protocol.ConclusionCancelled
-	case events.Skipped:
+	case contract.Skipped:
 		return protocol.ConclusionSkipped
 	}
 	return protocol.ConclusionFailure
@@ -139,11 +139,11 @@ func (r *renderer) result(st watch.Status) string {
 
 func jobConclusion(c string) string {
 	switch c {
-	case events.Success:
+	case contract.Success:
 		return "succeeded"
-	case events.Cancelled:
+	case contract.Cancelled:
 		return "canceled"
-	case events.Skipped:
+	case contract.Skipped:
 		return "skipped"
 	}
 	return "failed"

@@ -5,8 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/solstice-ci/solstice/driver/exitcode"
-	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
 	"github.com/solstice-ci/solstice/shim/watch"
@@ -19,7 +18,7 @@ func at(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 func exit(n int) *int { return &n }
 
 // render runs a job of three steps through the renderer.
-func render(t *testing.T, evs []events.Event, st watch.Status) (*book, string) {
+func render(t *testing.T, evs []contract.Event, st watch.Status) (*book, string) {
 	t.Helper()
 	m := loadJob(t)
 	b := newBook(m.JobID, m.Steps)
@@ -36,18 +35,18 @@ func render(t *testing.T, evs []events.Event, st watch.Status) (*book, string) {
 }
 
 func TestRenderSucceededJob(t *testing.T) {
-	evs := []events.Event{
-		{Type: events.TypeJobStarted, Time: at(10), Steps: 3, Agent: "0.1.0"},
-		{Type: events.TypeStepStarted, Time: at(11), Step: 0, Name: "Run actions/checkout@v4"},
-		{Type: events.TypeStepFinished, Time: at(12), Step: 0, Outcome: events.Success, Conclusion: events.Success},
-		{Type: events.TypeStepStarted, Time: at(13), Step: 1, Name: "Build"},
-		{Type: events.TypeLog, Time: at(14), Step: 1, Line: "compiling"},
-		{Type: events.TypeStepFinished, Time: at(15), Step: 1, Outcome: events.Failure, Conclusion: events.Success, ExitCode: exit(2)},
-		{Type: events.TypeStepStarted, Time: at(16), Step: 2, Name: "Run echo ***"},
-		{Type: events.TypeLog, Time: at(16), Step: 2, Line: "***"},
-		{Type: events.TypeStepFinished, Time: at(17), Step: 2, Outcome: events.Success, Conclusion: events.Success, ExitCode: exit(0)},
-		{Type: events.TypeOutputs, Time: at(18), Outputs: map[string]string{"probe": "42"}},
-		{Type: events.TypeJobFinished, Time: at(18), Conclusion: events.Success},
+	evs := []contract.Event{
+		{Type: contract.TypeJobStarted, Time: at(10), Steps: 3, Agent: "0.1.0"},
+		{Type: contract.TypeStepStarted, Time: at(11), Step: 0, Name: "Run actions/checkout@v4"},
+		{Type: contract.TypeStepFinished, Time: at(12), Step: 0, Outcome: contract.Success, Conclusion: contract.Success},
+		{Type: contract.TypeStepStarted, Time: at(13), Step: 1, Name: "Build"},
+		{Type: contract.TypeLog, Time: at(14), Step: 1, Line: "compiling"},
+		{Type: contract.TypeStepFinished, Time: at(15), Step: 1, Outcome: contract.Failure, Conclusion: contract.Success, ExitCode: exit(2)},
+		{Type: contract.TypeStepStarted, Time: at(16), Step: 2, Name: "Run echo ***"},
+		{Type: contract.TypeLog, Time: at(16), Step: 2, Line: "***"},
+		{Type: contract.TypeStepFinished, Time: at(17), Step: 2, Outcome: contract.Success, Conclusion: contract.Success, ExitCode: exit(0)},
+		{Type: contract.TypeOutputs, Time: at(18), Outputs: map[string]string{"probe": "42"}},
+		{Type: contract.TypeJobFinished, Time: at(18), Conclusion: contract.Success},
 	}
 	b, res := render(t, evs, watch.Status{Status: dispatch.Status{Stage: dispatch.Finished}})
 	if res != "succeeded" {
@@ -72,25 +71,25 @@ func TestRenderSucceededJob(t *testing.T) {
 }
 
 func TestRenderEnds(t *testing.T) {
-	started := []events.Event{
-		{Type: events.TypeJobStarted, Time: at(10), Steps: 3},
-		{Type: events.TypeStepStarted, Time: at(11), Step: 0},
-		{Type: events.TypeStepFinished, Time: at(12), Step: 0, Outcome: events.Success, Conclusion: events.Success},
-		{Type: events.TypeStepStarted, Time: at(13), Step: 1},
+	started := []contract.Event{
+		{Type: contract.TypeJobStarted, Time: at(10), Steps: 3},
+		{Type: contract.TypeStepStarted, Time: at(11), Step: 0},
+		{Type: contract.TypeStepFinished, Time: at(12), Step: 0, Outcome: contract.Success, Conclusion: contract.Success},
+		{Type: contract.TypeStepStarted, Time: at(13), Step: 1},
 	}
 	tests := []struct {
 		name     string
-		evs      []events.Event
+		evs      []contract.Event
 		st       dispatch.Status
 		want     string
 		build    protocol.Conclusion
 		complete string
 	}{
-		{"failed step", append(started[:4:4], events.Event{Type: events.TypeStepFinished, Time: at(14), Step: 1, Outcome: events.Failure, Conclusion: events.Failure, ExitCode: exit(3)},
-			events.Event{Type: events.TypeJobFinished, Time: at(15), Conclusion: events.Failure}),
-			dispatch.Status{Stage: dispatch.Finished, ExitCode: exitcode.JobFailed}, "failed", protocol.ConclusionFailure, "Job failed"},
-		{"cancelled by GitHub", started, dispatch.Status{Stage: dispatch.Finished, ExitCode: exitcode.Cancelled}, "canceled", protocol.ConclusionCancelled, "Job canceled"},
-		{"VM lost", started, dispatch.Status{Stage: dispatch.Finished, ExitCode: exitcode.Infrastructure, Problem: "the Nomad client running the job was lost"},
+		{"failed step", append(started[:4:4], contract.Event{Type: contract.TypeStepFinished, Time: at(14), Step: 1, Outcome: contract.Failure, Conclusion: contract.Failure, ExitCode: exit(3)},
+			contract.Event{Type: contract.TypeJobFinished, Time: at(15), Conclusion: contract.Failure}),
+			dispatch.Status{Stage: dispatch.Finished, ExitCode: contract.ExitJobFailed}, "failed", protocol.ConclusionFailure, "Job failed"},
+		{"cancelled by GitHub", started, dispatch.Status{Stage: dispatch.Finished, ExitCode: contract.ExitCancelled}, "canceled", protocol.ConclusionCancelled, "Job canceled"},
+		{"VM lost", started, dispatch.Status{Stage: dispatch.Finished, ExitCode: contract.ExitInfrastructure, Problem: "the Nomad client running the job was lost"},
 			"failed", protocol.ConclusionFailure, "without a result from the guest: the Nomad client running the job was lost"},
 	}
 	for _, tt := range tests {
@@ -113,10 +112,10 @@ func TestRenderEnds(t *testing.T) {
 }
 
 func TestRenderIsRepeatable(t *testing.T) {
-	evs := []events.Event{
-		{Type: events.TypeJobStarted, Time: at(10), Steps: 3},
-		{Type: events.TypeStepStarted, Time: at(11), Step: 0},
-		{Type: events.TypeLog, Time: at(11), Step: 0, Line: "a\nb"},
+	evs := []contract.Event{
+		{Type: contract.TypeJobStarted, Time: at(10), Steps: 3},
+		{Type: contract.TypeStepStarted, Time: at(11), Step: 0},
+		{Type: contract.TypeLog, Time: at(11), Step: 0, Line: "a\nb"},
 	}
 	st := watch.Status{Status: dispatch.Status{Stage: dispatch.Running}}
 	b1, _ := render(t, evs, st)

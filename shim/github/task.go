@@ -8,8 +8,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/solstice-ci/solstice/driver/exitcode"
-	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
 	"github.com/solstice-ci/solstice/shim/watch"
@@ -140,7 +139,7 @@ func (t *task) dispatch(ctx context.Context) bool {
 		t.conclude(ctx, nil, watch.Status{})
 		return false
 	case err != nil: // cancelled or lock lost before the dispatch
-		t.conclude(ctx, nil, watch.Status{Status: dispatch.Status{Stage: dispatch.Finished, ExitCode: exitcode.Cancelled}})
+		t.conclude(ctx, nil, watch.Status{Status: dispatch.Status{Stage: dispatch.Finished, ExitCode: contract.ExitCancelled}})
 		return false
 	}
 	t.sh.metrics.dispatched(time.Since(t.rec.Acquired))
@@ -194,7 +193,7 @@ func (t *task) watch(ctx context.Context) {
 	}
 	if st.AllocID != "" {
 		t.rep.with(func(*book) { t.r.placed(st) })
-		err := tr.Follow(ctx, func(_ context.Context, ev events.Event) error {
+		err := tr.Follow(ctx, func(_ context.Context, ev contract.Event) error {
 			t.rep.with(func(*book) { t.r.event(ev, tr.Latest()) })
 			return nil
 		})

@@ -14,13 +14,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
-	"github.com/solstice-ci/solstice/shim/dispatch"
-)
-
-// Meta keys of a parent job.
-const (
-	MetaLabel   = "solstice_label"
-	MetaAliases = "solstice_aliases"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // Synced is one registered parent job.
@@ -54,12 +48,12 @@ func syncOne(ctx context.Context, c *api.Client, file string) (Synced, error) {
 	if err != nil {
 		return Synced{}, fmt.Errorf("%s: %w", file, err)
 	}
-	label := job.Meta[MetaLabel]
+	label := job.Meta[contract.MetaLabel]
 	switch {
 	case label == "":
-		return Synced{}, fmt.Errorf("%s: job %q has no meta %s: it is not a Solstice parent job", file, *job.ID, MetaLabel)
-	case *job.ID != dispatch.ParentJob(label):
-		return Synced{}, fmt.Errorf("%s: a parent job for label %q must be named %q, not %q", file, label, dispatch.ParentJob(label), *job.ID)
+		return Synced{}, fmt.Errorf("%s: job %q has no meta %s: it is not a Solstice parent job", file, *job.ID, contract.MetaLabel)
+	case *job.ID != contract.ParentJob(label):
+		return Synced{}, fmt.Errorf("%s: a parent job for label %q must be named %q, not %q", file, label, contract.ParentJob(label), *job.ID)
 	case job.ParameterizedJob == nil:
 		return Synced{}, fmt.Errorf("%s: job %q is not parameterized", file, *job.ID)
 	}
@@ -92,19 +86,19 @@ func Catalog(ctx context.Context, c *api.Client) (map[string]string, error) {
 	}
 	cat := map[string]string{}
 	for _, s := range stubs {
-		if s.ParentID != "" || !strings.HasPrefix(s.ID, dispatch.ParentPrefix) || s.Stop {
+		if s.ParentID != "" || !strings.HasPrefix(s.ID, contract.ParentPrefix) || s.Stop {
 			continue
 		}
 		job, _, err := c.Jobs().Info(s.ID, q)
 		if err != nil {
 			return nil, fmt.Errorf("read parent job %s: %w", s.ID, err)
 		}
-		label := job.Meta[MetaLabel]
+		label := job.Meta[contract.MetaLabel]
 		if label == "" || job.ParameterizedJob == nil {
 			continue
 		}
 		cat[label] = label
-		for _, a := range strings.Split(job.Meta[MetaAliases], ",") {
+		for _, a := range strings.Split(job.Meta[contract.MetaAliases], ",") {
 			if a = strings.TrimSpace(a); a != "" {
 				cat[a] = label
 			}

@@ -10,11 +10,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/solstice-ci/solstice/driver/exitcode"
-	"github.com/solstice-ci/solstice/driver/jobrun"
-	"github.com/solstice-ci/solstice/guest/events"
 	"github.com/solstice-ci/solstice/guest/expr"
-	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/translate"
 	"github.com/solstice-ci/solstice/shim/workflow"
@@ -46,18 +43,18 @@ func (r *runner) start(ctx context.Context, res *result) (*dispatch.Job, bool) {
 	run, err := r.shouldRun(res.run, needs, status, ctx)
 	switch {
 	case err != nil:
-		res.finish(events.Failure, exitcode.JobFailed, err.Error())
+		res.finish(contract.Failure, contract.ExitJobFailed, err.Error())
 		r.print.job(res.run.Name, "✗ %s", err)
 		return nil, false
 	case !run:
-		res.finish(events.Skipped, exitcode.Success, "a job it needs did not succeed")
+		res.finish(contract.Skipped, contract.ExitSuccess, "a job it needs did not succeed")
 		r.print.job(res.run.Name, "- skipped: a job it needs did not succeed")
 		return nil, false
 	}
 	res.started = time.Now()
 	job, err := r.dispatch(ctx, res, needs)
 	if err != nil {
-		res.finish(events.Failure, exitcode.Infrastructure, err.Error())
+		res.finish(contract.Failure, contract.ExitInfrastructure, err.Error())
 		r.print.job(res.run.Name, "✗ %s", err)
 		return nil, false
 	}
@@ -72,19 +69,19 @@ func (r *runner) needs(run workflow.Run) (map[string]translate.Need, expr.JobSta
 	status := expr.JobSucceeded
 	needs := map[string]translate.Need{}
 	for _, id := range run.Needs {
-		n := translate.Need{Result: events.Success, Outputs: map[string]string{}}
+		n := translate.Need{Result: contract.Success, Outputs: map[string]string{}}
 		for _, res := range r.results[id] {
 			for k, v := range res.outputs {
 				n.Outputs[k] = v // like GitHub: a matrix job's last run wins
 			}
-			if res.conclusion != events.Success {
+			if res.conclusion != contract.Success {
 				n.Result = res.conclusion
 			}
 		}
 		switch n.Result {
-		case events.Failure, events.Skipped:
+		case contract.Failure, contract.Skipped:
 			status = expr.JobFailed
-		case events.Cancelled:
+		case contract.Cancelled:
 			status = expr.JobCancelled
 		}
 		needs[id] = n
@@ -110,12 +107,12 @@ func (r *runner) dispatch(ctx context.Context, res *result, needs map[string]tra
 	p, err := translate.Plan(translate.Input{
 		Workflow: r.wf, Run: res.run, GitHub: r.github(res.run), Vars: r.opts.Vars,
 		Needs: needs, Secrets: secretNames(r.opts.Secrets),
-		Checkout: &plan.Checkout{SHA: r.snap.Commit, Ref: r.snap.Ref, Bundle: jobrun.GuestRoot + "/repo.bundle"},
+		Checkout: &contract.Checkout{SHA: r.snap.Commit, Ref: r.snap.Ref, Bundle: contract.GuestRoot + "/repo.bundle"},
 	})
 	if err != nil {
 		return nil, err
 	}
-	payload, err := translate.Encode(p)
+	payload, err := contract.EncodePayload(p)
 	if err != nil {
 		return nil, err
 	}

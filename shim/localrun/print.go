@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // printer writes solstice run's progress: one line per job and step with
@@ -35,9 +35,9 @@ func (p *printer) job(name, format string, args ...any) {
 	fmt.Fprintf(p.out, "%s │ %s\n", name, fmt.Sprintf(format, args...))
 }
 
-func (p *printer) event(job string, ev events.Event) {
+func (p *printer) event(job string, ev contract.Event) {
 	switch ev.Type {
-	case events.TypeStepStarted:
+	case contract.TypeStepStarted:
 		p.mu.Lock()
 		if p.steps[job] == nil {
 			p.steps[job] = map[int]string{}
@@ -45,35 +45,35 @@ func (p *printer) event(job string, ev events.Event) {
 		p.steps[job][ev.Step] = ev.Name
 		p.mu.Unlock()
 		p.job(job, "▶ %s", ev.Name)
-	case events.TypeLog:
+	case contract.TypeLog:
 		p.job(job, "  %s", ev.Line)
-	case events.TypeStepFinished:
+	case contract.TypeStepFinished:
 		p.mu.Lock()
 		name := p.steps[job][ev.Step]
 		p.mu.Unlock()
 		p.job(job, "%s %s%s%s", mark(ev.Conclusion), name, exitNote(ev), took(ev.DurationMS))
-	case events.TypeInfraError:
+	case contract.TypeInfraError:
 		p.job(job, "✗ infrastructure error: %s", ev.Message)
 	}
 }
 
 func mark(conclusion string) string {
 	switch conclusion {
-	case events.Success:
+	case contract.Success:
 		return "✓"
-	case events.Skipped:
+	case contract.Skipped:
 		return "-"
-	case events.Cancelled:
+	case contract.Cancelled:
 		return "⊘"
 	}
 	return "✗"
 }
 
-func exitNote(ev events.Event) string {
+func exitNote(ev contract.Event) string {
 	switch {
-	case ev.Conclusion == events.Skipped:
+	case ev.Conclusion == contract.Skipped:
 		return " (skipped)"
-	case ev.Outcome == events.Failure && ev.Conclusion == events.Success:
+	case ev.Outcome == contract.Failure && ev.Conclusion == contract.Success:
 		return " (failed, continue-on-error)"
 	case ev.ExitCode != nil && *ev.ExitCode != 0:
 		return fmt.Sprintf(" (exit code %d)", *ev.ExitCode)

@@ -5,9 +5,8 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/solstice-ci/solstice/driver/exitcode"
-	"github.com/solstice-ci/solstice/guest/events"
 	"github.com/solstice-ci/solstice/guest/expr"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 )
 
@@ -21,7 +20,7 @@ const cancelGrace = 90 * time.Second
 func (r *runner) watch(ctx context.Context, res *result, job *dispatch.Job) {
 	name := res.run.Name
 	r.print.job(name, "queued as Nomad job %s", job.ID)
-	w := &watcher{r: r, res: res, job: job, final: make(chan events.Event, 1)}
+	w := &watcher{r: r, res: res, job: job, final: make(chan contract.Event, 1)}
 	stage := dispatch.Queued
 	poll := time.NewTicker(500 * time.Millisecond)
 	defer poll.Stop()
@@ -36,7 +35,7 @@ func (r *runner) watch(ctx context.Context, res *result, job *dispatch.Job) {
 				ctx = context.Background()
 			}
 		case <-deadline:
-			res.finish(events.Cancelled, exitcode.Cancelled, "did not stop within "+cancelGrace.String())
+			res.finish(contract.Cancelled, contract.ExitCancelled, "did not stop within "+cancelGrace.String())
 			return
 		case <-poll.C:
 		}
@@ -62,7 +61,7 @@ type watcher struct {
 	following bool
 	stopFollw context.CancelFunc
 	done      chan struct{}
-	final     chan events.Event
+	final     chan contract.Event
 }
 
 func (w *watcher) stageChanged(st dispatch.Status) {
@@ -87,12 +86,12 @@ func (w *watcher) follow(st dispatch.Status) {
 	go func() {
 		defer close(w.done)
 		w.r.d.Follow(ctx, alloc, 0, func(line []byte, _ int64) error {
-			ev, err := events.Decode(line)
+			ev, err := contract.DecodeEvent(line)
 			if err != nil {
 				return nil
 			}
 			w.r.print.event(w.res.run.Name, ev)
-			if ev.Type == events.TypeOutputs {
+			if ev.Type == contract.TypeOutputs {
 				w.res.outputs = ev.Outputs
 			}
 			if ev.Terminal() {
@@ -110,7 +109,7 @@ func (w *watcher) finish(st dispatch.Status) {
 	if !w.following && st.Alloc() != nil {
 		w.follow(st)
 	}
-	var ev events.Event
+	var ev contract.Event
 	if w.following {
 		select {
 		case ev = <-w.final:
@@ -120,18 +119,18 @@ func (w *watcher) finish(st dispatch.Status) {
 		<-w.done
 	}
 	switch {
-	case ev.Type == events.TypeJobFinished:
+	case ev.Type == contract.TypeJobFinished:
 		w.res.finish(ev.Conclusion, st.ExitCode, "")
-	case ev.Type == events.TypeInfraError:
-		w.res.finish(events.Failure, exitcode.Infrastructure, ev.Message)
-	case st.ExitCode == exitcode.Cancelled:
-		w.res.finish(events.Cancelled, st.ExitCode, st.Problem)
+	case ev.Type == contract.TypeInfraError:
+		w.res.finish(contract.Failure, contract.ExitInfrastructure, ev.Message)
+	case st.ExitCode == contract.ExitCancelled:
+		w.res.finish(contract.Cancelled, st.ExitCode, st.Problem)
 	default:
 		note := st.Problem
 		if note == "" {
 			note = "the job ended without reporting a result"
 		}
-		w.res.finish(events.Failure, exitcode.Infrastructure, note)
+		w.res.finish(contract.Failure, contract.ExitInfrastructure, note)
 	}
 	w.r.print.done(w.res)
 }
@@ -152,16 +151,16 @@ func toValue(v any) expr.Value {
 
 // overall is the process exit code for a set of results: the worst one.
 func overall(all []*result) int {
-	code := exitcode.Success
+	code := contract.ExitSuccess
 	for _, res := range all {
 		switch {
-		case res.conclusion == events.Success || res.conclusion == events.Skipped:
-		case res.code == exitcode.Infrastructure:
-			code = max(code, exitcode.Infrastructure)
-		case res.conclusion == events.Cancelled:
-			code = max(code, exitcode.Cancelled)
+		case res.conclusion == contract.Success || res.conclusion == contract.Skipped:
+		case res.code == contract.ExitInfrastructure:
+			code = max(code, contract.ExitInfrastructure)
+		case res.conclusion == contract.Cancelled:
+			code = max(code, contract.ExitCancelled)
 		default:
-			code = max(code, exitcode.JobFailed)
+			code = max(code, contract.ExitJobFailed)
 		}
 	}
 	return code

@@ -6,14 +6,12 @@
 package translate
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
 
-	"github.com/solstice-ci/solstice/guest/plan"
-	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/workflow"
 )
 
@@ -32,17 +30,17 @@ type Input struct {
 	Inputs   map[string]any
 	Needs    map[string]Need
 	Secrets  []string // names of the secrets the job gets
-	Checkout *plan.Checkout
+	Checkout *contract.Checkout
 }
 
 // Plan builds and validates the plan.
-func Plan(in Input) (*plan.Plan, error) {
+func Plan(in Input) (*contract.Plan, error) {
 	r := in.Run
-	p := &plan.Plan{
-		Version:        plan.Version,
-		Job:            plan.Job{ID: r.JobID, Name: r.Name, Workflow: in.Workflow.Name},
+	p := &contract.Plan{
+		Version:        contract.PlanVersion,
+		Job:            contract.Job{ID: r.JobID, Name: r.Name, Workflow: in.Workflow.Name},
 		TimeoutMinutes: r.TimeoutMinutes.Value,
-		Defaults:       plan.Defaults{Run: plan.RunDefaults{Shell: r.Defaults.Shell, WorkingDirectory: r.Defaults.WorkingDirectory}},
+		Defaults:       contract.Defaults{Run: contract.RunDefaults{Shell: r.Defaults.Shell, WorkingDirectory: r.Defaults.WorkingDirectory}},
 		Secrets:        sortedUnique(in.Secrets),
 		Checkout:       in.Checkout,
 	}
@@ -50,7 +48,7 @@ func Plan(in Input) (*plan.Plan, error) {
 		return nil, fmt.Errorf("job %q: timeout-minutes %q: an expression here is not supported; use a number", r.JobID, r.TimeoutMinutes.Expr)
 	}
 	for _, e := range r.Env {
-		p.Env = append(p.Env, plan.EnvVar{Name: e.Name, Value: e.Value})
+		p.Env = append(p.Env, contract.EnvVar{Name: e.Name, Value: e.Value})
 	}
 	if len(r.Outputs) > 0 {
 		p.Outputs = map[string]string{}
@@ -72,14 +70,14 @@ func Plan(in Input) (*plan.Plan, error) {
 	return p, nil
 }
 
-func step(s *workflow.Step) plan.Step {
+func step(s *workflow.Step) contract.Step {
 	if s.IsKDL() {
 		with := pairs(s.With)
-		return plan.Step{ID: s.ID, Name: s.Name, If: s.If, Env: pairs(s.Env),
+		return contract.Step{ID: s.ID, Name: s.Name, If: s.If, Env: pairs(s.Env),
 			ContinueOnError: boolScalar(s.ContinueOnError),
-			KDL:             &plan.KDL{Path: with["path"], Job: with["job"]}}
+			KDL:             &contract.KDL{Path: with["path"], Job: with["job"]}}
 	}
-	ps := plan.Step{
+	ps := contract.Step{
 		ID: s.ID, Name: s.Name, If: s.If,
 		Run: s.Run, Shell: s.Shell, WorkingDirectory: s.WorkingDirectory,
 		Uses: s.Uses,
@@ -92,20 +90,20 @@ func step(s *workflow.Step) plan.Step {
 	return ps
 }
 
-func pairs(ps []workflow.Pair) plan.Strings {
+func pairs(ps []workflow.Pair) contract.Strings {
 	if len(ps) == 0 {
 		return nil
 	}
-	m := plan.Strings{}
+	m := contract.Strings{}
 	for _, p := range ps {
 		m[p.Name] = p.Value
 	}
 	return m
 }
 
-func boolScalar(b workflow.BoolOrExpr) plan.Scalar {
+func boolScalar(b workflow.BoolOrExpr) contract.Scalar {
 	if b.Expr != "" {
-		return plan.Scalar(b.Expr)
+		return contract.Scalar(b.Expr)
 	}
 	if b.Value {
 		return "true"
@@ -113,11 +111,11 @@ func boolScalar(b workflow.BoolOrExpr) plan.Scalar {
 	return ""
 }
 
-func numberScalar(n workflow.NumberOrExpr) plan.Scalar {
+func numberScalar(n workflow.NumberOrExpr) contract.Scalar {
 	if n.Expr != "" {
-		return plan.Scalar(n.Expr)
+		return contract.Scalar(n.Expr)
 	}
-	return plan.Scalar(strconv.FormatFloat(n.Value, 'f', -1, 64))
+	return contract.Scalar(strconv.FormatFloat(n.Value, 'f', -1, 64))
 }
 
 // contexts encodes the contexts the agent cannot know itself.
@@ -171,17 +169,4 @@ func sortedUnique(names []string) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// Encode writes the plan as the dispatch payload: gzip-compressed JSON
-// within Nomad's payload limit.
-func Encode(p *plan.Plan) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := plan.EncodeCompressed(&buf, p); err != nil {
-		return nil, fmt.Errorf("encode plan: %w", err)
-	}
-	if buf.Len() > dispatch.PayloadLimit {
-		return nil, fmt.Errorf("job %q: the plan is %d bytes compressed, over Nomad's %d-byte dispatch payload limit (long scripts? move them into the repository)", p.Job.ID, buf.Len(), dispatch.PayloadLimit)
-	}
-	return buf.Bytes(), nil
 }

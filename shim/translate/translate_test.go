@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/workflow"
 )
 
@@ -64,7 +64,7 @@ func TestPlan(t *testing.T) {
 		Workflow: w, Run: rs[1],
 		GitHub:   map[string]any{"repository": "o/r", "sha": "abc"},
 		Secrets:  []string{"TOKEN", "GITHUB_TOKEN", "TOKEN"},
-		Checkout: &plan.Checkout{SHA: "abc", Bundle: "/var/tmp/solstice/repo.bundle"},
+		Checkout: &contract.Checkout{SHA: "abc", Bundle: "/var/tmp/solstice/repo.bundle"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -76,16 +76,16 @@ func TestPlan(t *testing.T) {
 		{"job name", p.Job.Name, "build (arm64)"},
 		{"workflow", p.Job.Workflow, "CI"},
 		{"timeout", p.TimeoutMinutes, 30.0},
-		{"env order", p.Env, []plan.EnvVar{{Name: "WF", Value: "one"}, {Name: "JOB", Value: "two"}}},
+		{"env order", p.Env, []contract.EnvVar{{Name: "WF", Value: "one"}, {Name: "JOB", Value: "two"}}},
 		{"secrets sorted, unique", strings.Join(p.Secrets, ","), "GITHUB_TOKEN,TOKEN"},
 		{"checkout uses", p.Steps[0].Uses, "actions/checkout@v4"},
 		{"checkout with", p.Steps[0].With["fetch-depth"], "0"},
 		{"run", p.Steps[1].Run, `echo "v=1" >> "$GITHUB_OUTPUT"`},
-		{"continue-on-error", p.Steps[1].ContinueOnError, plan.Scalar("true")},
-		{"step timeout", p.Steps[1].TimeoutMinutes, plan.Scalar("5")},
+		{"continue-on-error", p.Steps[1].ContinueOnError, contract.Scalar("true")},
+		{"step timeout", p.Steps[1].TimeoutMinutes, contract.Scalar("5")},
 		{"step env kept unevaluated", p.Steps[1].Env["A"], "${{ matrix.arch }}"},
 		{"outputs", p.Outputs["v"], "${{ steps.v.outputs.v }}"},
-		{"kdl step", p.Steps[2].KDL, &plan.KDL{Path: ".solstice/workflow.kdl", Job: "illumos-build"}},
+		{"kdl step", p.Steps[2].KDL, &contract.KDL{Path: ".solstice/workflow.kdl", Job: "illumos-build"}},
 		{"kdl step has no uses", p.Steps[2].Uses, ""},
 		{"matrix context", string(p.Contexts["matrix"]), `{"arch":"arm64"}`},
 		{"strategy context", string(p.Contexts["strategy"]), `{"fail-fast":true,"job-index":1,"job-total":2,"max-parallel":2}`},
@@ -101,15 +101,15 @@ func TestPlan(t *testing.T) {
 
 func TestEncodeRoundTripAndLimit(t *testing.T) {
 	w, rs := runs(t)
-	p, err := Plan(Input{Workflow: w, Run: rs[0], Checkout: &plan.Checkout{URL: "https://forge/o/r.git", SHA: "abc"}})
+	p, err := Plan(Input{Workflow: w, Run: rs[0], Checkout: &contract.Checkout{URL: "https://forge/o/r.git", SHA: "abc"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	payload, err := Encode(p)
+	payload, err := contract.EncodePayload(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := plan.DecodeAuto(bytes.NewReader(payload))
+	back, err := contract.DecodePlanAuto(bytes.NewReader(payload))
 	if err != nil || back.Job.Name != p.Job.Name || len(back.Steps) != 3 {
 		t.Fatalf("round trip: %+v, %v", back, err)
 	}
@@ -117,7 +117,7 @@ func TestEncodeRoundTripAndLimit(t *testing.T) {
 	random := make([]byte, 30000)
 	rand.Read(random)
 	p.Steps[1].Run = "echo " + hex.EncodeToString(random)
-	if _, err := Encode(p); err == nil || !strings.Contains(err.Error(), "payload limit") {
+	if _, err := contract.EncodePayload(p); err == nil || !strings.Contains(err.Error(), "payload limit") {
 		t.Fatalf("Encode of an oversized plan: %v", err)
 	}
 }
@@ -126,7 +126,7 @@ func TestJobTimeoutExpressionRefused(t *testing.T) {
 	w, rs := runs(t)
 	r := rs[0]
 	r.TimeoutMinutes = workflow.NumberOrExpr{Expr: "${{ vars.T }}"}
-	if _, err := Plan(Input{Workflow: w, Run: r, Checkout: &plan.Checkout{URL: "u"}}); err == nil || !strings.Contains(err.Error(), "timeout-minutes") {
+	if _, err := Plan(Input{Workflow: w, Run: r, Checkout: &contract.Checkout{URL: "u"}}); err == nil || !strings.Contains(err.Error(), "timeout-minutes") {
 		t.Fatalf("Plan = %v", err)
 	}
 }

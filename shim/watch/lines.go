@@ -5,8 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/solstice-ci/solstice/driver/exitcode"
-	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 )
 
@@ -31,7 +30,7 @@ func PlacedLine(st Status) string {
 
 // VMUpLine says the guest agent started the job, how long the VM took to
 // boot and how.
-func VMUpLine(ev events.Event, st Status) string {
+func VMUpLine(ev contract.Event, st Status) string {
 	boot := ""
 	if !st.Placed.IsZero() {
 		boot = fmt.Sprintf(" %s after placement", Round(ev.Time.Sub(st.Placed)))
@@ -53,7 +52,7 @@ func VMUpLine(ev events.Event, st Status) string {
 
 // CleanupLine says how the Nomad job ended.
 func CleanupLine(job *dispatch.Job, st Status) string {
-	return fmt.Sprintf("Cleaning up: Nomad job %s ended with exit code %d (%s)", job.ID, st.ExitCode, exitcode.Describe(st.ExitCode))
+	return fmt.Sprintf("Cleaning up: Nomad job %s ended with exit code %d (%s)", job.ID, st.ExitCode, contract.DescribeExit(st.ExitCode))
 }
 
 // Problem says why a job ended without its last event.
@@ -61,23 +60,23 @@ func Problem(st Status) string {
 	if st.Problem != "" {
 		return st.Problem
 	}
-	return exitcode.Describe(st.ExitCode)
+	return contract.DescribeExit(st.ExitCode)
 }
 
 // Outcome is how the job ended, as an events conclusion: the guest's own
 // word when its last event (end, nil if none arrived) is job_finished, a
 // failure after an infrastructure error or no word at all, unless Nomad
 // says the job was cancelled.
-func Outcome(end *events.Event, st Status) string {
+func Outcome(end *contract.Event, st Status) string {
 	switch {
-	case end != nil && end.Type == events.TypeJobFinished:
+	case end != nil && end.Type == contract.TypeJobFinished:
 		return end.Conclusion
 	case end != nil:
-		return events.Failure
-	case st.Stage == dispatch.Finished && st.ExitCode == exitcode.Cancelled:
-		return events.Cancelled
+		return contract.Failure
+	case st.Stage == dispatch.Finished && st.ExitCode == contract.ExitCancelled:
+		return contract.Cancelled
 	}
-	return events.Failure
+	return contract.Failure
 }
 
 // Round rounds a duration for humans: milliseconds below a second,

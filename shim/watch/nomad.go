@@ -8,7 +8,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
-	"github.com/solstice-ci/solstice/driver/exitcode"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/jobs"
 )
@@ -88,7 +88,7 @@ func (n *Client) Status(ctx context.Context, job *dispatch.Job) (Status, error) 
 
 // Purged is the status of a job someone removed from Nomad: it is over,
 // and nobody will say how it ended.
-var Purged = Status{Status: dispatch.Status{Stage: dispatch.Finished, ExitCode: exitcode.Infrastructure, Problem: "the Nomad job was removed (purged) before it reported a result"}}
+var Purged = Status{Status: dispatch.Status{Stage: dispatch.Finished, ExitCode: contract.ExitInfrastructure, Problem: "the Nomad job was removed (purged) before it reported a result"}}
 
 func notFound(err error) bool {
 	var ue api.UnexpectedResponseError
@@ -97,7 +97,7 @@ func notFound(err error) bool {
 
 // bootMessage finds the driver's "Booting" task event.
 func bootMessage(a *api.Allocation) string {
-	ts := a.TaskStates[dispatch.TaskName]
+	ts := a.TaskStates[contract.TaskName]
 	if ts == nil {
 		return ""
 	}

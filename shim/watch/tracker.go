@@ -8,7 +8,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/solstice-ci/solstice/guest/events"
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 )
 
@@ -88,7 +88,7 @@ func (t *Tracker) WaitPlaced(ctx context.Context, st Status) (Status, error) {
 // the stream by returning an error. A job whose task ended without
 // writing its last event (the VM or node died) is given NoEvent to
 // deliver what it wrote, then left.
-func (t *Tracker) Follow(ctx context.Context, fn func(context.Context, events.Event) error) error {
+func (t *Tracker) Follow(ctx context.Context, fn func(context.Context, contract.Event) error) error {
 	fctx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan error, 1)
@@ -124,9 +124,9 @@ func (t *Tracker) Follow(ctx context.Context, fn func(context.Context, events.Ev
 	}
 }
 
-func (t *Tracker) onLine(ctx context.Context, fn func(context.Context, events.Event) error) func([]byte, int64) error {
+func (t *Tracker) onLine(ctx context.Context, fn func(context.Context, contract.Event) error) func([]byte, int64) error {
 	return func(line []byte, _ int64) error {
-		ev, err := events.Decode(line)
+		ev, err := contract.DecodeEvent(line)
 		if err != nil {
 			t.Log.Warn("skipping a line of the events file", "error", err)
 			return nil

@@ -9,12 +9,13 @@ import (
 	"strings"
 
 	"github.com/solstice-ci/solstice/guest/runner"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 func cmdCancel(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("cancel", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	root := fs.String("root", runner.DefaultRoot, "directory of the job")
+	root := fs.String("root", contract.GuestRoot, "directory of the job")
 	if pos, err := parseInterleaved(fs, args); err != nil || len(pos) > 0 {
 		fmt.Fprintf(stderr, "solstice-guest: cancel takes --root only\n%s\n", usage)
 		return exitUsage

@@ -9,8 +9,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/solstice-ci/solstice/guest/events"
 	"github.com/solstice-ci/solstice/guest/runner"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // errAgentGone means the stream stopped short: the agent is not running
@@ -24,7 +24,7 @@ var agentGrace = 3 * time.Second
 func cmdFollow(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("follow", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	root := fs.String("root", runner.DefaultRoot, "directory of the job")
+	root := fs.String("root", contract.GuestRoot, "directory of the job")
 	from := fs.Int64("from", 0, "byte offset to start at (0, or one reported before)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil || len(pos) > 0 || *from < 0 {
@@ -36,7 +36,7 @@ func cmdFollow(args []string, stdout, stderr io.Writer) int {
 	defer cancel(nil)
 	go watchAgent(ctx, layout, cancel)
 	out := bufio.NewWriterSize(stdout, 64<<10)
-	err = events.FollowLines(ctx, layout.Events, *from, func(line []byte, _ events.Event, _ int64) error {
+	err = contract.FollowLines(ctx, layout.Events, *from, func(line []byte, _ contract.Event, _ int64) error {
 		out.Write(line)
 		out.WriteByte('\n')
 		return out.Flush()

@@ -40,6 +40,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // version is set at build time (-X main.version=…).
@@ -68,13 +70,13 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "version", "--version":
 		fmt.Fprintln(stdout, "solstice-guest", version)
 		return 0
-	case "run":
+	case contract.AgentRun:
 		return cmdRun(args[1:], stdin, stdout, stderr)
 	case detachedChild:
 		return cmdDetachedChild(args[1:], stdin, stderr)
-	case "follow":
+	case contract.AgentFollow:
 		return cmdFollow(args[1:], stdout, stderr)
-	case "cancel":
+	case contract.AgentCancel:
 		return cmdCancel(args[1:], stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)

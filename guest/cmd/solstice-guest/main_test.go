@@ -13,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/solstice-ci/solstice/guest/events"
-	"github.com/solstice-ci/solstice/guest/plan"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // The test binary doubles as solstice-guest (also when the agent
@@ -32,12 +31,12 @@ func agent(args ...string) *exec.Cmd {
 	return cmd
 }
 
-func writePlan(t *testing.T, steps ...plan.Step) string {
+func writePlan(t *testing.T, steps ...contract.Step) string {
 	t.Helper()
-	p := &plan.Plan{Version: 1, Job: plan.Job{ID: "j", Name: "job"}, Steps: steps, Secrets: []string{"TOKEN"},
+	p := &contract.Plan{Version: 1, Job: contract.Job{ID: "j", Name: "job"}, Steps: steps, Secrets: []string{"TOKEN"},
 		Contexts: map[string]json.RawMessage{"github": json.RawMessage(`{"repository":"o/r"}`)}}
 	var buf bytes.Buffer
-	if err := plan.EncodeCompressed(&buf, p); err != nil {
+	if err := contract.EncodePlanCompressed(&buf, p); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "plan.json.gz")
@@ -67,10 +66,10 @@ func readStream(t *testing.T, root string) []byte {
 	return data
 }
 
-func lastEvent(t *testing.T, stream []byte) events.Event {
+func lastEvent(t *testing.T, stream []byte) contract.Event {
 	t.Helper()
 	lines := bytes.Split(bytes.TrimSpace(stream), []byte("\n"))
-	ev, err := events.Decode(lines[len(lines)-1])
+	ev, err := contract.DecodeEvent(lines[len(lines)-1])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,13 +92,13 @@ func TestVersionAndUsage(t *testing.T) {
 func TestRunForeground(t *testing.T) {
 	tests := []struct {
 		name       string
-		steps      []plan.Step
+		steps      []contract.Step
 		stdin      string
 		code       int
 		conclusion string
 	}{
-		{"success", []plan.Step{{Run: "echo token=${{ secrets.TOKEN }}"}}, `{"TOKEN":"s3cr3t-tok"}`, 0, events.Success},
-		{"failure", []plan.Step{{Run: "exit 5"}}, ``, 1, events.Failure},
+		{"success", []contract.Step{{Run: "echo token=${{ secrets.TOKEN }}"}}, `{"TOKEN":"s3cr3t-tok"}`, 0, contract.Success},
+		{"failure", []contract.Step{{Run: "exit 5"}}, ``, 1, contract.Failure},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,15 +136,15 @@ func TestRunInfrastructureErrors(t *testing.T) {
 		t.Fatalf("invalid plan: exit %d", code)
 	}
 	ev := lastEvent(t, readStream(t, root))
-	if ev.Type != events.TypeInfraError || !strings.Contains(ev.Message, "action some/action@v1 is not supported") {
+	if ev.Type != contract.TypeInfraError || !strings.Contains(ev.Message, "action some/action@v1 is not supported") {
 		t.Errorf("last event %+v", ev)
 	}
 	// The root already holds a stream: a second job is refused.
-	if code := exitCode(agent("run", "--root", root, writePlan(t, plan.Step{Run: "true"})).Run()); code != 3 {
+	if code := exitCode(agent("run", "--root", root, writePlan(t, contract.Step{Run: "true"})).Run()); code != 3 {
 		t.Errorf("second run in the same root: exit %d", code)
 	}
 	// Secrets that are not a JSON object of strings.
-	cmd = agent("run", "--root", t.TempDir(), writePlan(t, plan.Step{Run: "true"}))
+	cmd = agent("run", "--root", t.TempDir(), writePlan(t, contract.Step{Run: "true"}))
 	cmd.Stdin = strings.NewReader(`["not", "an object"]`)
 	if code := exitCode(cmd.Run()); code != 3 {
 		t.Errorf("bad secrets: exit %d", code)
@@ -154,7 +153,7 @@ func TestRunInfrastructureErrors(t *testing.T) {
 
 func TestRunCancelledBySignal(t *testing.T) {
 	root := t.TempDir()
-	cmd := agent("run", "--root", root, writePlan(t, plan.Step{Run: "echo started; sleep 30"}, plan.Step{Run: "echo cleanup", If: "always()"}))
+	cmd := agent("run", "--root", root, writePlan(t, contract.Step{Run: "echo started; sleep 30"}, contract.Step{Run: "echo cleanup", If: "always()"}))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +165,7 @@ func TestRunCancelledBySignal(t *testing.T) {
 		t.Errorf("exit %d, want 2", code)
 	}
 	stream := readStream(t, root)
-	if ev := lastEvent(t, stream); ev.Conclusion != events.Cancelled || !bytes.Contains(stream, []byte(`"line":"cleanup"`)) {
+	if ev := lastEvent(t, stream); ev.Conclusion != contract.Cancelled || !bytes.Contains(stream, []byte(`"line":"cleanup"`)) {
 		t.Errorf("stream:\n%s", stream)
 	}
 	if code := exitCode(agent("cancel", "--root", root).Run()); code != 0 {
@@ -179,9 +178,9 @@ func TestRunCancelledBySignal(t *testing.T) {
 func TestDetachFollowCancel(t *testing.T) {
 	root := t.TempDir()
 	run := agent("run", "--detach", "--root", root, writePlan(t,
-		plan.Step{Run: "echo one; echo two; echo ${{ secrets.TOKEN }}"},
-		plan.Step{Run: "echo sleeping; sleep 30"},
-		plan.Step{Run: "echo cleanup", If: "always()"}))
+		contract.Step{Run: "echo one; echo two; echo ${{ secrets.TOKEN }}"},
+		contract.Step{Run: "echo sleeping; sleep 30"},
+		contract.Step{Run: "echo cleanup", If: "always()"}))
 	run.Stdin = strings.NewReader(`{"TOKEN":"detached-secret"}`)
 	start := time.Now()
 	if out, err := run.CombinedOutput(); err != nil {
@@ -220,7 +219,7 @@ func TestDetachFollowCancel(t *testing.T) {
 	if !bytes.Equal(got.Bytes(), stream) {
 		t.Errorf("follow output is not the stream verbatim:\n%s\n---\n%s", got.Bytes(), stream)
 	}
-	if ev := lastEvent(t, stream); ev.Conclusion != events.Cancelled {
+	if ev := lastEvent(t, stream); ev.Conclusion != contract.Cancelled {
 		t.Errorf("conclusion %s", ev.Conclusion)
 	}
 	if bytes.Contains(stream, []byte("detached-secret")) {
@@ -245,7 +244,7 @@ func TestDetachFollowCancel(t *testing.T) {
 // follow gives up when the agent died without finishing the stream.
 func TestFollowDeadAgent(t *testing.T) {
 	root := t.TempDir()
-	line := events.Marshal(&events.Event{Seq: 1, Type: events.TypeJobStarted, Job: &events.Job{ID: "j"}})
+	line := contract.MarshalEvent(&contract.Event{Seq: 1, Type: contract.TypeJobStarted, Job: &contract.Job{ID: "j"}})
 	os.WriteFile(filepath.Join(root, "events.jsonl"), line, 0o644)
 	os.WriteFile(filepath.Join(root, "agent.pid"), []byte("999999999\n"), 0o644)
 	start := time.Now()

@@ -15,8 +15,8 @@ import (
 
 	"github.com/solstice-ci/solstice/guest/events"
 	"github.com/solstice-ci/solstice/guest/mask"
-	"github.com/solstice-ci/solstice/guest/plan"
 	"github.com/solstice-ci/solstice/guest/runner"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // detachedChild is the internal command a detaching `run` re-executes
@@ -36,7 +36,7 @@ func parseRunFlags(name string, args []string, stderr io.Writer) (runFlags, erro
 	var f runFlags
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.root, "root", runner.DefaultRoot, "directory of the job")
+	fs.StringVar(&f.root, "root", contract.GuestRoot, "directory of the job")
 	fs.BoolVar(&f.detach, "detach", false, "run the job in its own session and return once it started")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -148,7 +148,7 @@ func runJob(f runFlags, secrets map[string]string, stdout, stderr io.Writer, rea
 	ready(nil)
 	job, err := newJob(f.plan, layout, ew, secrets, masker)
 	if err != nil {
-		ew.Emit(events.Event{Type: events.TypeInfraError, Message: err.Error()})
+		ew.Emit(contract.Event{Type: contract.TypeInfraError, Message: err.Error()})
 		fmt.Fprintf(stderr, "solstice-guest: %v\n", err)
 		return runner.ExitInfrastructure
 	}
@@ -194,7 +194,7 @@ func newJob(planFile string, layout runner.Layout, ew *events.Writer, secrets ma
 	if err != nil {
 		return nil, fmt.Errorf("read plan: %w", err)
 	}
-	p, err := plan.DecodeAuto(bytes.NewReader(data))
+	p, err := contract.DecodePlanAuto(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package plan
+package contract
 
 import (
 	"bytes"
@@ -58,8 +58,8 @@ func (v *validator) errorf(path, format string, args ...any) {
 }
 
 func (v *validator) plan(p *Plan) {
-	if p.Version != Version {
-		v.errorf("version", "unsupported plan version %d (this agent reads version %d)", p.Version, Version)
+	if p.Version != PlanVersion {
+		v.errorf("version", "unsupported plan version %d (this agent reads version %d)", p.Version, PlanVersion)
 	}
 	if p.Job.ID == "" {
 		v.errorf("job.id", "missing")

@@ -1,67 +1,4 @@
-// Package plan defines the job plan: everything the Solstice guest agent
-// (solstice-guest) needs to run one job of a workflow inside the VM. The
-// runner shims and `solstice run` build plans, Nomad carries them as the
-// dispatch payload, the solstice-vm driver uploads them into the guest, and
-// the agent decodes, validates and runs them.
-//
-// # Format (version 1)
-//
-// A plan is one JSON object; only "version", "job.id" and "steps" are
-// required, every other field may be omitted:
-//
-//	{"version": 1,
-//	 "job": {"id": "build", "name": "build (amd64)", "workflow": "CI"},
-//	 "timeout_minutes": 360,          // job timeout; 0 or absent: 360
-//	 "cancel_timeout_minutes": 5,     // how long always() steps may run after a cancel; default 5
-//	 "defaults": {"run": {"shell": "bash", "working-directory": "src"}},
-//	 "env": [{"name": "WF", "value": "x"}],  // workflow env, then job env, in order; ${{ }} allowed
-//	 "contexts": {"github": {…}, "matrix": {…}, "needs": {…},
-//	              "vars": {…}, "inputs": {…}, "strategy": {…}},
-//	 "secrets": ["GITHUB_TOKEN", "MY_SECRET"],  // names only
-//	 "outputs": {"version": "${{ steps.v.outputs.version }}"},
-//	 "steps": [
-//	   {"id": "v", "name": "Compute", "if": "", "continue-on-error": false,
-//	    "timeout-minutes": 5, "env": {"A": "1"}, "run": "echo …",
-//	    "shell": "", "working-directory": ""},
-//	   {"name": "Checkout", "uses": "actions/checkout@v4",
-//	    "with": {"repository": "o/r", "ref": "main", "path": "", "fetch-depth": "1",
-//	             "submodules": "false", "token": "${{ secrets.GITHUB_TOKEN }}"}},
-//	   {"name": "Legacy", "kdl": {"path": ".solstice/workflow.kdl", "job": "illumos-build"}}],
-//	 "checkout": {"url": "https://forge.example/o/r.git", "sha": "…",
-//	              "ref": "refs/heads/main", "bundle": ""}}
-//
-// Rules the validator enforces (every problem is reported, each as
-// "plan: <field path>: <problem>"):
-//
-//   - a step is exactly one of: run (a script), uses (only
-//     actions/checkout@<any ref>: the agent has a built-in checkout), or
-//     kdl (a job of a legacy .solstice/workflow.kdl file in the workspace);
-//     with is for uses steps only, shell and working-directory for run
-//     steps only;
-//   - shell is bash, sh, python, pwsh, powershell, cmd, or a command whose
-//     arguments contain {0} (like GitHub, "perl {0}"), or an expression;
-//   - continue-on-error is a boolean or an expression string;
-//     timeout-minutes a positive number or an expression string (JSON
-//     numbers and booleans are accepted where GitHub has them, strings
-//     containing ${{ }} are evaluated by the agent just before the step);
-//   - step ids are unique and look like GitHub's ([A-Za-z_][A-Za-z0-9_-]*);
-//   - secret names are unique identifiers, and contexts.github has no
-//     "token": secret values never appear in a plan. The agent reads them
-//     from its stdin and sets github.token from the GITHUB_TOKEN secret;
-//   - contexts holds only github, matrix, needs, vars, inputs and strategy
-//     (env, secrets, steps, job and runner are the agent's), each an object;
-//   - a checkout step of the workflow's own repository needs "checkout"
-//     with a url or a bundle; one with with.repository naming another
-//     repository is fetched from github.server_url.
-//
-// "checkout.bundle" is the path, inside the guest, of a git bundle the
-// driver uploaded: the checkout then clones from that file instead of the
-// network (used by `solstice run` for local repositories).
-//
-// Plans travel as a Nomad dispatch payload of at most 16 KiB:
-// EncodeCompressed writes gzip-compressed JSON and DecodeAuto reads either
-// form.
-package plan
+package contract
 
 import (
 	"bufio"
@@ -73,12 +10,12 @@ import (
 	"strconv"
 )
 
-// Version is the plan format this package reads and writes.
-const Version = 1
+// PlanVersion is the plan format this package reads and writes.
+const PlanVersion = 1
 
-// MaxDecoded bounds a decoded plan, so a hostile gzip stream cannot
+// MaxPlanDecoded bounds a decoded plan, so a hostile gzip stream cannot
 // exhaust the guest's memory.
-const MaxDecoded = 16 << 20
+const MaxPlanDecoded = 16 << 20
 
 // Plan is one job to run.
 type Plan struct {
@@ -242,12 +179,12 @@ func isJSONNumber(s string) bool {
 	return err == nil
 }
 
-// Decode reads a plan as JSON and validates it. Unknown fields are
+// DecodePlan reads a plan as JSON and validates it. Unknown fields are
 // errors: a field the agent would silently ignore is a bug in the plan's
 // producer.
-func Decode(r io.Reader) (*Plan, error) {
+func DecodePlan(r io.Reader) (*Plan, error) {
 	var p Plan
-	dec := json.NewDecoder(io.LimitReader(r, MaxDecoded))
+	dec := json.NewDecoder(io.LimitReader(r, MaxPlanDecoded))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
 		return nil, fmt.Errorf("plan: decode: %w", err)
@@ -261,8 +198,8 @@ func Decode(r io.Reader) (*Plan, error) {
 	return &p, nil
 }
 
-// DecodeAuto is Decode for a plan that may be gzip-compressed.
-func DecodeAuto(r io.Reader) (*Plan, error) {
+// DecodePlanAuto is Decode for a plan that may be gzip-compressed.
+func DecodePlanAuto(r io.Reader) (*Plan, error) {
 	br := bufio.NewReader(r)
 	magic, _ := br.Peek(2)
 	if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
@@ -271,13 +208,13 @@ func DecodeAuto(r io.Reader) (*Plan, error) {
 			return nil, fmt.Errorf("plan: decompress: %w", err)
 		}
 		defer zr.Close()
-		return Decode(zr)
+		return DecodePlan(zr)
 	}
-	return Decode(br)
+	return DecodePlan(br)
 }
 
-// Encode writes p as compact JSON (no validation: see Validate).
-func Encode(w io.Writer, p *Plan) error {
+// EncodePlan writes p as compact JSON (no validation: see Validate).
+func EncodePlan(w io.Writer, p *Plan) error {
 	data, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("plan: encode: %w", err)
@@ -288,13 +225,13 @@ func Encode(w io.Writer, p *Plan) error {
 	return nil
 }
 
-// EncodeCompressed writes p as gzip-compressed compact JSON.
-func EncodeCompressed(w io.Writer, p *Plan) error {
+// EncodePlanCompressed writes p as gzip-compressed compact JSON.
+func EncodePlanCompressed(w io.Writer, p *Plan) error {
 	zw, err := gzip.NewWriterLevel(w, gzip.BestCompression)
 	if err != nil {
 		return fmt.Errorf("plan: compress: %w", err)
 	}
-	if err := Encode(zw, p); err != nil {
+	if err := EncodePlan(zw, p); err != nil {
 		return err
 	}
 	if err := zw.Close(); err != nil {

@@ -1,9 +1,8 @@
-package events
+package contract
 
 import (
 	"slices"
 	"strconv"
-	"time"
 	"unicode/utf8"
 )
 
@@ -14,9 +13,10 @@ const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 // Types whose events carry a step index.
 var stepTypes = map[string]bool{TypeStepStarted: true, TypeLog: true, TypeStepFinished: true, TypeStepSummary: true}
 
-// appendEvent writes the JSON line by hand: a job's output can be millions
-// of log events, and reflection-based encoding would dominate the cost.
-func appendEvent(b []byte, ev *Event) []byte {
+// AppendEvent is MarshalEvent into b, for writers that reuse a buffer. It
+// writes the JSON line by hand: a job's output can be millions of log
+// events, and reflection-based encoding would dominate the cost.
+func AppendEvent(b []byte, ev *Event) []byte {
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendInt(b, ev.Seq, 10)
 	b = append(b, `,"time":"`...)
@@ -181,6 +181,3 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
-
-// now is the clock; tests replace it.
-var now = time.Now

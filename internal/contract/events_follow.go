@@ -1,4 +1,4 @@
-package events
+package contract
 
 import (
 	"bytes"
@@ -121,7 +121,7 @@ func (t *tail) deliver() (bool, error) {
 			return false, nil
 		}
 		line := rest[:i]
-		ev, err := Decode(line)
+		ev, err := DecodeEvent(line)
 		if err != nil {
 			return false, fmt.Errorf("events: follow: line at offset %d: %w", t.offset, err)
 		}
@@ -165,7 +165,7 @@ func endsAt(path string, offset int64) (bool, error) {
 		chunks = append(chunks, chunk)
 	}
 	slices.Reverse(chunks)
-	ev, err := Decode(bytes.Join(chunks, nil))
+	ev, err := DecodeEvent(bytes.Join(chunks, nil))
 	if err != nil {
 		return false, fmt.Errorf("events: follow: offset %d is not the end of an event: %w", offset, err)
 	}

@@ -1,4 +1,4 @@
-package plan
+package contract
 
 import (
 	"bytes"
@@ -26,7 +26,7 @@ const example = `{"version":1,
 }`
 
 func TestDecodeExample(t *testing.T) {
-	p, err := Decode(strings.NewReader(example))
+	p, err := DecodePlan(strings.NewReader(example))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,24 +42,24 @@ func TestDecodeExample(t *testing.T) {
 }
 
 func TestEncodeRoundTripAndCompression(t *testing.T) {
-	p, err := Decode(strings.NewReader(example))
+	p, err := DecodePlan(strings.NewReader(example))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var plain, packed bytes.Buffer
-	if err := Encode(&plain, p); err != nil {
+	if err := EncodePlan(&plain, p); err != nil {
 		t.Fatal(err)
 	}
-	if err := EncodeCompressed(&packed, p); err != nil {
+	if err := EncodePlanCompressed(&packed, p); err != nil {
 		t.Fatal(err)
 	}
 	for name, data := range map[string]json.RawMessage{"plain": plain.Bytes(), "gzip": packed.Bytes()} {
-		back, err := DecodeAuto(bytes.NewReader(data))
+		back, err := DecodePlanAuto(bytes.NewReader(data))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		var again bytes.Buffer
-		Encode(&again, back)
+		EncodePlan(&again, back)
 		if again.String() != plain.String() {
 			t.Errorf("%s round trip:\n%s\n%s", name, again.String(), plain.String())
 		}
@@ -165,7 +165,7 @@ func TestDecodeRejects(t *testing.T) {
 		"garbage gzip":   "\x1f\x8bnot really",
 		"bool in scalar": `{"version":1,"job":{"id":"j"},"steps":[{"run":"x","timeout-minutes":[]}]}`,
 	} {
-		if _, err := DecodeAuto(strings.NewReader(in)); err == nil {
+		if _, err := DecodePlanAuto(strings.NewReader(in)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -174,13 +174,13 @@ func TestDecodeRejects(t *testing.T) {
 // A realistic plan with a trimmed event fits the 16 KiB dispatch payload
 // comfortably once compressed.
 func TestCompressedSize(t *testing.T) {
-	p, _ := Decode(strings.NewReader(example))
+	p, _ := DecodePlan(strings.NewReader(example))
 	for i := 0; i < 40; i++ {
 		p.Steps = append(p.Steps, Step{Name: "Build part", Run: "gmake -C src/part all check\n" + strings.Repeat("echo compiling module; ", 10)})
 	}
 	var plain, packed bytes.Buffer
-	Encode(&plain, p)
-	EncodeCompressed(&packed, p)
+	EncodePlan(&plain, p)
+	EncodePlanCompressed(&packed, p)
 	if packed.Len() > plain.Len()/4 || packed.Len() > 16<<10 {
 		t.Errorf("compressed %d of %d bytes", packed.Len(), plain.Len())
 	}
