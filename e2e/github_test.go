@@ -20,7 +20,7 @@ import (
 
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/github"
-	"github.com/solstice-ci/solstice/shim/github/githubfake"
+	"github.com/solstice-ci/solstice/internal/githubfake"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
 	"github.com/solstice-ci/solstice/shim/nomadvar"
 	"github.com/solstice-ci/solstice/shim/watch"

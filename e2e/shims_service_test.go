@@ -12,7 +12,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
-	"github.com/solstice-ci/solstice/shim/github/githubfake"
+	"github.com/solstice-ci/solstice/internal/githubfake"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
 )
 
