@@ -28,11 +28,10 @@ type Metrics struct {
 	reg    *prometheus.Registry
 	health *forge.Health
 
-	mu     sync.Mutex
-	states map[int64]string // task -> state, to move it between the tasks gauge's states
-	lag    map[int64]int    // task -> log rows the forge has not stored
+	mu  sync.Mutex    // keeps lag to the tasks in flight
+	lag map[int64]int // task -> log rows the forge has not stored
 
-	tasks     *prometheus.GaugeVec
+	tasks     *forge.StateGauge[int64]
 	results   *prometheus.CounterVec
 	apiCalls  *prometheus.CounterVec
 	apiErrors *prometheus.CounterVec
@@ -46,8 +45,9 @@ type Metrics struct {
 func NewMetrics() *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(), health: forge.NewHealth(forge.Forge, forge.Nomad),
-		states: map[int64]string{}, lag: map[int64]int{},
-		tasks:     gaugeVec("solstice_forgejo_tasks", "Tasks in flight, by state.", "state"),
+		lag: map[int64]int{},
+		tasks: forge.NewStateGauge[int64](prometheus.GaugeOpts{Name: "solstice_forgejo_tasks", Help: "Tasks in flight, by state."},
+			statePreparing, stateQueued, stateBooting, stateRunning, stateReporting),
 		results:   counterVec("solstice_forgejo_tasks_finished_total", "Tasks reported to the forge as finished, by result.", "result"),
 		apiCalls:  counterVec("solstice_forgejo_api_calls_total", "Runner protocol calls to the forge, by method.", "method"),
 		apiErrors: counterVec("solstice_forgejo_api_errors_total", "Runner protocol calls to the forge that failed, by method.", "method"),
@@ -57,11 +57,6 @@ func NewMetrics() *Metrics {
 			Name: "solstice_forgejo_log_lag_rows", Help: "Log rows rendered but not yet stored by the forge.",
 		}),
 	}
-	// Every state shows, at 0 when no task is in it, so a dashboard
-	// never sees a state vanish.
-	for _, s := range []string{statePreparing, stateQueued, stateBooting, stateRunning, stateReporting} {
-		m.tasks.WithLabelValues(s)
-	}
 	m.reg.MustRegister(m.tasks, m.results, m.apiCalls, m.apiErrors, m.dispatch, m.firstStep, m.lagRows)
 	for _, dep := range []forge.Dependency{forge.Forge, forge.Nomad} {
 		m.reg.MustRegister(m.health.UpGauge(prometheus.GaugeOpts{
@@ -70,10 +65,6 @@ func NewMetrics() *Metrics {
 		}, dep))
 	}
 	return m
-}
-
-func gaugeVec(name, help, label string) *prometheus.GaugeVec {
-	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{label})
 }
 
 func counterVec(name, help, label string) *prometheus.CounterVec {
@@ -88,17 +79,11 @@ func latency(name, help string) prometheus.Histogram {
 func (m *Metrics) taskState(id int64, state string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if old, ok := m.states[id]; ok {
-		m.tasks.WithLabelValues(old).Dec()
-	}
+	m.tasks.Set(id, state)
 	if state == "" {
-		delete(m.states, id)
 		m.lagRows.Sub(float64(m.lag[id]))
 		delete(m.lag, id)
-		return
 	}
-	m.states[id] = state
-	m.tasks.WithLabelValues(state).Inc()
 }
 
 func (m *Metrics) taskResult(result string) { m.results.WithLabelValues(result).Inc() }
@@ -112,7 +97,7 @@ func (m *Metrics) firstStepStarted(d time.Duration) { m.firstStep.Observe(d.Seco
 func (m *Metrics) logLag(id int64, rows int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.states[id]; ok {
+	if m.tasks.Has(id) {
 		m.lagRows.Add(float64(rows - m.lag[id]))
 		m.lag[id] = rows
 	}

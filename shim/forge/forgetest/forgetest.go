@@ -28,16 +28,26 @@ type Exposition struct {
 	les    map[string][]string // histogram -> bucket bounds, in order
 }
 
+// Get answers a GET of path from h.
+func Get(t testing.TB, h http.Handler, path string) (code int, body string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+	b, err := io.ReadAll(rec.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return rec.Code, string(b)
+}
+
 // Scrape gets /metrics from h.
 func Scrape(t testing.TB, h http.Handler) Exposition {
 	t.Helper()
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	body, _ := io.ReadAll(rec.Body)
-	if rec.Code != http.StatusOK {
-		t.Fatalf("/metrics: %d %s", rec.Code, body)
+	code, body := Get(t, h, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", code, body)
 	}
-	e := Exposition{Body: string(body), types: map[string]string{}, labels: map[string]string{}, les: map[string][]string{}}
+	e := Exposition{Body: body, types: map[string]string{}, labels: map[string]string{}, les: map[string][]string{}}
 	for _, line := range strings.Split(e.Body, "\n") {
 		e.read(line)
 	}
