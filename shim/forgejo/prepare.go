@@ -13,6 +13,7 @@ import (
 
 	"github.com/solstice-ci/solstice/guest/plan"
 	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/forge"
 	"github.com/solstice-ci/solstice/shim/translate"
 	"github.com/solstice-ci/solstice/shim/workflow"
 )
@@ -71,7 +72,7 @@ func prepare(task *runnerv1.Task, catalog map[string]string, instance string) (*
 		Label: label, Plan: payload, Secrets: task.Secrets,
 		Meta: dispatch.Meta{
 			Forge: ForgeName, Instance: instance, TaskID: strconv.FormatInt(task.Id, 10),
-			Repository: str(github["repository"]), Run: str(github["run_id"]), JobName: run.Name,
+			Repository: forge.Text(github["repository"]), Run: forge.Text(github["run_id"]), JobName: run.Name,
 		},
 	}}, nil
 }
@@ -103,7 +104,7 @@ func buildPlan(wf *workflow.Workflow, run workflow.Run, task *runnerv1.Task, git
 	return translate.Plan(translate.Input{
 		Workflow: wf, Run: run, GitHub: github,
 		Vars: task.Vars, Inputs: inputs(github), Needs: needs(task.Needs), Secrets: names,
-		Checkout: checkout(github),
+		Checkout: forge.Checkout(github),
 	})
 }
 
@@ -125,28 +126,6 @@ func githubContext(task *runnerv1.Task) map[string]any {
 		}
 	}
 	return out
-}
-
-func str(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	case nil:
-		return ""
-	}
-	return fmt.Sprint(v)
-}
-
-// checkout is where the guest clones the workflow's repository from.
-func checkout(github map[string]any) *plan.Checkout {
-	server := strings.TrimRight(str(github["server_url"]), "/")
-	repo := str(github["repository"])
-	if server == "" || repo == "" {
-		return nil
-	}
-	return &plan.Checkout{URL: server + "/" + repo + ".git", SHA: str(github["sha"]), Ref: str(github["ref"])}
 }
 
 // inputs are a workflow_dispatch's inputs, from the event.

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/solstice-ci/solstice/guest/plan"
 	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/forge"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
 	"github.com/solstice-ci/solstice/shim/translate"
 )
@@ -51,7 +51,7 @@ func prepare(msg *protocol.JobMessage, label, instance string) (dispatch.Request
 		Label: label, Plan: payload, Secrets: secrets(msg),
 		Meta: dispatch.Meta{
 			Forge: ForgeName, Instance: instance, TaskID: msg.JobID,
-			Repository: str(github["repository"]), Run: str(github["run_id"]), JobName: jobName(msg),
+			Repository: forge.Text(github["repository"]), Run: forge.Text(github["run_id"]), JobName: jobName(msg),
 		},
 	}, nil
 }
@@ -70,13 +70,13 @@ func buildPlan(msg *protocol.JobMessage, github map[string]any) (*plan.Plan, err
 	}
 	p := &plan.Plan{
 		Version:  plan.Version,
-		Job:      plan.Job{ID: planJobID(msg, github), Name: jobName(msg), Workflow: str(github["workflow"])},
+		Job:      plan.Job{ID: planJobID(msg, github), Name: jobName(msg), Workflow: forge.Text(github["workflow"])},
 		Defaults: defaults(msg.Defaults),
 		Env:      jobEnv(msg.EnvironmentVariables),
 		Outputs:  mapping(msg.JobOutputs),
 		Secrets:  secretNames(msg),
 		Steps:    steps,
-		Checkout: checkout(github),
+		Checkout: forge.Checkout(github),
 	}
 	if p.Contexts, err = planContexts(msg, github); err != nil {
 		return nil, refuse("The job cannot run on Solstice: " + err.Error())
@@ -90,7 +90,7 @@ func buildPlan(msg *protocol.JobMessage, github map[string]any) (*plan.Plan, err
 // planJobID is the job's id in the workflow (github.job), which the plan
 // wants as an identifier.
 func planJobID(msg *protocol.JobMessage, github map[string]any) string {
-	for _, id := range []string{str(github["job"]), msg.JobName} {
+	for _, id := range []string{forge.Text(github["job"]), msg.JobName} {
 		if id != "" && secretName.MatchString(strings.ReplaceAll(id, "-", "_")) {
 			return id
 		}
@@ -352,26 +352,4 @@ func secretNames(msg *protocol.JobMessage) []string {
 	}
 	sort.Strings(names)
 	return names
-}
-
-// checkout is where the guest clones the workflow's repository from.
-func checkout(github map[string]any) *plan.Checkout {
-	server := strings.TrimRight(str(github["server_url"]), "/")
-	repo := str(github["repository"])
-	if server == "" || repo == "" {
-		return nil
-	}
-	return &plan.Checkout{URL: server + "/" + repo + ".git", SHA: str(github["sha"]), Ref: str(github["ref"])}
-}
-
-func str(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case nil:
-		return ""
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	}
-	return fmt.Sprint(v)
 }
