@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -96,14 +97,9 @@ func problemLines(head string, err error) []string {
 }
 
 func buildPlan(wf *workflow.Workflow, run workflow.Run, task *runnerv1.Task, github map[string]any) (*plan.Plan, error) {
-	names := make([]string, 0, len(task.Secrets))
-	for n := range task.Secrets {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	return translate.Plan(translate.Input{
 		Workflow: wf, Run: run, GitHub: github,
-		Vars: task.Vars, Inputs: inputs(github), Needs: needs(task.Needs), Secrets: names,
+		Vars: task.Vars, Inputs: inputs(github), Needs: needs(task.Needs), Secrets: slices.Sorted(maps.Keys(task.Secrets)),
 		Checkout: forge.Checkout(github),
 	})
 }

@@ -3,8 +3,9 @@ package github
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/solstice-ci/solstice/guest/plan"
@@ -306,7 +307,7 @@ func contextMap(msg *protocol.JobMessage, name string) map[string]any {
 func secrets(msg *protocol.JobMessage) map[string]string {
 	out := map[string]string{}
 	kept := map[string]bool{} // upper-cased names already taken
-	for _, name := range sortedNames(msg.Variables) {
+	for _, name := range slices.Sorted(maps.Keys(msg.Variables)) {
 		v := msg.Variables[name]
 		if !v.IsSecret || isCredential(name) || !secretName.MatchString(name) {
 			continue
@@ -336,20 +337,6 @@ func isCredential(name string) bool {
 	return strings.EqualFold(name, varGitHubToken) || strings.EqualFold(name, varAccessToken)
 }
 
-func sortedNames(vars map[string]protocol.Variable) []string {
-	names := make([]string, 0, len(vars))
-	for n := range vars {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
 func secretNames(msg *protocol.JobMessage) []string {
-	var names []string
-	for n := range secrets(msg) {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(secrets(msg)))
 }
