@@ -25,8 +25,9 @@ package githubfake
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -208,7 +209,7 @@ func (s *Server) buildJobMessage(j *Job) *jobMessage {
 	// Like the service: the job's credentials and every secret value are
 	// mask hints, then whatever the test adds.
 	hints := []string{regexp.QuoteMeta(j.token), regexp.QuoteMeta(m.Variables["system.github.token"].Value)}
-	for _, name := range sortedKeys(spec.Secrets) {
+	for _, name := range slices.Sorted(maps.Keys(spec.Secrets)) {
 		hints = append(hints, regexp.QuoteMeta(spec.Secrets[name]))
 	}
 	for _, v := range append(hints, spec.Mask...) {
@@ -404,7 +405,7 @@ func StringToken(s string) any {
 }
 
 func mappingToken(m map[string]string) any {
-	keys := sortedKeys(m)
+	keys := slices.Sorted(maps.Keys(m))
 	pairs := make([][2]string, len(keys))
 	for i, k := range keys {
 		pairs[i] = [2]string{k, m[k]}
@@ -461,11 +462,7 @@ func ContextValue(v any) any {
 }
 
 func dictionary(m map[string]any) any {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(m))
 	out := map[string]any{"t": 2}
 	if len(keys) > 0 {
 		d := make([]map[string]any, len(keys))
@@ -475,13 +472,4 @@ func dictionary(m map[string]any) any {
 		out["d"] = d
 	}
 	return out
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

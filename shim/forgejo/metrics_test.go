@@ -2,21 +2,12 @@ package forgejo
 
 import (
 	"errors"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
-)
 
-func get(t *testing.T, h http.Handler, path string) (int, string) {
-	t.Helper()
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
-	body, _ := io.ReadAll(rec.Body)
-	return rec.Code, string(body)
-}
+	"github.com/solstice-ci/solstice/shim/forge/forgetest"
+)
 
 func TestMetricsExposition(t *testing.T) {
 	m := NewMetrics()
@@ -28,7 +19,7 @@ func TestMetricsExposition(t *testing.T) {
 	m.firstStepStarted(42 * time.Second)
 	m.forgeCall("FetchTask", nil)
 	m.forgeCall("UpdateLog", errors.New("502"))
-	code, body := get(t, m.Handler(), "/metrics")
+	code, body := forgetest.Get(t, m.Handler(), "/metrics")
 	for _, want := range []string{
 		`solstice_forgejo_tasks{state="queued"} 1`,
 		`solstice_forgejo_tasks{state="running"} 1`,
@@ -70,7 +61,7 @@ func TestHealthz(t *testing.T) {
 			m := NewMetrics()
 			m.forgeCall("UpdateLog", tt.forge)
 			m.nomadCall(tt.nomad)
-			code, body := get(t, m.Handler(), "/healthz")
+			code, body := forgetest.Get(t, m.Handler(), "/healthz")
 			if code != tt.code || !strings.Contains(body, tt.body) {
 				t.Fatalf("/healthz = %d %q", code, body)
 			}

@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/forge"
 	"github.com/solstice-ci/solstice/shim/translate"
 	"github.com/solstice-ci/solstice/shim/workflow"
 )
@@ -71,7 +73,7 @@ func prepare(task *runnerv1.Task, catalog map[string]string, instance string) (*
 		Label: label, Plan: payload, Secrets: task.Secrets,
 		Meta: dispatch.Meta{
 			Forge: ForgeName, Instance: instance, TaskID: strconv.FormatInt(task.Id, 10),
-			Repository: str(github["repository"]), Run: str(github["run_id"]), JobName: run.Name,
+			Repository: forge.Text(github["repository"]), Run: forge.Text(github["run_id"]), JobName: run.Name,
 		},
 	}}, nil
 }
@@ -95,15 +97,10 @@ func problemLines(head string, err error) []string {
 }
 
 func buildPlan(wf *workflow.Workflow, run workflow.Run, task *runnerv1.Task, github map[string]any) (*contract.Plan, error) {
-	names := make([]string, 0, len(task.Secrets))
-	for n := range task.Secrets {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	return translate.Plan(translate.Input{
 		Workflow: wf, Run: run, GitHub: github,
-		Vars: task.Vars, Inputs: inputs(github), Needs: needs(task.Needs), Secrets: names,
-		Checkout: checkout(github),
+		Vars: task.Vars, Inputs: inputs(github), Needs: needs(task.Needs), Secrets: slices.Sorted(maps.Keys(task.Secrets)),
+		Checkout: forge.Checkout(github),
 	})
 }
 
@@ -125,28 +122,6 @@ func githubContext(task *runnerv1.Task) map[string]any {
 		}
 	}
 	return out
-}
-
-func str(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	case nil:
-		return ""
-	}
-	return fmt.Sprint(v)
-}
-
-// checkout is where the guest clones the workflow's repository from.
-func checkout(github map[string]any) *contract.Checkout {
-	server := strings.TrimRight(str(github["server_url"]), "/")
-	repo := str(github["repository"])
-	if server == "" || repo == "" {
-		return nil
-	}
-	return &contract.Checkout{URL: server + "/" + repo + ".git", SHA: str(github["sha"]), Ref: str(github["ref"])}
 }
 
 // inputs are a workflow_dispatch's inputs, from the event.

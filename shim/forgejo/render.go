@@ -10,6 +10,7 @@ import (
 
 	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/forge"
 	"github.com/solstice-ci/solstice/shim/watch"
 )
 
@@ -137,7 +138,7 @@ func (r *renderer) stepFinished(ev contract.Event) {
 			r.rowOnce(ev.Time, "Error: "+ev.Reason)
 		}
 	}
-	r.j.stepFinished(ev.Step, conclusionResult(ev.Conclusion), ev.Time)
+	r.j.stepFinished(ev.Step, results.Of(ev.Conclusion), ev.Time)
 }
 
 // rowOnce writes a line unless the step's last line already says it (the
@@ -160,23 +161,15 @@ func (r *renderer) summary(ev contract.Event) {
 	r.row(ev.Time, "##[endgroup]")
 }
 
-func conclusionResult(c string) runnerv1.Result {
-	switch c {
-	case contract.Success:
-		return runnerv1.Result_RESULT_SUCCESS
-	case contract.Failure:
-		return runnerv1.Result_RESULT_FAILURE
-	case contract.Cancelled:
-		return runnerv1.Result_RESULT_CANCELLED
-	case contract.Skipped:
-		return runnerv1.Result_RESULT_SKIPPED
-	}
-	return runnerv1.Result_RESULT_FAILURE
+// results are the forge's results for a step's or job's conclusion.
+var results = forge.Conclusions[runnerv1.Result]{
+	Success: runnerv1.Result_RESULT_SUCCESS, Failure: runnerv1.Result_RESULT_FAILURE,
+	Cancelled: runnerv1.Result_RESULT_CANCELLED, Skipped: runnerv1.Result_RESULT_SKIPPED,
 }
 
 // result is the job's result from its last event and how its task ended.
 func (r *renderer) result(st watch.Status) runnerv1.Result {
-	return conclusionResult(watch.Outcome(r.end, st))
+	return results.Of(watch.Outcome(r.end, st))
 }
 
 // finished writes the closing lines and records the result. t stamps

@@ -1,12 +1,12 @@
 package github
 
 import (
-	"fmt"
 	"net/http"
-	"sort"
-	"strings"
-	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/solstice-ci/solstice/shim/forge"
 )
 
 // Job states the metrics count.
@@ -17,69 +17,71 @@ const (
 // Metrics counts what the shim does, for /metrics, and knows whether
 // GitHub and Nomad answered their last call, for /healthz.
 type Metrics struct {
-	mu       sync.Mutex
-	jobs     map[string]string // GitHub job id -> state
-	counters map[string]float64
-	githubOK bool
-	nomadOK  bool
-	githubAt time.Time
-	problem  string
+	reg    *prometheus.Registry
+	health *forge.Health
+
+	jobs             *forge.StateGauge[string] // by GitHub job id
+	finishedJobs     *prometheus.CounterVec
+	dispatch         prometheus.Summary
+	brokerErrors     *prometheus.CounterVec
+	messages         *prometheus.CounterVec
+	sessionConflicts prometheus.Counter
+	locksLost        prometheus.Counter
+	renewals         *prometheus.CounterVec
+	apiCalls         *prometheus.CounterVec
 }
 
-// NewMetrics returns empty metrics; both services count as up until a
+// NewMetrics returns empty metrics; GitHub and Nomad count as up until a
 // call fails.
 func NewMetrics() *Metrics {
-	return &Metrics{jobs: map[string]string{}, counters: map[string]float64{}, githubOK: true, nomadOK: true}
-}
-
-func (m *Metrics) add(name string, v float64) {
-	if m == nil {
-		return
+	m := &Metrics{
+		reg: prometheus.NewRegistry(), health: forge.NewHealth(forge.Forge, forge.Nomad),
+		jobs:         forge.NewStateGauge[string](prometheus.GaugeOpts{Name: "solstice_github_jobs", Help: "Jobs in flight, by state."}, stateRunning),
+		finishedJobs: counterVec("solstice_github_jobs_finished_total", "Jobs completed to GitHub, by conclusion.", "conclusion"),
+		// A summary without quantiles is exactly the _sum and _count the
+		// shim has always exposed.
+		dispatch: prometheus.NewSummary(prometheus.SummaryOpts{
+			Name: "solstice_github_dispatch_latency_seconds", Help: "Time from acquiring a job to its Nomad dispatch.",
+		}),
+		brokerErrors:     counterVec("solstice_github_broker_errors_total", "Errors the broker answered a poll with, by kind.", "kind"),
+		messages:         counterVec("solstice_github_messages_total", "Messages received from the broker, by type.", "type"),
+		sessionConflicts: counter("solstice_github_session_conflicts_total", "Broker sessions refused because another process holds the runner's session."),
+		locksLost:        counter("solstice_github_locks_lost_total", "Jobs given up because their lock could not be renewed."),
+		renewals:         counterVec("solstice_github_renewals_total", "Job lock renewals, by result.", "result"),
+		apiCalls:         counterVec("solstice_github_api_calls_total", "Calls to GitHub's job APIs, by call and result.", "call", "result"),
 	}
-	m.mu.Lock()
-	m.counters[name] += v
-	m.mu.Unlock()
+	m.reg.MustRegister(m.jobs, m.finishedJobs, m.dispatch, m.brokerErrors, m.messages,
+		m.sessionConflicts, m.locksLost, m.renewals, m.apiCalls,
+		m.health.UpGauge(prometheus.GaugeOpts{Name: "solstice_github_up", Help: "Whether GitHub and Nomad answered their last call."}))
+	return m
 }
 
-func (m *Metrics) jobState(id, state string) {
-	if m == nil {
-		return
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if state == "" {
-		delete(m.jobs, id)
-	} else {
-		m.jobs[id] = state
-	}
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
 }
 
-func (m *Metrics) finished(conclusion string) {
-	m.add(fmt.Sprintf(`solstice_github_jobs_finished_total{conclusion=%q}`, conclusion), 1)
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 }
 
-func (m *Metrics) dispatched(d time.Duration) {
-	m.add("solstice_github_dispatch_latency_seconds_sum", d.Seconds())
-	m.add("solstice_github_dispatch_latency_seconds_count", 1)
-}
+// jobState moves job id to state; "" forgets it.
+func (m *Metrics) jobState(id, state string) { m.jobs.Set(id, state) }
 
-func (m *Metrics) brokerError(kind string) {
-	m.add(fmt.Sprintf(`solstice_github_broker_errors_total{kind=%q}`, kind), 1)
-}
+func (m *Metrics) finished(conclusion string) { m.finishedJobs.WithLabelValues(conclusion).Inc() }
 
-func (m *Metrics) message(typ string) {
-	m.add(fmt.Sprintf(`solstice_github_messages_total{type=%q}`, typ), 1)
-}
+func (m *Metrics) dispatched(d time.Duration) { m.dispatch.Observe(d.Seconds()) }
 
-func (m *Metrics) sessionConflict() { m.add("solstice_github_session_conflicts_total", 1) }
-func (m *Metrics) lockLost()        { m.add("solstice_github_locks_lost_total", 1) }
+func (m *Metrics) brokerError(kind string) { m.brokerErrors.WithLabelValues(kind).Inc() }
 
-func (m *Metrics) renewal(err error) {
-	m.add(fmt.Sprintf(`solstice_github_renewals_total{result=%q}`, result(err)), 1)
-}
+func (m *Metrics) message(typ string) { m.messages.WithLabelValues(typ).Inc() }
+
+func (m *Metrics) sessionConflict() { m.sessionConflicts.Inc() }
+func (m *Metrics) lockLost()        { m.locksLost.Inc() }
+
+func (m *Metrics) renewal(err error) { m.renewals.WithLabelValues(result(err)).Inc() }
 
 func (m *Metrics) apiCall(call string, err error) {
-	m.add(fmt.Sprintf(`solstice_github_api_calls_total{call=%q,result=%q}`, call, result(err)), 1)
+	m.apiCalls.WithLabelValues(call, result(err)).Inc()
 }
 
 func result(err error) string {
@@ -90,72 +92,13 @@ func result(err error) string {
 }
 
 // githubCall records whether the broker answered a poll.
-func (m *Metrics) githubCall(err error) {
-	if m == nil {
-		return
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.githubOK, m.githubAt = err == nil, time.Now()
-	if err != nil {
-		m.problem = err.Error()
-	}
-}
+func (m *Metrics) githubCall(err error) { m.health.Report(forge.Forge, err) }
 
-func (m *Metrics) nomadCall(err error) {
-	if m == nil {
-		return
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.nomadOK = err == nil
-	if err != nil {
-		m.problem = err.Error()
-	}
-}
+func (m *Metrics) nomadCall(err error) { m.health.Report(forge.Nomad, err) }
+
+// Healthy reports whether GitHub and Nomad answered their last calls, and
+// if not, why.
+func (m *Metrics) Healthy() (bool, string) { return m.health.Healthy() }
 
 // Handler serves /metrics and /healthz.
-func (m *Metrics) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/metrics", m.serveMetrics)
-	mux.HandleFunc("/healthz", m.serveHealth)
-	return mux
-}
-
-func (m *Metrics) serveHealth(w http.ResponseWriter, _ *http.Request) {
-	m.mu.Lock()
-	ok, problem := m.githubOK && m.nomadOK, m.problem
-	m.mu.Unlock()
-	if !ok {
-		http.Error(w, "unhealthy: "+problem, http.StatusServiceUnavailable)
-		return
-	}
-	fmt.Fprintln(w, "ok")
-}
-
-func (m *Metrics) serveMetrics(w http.ResponseWriter, _ *http.Request) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var b strings.Builder
-	states := map[string]int{}
-	for _, s := range m.jobs {
-		states[s]++
-	}
-	b.WriteString("# TYPE solstice_github_jobs gauge\n")
-	fmt.Fprintf(&b, "solstice_github_jobs{state=%q} %d\n", stateRunning, states[stateRunning])
-	up := 0
-	if m.githubOK && m.nomadOK {
-		up = 1
-	}
-	fmt.Fprintf(&b, "# TYPE solstice_github_up gauge\nsolstice_github_up %d\n", up)
-	names := make([]string, 0, len(m.counters))
-	for n := range m.counters {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(&b, "%s %g\n", n, m.counters[n])
-	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	fmt.Fprint(w, b.String())
-}
+func (m *Metrics) Handler() http.Handler { return forge.Handler(m.reg, m.health) }

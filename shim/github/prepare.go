@@ -3,13 +3,14 @@ package github
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
-	"strconv"
+	"slices"
 	"strings"
 
 	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/forge"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
 )
 
@@ -50,7 +51,7 @@ func prepare(msg *protocol.JobMessage, label, instance string) (dispatch.Request
 		Label: label, Plan: payload, Secrets: secrets(msg),
 		Meta: dispatch.Meta{
 			Forge: ForgeName, Instance: instance, TaskID: msg.JobID,
-			Repository: str(github["repository"]), Run: str(github["run_id"]), JobName: jobName(msg),
+			Repository: forge.Text(github["repository"]), Run: forge.Text(github["run_id"]), JobName: jobName(msg),
 		},
 	}, nil
 }
@@ -69,13 +70,13 @@ func buildPlan(msg *protocol.JobMessage, github map[string]any) (*contract.Plan,
 	}
 	p := &contract.Plan{
 		Version:  contract.PlanVersion,
-		Job:      contract.Job{ID: planJobID(msg, github), Name: jobName(msg), Workflow: str(github["workflow"])},
+		Job:      contract.Job{ID: planJobID(msg, github), Name: jobName(msg), Workflow: forge.Text(github["workflow"])},
 		Defaults: defaults(msg.Defaults),
 		Env:      jobEnv(msg.EnvironmentVariables),
 		Outputs:  mapping(msg.JobOutputs),
 		Secrets:  secretNames(msg),
 		Steps:    steps,
-		Checkout: checkout(github),
+		Checkout: forge.Checkout(github),
 	}
 	if p.Contexts, err = planContexts(msg, github); err != nil {
 		return nil, refuse("The job cannot run on Solstice: " + err.Error())
@@ -89,7 +90,7 @@ func buildPlan(msg *protocol.JobMessage, github map[string]any) (*contract.Plan,
 // planJobID is the job's id in the workflow (github.job), which the plan
 // wants as an identifier.
 func planJobID(msg *protocol.JobMessage, github map[string]any) string {
-	for _, id := range []string{str(github["job"]), msg.JobName} {
+	for _, id := range []string{forge.Text(github["job"]), msg.JobName} {
 		if id != "" && secretName.MatchString(strings.ReplaceAll(id, "-", "_")) {
 			return id
 		}
@@ -305,7 +306,7 @@ func contextMap(msg *protocol.JobMessage, name string) map[string]any {
 func secrets(msg *protocol.JobMessage) map[string]string {
 	out := map[string]string{}
 	kept := map[string]bool{} // upper-cased names already taken
-	for _, name := range sortedNames(msg.Variables) {
+	for _, name := range slices.Sorted(maps.Keys(msg.Variables)) {
 		v := msg.Variables[name]
 		if !v.IsSecret || isCredential(name) || !secretName.MatchString(name) {
 			continue
@@ -335,42 +336,6 @@ func isCredential(name string) bool {
 	return strings.EqualFold(name, varGitHubToken) || strings.EqualFold(name, varAccessToken)
 }
 
-func sortedNames(vars map[string]protocol.Variable) []string {
-	names := make([]string, 0, len(vars))
-	for n := range vars {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
 func secretNames(msg *protocol.JobMessage) []string {
-	var names []string
-	for n := range secrets(msg) {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// checkout is where the guest clones the workflow's repository from.
-func checkout(github map[string]any) *contract.Checkout {
-	server := strings.TrimRight(str(github["server_url"]), "/")
-	repo := str(github["repository"])
-	if server == "" || repo == "" {
-		return nil
-	}
-	return &contract.Checkout{URL: server + "/" + repo + ".git", SHA: str(github["sha"]), Ref: str(github["ref"])}
-}
-
-func str(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case nil:
-		return ""
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	}
-	return fmt.Sprint(v)
+	return slices.Sorted(maps.Keys(secrets(msg)))
 }

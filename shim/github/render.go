@@ -7,6 +7,7 @@ import (
 
 	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/forge"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
 	"github.com/solstice-ci/solstice/shim/watch"
 )
@@ -70,7 +71,7 @@ func (r *renderer) event(ev contract.Event, st watch.Status) {
 		r.outputs = ev.Outputs
 	case contract.TypeJobFinished:
 		r.end = &ev
-		r.b.closeOpen(ev.Time, conclusionOf(ev.Conclusion))
+		r.b.closeOpen(ev.Time, stepConclusions.Of(ev.Conclusion))
 	case contract.TypeInfraError:
 		r.end = &ev
 		r.b.closeOpen(ev.Time, protocol.ConclusionFailure)
@@ -108,7 +109,7 @@ func (r *renderer) stepFinished(ev contract.Event) {
 	} else if ev.Reason != "" && ev.Outcome == contract.Failure {
 		lineOnce(s, ev.Time, "##[error]"+ev.Reason)
 	}
-	s.finish(ev.Time, conclusionOf(ev.Conclusion))
+	s.finish(ev.Time, stepConclusions.Of(ev.Conclusion))
 	r.b.dirty = true
 }
 
@@ -120,34 +121,19 @@ func lineOnce(s *step, t time.Time, line string) {
 	s.line(t, line)
 }
 
-func conclusionOf(c string) protocol.Conclusion {
-	switch c {
-	case contract.Success:
-		return protocol.ConclusionSuccess
-	case contract.Cancelled:
-		return protocol.ConclusionCancelled
-	case contract.Skipped:
-		return protocol.ConclusionSkipped
-	}
-	return protocol.ConclusionFailure
+// stepConclusions are a step's conclusions as the results service wants them.
+var stepConclusions = forge.Conclusions[protocol.Conclusion]{
+	Success: protocol.ConclusionSuccess, Failure: protocol.ConclusionFailure,
+	Cancelled: protocol.ConclusionCancelled, Skipped: protocol.ConclusionSkipped,
 }
 
 // result is the job's conclusion as completejob wants it.
 func (r *renderer) result(st watch.Status) string {
-	return jobConclusion(watch.Outcome(r.end, st))
+	return jobConclusions.Of(watch.Outcome(r.end, st))
 }
 
-func jobConclusion(c string) string {
-	switch c {
-	case contract.Success:
-		return "succeeded"
-	case contract.Cancelled:
-		return "canceled"
-	case contract.Skipped:
-		return "skipped"
-	}
-	return "failed"
-}
+// jobConclusions are a job's conclusions as completejob wants them.
+var jobConclusions = forge.Conclusions[string]{Success: "succeeded", Failure: "failed", Cancelled: "canceled", Skipped: "skipped"}
 
 // finished writes "Complete job" and returns the job's conclusion. t
 // stamps lines no event dates.

@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -196,11 +197,7 @@ func runnerLabel(labels []string, fallback string, catalog map[string]string) (s
 			found[c] = true
 		}
 	}
-	var names []string
-	for c := range found {
-		names = append(names, c)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(found))
 	switch {
 	case len(names) == 1:
 		return names[0], nil

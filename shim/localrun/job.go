@@ -5,9 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/solstice-ci/solstice/guest/expr"
@@ -106,7 +107,7 @@ func (r *runner) shouldRun(run workflow.Run, needs map[string]translate.Need, st
 func (r *runner) dispatch(ctx context.Context, res *result, needs map[string]translate.Need) (*dispatch.Job, error) {
 	p, err := translate.Plan(translate.Input{
 		Workflow: r.wf, Run: res.run, GitHub: r.github(res.run), Vars: r.opts.Vars,
-		Needs: needs, Secrets: secretNames(r.opts.Secrets),
+		Needs: needs, Secrets: slices.Sorted(maps.Keys(r.opts.Secrets)),
 		Checkout: &contract.Checkout{SHA: r.snap.Commit, Ref: r.snap.Ref, Bundle: contract.GuestRoot + "/repo.bundle"},
 	})
 	if err != nil {
@@ -132,15 +133,6 @@ func (r *runner) github(run workflow.Run) map[string]any {
 		"workflow": r.wf.Name, "job": run.JobID, "run_id": "1", "run_number": "1", "run_attempt": "1",
 		"server_url": "", "api_url": "",
 	}
-}
-
-func secretNames(m map[string]string) []string {
-	var names []string
-	for k := range m {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
 }
 
 func randomID() string {

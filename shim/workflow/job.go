@@ -2,6 +2,8 @@ package workflow
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -66,7 +68,7 @@ var jobFields = map[string]jobField{
 	},
 }
 
-var jobKeys = sortedKeys(jobFields)
+var jobKeys = slices.Sorted(maps.Keys(jobFields))
 
 func (p *parser) reusableWorkflow(j *Job, f field) {
 	p.errorf(f.key, featReusable, "job %q calls reusable workflow %q: reusable workflows are not supported", j.ID, deref(f.val).Value)

@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -67,7 +68,7 @@ func available(catalog map[string]string) string {
 		return "none"
 	}
 	var parts []string
-	for _, canon := range sortedKeys(aliases) {
+	for _, canon := range slices.Sorted(maps.Keys(aliases)) {
 		part := canon
 		if a := sortedStrings(aliases[canon]); len(a) > 0 {
 			part += " (" + strings.Join(a, ", ") + ")"

@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -56,16 +57,7 @@ var workflowFields = map[string]workflowField{
 	"jobs":        func(p *parser, w *Workflow, f field) { w.Jobs = p.jobs(f.val) },
 }
 
-var workflowKeys = sortedKeys(workflowFields)
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
+var workflowKeys = slices.Sorted(maps.Keys(workflowFields))
 
 func (p *parser) workflow(root *yaml.Node) *Workflow {
 	w := &Workflow{File: p.file, Keys: map[string]Pos{}, SingleJob: p.single}

@@ -2,6 +2,8 @@ package workflow
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -27,7 +29,7 @@ var stepFields = map[string]stepField{
 	},
 }
 
-var stepKeys = sortedKeys(stepFields)
+var stepKeys = slices.Sorted(maps.Keys(stepFields))
 
 // Keys valid only on run steps, and only on uses steps.
 var (

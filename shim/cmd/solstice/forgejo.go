@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/forge"
 	"github.com/solstice-ci/solstice/shim/forgejo"
 	"github.com/solstice-ci/solstice/shim/jobs"
 	"github.com/solstice-ci/solstice/shim/watch"
@@ -172,34 +172,20 @@ func runForgejo(ctx context.Context, log hclog.Logger, f forgejoFlags, capacity 
 // serveWhileRunning serves /metrics and /healthz on listen (when set)
 // while run runs.
 func serveWhileRunning(ctx context.Context, listen string, h http.Handler, log hclog.Logger, run func(context.Context) error) error {
-	if listen != "" {
-		stop, err := serveMetrics(listen, h, log)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	if listen == "" {
+		return run(ctx)
 	}
-	return run(ctx)
-}
-
-// serveMetrics serves /metrics and /healthz until stop is called.
-func serveMetrics(addr string, h http.Handler, log hclog.Logger) (stop func(), err error) {
-	l, err := net.Listen("tcp", addr)
+	srv, err := forge.Listen(listen, h)
 	if err != nil {
-		return nil, fmt.Errorf("listen for metrics on %s: %w", addr, err)
+		return err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	log.Info("serving /metrics and /healthz", "addr", srv.Addr().String())
+	defer func() {
+		if err := srv.Close(); err != nil {
 			log.Error("metrics server", "error", err)
 		}
 	}()
-	log.Info("serving /metrics and /healthz", "addr", l.Addr().String())
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}, nil
+	return run(ctx)
 }
 
 // orEnv fills an empty flag from the environment.

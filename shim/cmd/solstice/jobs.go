@@ -4,8 +4,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 
 	"github.com/hashicorp/nomad/api"
 
@@ -59,12 +60,7 @@ func jobsList(ctx context.Context, c *api.Client) int {
 		fmt.Fprintln(os.Stderr, "solstice jobs list:", err)
 		return 1
 	}
-	names := make([]string, 0, len(cat))
-	for n := range cat {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(cat)) {
 		if cat[n] == n {
 			fmt.Println(n)
 		} else {
