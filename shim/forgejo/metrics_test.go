@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/solstice-ci/solstice/shim/forge/forgetest"
+	"github.com/solstice-ci/solstice/internal/metricstest"
 )
 
 func TestMetricsExposition(t *testing.T) {
@@ -19,7 +19,7 @@ func TestMetricsExposition(t *testing.T) {
 	m.firstStepStarted(42 * time.Second)
 	m.forgeCall("FetchTask", nil)
 	m.forgeCall("UpdateLog", errors.New("502"))
-	code, body := forgetest.Get(t, m.Handler(), "/metrics")
+	code, body := metricstest.Get(t, m.Handler(), "/metrics")
 	for _, want := range []string{
 		`solstice_forgejo_tasks{state="queued"} 1`,
 		`solstice_forgejo_tasks{state="running"} 1`,
@@ -61,7 +61,7 @@ func TestHealthz(t *testing.T) {
 			m := NewMetrics()
 			m.forgeCall("UpdateLog", tt.forge)
 			m.nomadCall(tt.nomad)
-			code, body := forgetest.Get(t, m.Handler(), "/healthz")
+			code, body := metricstest.Get(t, m.Handler(), "/healthz")
 			if code != tt.code || !strings.Contains(body, tt.body) {
 				t.Fatalf("/healthz = %d %q", code, body)
 			}

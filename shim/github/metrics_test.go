@@ -6,14 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/solstice-ci/solstice/shim/forge/forgetest"
+	"github.com/solstice-ci/solstice/internal/metricstest"
 )
 
 // exposed is every metric /metrics has exposed, with its labels
 // (docs/github.md names the broker errors): dashboards and alerts are
 // built on them. Before client_golang only the gauges had a # TYPE line;
 // the series are the same.
-var exposed = []forgetest.Metric{
+var exposed = []metricstest.Metric{
 	{Name: "solstice_github_jobs", Type: "gauge", Labels: "state"},
 	{Name: "solstice_github_up", Type: "gauge"},
 	{Name: "solstice_github_jobs_finished_total", Type: "counter", Labels: "conclusion"},
@@ -41,7 +41,7 @@ func TestMetricNamesUnchanged(t *testing.T) {
 	m.apiCall("acquire_job", errors.New("502"))
 	m.githubCall(nil)
 	m.nomadCall(nil)
-	forgetest.Scrape(t, m.Handler()).Expect(t, exposed)
+	metricstest.Scrape(t, m.Handler()).Expect(t, exposed)
 }
 
 // TestHealthz: /healthz fails while GitHub or Nomad failed its last call,
@@ -50,15 +50,15 @@ func TestHealthz(t *testing.T) {
 	m := NewMetrics()
 	m.githubCall(nil)
 	m.nomadCall(nil)
-	if code, body := forgetest.Get(t, m.Handler(), "/healthz"); code != 200 || body != "ok\n" {
+	if code, body := metricstest.Get(t, m.Handler(), "/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("/healthz = %d %q", code, body)
 	}
 	m.githubCall(errors.New("connection refused"))
-	code, body := forgetest.Get(t, m.Handler(), "/healthz")
+	code, body := metricstest.Get(t, m.Handler(), "/healthz")
 	if code != 503 || !strings.HasPrefix(body, "unhealthy\n") || !strings.Contains(body, "forge unreachable since") {
 		t.Fatalf("/healthz with GitHub down = %d %q", code, body)
 	}
-	if !strings.Contains(forgetest.Scrape(t, m.Handler()).Body, "\nsolstice_github_up 0\n") {
+	if !strings.Contains(metricstest.Scrape(t, m.Handler()).Body, "\nsolstice_github_up 0\n") {
 		t.Error("solstice_github_up is not 0 while GitHub is down")
 	}
 }
