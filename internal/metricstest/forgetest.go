@@ -1,4 +1,4 @@
-// Package forgetest reads a shim's /metrics the way Prometheus stores it,
+// Package metricstest reads a shim's /metrics the way Prometheus stores it,
 // as series names with their label names, so a shim's tests can pin the
 // names that dashboards and alerts rely on.
 package metricstest
