@@ -17,7 +17,6 @@ import (
 
 	"github.com/solstice-ci/solstice/driver/accel"
 	"github.com/solstice-ci/solstice/driver/cloudinit"
-	"github.com/solstice-ci/solstice/driver/disk"
 	"github.com/solstice-ci/solstice/driver/guestssh"
 	"github.com/solstice-ci/solstice/driver/image"
 	"github.com/solstice-ci/solstice/driver/qemu"
@@ -170,7 +169,7 @@ func (d *Driver) bootOnce(ctx context.Context, name, base string, img *ImageConf
 	}
 	defer os.RemoveAll(dir)
 	overlay, seed := filepath.Join(dir, "disk.qcow2"), filepath.Join(dir, "seed.iso")
-	if err := disk.CreateOverlay(ctx, base, img.Format, overlay, 0); err != nil {
+	if err := d.diskTool().CreateOverlay(ctx, base, img.Format, overlay, 0); err != nil {
 		return err
 	}
 	key, err := guestssh.NewKey("solstice-vm probe")

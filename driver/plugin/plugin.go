@@ -43,6 +43,7 @@ type Driver struct {
 	mu     sync.RWMutex
 	config *Config
 	images *image.Cache
+	disks  disk.Tool
 	accel  accelState
 	// isolationErr says why guests of host-networked tasks cannot be kept
 	// off this host's services; the driver is unhealthy while it is set.
@@ -97,13 +98,14 @@ func (d *Driver) SetConfig(c *base.Config) error {
 	for _, label := range sortedKeys(cfg.Broken) {
 		d.log.Error("catalog image is misconfigured and will not be offered", "image", label, "error", cfg.Broken[label])
 	}
-	disk.QemuImg = cfg.QemuImgBinary
+	disks := disk.Tool{Binary: cfg.QemuImgBinary}
 	d.mu.Lock()
 	d.config = cfg
+	d.disks = disks
 	d.images = &image.Cache{
 		Dir:    filepath.Join(cfg.CacheDir, "bases"),
 		Log:    d.log.Named("image"),
-		Verify: verifyImage,
+		Verify: imageVerifier(disks),
 	}
 	d.mu.Unlock()
 	d.setUpIsolation(cfg)
@@ -129,11 +131,13 @@ func (d *Driver) setUpIsolation(cfg *Config) {
 	d.mu.Unlock()
 }
 
-func verifyImage(ctx context.Context, path, format string) error {
-	if _, err := disk.Inspect(ctx, path, format); err != nil {
-		return err
+func imageVerifier(disks disk.Tool) image.Verifier {
+	return func(ctx context.Context, path, format string) error {
+		if _, err := disks.Inspect(ctx, path, format); err != nil {
+			return err
+		}
+		return disks.Check(ctx, path, format)
 	}
-	return disk.Check(ctx, path, format)
 }
 
 func (d *Driver) cfg() *Config {
@@ -146,6 +150,12 @@ func (d *Driver) cache() *image.Cache {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.images
+}
+
+func (d *Driver) diskTool() disk.Tool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.disks
 }
 
 // Capabilities tells Nomad what the driver supports.

@@ -18,7 +18,6 @@ import (
 	"github.com/hashicorp/nomad/plugins/drivers"
 
 	"github.com/solstice-ci/solstice/driver/cloudinit"
-	"github.com/solstice-ci/solstice/driver/disk"
 	"github.com/solstice-ci/solstice/driver/guestssh"
 	"github.com/solstice-ci/solstice/driver/image"
 	"github.com/solstice-ci/solstice/driver/jobrun"
@@ -169,7 +168,7 @@ func (l *launch) prepare(ctx context.Context, base string) error {
 		User:       l.img.User,
 		KeyPath:    filepath.Join(l.cfg.TaskDir().SecretsDir, "solstice-vm-ssh-key"),
 	}
-	if err := disk.CreateOverlay(ctx, base, l.img.Format, l.st.Overlay, l.settings.DiskSize); err != nil {
+	if err := l.d.diskTool().CreateOverlay(ctx, base, l.img.Format, l.st.Overlay, l.settings.DiskSize); err != nil {
 		return fmt.Errorf("image %q: %w", l.label, err)
 	}
 	key, err := guestssh.NewKey("solstice-vm " + l.cfg.AllocID)

@@ -42,7 +42,7 @@ func TestBootLoginPowerdown(t *testing.T) {
 	defer cancel()
 
 	overlay := filepath.Join(dir, "disk.qcow2")
-	if err := disk.CreateOverlay(ctx, base, "qcow2", overlay, 2<<30); err != nil {
+	if err := (disk.Tool{}).CreateOverlay(ctx, base, "qcow2", overlay, 2<<30); err != nil {
 		t.Fatal(err)
 	}
 	key, err := guestssh.NewKey("integration-test")
