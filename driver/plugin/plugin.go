@@ -22,6 +22,7 @@ import (
 	"github.com/solstice-ci/solstice/driver/image"
 	"github.com/solstice-ci/solstice/driver/isolation"
 	"github.com/solstice-ci/solstice/driver/task"
+	"github.com/solstice-ci/solstice/driver/vm"
 )
 
 // Name is the driver name jobs use (`driver = "solstice-vm"`); it is also
@@ -39,11 +40,13 @@ type Driver struct {
 	cancel  context.CancelFunc
 	eventer *eventer.Eventer
 	tasks   *task.Store
+	// runDir holds the QMP sockets (see socketPath).
+	runDir string
 
 	mu     sync.RWMutex
 	config *Config
 	images *image.Cache
-	disks  disk.Tool
+	vms    vm.Provider
 	accel  accelState
 	// isolationErr says why guests of host-networked tasks cannot be kept
 	// off this host's services; the driver is unhealthy while it is set.
@@ -65,6 +68,7 @@ func New(log hclog.Logger) *Driver {
 		cancel:  cancel,
 		eventer: eventer.NewEventer(ctx, log),
 		tasks:   task.NewStore(),
+		runDir:  defaultRunDir,
 		config:  DefaultConfig(),
 		accel:   accelState{result: accel.Result{Name: accel.TCG, Reason: "probe not run yet"}},
 	}
@@ -99,18 +103,25 @@ func (d *Driver) SetConfig(c *base.Config) error {
 		d.log.Error("catalog image is misconfigured and will not be offered", "image", label, "error", cfg.Broken[label])
 	}
 	disks := disk.Tool{Binary: cfg.QemuImgBinary}
-	d.mu.Lock()
-	d.config = cfg
-	d.disks = disks
-	d.images = &image.Cache{
+	images := &image.Cache{
 		Dir:    filepath.Join(cfg.CacheDir, "bases"),
 		Log:    d.log.Named("image"),
 		Verify: imageVerifier(disks),
 	}
-	d.mu.Unlock()
+	d.configure(cfg, images, &vm.Host{Images: images, Disks: disks, Log: d.log.Named("vm")})
 	d.setUpIsolation(cfg)
 	go d.probeAccelerator()
 	return nil
+}
+
+// configure installs a checked config with the image cache and the VM
+// provider that serve it; tests pass a fake provider here.
+func (d *Driver) configure(cfg *Config, images *image.Cache, vms vm.Provider) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.config = cfg
+	d.images = images
+	d.vms = vms
 }
 
 func (d *Driver) setUpIsolation(cfg *Config) {
@@ -152,10 +163,11 @@ func (d *Driver) cache() *image.Cache {
 	return d.images
 }
 
-func (d *Driver) diskTool() disk.Tool {
+// provider is the VM provider of the current config.
+func (d *Driver) provider() vm.Provider {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	return d.disks
+	return d.vms
 }
 
 // Capabilities tells Nomad what the driver supports.

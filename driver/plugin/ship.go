@@ -13,6 +13,7 @@ import (
 
 	"github.com/solstice-ci/solstice/driver/jobrun"
 	"github.com/solstice-ci/solstice/driver/task"
+	"github.com/solstice-ci/solstice/driver/vm"
 )
 
 // launchJob starts the job plan in the guest; the handle follows it.
@@ -24,7 +25,7 @@ func (l *launch) launchJob(ctx context.Context, h *task.Handle) error {
 	events := l.eventsPath()
 	h.UpdateState(func(s *task.State) { s.Events = events })
 	l.st.Events = events
-	r, err := l.d.jobRunner(h, l.cfg)
+	r, err := l.d.newJob(l.vms, h, l.cfg)
 	if err != nil {
 		return err
 	}
@@ -125,19 +126,19 @@ func (d *Driver) agentBinary(os string) (string, error) {
 	return p, nil
 }
 
-// jobRunner makes the runner that follows the task's job, writing its
+// newJob makes the runner that follows the task's job, writing its
 // readable form to the task's stdout.
-func (d *Driver) jobRunner(h *task.Handle, cfg *drivers.TaskConfig) (*jobrun.Runner, error) {
+func (d *Driver) newJob(vms vm.Provider, h *task.Handle, cfg *drivers.TaskConfig) (vm.Job, error) {
 	out, err := openConsole(cfg.StdoutPath)
 	if err != nil {
 		return nil, err
 	}
-	return &jobrun.Runner{
+	return vms.Job(vm.JobSpec{
 		Log:    d.log.With("task", cfg.Name, "alloc", cfg.AllocID),
 		SSH:    h.SSH,
 		Events: h.State().Events,
 		Out:    out,
-	}, nil
+	}), nil
 }
 
 var (
