@@ -132,20 +132,25 @@ const jobPowerOffTimeout = 60 * time.Second
 
 // jobResult is the task's result for a job; h.mu is held.
 func (h *Handle) jobResult() *drivers.ExitResult {
+	finished := false
 	select {
 	case <-h.jobDone:
+		finished = h.jobErr == nil
 	default:
-		if h.stopping {
-			return &drivers.ExitResult{ExitCode: exitcode.Cancelled}
-		}
+	}
+	switch {
+	case finished:
+		return &drivers.ExitResult{ExitCode: h.jobCode}
+	case h.stopping:
+		// The job's stream may have ended a moment before this runs, when
+		// the VM went away under it: either way Nomad stopped the task.
+		return &drivers.ExitResult{ExitCode: exitcode.Cancelled}
+	case h.jobErr != nil:
+		return &drivers.ExitResult{ExitCode: exitcode.Infrastructure, Err: h.jobErr}
+	default:
 		return &drivers.ExitResult{ExitCode: exitcode.Infrastructure,
 			Err: fmt.Errorf("the VM stopped before the job finished (see qemu.log in %s)", h.state.VMDir)}
 	}
-	res := &drivers.ExitResult{ExitCode: h.jobCode}
-	if h.jobErr != nil {
-		res.ExitCode, res.Err = exitcode.Infrastructure, h.jobErr
-	}
-	return res
 }
 
 func (h *Handle) exitResult(qemuCode int) *drivers.ExitResult {
