@@ -1,7 +1,10 @@
 // Package plugin is the solstice-vm Nomad task driver: the gRPC-facing layer
-// that turns Nomad's task lifecycle calls into VM operations. The VM work
-// itself lives in the qemu, disk, cloudinit, image, accel and guestssh
-// packages; the per-task bookkeeping in the task package.
+// that turns Nomad's task lifecycle calls into VM operations. A task's
+// image, disk, QEMU, guest login and job go through a vm.Provider (the
+// qemu, disk, image, guestssh and jobrun packages behind it), so the task
+// lifecycle is testable without a VM; only the accelerator probe boots its
+// throwaway guest directly. The per-task bookkeeping lives in the task
+// package.
 package plugin
 
 import (
