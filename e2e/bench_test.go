@@ -49,7 +49,7 @@ func bareBoot(b *testing.B) time.Duration {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	overlay := filepath.Join(dir, "disk.qcow2")
-	if err := disk.CreateOverlay(ctx, img, "qcow2", overlay, 0); err != nil {
+	if err := (disk.Tool{}).CreateOverlay(ctx, img, "qcow2", overlay, 0); err != nil {
 		b.Fatal(err)
 	}
 	key, _ := guestssh.NewKey("bench")

@@ -55,7 +55,7 @@ func createFile(b *testing.B, path string) string {
 func timeOverlay(b *testing.B, ctx context.Context, base, dir string) time.Duration {
 	path := filepath.Join(dir, "overlay.qcow2")
 	start := time.Now()
-	if err := CreateOverlay(ctx, base, "raw", path, 20<<30); err != nil {
+	if err := (Tool{}).CreateOverlay(ctx, base, "raw", path, 20<<30); err != nil {
 		b.Fatal(err)
 	}
 	d := time.Since(start)

@@ -14,8 +14,12 @@ import (
 	"strings"
 )
 
-// QemuImg is the qemu-img binary; tests and the plugin config may replace it.
-var QemuImg = "qemu-img"
+// Tool runs one qemu-img binary. The plugin config names the binary, so it
+// travels with the value instead of living in a package variable that every
+// caller would share.
+type Tool struct {
+	Binary string // empty means qemu-img from PATH
+}
 
 // Info is what qemu-img tells about an image.
 type Info struct {
@@ -26,12 +30,12 @@ type Info struct {
 
 // Inspect reads an image's header. It is also how a corrupt or truncated
 // download is caught before any guest tries to boot from it.
-func Inspect(ctx context.Context, path, format string) (Info, error) {
+func (t Tool) Inspect(ctx context.Context, path, format string) (Info, error) {
 	args := []string{"info", "--output=json"}
 	if format != "" {
 		args = append(args, "-f", format)
 	}
-	out, err := run(ctx, append(args, path)...)
+	out, err := t.run(ctx, append(args, path)...)
 	if err != nil {
 		return Info{}, fmt.Errorf("inspect image %s: %w", path, err)
 	}
@@ -44,11 +48,11 @@ func Inspect(ctx context.Context, path, format string) (Info, error) {
 
 // Check runs qemu-img's consistency check (qcow2 only; raw has nothing to
 // check).
-func Check(ctx context.Context, path, format string) error {
+func (t Tool) Check(ctx context.Context, path, format string) error {
 	if format != "qcow2" {
 		return nil
 	}
-	if _, err := run(ctx, "check", "-q", "-f", format, path); err != nil {
+	if _, err := t.run(ctx, "check", "-q", "-f", format, path); err != nil {
 		return fmt.Errorf("check image %s: %w", path, err)
 	}
 	return nil
@@ -57,10 +61,10 @@ func Check(ctx context.Context, path, format string) error {
 // CreateOverlay makes a qcow2 at path backed by base. The overlay is sized
 // to size bytes when that is larger than the base, never smaller: shrinking
 // would cut off the guest's file system.
-func CreateOverlay(ctx context.Context, base, baseFormat, path string, size int64) error {
+func (t Tool) CreateOverlay(ctx context.Context, base, baseFormat, path string, size int64) error {
 	args := []string{"create", "-q", "-f", "qcow2", "-b", base, "-F", baseFormat, path}
 	if size > 0 {
-		info, err := Inspect(ctx, base, baseFormat)
+		info, err := t.Inspect(ctx, base, baseFormat)
 		if err != nil {
 			return err
 		}
@@ -68,15 +72,19 @@ func CreateOverlay(ctx context.Context, base, baseFormat, path string, size int6
 			args = append(args, strconv.FormatInt(size, 10))
 		}
 	}
-	if _, err := run(ctx, args...); err != nil {
+	if _, err := t.run(ctx, args...); err != nil {
 		os.Remove(path)
 		return fmt.Errorf("create overlay %s on %s: %w", path, base, err)
 	}
 	return nil
 }
 
-func run(ctx context.Context, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, QemuImg, args...)
+func (t Tool) run(ctx context.Context, args ...string) ([]byte, error) {
+	bin := t.Binary
+	if bin == "" {
+		bin = "qemu-img"
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -53,7 +53,7 @@ func ctx(t *testing.T) context.Context {
 func makeBase(t *testing.T, size string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "base.qcow2")
-	if _, err := run(ctx(t), "create", "-q", "-f", "qcow2", path, size); err != nil {
+	if _, err := (Tool{}).run(ctx(t), "create", "-q", "-f", "qcow2", path, size); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -87,10 +87,10 @@ func TestCreateOverlay(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "overlay.qcow2")
-			if err := CreateOverlay(ctx(t), base, "qcow2", path, tt.size); err != nil {
+			if err := (Tool{}).CreateOverlay(ctx(t), base, "qcow2", path, tt.size); err != nil {
 				t.Fatal(err)
 			}
-			info, err := Inspect(ctx(t), path, "qcow2")
+			info, err := (Tool{}).Inspect(ctx(t), path, "qcow2")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -106,7 +106,7 @@ func TestCreateOverlay(t *testing.T) {
 
 func TestCreateOverlayMissingBase(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "overlay.qcow2")
-	err := CreateOverlay(ctx(t), "/nonexistent/base.qcow2", "qcow2", path, 1<<30)
+	err := (Tool{}).CreateOverlay(ctx(t), "/nonexistent/base.qcow2", "qcow2", path, 1<<30)
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent/base.qcow2") {
 		t.Fatalf("CreateOverlay on a missing base: %v", err)
 	}
@@ -120,7 +120,7 @@ func TestCheckRejectsCorruptQcow2(t *testing.T) {
 	if err := os.WriteFile(path, []byte("QFI\xfbthis is not a qcow2 image"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Inspect(ctx(t), path, "qcow2"); err == nil {
+	if _, err := (Tool{}).Inspect(ctx(t), path, "qcow2"); err == nil {
 		t.Fatal("Inspect accepted a corrupt qcow2")
 	}
 }

@@ -116,7 +116,7 @@ func TestHostnameAndShortID(t *testing.T) {
 	if len(a) != 12 || a == b {
 		t.Errorf("shortID gave %q and %q", a, b)
 	}
-	if len(socketPath(strings.Repeat("x", 300))) >= 108 {
+	if len(socketPath(defaultRunDir, strings.Repeat("x", 300))) >= 108 {
 		t.Error("qmp socket path can exceed the unix socket limit")
 	}
 }

@@ -17,10 +17,10 @@ import (
 
 	"github.com/solstice-ci/solstice/driver/accel"
 	"github.com/solstice-ci/solstice/driver/cloudinit"
-	"github.com/solstice-ci/solstice/driver/disk"
 	"github.com/solstice-ci/solstice/driver/guestssh"
 	"github.com/solstice-ci/solstice/driver/image"
 	"github.com/solstice-ci/solstice/driver/qemu"
+	"github.com/solstice-ci/solstice/driver/vm"
 )
 
 const fingerprintPeriod = 30 * time.Second
@@ -170,7 +170,7 @@ func (d *Driver) bootOnce(ctx context.Context, name, base string, img *ImageConf
 	}
 	defer os.RemoveAll(dir)
 	overlay, seed := filepath.Join(dir, "disk.qcow2"), filepath.Join(dir, "seed.iso")
-	if err := disk.CreateOverlay(ctx, base, img.Format, overlay, 0); err != nil {
+	if err := d.provider().CreateDisk(ctx, vm.Disk{Base: base, BaseFormat: img.Format, Path: overlay}); err != nil {
 		return err
 	}
 	key, err := guestssh.NewKey("solstice-vm probe")

@@ -1,7 +1,10 @@
 // Package plugin is the solstice-vm Nomad task driver: the gRPC-facing layer
-// that turns Nomad's task lifecycle calls into VM operations. The VM work
-// itself lives in the qemu, disk, cloudinit, image, accel and guestssh
-// packages; the per-task bookkeeping in the task package.
+// that turns Nomad's task lifecycle calls into VM operations. A task's
+// image, disk, QEMU, guest login and job go through a vm.Provider (the
+// qemu, disk, image, guestssh and jobrun packages behind it), so the task
+// lifecycle is testable without a VM; only the accelerator probe boots its
+// throwaway guest directly. The per-task bookkeeping lives in the task
+// package.
 package plugin
 
 import (
@@ -22,6 +25,7 @@ import (
 	"github.com/solstice-ci/solstice/driver/image"
 	"github.com/solstice-ci/solstice/driver/isolation"
 	"github.com/solstice-ci/solstice/driver/task"
+	"github.com/solstice-ci/solstice/driver/vm"
 )
 
 // Name is the driver name jobs use (`driver = "solstice-vm"`); it is also
@@ -39,10 +43,13 @@ type Driver struct {
 	cancel  context.CancelFunc
 	eventer *eventer.Eventer
 	tasks   *task.Store
+	// runDir holds the QMP sockets (see socketPath).
+	runDir string
 
 	mu     sync.RWMutex
 	config *Config
 	images *image.Cache
+	vms    vm.Provider
 	accel  accelState
 	// isolationErr says why guests of host-networked tasks cannot be kept
 	// off this host's services; the driver is unhealthy while it is set.
@@ -64,6 +71,7 @@ func New(log hclog.Logger) *Driver {
 		cancel:  cancel,
 		eventer: eventer.NewEventer(ctx, log),
 		tasks:   task.NewStore(),
+		runDir:  defaultRunDir,
 		config:  DefaultConfig(),
 		accel:   accelState{result: accel.Result{Name: accel.TCG, Reason: "probe not run yet"}},
 	}
@@ -97,18 +105,26 @@ func (d *Driver) SetConfig(c *base.Config) error {
 	for _, label := range sortedKeys(cfg.Broken) {
 		d.log.Error("catalog image is misconfigured and will not be offered", "image", label, "error", cfg.Broken[label])
 	}
-	disk.QemuImg = cfg.QemuImgBinary
-	d.mu.Lock()
-	d.config = cfg
-	d.images = &image.Cache{
+	disks := disk.Tool{Binary: cfg.QemuImgBinary}
+	images := &image.Cache{
 		Dir:    filepath.Join(cfg.CacheDir, "bases"),
 		Log:    d.log.Named("image"),
-		Verify: verifyImage,
+		Verify: imageVerifier(disks),
 	}
-	d.mu.Unlock()
+	d.configure(cfg, images, &vm.Host{Images: images, Disks: disks, Log: d.log.Named("vm")})
 	d.setUpIsolation(cfg)
 	go d.probeAccelerator()
 	return nil
+}
+
+// configure installs a checked config with the image cache and the VM
+// provider that serve it; tests pass a fake provider here.
+func (d *Driver) configure(cfg *Config, images *image.Cache, vms vm.Provider) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.config = cfg
+	d.images = images
+	d.vms = vms
 }
 
 func (d *Driver) setUpIsolation(cfg *Config) {
@@ -129,11 +145,13 @@ func (d *Driver) setUpIsolation(cfg *Config) {
 	d.mu.Unlock()
 }
 
-func verifyImage(ctx context.Context, path, format string) error {
-	if _, err := disk.Inspect(ctx, path, format); err != nil {
-		return err
+func imageVerifier(disks disk.Tool) image.Verifier {
+	return func(ctx context.Context, path, format string) error {
+		if _, err := disks.Inspect(ctx, path, format); err != nil {
+			return err
+		}
+		return disks.Check(ctx, path, format)
 	}
-	return disk.Check(ctx, path, format)
 }
 
 func (d *Driver) cfg() *Config {
@@ -146,6 +164,13 @@ func (d *Driver) cache() *image.Cache {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.images
+}
+
+// provider is the VM provider of the current config.
+func (d *Driver) provider() vm.Provider {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.vms
 }
 
 // Capabilities tells Nomad what the driver supports.

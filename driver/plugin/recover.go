@@ -1,13 +1,11 @@
 package plugin
 
 import (
-	"context"
+	"errors"
 	"fmt"
-	"time"
 
 	"github.com/hashicorp/nomad/plugins/drivers"
 
-	"github.com/solstice-ci/solstice/driver/qemu"
 	"github.com/solstice-ci/solstice/driver/task"
 )
 
@@ -16,8 +14,8 @@ import (
 // reused pid is never adopted; QMP is reconnected so the task can still be
 // powered off cleanly.
 func (d *Driver) RecoverTask(th *drivers.TaskHandle) error {
-	if th == nil {
-		return fmt.Errorf("recover: no task handle")
+	if th == nil || th.Config == nil {
+		return errors.New("recover: no task handle")
 	}
 	if _, ok := d.tasks.Get(th.Config.ID); ok {
 		return nil // already known: Nomad may call this more than once
@@ -27,34 +25,36 @@ func (d *Driver) RecoverTask(th *drivers.TaskHandle) error {
 		return fmt.Errorf("recover task %s: decode state: %w", th.Config.Name, err)
 	}
 	st.TaskConfig = th.Config
-	inst, err := qemu.Attach(st.Process)
+	h, err := d.adopt(st)
 	if err != nil {
 		return fmt.Errorf("recover task %s: %w", th.Config.Name, err)
 	}
-	ctx, cancel := context.WithTimeout(d.ctx, 10*time.Second)
-	defer cancel()
-	q, err := qemu.DialQMP(ctx, st.QMPSocket)
-	if err != nil {
-		// The VM still runs; without QMP it can only be killed, not powered
-		// off, so say so rather than failing the task.
-		d.log.Warn("recovered task without qmp: stop will kill the vm", "task", th.Config.Name, "error", err)
-		q = nil
-	}
-	h := task.NewHandle(d.log, st, inst, q)
-	if st.Events != "" {
-		r, err := d.jobRunner(h, th.Config)
-		if err != nil {
-			return fmt.Errorf("recover task %s: %w", th.Config.Name, err)
-		}
-		h.SetJob(r) // follows on from the end of the events file
-	}
 	if !d.tasks.Add(th.Config.ID, h) {
-		if q != nil {
-			q.Close()
-		}
+		h.Release() // a concurrent RecoverTask won
 		return nil
 	}
 	go h.Run()
 	d.log.Info("recovered task", "task", th.Config.Name, "pid", st.Process.PID)
 	return nil
+}
+
+// adopt reattaches to the task's VM and, when it runs a job, follows the
+// job on from the end of its events file.
+func (d *Driver) adopt(st task.State) (*task.Handle, error) {
+	vms := d.provider()
+	m, err := vms.Attach(d.ctx, st.Process, st.QMPSocket)
+	if err != nil {
+		return nil, err
+	}
+	h := task.NewHandle(d.log, st, m, vms.Guest(st.Login))
+	if st.Events == "" {
+		return h, nil
+	}
+	job, err := d.newJob(vms, h, st.TaskConfig)
+	if err != nil {
+		h.Release()
+		return nil, err
+	}
+	h.SetJob(job)
+	return h, nil
 }

@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,13 +16,10 @@ import (
 	"github.com/hashicorp/nomad/plugins/drivers"
 
 	"github.com/solstice-ci/solstice/driver/cloudinit"
-	"github.com/solstice-ci/solstice/driver/disk"
 	"github.com/solstice-ci/solstice/driver/guestssh"
-	"github.com/solstice-ci/solstice/driver/image"
-	"github.com/solstice-ci/solstice/driver/jobrun"
 	"github.com/solstice-ci/solstice/driver/qemu"
 	"github.com/solstice-ci/solstice/driver/task"
-	"github.com/solstice-ci/solstice/internal/contract"
+	"github.com/solstice-ci/solstice/driver/vm"
 )
 
 // launch is one StartTask in progress. Every resource it creates registers
@@ -36,6 +31,7 @@ type launch struct {
 	settings taskSettings
 	label    string
 	img      *ImageConfig
+	vms      vm.Provider
 	log      hclog.Logger
 	st       task.State
 	undo     []func()
@@ -82,7 +78,7 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 }
 
 func (d *Driver) newLaunch(cfg *drivers.TaskConfig) (*launch, error) {
-	l := &launch{d: d, cfg: cfg, log: d.log.With("task", cfg.Name, "alloc", cfg.AllocID)}
+	l := &launch{d: d, cfg: cfg, vms: d.provider(), log: d.log.With("task", cfg.Name, "alloc", cfg.AllocID)}
 	if err := cfg.DecodeDriverConfig(&l.tc); err != nil {
 		return nil, fmt.Errorf("task %q config: %w", cfg.Name, err)
 	}
@@ -121,12 +117,14 @@ func (l *launch) run() (*task.Handle, error) {
 	if err := l.prepare(ctx, base); err != nil {
 		return nil, err
 	}
-	inst, q, err := l.startQEMU(ctx)
+	m, err := l.startQEMU(ctx)
 	if err != nil {
 		return nil, err
 	}
-	h := task.NewHandle(l.d.log, l.st, inst, q)
-	if err := l.waitBoot(h, inst); err != nil {
+	g := l.vms.Guest(l.st.Login)
+	l.onFailure(func() { g.Close() })
+	h := task.NewHandle(l.d.log, l.st, m, g)
+	if err := l.waitBoot(h, m, g); err != nil {
 		return nil, err
 	}
 	if l.tc.Plan != "" {
@@ -142,10 +140,7 @@ const imageFetchTimeout = 2 * time.Hour
 
 func (l *launch) fetchImage(ctx context.Context) (string, error) {
 	l.d.emit(l.cfg, "Fetching image", fmt.Sprintf("image %s from the client's cache", l.label))
-	base, err := l.d.cache().Ensure(ctx, image.Source{
-		Label: l.label, URL: l.img.Source, SHA256: l.img.SHA256,
-		Format: l.img.Format, Compression: l.img.Compression,
-	})
+	base, err := l.vms.Image(ctx, imageSource(l.label, l.img))
 	if err != nil {
 		return "", err
 	}
@@ -166,13 +161,20 @@ func (l *launch) prepare(ctx context.Context, base string) error {
 		VMDir:      vmDir,
 		Overlay:    filepath.Join(vmDir, "disk.qcow2"),
 		Seed:       filepath.Join(vmDir, "seed.iso"),
-		QMPSocket:  socketPath(l.cfg.ID),
+		QMPSocket:  socketPath(l.d.runDir, l.cfg.ID),
 		User:       l.img.User,
 		KeyPath:    filepath.Join(l.cfg.TaskDir().SecretsDir, "solstice-vm-ssh-key"),
 	}
-	if err := disk.CreateOverlay(ctx, base, l.img.Format, l.st.Overlay, l.settings.DiskSize); err != nil {
+	err := l.vms.CreateDisk(ctx, vm.Disk{Base: base, BaseFormat: l.img.Format, Path: l.st.Overlay, Size: l.settings.DiskSize})
+	if err != nil {
 		return fmt.Errorf("image %q: %w", l.label, err)
 	}
+	return l.writeSeed()
+}
+
+// writeSeed makes the task's ephemeral key and the NoCloud seed that
+// authorizes it in the guest.
+func (l *launch) writeSeed() error {
 	key, err := guestssh.NewKey("solstice-vm " + l.cfg.AllocID)
 	if err != nil {
 		return err
@@ -193,12 +195,12 @@ func (l *launch) prepare(ctx context.Context, base string) error {
 
 // socketPath keeps QMP sockets under a short directory: alloc dirs can be
 // too deep for the 108-byte unix socket path limit.
-func socketPath(taskID string) string {
+func socketPath(runDir, taskID string) string {
 	return filepath.Join(runDir, shortID(taskID)+".qmp")
 }
 
-// runDir holds the QMP sockets.
-var runDir = "/run/solstice-vm"
+// defaultRunDir holds the QMP sockets.
+const defaultRunDir = "/run/solstice-vm"
 
 func hostname(cfg *drivers.TaskConfig) string {
 	name := strings.ToLower(cfg.Name)
@@ -218,18 +220,18 @@ func hostname(cfg *drivers.TaskConfig) string {
 	return strings.Trim(name, "-") + "-" + alloc
 }
 
-func (l *launch) startQEMU(ctx context.Context) (*qemu.Instance, *qemu.QMP, error) {
-	if err := os.MkdirAll(runDir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("create %s: %w", runDir, err)
+func (l *launch) startQEMU(ctx context.Context) (vm.Machine, error) {
+	if err := os.MkdirAll(l.d.runDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", l.d.runDir, err)
 	}
 	host, port, err := l.sshPort()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	l.st.SSHHost, l.st.SSHPort, l.st.Netns = host, port, l.netns()
 	console, err := openConsole(l.cfg.StdoutPath)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer console.Close() // QEMU holds its own copy
 	spec := l.d.qemuSpec(l.cfg, l.st)
@@ -238,14 +240,14 @@ func (l *launch) startQEMU(ctx context.Context) (*qemu.Instance, *qemu.QMP, erro
 	}
 	l.onFailure(func() { os.Remove(l.st.QMPSocket) })
 	l.d.emit(l.cfg, "Booting", fmt.Sprintf("image %s under %s, ssh on %s:%d", l.label, spec.Accel, host, port))
-	inst, q, err := qemu.Start(ctx, spec, qemu.Output{Console: console, Log: filepath.Join(l.st.VMDir, "qemu.log")})
+	m, err := l.vms.Start(ctx, spec, qemu.Output{Console: console, Log: filepath.Join(l.st.VMDir, "qemu.log")})
 	if err != nil {
-		return nil, nil, fmt.Errorf("start qemu for image %q: %w", l.label, err)
+		return nil, fmt.Errorf("start qemu for image %q: %w", l.label, err)
 	}
-	l.onFailure(inst.Kill)
-	l.st.Process = inst.Process
+	l.onFailure(m.Kill)
+	l.st.Process = m.Process()
 	l.st.StartedAt = time.Now()
-	return inst, q, nil
+	return m, nil
 }
 
 func (d *Driver) qemuSpec(cfg *drivers.TaskConfig, st task.State) qemu.Spec {
@@ -341,33 +343,31 @@ func openConsole(path string) (*os.File, error) {
 }
 
 // waitBoot waits for the guest to accept an SSH login within boot_timeout.
-func (l *launch) waitBoot(h *task.Handle, inst *qemu.Instance) error {
+func (l *launch) waitBoot(h *task.Handle, m vm.Machine, g vm.Guest) error {
 	ctx, cancel := context.WithTimeout(l.d.ctx, l.settings.BootTimeout)
 	defer cancel()
 	go func() {
 		select {
-		case <-inst.Exited():
+		case <-m.Exited():
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
-	key, err := os.ReadFile(l.st.KeyPath)
-	if err != nil {
-		return err
-	}
-	c, err := guestssh.WaitReady(ctx, l.st.SSHTarget(key), 500*time.Millisecond)
+	hostKey, err := g.WaitReady(ctx)
 	select {
-	case <-inst.Exited():
-		return fmt.Errorf("image %q: the VM powered off or crashed during boot (qemu exit code %d)", l.label, inst.ExitCode())
+	case <-m.Exited():
+		return fmt.Errorf("image %q: the VM powered off or crashed during boot (qemu exit code %d)", l.label, m.ExitCode())
 	default:
 	}
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() == nil:
+		return fmt.Errorf("image %q: %w", l.label, err)
+	case err != nil:
 		return fmt.Errorf("image %q: boot timeout: no ssh login within %s: %w", l.label, l.settings.BootTimeout, err)
 	}
-	l.st.HostKey = c.HostKey
+	l.st.HostKey = hostKey
 	l.st.BootTime = time.Since(l.st.StartedAt)
-	h.UpdateState(func(s *task.State) { s.HostKey, s.BootTime = c.HostKey, l.st.BootTime })
-	h.SetSSH(c)
+	h.UpdateState(func(s *task.State) { s.HostKey, s.BootTime = hostKey, l.st.BootTime })
 	l.log.Info("guest is up", "boot_time", l.st.BootTime.Round(time.Millisecond).String())
 	l.d.emit(l.cfg, "Started", fmt.Sprintf("guest up after %s", l.st.BootTime.Round(100*time.Millisecond)))
 	return nil
@@ -379,150 +379,4 @@ func (l *launch) waitBoot(h *task.Handle, inst *qemu.Instance) error {
 func shortID(taskID string) string {
 	sum := sha256.Sum256([]byte(taskID))
 	return hex.EncodeToString(sum[:6])
-}
-
-// launchJob starts the job plan in the guest; the handle follows it.
-func (l *launch) launchJob(ctx context.Context, h *task.Handle) error {
-	agent, err := l.d.agentBinary(l.img.OS)
-	if err != nil {
-		return err
-	}
-	events := l.eventsPath()
-	h.UpdateState(func(s *task.State) { s.Events = events })
-	l.st.Events = events
-	r, err := l.d.jobRunner(h, l.cfg)
-	if err != nil {
-		return err
-	}
-	bundle, err := l.bundle(ctx)
-	if err != nil {
-		return err
-	}
-	files := jobrun.Files{
-		Agent:   agent,
-		Plan:    l.taskPath(l.tc.Plan),
-		Secrets: l.taskPath(l.tc.Secrets),
-		Bundle:  bundle,
-	}
-	l.d.emit(l.cfg, "Running job", "the guest agent runs the job plan")
-	if err := r.Launch(ctx, files); err != nil {
-		return fmt.Errorf("launch the job in the guest: %w", err)
-	}
-	h.SetJob(r)
-	return nil
-}
-
-// bundle returns the repository bundle's local path, downloading it first
-// when the task config gives a URL (solstice run serves its bundle that way,
-// so the guest itself never needs a route to the machine it came from).
-func (l *launch) bundle(ctx context.Context) (string, error) {
-	b := l.tc.Bundle
-	if !strings.HasPrefix(b, "http://") && !strings.HasPrefix(b, "https://") {
-		return l.taskPath(b), nil
-	}
-	dst := filepath.Join(l.st.VMDir, "repo.bundle")
-	if err := download(ctx, b, dst); err != nil {
-		return "", fmt.Errorf("fetch the repository bundle: %w", err)
-	}
-	return dst, nil
-}
-
-func download(ctx context.Context, url, dst string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", redactQuery(url), resp.Status)
-	}
-	f, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// redactQuery drops a URL's query, where access tokens travel.
-func redactQuery(u string) string {
-	if i := strings.IndexByte(u, '?'); i >= 0 {
-		return u[:i] + "?…"
-	}
-	return u
-}
-
-// eventsPath is alloc/solstice/<task>/events.jsonl, where the shims follow
-// the job (dispatch.EventsPath names the same file from the API's side).
-func (l *launch) eventsPath() string {
-	return filepath.Join(l.cfg.AllocDir, contract.EventsPath(l.cfg.Name))
-}
-
-// taskPath resolves a path from the task config against the task dir.
-func (l *launch) taskPath(p string) string {
-	if p == "" || filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(l.cfg.TaskDir().Dir, p)
-}
-
-// agentBinary finds the solstice-guest build for a guest OS: in
-// guest_agent_dir, or next to the plugin binary.
-func (d *Driver) agentBinary(os string) (string, error) {
-	dir := d.cfg().GuestAgentDir
-	if dir == "" {
-		exe, err := osExecutable()
-		if err != nil {
-			return "", fmt.Errorf("locate the guest agent: %w", err)
-		}
-		dir = filepath.Dir(exe)
-	}
-	p := filepath.Join(dir, "solstice-guest-"+os+"-amd64")
-	if _, err := osStat(p); err != nil {
-		return "", fmt.Errorf("guest agent for %s: %w (set guest_agent_dir in the plugin config)", os, err)
-	}
-	return p, nil
-}
-
-// jobRunner makes the runner that follows the task's job, writing its
-// readable form to the task's stdout.
-func (d *Driver) jobRunner(h *task.Handle, cfg *drivers.TaskConfig) (*jobrun.Runner, error) {
-	out, err := openConsole(cfg.StdoutPath)
-	if err != nil {
-		return nil, err
-	}
-	return &jobrun.Runner{
-		Log:    d.log.With("task", cfg.Name, "alloc", cfg.AllocID),
-		SSH:    h.SSH,
-		Events: h.State().Events,
-		Out:    out,
-	}, nil
-}
-
-var (
-	osExecutable = os.Executable
-	osStat       = os.Stat
-)
-
-// reportInfraError writes the failure as the job's only event, so whoever
-// follows the job's events (a shim, solstice run) learns why it never ran
-// instead of waiting for a stream that will not come.
-func (l *launch) reportInfraError(cause error) {
-	if l.tc.Plan == "" {
-		return
-	}
-	p := l.eventsPath()
-	if st, err := os.Stat(p); err == nil && st.Size() > 0 {
-		return // the agent's own stream exists; never break its sequence
-	}
-	if err := jobrun.WriteInfraError(p, cause.Error()); err != nil {
-		l.log.Warn("could not record the failure in the events file", "error", err)
-	}
 }

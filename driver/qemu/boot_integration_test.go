@@ -42,7 +42,7 @@ func TestBootLoginPowerdown(t *testing.T) {
 	defer cancel()
 
 	overlay := filepath.Join(dir, "disk.qcow2")
-	if err := disk.CreateOverlay(ctx, base, "qcow2", overlay, 2<<30); err != nil {
+	if err := (disk.Tool{}).CreateOverlay(ctx, base, "qcow2", overlay, 2<<30); err != nil {
 		t.Fatal(err)
 	}
 	key, err := guestssh.NewKey("integration-test")
@@ -106,7 +106,12 @@ func TestBootLoginPowerdown(t *testing.T) {
 		}
 	}
 
-	if clean := inst.Shutdown(ctx, q, 60*time.Second); !clean {
+	if err := q.Powerdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-inst.Exited():
+	case <-time.After(60 * time.Second):
 		t.Fatal("the guest did not power off by itself after the ACPI power button")
 	}
 	if code := inst.ExitCode(); code != 0 {

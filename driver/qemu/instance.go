@@ -145,33 +145,6 @@ func (i *Instance) Kill() {
 	<-i.exited
 }
 
-// Shutdown presses the ACPI power button and gives the guest until timeout
-// to power off by itself; then it kills QEMU. It reports whether the guest
-// went down cleanly.
-func (i *Instance) Shutdown(ctx context.Context, q *QMP, timeout time.Duration) (clean bool) {
-	select {
-	case <-i.exited:
-		return true
-	default:
-	}
-	err := errors.New("no qmp connection")
-	if q != nil {
-		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = q.Powerdown(qctx)
-		cancel()
-	}
-	if err == nil {
-		select {
-		case <-i.exited:
-			return true
-		case <-time.After(timeout):
-		case <-ctx.Done():
-		}
-	}
-	i.Kill()
-	return false
-}
-
 // logTail returns the last lines of QEMU's log, for error messages.
 func logTail(path string) string {
 	data, err := os.ReadFile(path)

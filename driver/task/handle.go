@@ -2,9 +2,7 @@ package task
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -12,16 +10,17 @@ import (
 	"github.com/hashicorp/nomad/plugins/drivers"
 
 	"github.com/solstice-ci/solstice/driver/guestssh"
-	"github.com/solstice-ci/solstice/driver/jobrun"
 	"github.com/solstice-ci/solstice/driver/qemu"
+	"github.com/solstice-ci/solstice/driver/vm"
 	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // Handle is one running VM as this plugin process sees it.
 type Handle struct {
-	log  hclog.Logger
-	inst *qemu.Instance
-	job  *jobrun.Runner // nil for a plain long-running VM
+	log     hclog.Logger
+	machine vm.Machine
+	guest   vm.Guest
+	job     vm.Job // nil for a plain long-running VM
 	// jobDone is closed when the job's final event has arrived.
 	jobDone chan struct{}
 	jobCode int
@@ -29,30 +28,23 @@ type Handle struct {
 
 	mu          sync.RWMutex
 	state       State
-	qmp         *qemu.QMP
-	ssh         *guestssh.Client
 	status      drivers.TaskState
 	result      *drivers.ExitResult
 	completedAt time.Time
 	stopping    bool // Nomad asked the task to stop
-	poweredOff  bool // the guest itself asked to power off
 	done        chan struct{}
 }
 
-// NewHandle wraps a started or adopted QEMU.
-func NewHandle(log hclog.Logger, st State, inst *qemu.Instance, q *qemu.QMP) *Handle {
-	h := &Handle{
-		log:    log.With("task", st.TaskConfig.Name, "alloc", st.TaskConfig.AllocID),
-		inst:   inst,
-		state:  st,
-		qmp:    q,
-		status: drivers.TaskStateRunning,
-		done:   make(chan struct{}),
+// NewHandle wraps a started or adopted VM and the way into its guest.
+func NewHandle(log hclog.Logger, st State, m vm.Machine, g vm.Guest) *Handle {
+	return &Handle{
+		log:     log.With("task", st.TaskConfig.Name, "alloc", st.TaskConfig.AllocID),
+		machine: m,
+		guest:   g,
+		state:   st,
+		status:  drivers.TaskStateRunning,
+		done:    make(chan struct{}),
 	}
-	if q != nil {
-		go h.watchEvents(q)
-	}
-	return h
 }
 
 // State returns a copy of the persisted state.
@@ -63,7 +55,7 @@ func (h *Handle) State() State {
 }
 
 // Process is the QEMU process behind the task.
-func (h *Handle) Process() qemu.Process { return h.inst.Process }
+func (h *Handle) Process() qemu.Process { return h.machine.Process() }
 
 // Done is closed once the task has exited and Result is set.
 func (h *Handle) Done() <-chan struct{} { return h.done }
@@ -75,9 +67,16 @@ func (h *Handle) Result() *drivers.ExitResult {
 	return h.result
 }
 
+// Release drops the connections to the VM and its guest, leaving the VM as
+// it is: for a handle that will never run, and for one whose VM is gone.
+func (h *Handle) Release() {
+	h.guest.Close()
+	h.machine.Close()
+}
+
 // SetJob makes the task run a job plan: its result becomes the task's.
-func (h *Handle) SetJob(r *jobrun.Runner) {
-	h.job = r
+func (h *Handle) SetJob(j vm.Job) {
+	h.job = j
 	h.jobDone = make(chan struct{})
 }
 
@@ -87,10 +86,9 @@ func (h *Handle) Run() {
 	if h.job != nil {
 		go h.followJob()
 	}
-	<-h.inst.Exited()
-	code := h.inst.ExitCode()
+	<-h.machine.Exited()
+	code := h.machine.ExitCode()
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.job != nil {
 		h.result = h.jobResult()
 	} else {
@@ -98,13 +96,10 @@ func (h *Handle) Run() {
 	}
 	h.status = drivers.TaskStateExited
 	h.completedAt = time.Now()
-	if h.ssh != nil {
-		h.ssh.Close()
-	}
-	if h.qmp != nil {
-		h.qmp.Close()
-	}
-	h.log.Info("vm exited", "qemu_exit", code, "task_exit", h.result.ExitCode, "stopped", h.stopping)
+	taskExit, stopped := h.result.ExitCode, h.stopping
+	h.mu.Unlock()
+	h.Release()
+	h.log.Info("vm exited", "qemu_exit", code, "task_exit", taskExit, "stopped", stopped)
 	close(h.done)
 }
 
@@ -115,22 +110,21 @@ func (h *Handle) followJob() {
 	defer cancel()
 	go func() {
 		select {
-		case <-h.inst.Exited():
+		case <-h.machine.Exited():
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
-	code, err := h.job.Follow(ctx, h.inst.Exited())
+	code, err := h.job.Follow(ctx, h.machine.Exited())
 	h.mu.Lock()
 	h.jobCode, h.jobErr = code, err
-	q := h.qmp
 	h.mu.Unlock()
 	close(h.jobDone)
 	if err != nil {
 		h.log.Error("lost the job's event stream", "error", err)
 	}
 	h.log.Info("job finished", "exit_code", code)
-	h.inst.Shutdown(context.Background(), q, jobPowerOffTimeout)
+	vm.Shutdown(context.Background(), h.machine, jobPowerOffTimeout)
 }
 
 // jobPowerOffTimeout bounds the power-off after a job has finished.
@@ -138,50 +132,37 @@ const jobPowerOffTimeout = 60 * time.Second
 
 // jobResult is the task's result for a job; h.mu is held.
 func (h *Handle) jobResult() *drivers.ExitResult {
+	finished := false
 	select {
 	case <-h.jobDone:
+		finished = h.jobErr == nil
 	default:
-		if h.stopping {
-			return &drivers.ExitResult{ExitCode: contract.ExitCancelled}
-		}
+	}
+	switch {
+	case finished:
+		return &drivers.ExitResult{ExitCode: h.jobCode}
+	case h.stopping:
+		// The job's stream may have ended a moment before this runs, when
+		// the VM went away under it: either way Nomad stopped the task.
+		return &drivers.ExitResult{ExitCode: contract.ExitCancelled}
+	case h.jobErr != nil:
+		return &drivers.ExitResult{ExitCode: contract.ExitInfrastructure, Err: h.jobErr}
+	default:
 		return &drivers.ExitResult{ExitCode: contract.ExitInfrastructure,
 			Err: fmt.Errorf("the VM stopped before the job finished (see qemu.log in %s)", h.state.VMDir)}
 	}
-	res := &drivers.ExitResult{ExitCode: h.jobCode}
-	if h.jobErr != nil {
-		res.ExitCode, res.Err = contract.ExitInfrastructure, h.jobErr
-	}
-	return res
 }
 
 func (h *Handle) exitResult(qemuCode int) *drivers.ExitResult {
 	switch {
 	case h.stopping:
 		return &drivers.ExitResult{ExitCode: contract.ExitCancelled}
-	case qemuCode == 0 || h.poweredOff:
+	case qemuCode == 0:
 		return &drivers.ExitResult{ExitCode: contract.ExitSuccess}
 	default:
 		return &drivers.ExitResult{
 			ExitCode: contract.ExitInfrastructure,
 			Err:      fmt.Errorf("qemu exited unexpectedly with code %d (see qemu.log in %s)", qemuCode, h.state.VMDir),
-		}
-	}
-}
-
-// watchEvents notes a guest-initiated power-off, which is how an adopted
-// QEMU (whose exit code we cannot read) tells a clean end from a crash.
-func (h *Handle) watchEvents(q *qemu.QMP) {
-	for ev := range q.Events() {
-		if ev.Name != "SHUTDOWN" {
-			continue
-		}
-		var data struct {
-			Guest bool `json:"guest"`
-		}
-		if json.Unmarshal(ev.Data, &data) == nil && data.Guest {
-			h.mu.Lock()
-			h.poweredOff = true
-			h.mu.Unlock()
 		}
 	}
 }
@@ -193,13 +174,12 @@ func (h *Handle) watchEvents(q *qemu.QMP) {
 func (h *Handle) Stop(ctx context.Context, timeout time.Duration) {
 	h.mu.Lock()
 	h.stopping = true
-	q := h.qmp
 	h.mu.Unlock()
 	start := time.Now()
 	if h.job != nil {
 		h.cancelJob(ctx, timeout/2)
 	}
-	clean := h.inst.Shutdown(ctx, q, timeout-time.Since(start))
+	clean := vm.Shutdown(ctx, h.machine, timeout-time.Since(start))
 	h.log.Info("vm stopped", "clean", clean, "took", time.Since(start).Round(time.Millisecond).String())
 }
 
@@ -229,38 +209,13 @@ func (h *Handle) Kill() {
 	h.mu.Lock()
 	h.stopping = true
 	h.mu.Unlock()
-	h.inst.Kill()
+	h.machine.Kill()
 }
 
-// SSH returns a logged-in client, dialling (again) when needed. The host key
-// seen at boot is pinned, so this always reaches the same guest.
+// SSH returns a logged-in client to the guest. The host key seen at boot
+// is pinned, so this always reaches the same guest.
 func (h *Handle) SSH(ctx context.Context) (*guestssh.Client, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.ssh != nil {
-		if _, _, err := h.ssh.SendRequest("keepalive@solstice", true, nil); err == nil {
-			return h.ssh, nil
-		}
-		h.ssh.Close()
-		h.ssh = nil
-	}
-	key, err := os.ReadFile(h.state.KeyPath)
-	if err != nil {
-		return nil, fmt.Errorf("read task ssh key: %w", err)
-	}
-	c, err := guestssh.Dial(ctx, h.state.SSHTarget(key))
-	if err != nil {
-		return nil, err
-	}
-	h.ssh = c
-	return c, nil
-}
-
-// SetSSH hands over the connection made while waiting for boot.
-func (h *Handle) SetSSH(c *guestssh.Client) {
-	h.mu.Lock()
-	h.ssh = c
-	h.mu.Unlock()
+	return h.guest.SSH(ctx)
 }
 
 // TaskStatus is what InspectTask reports.
@@ -274,7 +229,7 @@ func (h *Handle) TaskStatus() *drivers.TaskStatus {
 		StartedAt:   h.state.StartedAt,
 		CompletedAt: h.completedAt,
 		DriverAttributes: map[string]string{
-			"pid":       fmt.Sprint(h.inst.Process.PID),
+			"pid":       fmt.Sprint(h.machine.Process().PID),
 			"image":     h.state.Image,
 			"ssh":       fmt.Sprintf("%s:%d", h.state.SSHHost, h.state.SSHPort),
 			"boot_time": h.state.BootTime.Round(time.Millisecond).String(),

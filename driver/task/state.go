@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"time"
 
 	"github.com/hashicorp/nomad/plugins/drivers"
@@ -60,4 +61,15 @@ func (s State) SSHTarget(key []byte) guestssh.Target {
 		}
 	}
 	return t
+}
+
+// Login reads the task's key and says how to log into its guest. The key is
+// read at each login because it lives only in the task's secrets dir, not
+// in this process.
+func (s State) Login() (guestssh.Target, error) {
+	key, err := os.ReadFile(s.KeyPath)
+	if err != nil {
+		return guestssh.Target{}, fmt.Errorf("read task ssh key: %w", err)
+	}
+	return s.SSHTarget(key), nil
 }

@@ -1,0 +1,98 @@
+package vm
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/solstice-ci/solstice/driver/qemu"
+)
+
+// scripted is a Machine whose guest answers the power button as told.
+type scripted struct {
+	obeys    bool  // the guest powers off when the button is pressed
+	powerErr error // pressing the button fails
+
+	exited  chan struct{}
+	once    sync.Once
+	mu      sync.Mutex
+	pressed bool
+	killed  bool
+}
+
+func newScripted(obeys bool, powerErr error) *scripted {
+	return &scripted{obeys: obeys, powerErr: powerErr, exited: make(chan struct{})}
+}
+
+func (m *scripted) exit() { m.once.Do(func() { close(m.exited) }) }
+
+func (m *scripted) Process() qemu.Process   { return qemu.Process{} }
+func (m *scripted) Exited() <-chan struct{} { return m.exited }
+func (m *scripted) ExitCode() int           { <-m.exited; return 0 }
+func (m *scripted) Close()                  {}
+
+func (m *scripted) PowerDown(context.Context) error {
+	m.mu.Lock()
+	m.pressed = true
+	m.mu.Unlock()
+	if m.powerErr != nil {
+		return m.powerErr
+	}
+	if m.obeys {
+		go m.exit()
+	}
+	return nil
+}
+
+func (m *scripted) Kill() {
+	m.mu.Lock()
+	m.killed = true
+	m.mu.Unlock()
+	m.exit()
+}
+
+func TestShutdown(t *testing.T) {
+	tests := []struct {
+		name        string
+		m           *scripted
+		gone        bool // the VM exited before Shutdown
+		cancelled   bool // the caller's context is already done
+		timeout     time.Duration
+		wantClean   bool
+		wantPressed bool
+		wantKilled  bool
+		minTook     time.Duration
+	}{
+		{name: "already gone", m: newScripted(true, nil), gone: true, timeout: time.Minute, wantClean: true},
+		{name: "guest powers off", m: newScripted(true, nil), timeout: time.Minute, wantClean: true, wantPressed: true},
+		{name: "guest ignores the button", m: newScripted(false, nil), timeout: 200 * time.Millisecond,
+			wantPressed: true, wantKilled: true, minTook: 200 * time.Millisecond},
+		{name: "button cannot be pressed", m: newScripted(false, ErrNoControl), timeout: time.Minute,
+			wantPressed: true, wantKilled: true},
+		{name: "caller gives up", m: newScripted(false, nil), cancelled: true, timeout: time.Minute,
+			wantPressed: true, wantKilled: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.gone {
+				tt.m.exit()
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tt.cancelled {
+				cancel()
+			}
+			start := time.Now()
+			clean := Shutdown(ctx, tt.m, tt.timeout)
+			took := time.Since(start)
+			if clean != tt.wantClean || tt.m.pressed != tt.wantPressed || tt.m.killed != tt.wantKilled {
+				t.Errorf("clean %v, pressed %v, killed %v; want %v, %v, %v",
+					clean, tt.m.pressed, tt.m.killed, tt.wantClean, tt.wantPressed, tt.wantKilled)
+			}
+			if took < tt.minTook || took > 10*time.Second {
+				t.Errorf("took %s, want at least %s", took, tt.minTook)
+			}
+		})
+	}
+}
