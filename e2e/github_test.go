@@ -18,9 +18,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/solstice-ci/solstice/internal/githubfake"
 	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/github"
-	"github.com/solstice-ci/solstice/internal/githubfake"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
 	"github.com/solstice-ci/solstice/shim/nomadvar"
 	"github.com/solstice-ci/solstice/shim/watch"
