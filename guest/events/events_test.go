@@ -25,7 +25,6 @@ func fixedClock(t *testing.T) {
 	t.Cleanup(func() { now = old })
 }
 
-
 func newWriter(t *testing.T, m *mask.Masker) (*Writer, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "events.jsonl")
