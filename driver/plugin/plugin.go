@@ -145,9 +145,17 @@ func (d *Driver) setUpIsolation(cfg *Config) {
 	d.mu.Unlock()
 }
 
+// imageVerifier accepts an image into the cache only when qemu-img can
+// read it, it names no other file (see disk.Info.SelfContained) and, for
+// qcow2, its consistency check passes. The header is read first: qemu-img
+// check would open a backing file.
 func imageVerifier(disks disk.Tool) image.Verifier {
 	return func(ctx context.Context, path, format string) error {
-		if _, err := disks.Inspect(ctx, path, format); err != nil {
+		info, err := disks.Inspect(ctx, path, format)
+		if err != nil {
+			return err
+		}
+		if err := info.SelfContained(); err != nil {
 			return err
 		}
 		return disks.Check(ctx, path, format)
