@@ -1,10 +1,17 @@
 package plugin
 
 import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/nomad/helper/pluginutils/hclutils"
 	"github.com/hashicorp/nomad/plugins/drivers"
+
+	"github.com/solstice-ci/solstice/driver/disk"
 )
 
 func goodImage() *ImageConfig {
@@ -39,6 +46,10 @@ func TestConfigValidate(t *testing.T) {
 		{"bad os", func(c *Config) { c.Images["omnios"].OS = "windows" }, "", `os "windows"`},
 		{"no user", func(c *Config) { c.Images["omnios"].User = "" }, "", "user must not be empty"},
 		{"bad alias", func(c *Config) { c.Images["omnios"].Aliases = []string{"has space"} }, "", `alias "has space"`},
+		{"bad max_disk_size", func(c *Config) { c.MaxDiskSize = "huge" }, `max_disk_size = "huge"`, ""},
+		{"bad max_bundle_size", func(c *Config) { c.MaxBundleSize = "" }, `max_bundle_size = "": size is empty`, ""},
+		{"metadata in bundle_hosts", func(c *Config) { c.BundleHosts = []string{"169.254.169.254"} },
+			`bundle_hosts: "169.254.169.254": never allowed: denied address: 169.254.169.254 is link-local`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,13 +101,17 @@ func TestTaskSettings(t *testing.T) {
 		{"defaults", TaskConfig{Image: "x", BootTimeout: "5m"}, ""},
 		{"disk size", TaskConfig{Image: "x", BootTimeout: "5m", DiskSize: "20GiB"}, ""},
 		{"bad disk size", TaskConfig{Image: "x", BootTimeout: "5m", DiskSize: "lots"}, "disk_size"},
+		{"disk size at the cap", TaskConfig{Image: "x", BootTimeout: "5m", DiskSize: "100GiB"}, ""},
+		{"disk size over the cap", TaskConfig{Image: "x", BootTimeout: "5m", DiskSize: "101GiB"},
+			`disk_size = "101GiB": refused: larger than this client allows (max_disk_size = "100GiB" in the plugin config)`},
+		{"disk size beyond int64", TaskConfig{Image: "x", BootTimeout: "5m", DiskSize: "99999999999TiB"}, "too large"},
 		{"bad boot timeout", TaskConfig{Image: "x", BootTimeout: "soon"}, `boot_timeout = "soon"`},
 		{"negative boot timeout", TaskConfig{Image: "x", BootTimeout: "-1m"}, "boot_timeout"},
 		{"two ports", TaskConfig{Image: "x", BootTimeout: "5m", Ports: []string{"a", "b"}}, "only one port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := tt.tc.settings()
+			_, err := tt.tc.settings(DefaultConfig())
 			if tt.want == "" && err != nil {
 				t.Fatal(err)
 			}
@@ -118,5 +133,47 @@ func TestHostnameAndShortID(t *testing.T) {
 	}
 	if len(socketPath(defaultRunDir, strings.Repeat("x", 300))) >= 108 {
 		t.Error("qmp socket path can exceed the unix socket limit")
+	}
+}
+
+// TestConfigSpecDefaults parses an empty and a full plugin block through
+// the HCL spec, as the Nomad client does, so a default literal that does
+// not parse or does not match DefaultConfig is caught here.
+func TestConfigSpecDefaults(t *testing.T) {
+	var got Config
+	hclutils.NewConfigParser(configSpec).ParseHCL(t, `config {}`, &got)
+	want := DefaultConfig()
+	if !slices.Equal(got.BundleHosts, want.BundleHosts) || got.MaxDiskSize != want.MaxDiskSize ||
+		got.MaxImageSize != want.MaxImageSize || got.MaxBundleSize != want.MaxBundleSize {
+		t.Errorf("HCL defaults %+v differ from DefaultConfig %+v", got, want)
+	}
+	var set Config
+	hclutils.NewConfigParser(configSpec).ParseHCL(t, `config {
+		bundle_hosts    = ["bundles.example.com:443/solstice/"]
+		max_disk_size   = "40GiB"
+		max_bundle_size = "1GiB"
+	}`, &set)
+	if err := set.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if set.limits.maxDisk != 40<<30 || set.limits.maxBundle != 1<<30 ||
+		!slices.Equal(set.limits.bundleHosts.Entries(), []string{"bundles.example.com:443/solstice/"}) {
+		t.Errorf("parsed limits %+v", set.limits)
+	}
+}
+
+// TestImageVerifierRefusesBackingFile: an image naming a host file as its
+// backing file never enters the cache, and the reason says why.
+func TestImageVerifierRefusesBackingFile(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "backed.qcow2")
+	out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-b", "/etc/hostname", "-F", "raw", img, "1M").CombinedOutput()
+	if err != nil {
+		t.Fatalf("qemu-img create: %v\n%s", err, out)
+	}
+	err = imageVerifier(disk.Tool{})(context.Background(), img, "qcow2")
+	want := "the image is not self-contained: it names a backing file (/etc/hostname), which QEMU would read from this host"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("verifier = %v, want %q", err, want)
 	}
 }

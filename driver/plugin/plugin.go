@@ -24,6 +24,7 @@ import (
 	"github.com/solstice-ci/solstice/driver/disk"
 	"github.com/solstice-ci/solstice/driver/image"
 	"github.com/solstice-ci/solstice/driver/isolation"
+	"github.com/solstice-ci/solstice/driver/safehttp"
 	"github.com/solstice-ci/solstice/driver/task"
 	"github.com/solstice-ci/solstice/driver/vm"
 )
@@ -107,9 +108,13 @@ func (d *Driver) SetConfig(c *base.Config) error {
 	}
 	disks := disk.Tool{Binary: cfg.QemuImgBinary}
 	images := &image.Cache{
-		Dir:    filepath.Join(cfg.CacheDir, "bases"),
-		Log:    d.log.Named("image"),
-		Verify: imageVerifier(disks),
+		Dir: filepath.Join(cfg.CacheDir, "bases"),
+		Log: d.log.Named("image"),
+		// Catalog URLs are the operator's own, so an environment proxy
+		// is honoured for them (unlike for a task's bundle).
+		HTTP:     safehttp.NewClient(safehttp.Options{UseProxy: true}),
+		MaxBytes: cfg.limits.maxImage,
+		Verify:   imageVerifier(disks),
 	}
 	d.configure(cfg, images, &vm.Host{Images: images, Disks: disks, Log: d.log.Named("vm")})
 	d.setUpIsolation(cfg)

@@ -82,12 +82,12 @@ func (d *Driver) newLaunch(cfg *drivers.TaskConfig) (*launch, error) {
 	if err := cfg.DecodeDriverConfig(&l.tc); err != nil {
 		return nil, fmt.Errorf("task %q config: %w", cfg.Name, err)
 	}
-	s, err := l.tc.settings()
+	conf := d.cfg()
+	s, err := l.tc.settings(conf)
 	if err != nil {
 		return nil, fmt.Errorf("task %q config: %w", cfg.Name, err)
 	}
 	l.settings = s
-	conf := d.cfg()
 	label, img, ok := conf.Resolve(l.tc.Image)
 	if !ok {
 		return nil, fmt.Errorf("task %q: unknown image %q: this client's catalog has %s",
