@@ -26,9 +26,11 @@ import (
 // an undo step, so a failure at any point leaves no process or file behind.
 type launch struct {
 	d        *Driver
+	conf     *Config // the client config the task was checked against
 	cfg      *drivers.TaskConfig
 	tc       TaskConfig
 	settings taskSettings
+	inputs   taskInputs
 	label    string
 	img      *ImageConfig
 	vms      vm.Provider
@@ -52,6 +54,13 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	}
 	l, err := d.newLaunch(cfg)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := l.checkInputs(); err != nil {
+		// Whoever follows the job learns why it never ran; nothing was
+		// created yet, so there is nothing to roll back.
+		l.log.Error("task input refused", "error", err)
+		l.reportInfraError(err)
 		return nil, nil, err
 	}
 	h, err := l.run()
@@ -83,6 +92,7 @@ func (d *Driver) newLaunch(cfg *drivers.TaskConfig) (*launch, error) {
 		return nil, fmt.Errorf("task %q config: %w", cfg.Name, err)
 	}
 	conf := d.cfg()
+	l.conf = conf
 	s, err := l.tc.settings(conf)
 	if err != nil {
 		return nil, fmt.Errorf("task %q config: %w", cfg.Name, err)
