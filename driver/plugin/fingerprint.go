@@ -177,8 +177,13 @@ func (d *Driver) bootOnce(ctx context.Context, name, base string, img *ImageConf
 	if err != nil {
 		return err
 	}
+	hostKey, pin, err := newHostKey("solstice-probe")
+	if err != nil {
+		return err
+	}
 	err = cloudinit.WriteISO(seed, cloudinit.Seed{InstanceID: "probe", Hostname: "solstice-probe",
-		Users: []cloudinit.User{{Name: img.User, Sudo: cloudinit.PasswordlessSudo, SSHAuthorizedKeys: []string{key.AuthorizedKey}}}})
+		Users:   []cloudinit.User{{Name: img.User, Sudo: cloudinit.PasswordlessSudo, SSHAuthorizedKeys: []string{key.AuthorizedKey}}},
+		HostKey: hostKey})
 	if err != nil {
 		return err
 	}
@@ -200,9 +205,11 @@ func (d *Driver) bootOnce(ctx context.Context, name, base string, img *ImageConf
 	}
 	defer inst.Kill()
 	defer q.Close()
-	c, err := guestssh.WaitReady(ctx, guestssh.Target{Addr: fmt.Sprintf("127.0.0.1:%d", port), User: img.User, PrivatePEM: key.PrivatePEM}, time.Second)
+	c, err := guestssh.WaitReady(ctx, guestssh.Target{
+		Addr: fmt.Sprintf("127.0.0.1:%d", port), User: img.User, PrivatePEM: key.PrivatePEM, HostKey: pin,
+	}, time.Second)
 	if err != nil {
-		return fmt.Errorf("a guest of its catalog image made no ssh login within a minute")
+		return fmt.Errorf("a guest of its catalog image made no ssh login within a minute: %w", err)
 	}
 	c.Close()
 	return nil
