@@ -2,13 +2,13 @@ package plugin
 
 import (
 	"context"
+	"encoding/json"
 	"os/exec"
 	"path/filepath"
-	"slices"
+	"reflect"
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/nomad/helper/pluginutils/hclutils"
 	"github.com/hashicorp/nomad/plugins/drivers"
 
 	"github.com/solstice-ci/solstice/driver/disk"
@@ -136,29 +136,29 @@ func TestHostnameAndShortID(t *testing.T) {
 	}
 }
 
-// TestConfigSpecDefaults parses an empty and a full plugin block through
-// the HCL spec, as the Nomad client does, so a default literal that does
-// not parse or does not match DefaultConfig is caught here.
+// TestConfigSpecDefaults checks the plugin block's default literals
+// against DefaultConfig: the Nomad client fills an unset option from the
+// literal, so one that drifted would change the driver's bounds silently.
+// These literals are JSON as well as HCL.
 func TestConfigSpecDefaults(t *testing.T) {
-	var got Config
-	hclutils.NewConfigParser(configSpec).ParseHCL(t, `config {}`, &got)
 	want := DefaultConfig()
-	if !slices.Equal(got.BundleHosts, want.BundleHosts) || got.MaxDiskSize != want.MaxDiskSize ||
-		got.MaxImageSize != want.MaxImageSize || got.MaxBundleSize != want.MaxBundleSize {
-		t.Errorf("HCL defaults %+v differ from DefaultConfig %+v", got, want)
-	}
-	var set Config
-	hclutils.NewConfigParser(configSpec).ParseHCL(t, `config {
-		bundle_hosts    = ["bundles.example.com:443/solstice/"]
-		max_disk_size   = "40GiB"
-		max_bundle_size = "1GiB"
-	}`, &set)
-	if err := set.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	if set.limits.maxDisk != 40<<30 || set.limits.maxBundle != 1<<30 ||
-		!slices.Equal(set.limits.bundleHosts.Entries(), []string{"bundles.example.com:443/solstice/"}) {
-		t.Errorf("parsed limits %+v", set.limits)
+	for key, wantValue := range map[string]any{
+		"bundle_hosts":    want.BundleHosts,
+		"max_disk_size":   want.MaxDiskSize,
+		"max_image_size":  want.MaxImageSize,
+		"max_bundle_size": want.MaxBundleSize,
+	} {
+		lit := configSpec.GetObject().GetAttributes()[key].GetDefault().GetDefault().GetLiteral().GetValue()
+		wantJSON, _ := json.Marshal(wantValue)
+		var got, wantAny any
+		if err := json.Unmarshal([]byte(lit), &got); err != nil {
+			t.Errorf("%s: default literal %q: %v", key, lit, err)
+			continue
+		}
+		json.Unmarshal(wantJSON, &wantAny)
+		if !reflect.DeepEqual(got, wantAny) {
+			t.Errorf("%s: HCL default %s, DefaultConfig %s", key, lit, wantJSON)
+		}
 	}
 }
 
