@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/solstice-ci/solstice/driver/cloudinit"
+	"github.com/solstice-ci/solstice/driver/guestssh"
 )
 
 const seedAWK = "rootfs/usr/lib/solstice-test/seed.awk"
@@ -141,6 +144,41 @@ hostname: from-user-data
 		name: "an entry without a name",
 		in:   "#cloud-config\nusers:\n  - shell: /bin/sh\n",
 		want: rec("warn|a users entry has no name; ignored"),
+	}, {
+		name: "ssh_keys: ed25519 host key, others ignored",
+		in: `#cloud-config
+ssh_keys:
+  rsa_private: |
+    -----BEGIN RSA PRIVATE KEY-----
+    MIIE # not a comment
+    -----END RSA PRIVATE KEY-----
+  ed25519_private: |-
+      -----BEGIN OPENSSH PRIVATE KEY-----
+      b3BlbnNzaC1rZXktdjEAAAAA#x
+
+      AAAAC3NzaC1lZDI1NTE5AAAA
+      -----END OPENSSH PRIVATE KEY-----
+  ed25519_public: 'ssh-ed25519 AAAAHOST root@job-1'
+  ed25519_certificate: ssh-ed25519-cert-v01@openssh.com AAAA
+ssh_authorized_keys: [k1]
+`,
+		want: rec(
+			"warn|ssh_keys: rsa_private ignored (only ed25519 host keys)",
+			"hostkey|ed25519|private|-----BEGIN OPENSSH PRIVATE KEY-----",
+			"hostkey|ed25519|private|b3BlbnNzaC1rZXktdjEAAAAA#x",
+			"hostkey|ed25519|private|AAAAC3NzaC1lZDI1NTE5AAAA",
+			"hostkey|ed25519|private|-----END OPENSSH PRIVATE KEY-----",
+			"hostkey|ed25519|public|ssh-ed25519 AAAAHOST root@job-1",
+			"warn|ssh_keys: ed25519_certificate ignored (only ed25519 host keys)",
+			"user|solstice|/bin/bash|-",
+			"sudo|solstice|ALL=(ALL) NOPASSWD:ALL",
+			"key|solstice|k1"),
+	}, {
+		name: "ssh_keys: a private key must be a literal block",
+		in:   "#cloud-config\nssh_keys:\n  ed25519_private: \"-----BEGIN\\n...\"\nssh_keys_extra: 1\nusers: []\n",
+		want: rec(
+			"warn|ssh_keys: ed25519_private must be a literal block scalar; ignored",
+			"warn|cloud-config key ignored: ssh_keys_extra"),
 	}}
 	for awkName, awk := range awks(t) {
 		for _, c := range cases {
@@ -168,5 +206,53 @@ func TestSeedMetaData(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestSeedReadsTheDriversHostKey runs the driver's own seed rendering
+// through the reader: the host key the driver pins must be the one the
+// guest installs, byte for byte.
+func TestSeedReadsTheDriversHostKey(t *testing.T) {
+	login, err := guestssh.NewKey("login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := guestssh.NewKey("root@job-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := cloudinit.Seed{
+		InstanceID: "i-1", Hostname: "job-1",
+		Users: []cloudinit.User{{
+			Name: "solstice", Sudo: cloudinit.PasswordlessSudo, Shell: "/bin/sh",
+			SSHAuthorizedKeys: []string{login.AuthorizedKey},
+		}},
+		HostKey: &cloudinit.HostKey{PrivatePEM: string(host.PrivatePEM), Public: host.AuthorizedKey},
+	}.UserData()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for awkName, awk := range awks(t) {
+		t.Run(awkName, func(t *testing.T) {
+			var private strings.Builder
+			var public string
+			for _, line := range strings.Split(strings.TrimSuffix(runSeed(t, awk, "user-data", string(data)), "\n"), "\n") {
+				f := strings.SplitN(line, "\t", 4)
+				switch {
+				case f[0] == "warn":
+					t.Errorf("reader warns: %s", line)
+				case f[0] == "hostkey" && f[2] == "private":
+					private.WriteString(f[3] + "\n")
+				case f[0] == "hostkey" && f[2] == "public":
+					public = f[3]
+				}
+			}
+			if private.String() != string(host.PrivatePEM) {
+				t.Errorf("private key read as\n%s\nwant\n%s", private.String(), host.PrivatePEM)
+			}
+			if public != host.AuthorizedKey {
+				t.Errorf("public key read as %q, want %q", public, host.AuthorizedKey)
+			}
+		})
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/disk"
@@ -34,6 +36,18 @@ type Seed struct {
 	InstanceID string
 	Hostname   string
 	Users      []User
+	// HostKey, when set, is the guest's SSH host key (cloud-config
+	// ssh_keys), so whoever made the seed knows the key before the first
+	// login instead of trusting whatever answers then.
+	HostKey *HostKey
+}
+
+// HostKey is an ed25519 host key pair as cloud-config's ssh_keys carries
+// it. The private half makes the seed a secret: keep it only where the
+// task's own files live.
+type HostKey struct {
+	PrivatePEM string `yaml:"ed25519_private"` // OpenSSH format
+	Public     string `yaml:"ed25519_public"`  // "ssh-ed25519 AAAA…"
 }
 
 // PasswordlessSudo is the sudo rule cloud images give their default user.
@@ -57,6 +71,9 @@ func (s Seed) Validate() error {
 			return fmt.Errorf("cloudinit: user %q has no ssh_authorized_keys", u.Name)
 		}
 	}
+	if k := s.HostKey; k != nil && (!strings.HasPrefix(k.PrivatePEM, "-----BEGIN ") || !strings.HasPrefix(k.Public, "ssh-ed25519 ")) {
+		return errors.New("cloudinit: the host key needs an ed25519 private key in PEM and its public key")
+	}
 	return nil
 }
 
@@ -71,15 +88,19 @@ func (s Seed) MetaData() ([]byte, error) {
 // UserData renders the #cloud-config user-data file.
 func (s Seed) UserData() ([]byte, error) {
 	body, err := yaml.Marshal(struct {
-		Users []User `yaml:"users"`
-	}{s.Users})
+		Users   []User   `yaml:"users"`
+		SSHKeys *HostKey `yaml:"ssh_keys,omitempty"`
+	}{s.Users, s.HostKey})
 	if err != nil {
 		return nil, err
 	}
 	return append([]byte("#cloud-config\n"), body...), nil
 }
 
-// WriteISO writes the seed as a cidata ISO at path, replacing any file there.
+// WriteISO writes the seed as a cidata ISO at path, replacing any file
+// there. The ISO is readable by its owner only, and its files are staged
+// next to it, not in the host's shared temporary directory: a seed may
+// carry a host key.
 func WriteISO(path string, s Seed) error {
 	if err := s.Validate(); err != nil {
 		return err
@@ -111,14 +132,22 @@ func (s Seed) files() (map[string][]byte, error) {
 }
 
 func writeISO(path string, files map[string][]byte) error {
+	work, err := os.MkdirTemp(filepath.Dir(path), ".seed-work-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
 	d, err := diskfs.Create(path, isoSize, diskfs.SectorSizeDefault)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
+	if err := os.Chmod(path, 0o600); err != nil {
+		return err
+	}
 	// ISO 9660 only allows logical blocks of 2048 bytes or more.
 	d.LogicalBlocksize = 2048
-	fs, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 0, FSType: filesystem.TypeISO9660})
+	fs, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 0, FSType: filesystem.TypeISO9660, WorkDir: work})
 	if err != nil {
 		return err
 	}

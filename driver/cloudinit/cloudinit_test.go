@@ -35,6 +35,9 @@ func TestValidate(t *testing.T) {
 		{"no users", func(s *Seed) { s.Users = nil }, "at least one user"},
 		{"nameless user", func(s *Seed) { s.Users[0].Name = "" }, "users[0] has no name"},
 		{"keyless user", func(s *Seed) { s.Users[0].SSHAuthorizedKeys = nil }, `user "solstice" has no ssh_authorized_keys`},
+		{"host key", func(s *Seed) { s.HostKey = testHostKey() }, ""},
+		{"host key without its private half", func(s *Seed) { s.HostKey = &HostKey{Public: testHostKey().Public} },
+			"the host key needs an ed25519 private key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,6 +81,41 @@ func TestUserDataIsCloudConfig(t *testing.T) {
 	}
 }
 
+// testHostKey is a made-up key pair: only its shape matters here.
+func testHostKey() *HostKey {
+	return &HostKey{
+		PrivatePEM: "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\nAAAAC3NzaC1lZDI1NTE5AAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+		Public:     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey host",
+	}
+}
+
+// TestUserDataHostKey: the host key goes in as cloud-init's ssh_keys, the
+// private key a literal block that reads back byte for byte.
+func TestUserDataHostKey(t *testing.T) {
+	s := testSeed()
+	s.HostKey = testHostKey()
+	data, err := s.UserData()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		SSHKeys map[string]string `yaml:"ssh_keys"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("user-data is not YAML: %v", err)
+	}
+	if doc.SSHKeys["ed25519_private"] != s.HostKey.PrivatePEM || doc.SSHKeys["ed25519_public"] != s.HostKey.Public {
+		t.Fatalf("ssh_keys = %q", doc.SSHKeys)
+	}
+	if !strings.Contains(string(data), "ed25519_private: |\n") {
+		t.Errorf("the private key is not a literal block (what the test image's reader takes):\n%s", data)
+	}
+	plain, _ := testSeed().UserData()
+	if strings.Contains(string(plain), "ssh_keys") {
+		t.Errorf("a seed without a host key has ssh_keys:\n%s", plain)
+	}
+}
+
 func TestMetaData(t *testing.T) {
 	data, err := testSeed().MetaData()
 	if err != nil {
@@ -99,9 +137,20 @@ func TestWriteISO(t *testing.T) {
 	if err != nil {
 		t.Fatal("isoinfo not found: install Debian's genisoimage (make deps does)")
 	}
-	path := filepath.Join(t.TempDir(), "seed.iso")
-	if err := WriteISO(path, testSeed()); err != nil {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "seed.iso")
+	seed := testSeed()
+	seed.HostKey = testHostKey()
+	if err := WriteISO(path, seed); err != nil {
 		t.Fatal(err)
+	}
+	// The seed holds a private key: only its owner reads it, and nothing
+	// of it is left staged beside it.
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("seed mode %v (%v), want 0600", st.Mode(), err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("WriteISO left %v beside the seed", entries)
 	}
 	out, err := exec.Command(isoinfo, "-d", "-i", path).CombinedOutput()
 	if err != nil {
@@ -110,7 +159,7 @@ func TestWriteISO(t *testing.T) {
 	if !strings.Contains(string(out), "Volume id: cidata") {
 		t.Fatalf("volume label is not cidata:\n%s", out)
 	}
-	want, err := testSeed().files()
+	want, err := seed.files()
 	if err != nil {
 		t.Fatal(err)
 	}

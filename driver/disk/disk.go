@@ -7,7 +7,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"strconv"
@@ -23,9 +25,33 @@ type Tool struct {
 
 // Info is what qemu-img tells about an image.
 type Info struct {
-	Format      string `json:"format"`
-	VirtualSize int64  `json:"virtual-size"`
-	BackingFile string `json:"backing-filename"`
+	Format         string `json:"format"`
+	VirtualSize    int64  `json:"virtual-size"`
+	BackingFile    string `json:"backing-filename"`
+	FormatSpecific struct {
+		Data struct {
+			DataFile string `json:"data-file"` // qcow2's external data file
+		} `json:"data"`
+	} `json:"format-specific"`
+}
+
+// ErrNotSelfContained refuses an image that names other files.
+var ErrNotSelfContained = errors.New("the image is not self-contained")
+
+// SelfContained refuses an image whose header names another file: a
+// backing file or a qcow2 external data file. QEMU opens whatever path the
+// header says, so a base image naming /etc/shadow or a Nomad secret would
+// put that host file's bytes into the guest's disk.
+func (i Info) SelfContained() error {
+	switch {
+	case i.BackingFile != "":
+		return fmt.Errorf("%w: it names a backing file (%s), which QEMU would read from this host; flatten it with qemu-img convert",
+			ErrNotSelfContained, i.BackingFile)
+	case i.FormatSpecific.Data.DataFile != "":
+		return fmt.Errorf("%w: it names an external data file (%s), which QEMU would read from this host; flatten it with qemu-img convert",
+			ErrNotSelfContained, i.FormatSpecific.Data.DataFile)
+	}
+	return nil
 }
 
 // Inspect reads an image's header. It is also how a corrupt or truncated
@@ -60,17 +86,20 @@ func (t Tool) Check(ctx context.Context, path, format string) error {
 
 // CreateOverlay makes a qcow2 at path backed by base. The overlay is sized
 // to size bytes when that is larger than the base, never smaller: shrinking
-// would cut off the guest's file system.
+// would cut off the guest's file system. A base that is not self-contained
+// is refused here too, so an image cached before that rule existed cannot
+// slip through.
 func (t Tool) CreateOverlay(ctx context.Context, base, baseFormat, path string, size int64) error {
+	info, err := t.Inspect(ctx, base, baseFormat)
+	if err != nil {
+		return err
+	}
+	if err := info.SelfContained(); err != nil {
+		return fmt.Errorf("base image %s: %w", base, err)
+	}
 	args := []string{"create", "-q", "-f", "qcow2", "-b", base, "-F", baseFormat, path}
-	if size > 0 {
-		info, err := t.Inspect(ctx, base, baseFormat)
-		if err != nil {
-			return err
-		}
-		if size > info.VirtualSize {
-			args = append(args, strconv.FormatInt(size, 10))
-		}
+	if size > info.VirtualSize {
+		args = append(args, strconv.FormatInt(size, 10))
 	}
 	if _, err := t.run(ctx, args...); err != nil {
 		os.Remove(path)
@@ -117,6 +146,11 @@ func ParseSize(s string) (int64, error) {
 	v, err := strconv.ParseFloat(num, 64)
 	if err != nil || v <= 0 {
 		return 0, fmt.Errorf("size %q is not a positive number", s)
+	}
+	// Converting a float beyond int64 gives a garbage (often negative)
+	// size, which would slip past any cap.
+	if v*float64(mult) >= math.MaxInt64 {
+		return 0, fmt.Errorf("size %q is too large", s)
 	}
 	return int64(v * float64(mult)), nil
 }

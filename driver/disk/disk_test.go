@@ -3,6 +3,7 @@ package disk
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -27,6 +28,7 @@ func TestParseSize(t *testing.T) {
 		{"12 parsecs", 0, `unknown unit "parsecs"`},
 		{"-1GiB", 0, "not a positive number"},
 		{"GiB", 0, "not a positive number"},
+		{"99999999999TiB", 0, "too large"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -122,5 +124,51 @@ func TestCheckRejectsCorruptQcow2(t *testing.T) {
 	}
 	if _, err := (Tool{}).Inspect(ctx(t), path, "qcow2"); err == nil {
 		t.Fatal("Inspect accepted a corrupt qcow2")
+	}
+}
+
+// TestImagesNamingHostFilesAreRefused: a base image whose header names a
+// backing file or an external data file would have QEMU read that host
+// file into the guest. Inspect shows it without opening the file, and both
+// the verifier (SelfContained) and CreateOverlay refuse it.
+func TestImagesNamingHostFilesAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "host-secret")
+	if err := os.WriteFile(secret, []byte("not for guests"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	backed := filepath.Join(dir, "backed.qcow2")
+	external := filepath.Join(dir, "external.qcow2")
+	for _, args := range [][]string{
+		{"create", "-q", "-f", "qcow2", "-b", secret, "-F", "raw", backed, "1M"},
+		{"create", "-q", "-f", "qcow2", "-o", "data_file=" + filepath.Join(dir, "data.raw"), external, "1M"},
+	} {
+		if _, err := (Tool{}).run(ctx(t), args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for path, want := range map[string]string{
+		backed:   "the image is not self-contained: it names a backing file (" + secret + "), which QEMU would read from this host",
+		external: "the image is not self-contained: it names an external data file (" + filepath.Join(dir, "data.raw") + ")",
+	} {
+		info, err := (Tool{}).Inspect(ctx(t), path, "qcow2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := info.SelfContained(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: SelfContained() = %v, want %q", filepath.Base(path), err, want)
+		}
+		overlay := filepath.Join(dir, "overlay.qcow2")
+		err = (Tool{}).CreateOverlay(ctx(t), path, "qcow2", overlay, 0)
+		if !errors.Is(err, ErrNotSelfContained) {
+			t.Errorf("%s: CreateOverlay = %v, want %v", filepath.Base(path), err, ErrNotSelfContained)
+		}
+		if _, err := os.Stat(overlay); !os.IsNotExist(err) {
+			t.Errorf("%s: a refused base left an overlay", filepath.Base(path))
+		}
+	}
+	info, err := (Tool{}).Inspect(ctx(t), makeBase(t, "1M"), "qcow2")
+	if err != nil || info.SelfContained() != nil {
+		t.Fatalf("a plain qcow2: %v, %v", err, info.SelfContained())
 	}
 }

@@ -18,11 +18,14 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// Key is a task's ephemeral key pair. The private half is written only to
-// the task's secrets dir; the public half goes into the NoCloud seed.
+// Key is an ephemeral ed25519 key pair: a task's login key (the private
+// half written only to the task's secrets dir, the public half into the
+// NoCloud seed) or a guest's host key (both halves into the seed, the
+// public half also into the task's state, so logins can insist on it).
 type Key struct {
-	PrivatePEM    []byte
+	PrivatePEM    []byte // OpenSSH format, as cloud-init's ssh_keys takes it
 	AuthorizedKey string // "ssh-ed25519 AAAA… comment"
+	Public        []byte // wire format, as a host key is pinned
 }
 
 // NewKey generates a fresh ed25519 key.
@@ -43,7 +46,7 @@ func NewKey(comment string) (Key, error) {
 	if comment != "" {
 		line += " " + comment
 	}
-	return Key{PrivatePEM: pem.EncodeToMemory(block), AuthorizedKey: line}, nil
+	return Key{PrivatePEM: pem.EncodeToMemory(block), AuthorizedKey: line, Public: sshPub.Marshal()}, nil
 }
 
 // Target says where and as whom to log in.
@@ -51,52 +54,68 @@ type Target struct {
 	Addr       string // host:port of the forwarded sshd
 	User       string
 	PrivatePEM []byte
-	// HostKey pins the guest's host key once it is known, so a later
-	// reconnect (after a plugin restart) talks to the same guest.
+	// HostKey is the guest's host key (wire format), required: the driver
+	// gives each guest its host key in the seed, so even the first login
+	// knows whom it talks to. Whatever else answers on the forwarded port
+	// (another process that won the port, a guest of another task) never
+	// sees a login attempt.
 	HostKey []byte
 	// Dial opens the TCP connection; nil means the host's own network. A
 	// guest behind an allocation's network namespace is dialled from there.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
+// ErrNoHostKey refuses a login that could not tell the guest from an
+// impostor.
+var ErrNoHostKey = errors.New("no pinned host key for the guest: refusing to log in without one")
+
+// ErrHostKeyMismatch is a server whose host key is not the guest's.
+var ErrHostKeyMismatch = errors.New("host key mismatch")
+
 func (t Target) config() (*ssh.ClientConfig, error) {
 	signer, err := ssh.ParsePrivateKey(t.PrivatePEM)
 	if err != nil {
 		return nil, fmt.Errorf("parse task ssh key: %w", err)
 	}
-	cb := ssh.InsecureIgnoreHostKey() // first contact: the guest made its key at boot
-	if len(t.HostKey) > 0 {
-		want, err := ssh.ParsePublicKey(t.HostKey)
-		if err != nil {
-			return nil, fmt.Errorf("parse pinned host key: %w", err)
-		}
-		cb = ssh.FixedHostKey(want)
+	if len(t.HostKey) == 0 {
+		return nil, ErrNoHostKey
+	}
+	want, err := ssh.ParsePublicKey(t.HostKey)
+	if err != nil {
+		return nil, fmt.Errorf("parse pinned host key: %w", err)
 	}
 	return &ssh.ClientConfig{
 		User:            t.User,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
-		HostKeyCallback: cb,
-		Timeout:         10 * time.Second,
+		HostKeyCallback: pinned(want),
+		// Offer only the pinned key's algorithm: a guest that also has,
+		// say, an ECDSA host key must not be asked for that one.
+		HostKeyAlgorithms: []string{want.Type()},
+		Timeout:           10 * time.Second,
 	}, nil
+}
+
+// pinned accepts exactly the want key, and says which key came instead.
+func pinned(want ssh.PublicKey) ssh.HostKeyCallback {
+	return func(_ string, _ net.Addr, got ssh.PublicKey) error {
+		if bytes.Equal(got.Marshal(), want.Marshal()) {
+			return nil
+		}
+		return fmt.Errorf("%w: the server's key is %s, the guest's (given to it in the seed) is %s: refusing to log in",
+			ErrHostKeyMismatch, ssh.FingerprintSHA256(got), ssh.FingerprintSHA256(want))
+	}
 }
 
 // Client is a logged-in SSH connection to a guest.
 type Client struct {
 	*ssh.Client
-	HostKey []byte // the guest's host key, wire format
 }
 
-// Dial logs in once.
+// Dial logs in once, to a server that shows the pinned host key.
 func Dial(ctx context.Context, t Target) (*Client, error) {
 	cfg, err := t.config()
 	if err != nil {
 		return nil, err
-	}
-	var hostKey []byte
-	pin := cfg.HostKeyCallback
-	cfg.HostKeyCallback = func(host string, remote net.Addr, key ssh.PublicKey) error {
-		hostKey = key.Marshal()
-		return pin(host, remote, key)
 	}
 	dial := t.Dial
 	if dial == nil {
@@ -116,13 +135,18 @@ func Dial(ctx context.Context, t Target) (*Client, error) {
 		return nil, fmt.Errorf("ssh login as %s at %s: %w", t.User, t.Addr, err)
 	}
 	conn.SetDeadline(time.Time{})
-	return &Client{Client: ssh.NewClient(c, chans, reqs), HostKey: hostKey}, nil
+	return &Client{Client: ssh.NewClient(c, chans, reqs)}, nil
 }
 
 // WaitReady retries Dial until the guest accepts the login or ctx ends. A
 // booting guest refuses, resets or stalls connections in turn; all of those
-// mean "not yet".
+// mean "not yet". So does a wrong host key, for an image whose sshd may
+// answer briefly with a key of its own before it installs the seed's: the
+// login is still refused every time, and the final error says so.
 func WaitReady(ctx context.Context, t Target, every time.Duration) (*Client, error) {
+	if _, err := t.config(); err != nil {
+		return nil, err // no retry can mend the target itself
+	}
 	var last error
 	for {
 		attempt, cancel := context.WithTimeout(ctx, 15*time.Second)

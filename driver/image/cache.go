@@ -36,10 +36,15 @@ type Verifier func(ctx context.Context, path, format string) error
 
 // Cache is the on-disk image store of one client.
 type Cache struct {
-	Dir    string
-	Log    hclog.Logger
+	Dir string
+	Log hclog.Logger
+	// HTTP downloads images; nil means a safehttp client (timeouts, no
+	// metadata addresses, no https-to-http redirects).
 	HTTP   *http.Client
 	Verify Verifier
+	// MaxBytes caps an image, as downloaded and again once decompressed
+	// (the plugin's max_image_size); 0 means no cap.
+	MaxBytes int64
 
 	mu       sync.Mutex
 	inflight map[string]*fetch // by cache key: one fetch per image at a time
@@ -145,7 +150,7 @@ func (c *Cache) fetch(ctx context.Context, src Source, key, final string) (strin
 func (c *Cache) install(ctx context.Context, src Source, raw, final string) error {
 	tmp := final + ".tmp"
 	defer os.Remove(tmp)
-	if err := decompress(raw, tmp, src.Compression); err != nil {
+	if err := decompress(raw, tmp, src.Compression, c.MaxBytes); err != nil {
 		return err
 	}
 	if c.Verify != nil {

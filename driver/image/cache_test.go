@@ -276,3 +276,58 @@ func TestEnsureLocalFile(t *testing.T) {
 		t.Fatal("a changed local image was served from the stale cache entry")
 	}
 }
+
+// TestEnsureRefusesImagesOverTheCap: a download larger than MaxBytes, by
+// its announced length or by what it actually sends, and an image that
+// decompresses past MaxBytes are refused and leave nothing to resume from.
+func TestEnsureRefusesImagesOverTheCap(t *testing.T) {
+	srv := newServer(t)
+	packed := compress(t, "zstd", payload)
+	announcing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(payload)))
+		w.Write(payload)
+	}))
+	defer announcing.Close()
+	tests := []struct {
+		name string
+		src  Source
+		max  int64
+		want string
+	}{
+		{"announced too large", Source{URL: announcing.URL, SHA256: sum(payload)}, int64(len(payload)) - 1,
+			"the server announces 600000 bytes, the cap allows 599999: the image is larger than max_image_size (599999 bytes)"},
+		{"decompresses too large", Source{URL: srv.put("/bomb", packed), SHA256: sum(packed), Compression: "zstd"}, int64(len(payload)) / 2,
+			"decompress (zstd): over the size cap of 300000 bytes: the image is larger than max_image_size"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCache(t)
+			c.MaxBytes = tt.max
+			tt.src.Label, tt.src.Format = "omnios", "qcow2"
+			_, err := c.Ensure(ctx(t), tt.src)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Ensure() = %v, want %q", err, tt.want)
+			}
+			assertNoEntries(t, c.Dir)
+		})
+	}
+}
+
+// TestEnsureCapsWhatIsSent: a server that announces no length (chunked)
+// is cut off at the cap, not trusted to stop.
+func TestEnsureCapsWhatIsSent(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i < 10; i++ {
+			w.Write(payload[:len(payload)/10])
+			w.(http.Flusher).Flush()
+		}
+	}))
+	defer srv.Close()
+	c := newCache(t)
+	c.MaxBytes = 100_000
+	_, err := c.Ensure(ctx(t), Source{Label: "omnios", URL: srv.URL, SHA256: sum(payload), Format: "qcow2"})
+	if err == nil || !strings.Contains(err.Error(), "over the size cap of 100000 bytes") {
+		t.Fatalf("Ensure() = %v, want the size cap", err)
+	}
+	assertNoEntries(t, c.Dir)
+}

@@ -3,16 +3,21 @@ package image
 import (
 	"bufio"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/solstice-ci/solstice/driver/safehttp"
 )
 
-// decompress writes the decompressed content of src to dst.
-func decompress(src, dst, compression string) error {
+// decompress writes the decompressed content of src to dst, failing once
+// it grows past max bytes (when max > 0): a few MB of zstd can expand to
+// fill the cache's disk.
+func decompress(src, dst, compression string, max int64) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -27,8 +32,11 @@ func decompress(src, dst, compression string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, r); err != nil {
+	if _, err := io.Copy(out, safehttp.LimitReader(r, max)); err != nil {
 		out.Close()
+		if errors.Is(err, safehttp.ErrTooLarge) {
+			return fmt.Errorf("decompress (%s): %w: the image is larger than max_image_size", compression, err)
+		}
 		return fmt.Errorf("decompress (%s): %w", compression, err)
 	}
 	if err := out.Sync(); err != nil {

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/solstice-ci/solstice/driver/safehttp"
 )
 
 // download brings the source bytes to a local file and checks their sha256.
@@ -27,6 +29,9 @@ func (c *Cache) download(ctx context.Context, src Source, key string) (string, b
 	}
 	part := filepath.Join(c.Dir, "partial", key+".download")
 	if err := c.httpGet(ctx, src.URL, part); err != nil {
+		if errors.Is(err, safehttp.ErrTooLarge) {
+			os.Remove(part) // resuming would only run into the cap again
+		}
 		removeIfEmpty(part) // keep only what a resume can use
 		return "", false, err
 	}
@@ -49,18 +54,7 @@ func (c *Cache) httpGet(ctx context.Context, url, part string) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return fmt.Errorf("download %s: %w", url, err)
-	}
-	if have > 0 {
-		req.Header.Set("Range", "bytes="+strconv.FormatInt(have, 10)+"-")
-	}
-	client := c.HTTP
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
+	resp, err := c.get(ctx, url, have)
 	if err != nil {
 		return fmt.Errorf("download %s: %w", url, err)
 	}
@@ -74,13 +68,57 @@ func (c *Cache) httpGet(ctx context.Context, url, part string) error {
 		if err := restart(f); err != nil {
 			return err
 		}
+		have = 0
 	default:
 		return fmt.Errorf("download %s: server answered %s", url, resp.Status)
 	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		return fmt.Errorf("download %s: %w (will resume from here next time)", url, err)
+	if err := c.copyCapped(f, resp, have); err != nil {
+		return fmt.Errorf("download %s: %w", url, err)
 	}
 	return f.Sync()
+}
+
+// get asks for url from byte offset have on.
+func (c *Cache) get(ctx context.Context, url string, have int64) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if have > 0 {
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(have, 10)+"-")
+	}
+	client := c.HTTP
+	if client == nil {
+		client = safehttp.NewClient(safehttp.Options{UseProxy: true})
+	}
+	return client.Do(req)
+}
+
+// copyCapped appends the body to f, which already holds have bytes, never
+// letting the whole grow past MaxBytes.
+func (c *Cache) copyCapped(f *os.File, resp *http.Response, have int64) error {
+	body := io.Reader(resp.Body)
+	if c.MaxBytes > 0 {
+		left := c.MaxBytes - have
+		if left <= 0 {
+			return c.tooLarge(fmt.Errorf("%w: %d bytes are already here", safehttp.ErrTooLarge, have))
+		}
+		if err := safehttp.CheckLength(resp, left); err != nil {
+			return c.tooLarge(err)
+		}
+		body = safehttp.LimitReader(resp.Body, left)
+	}
+	if _, err := io.Copy(f, body); err != nil {
+		if errors.Is(err, safehttp.ErrTooLarge) {
+			return c.tooLarge(err)
+		}
+		return fmt.Errorf("%w (will resume from here next time)", err)
+	}
+	return nil
+}
+
+func (c *Cache) tooLarge(err error) error {
+	return fmt.Errorf("%w: the image is larger than max_image_size (%d bytes)", err, c.MaxBytes)
 }
 
 func removeIfEmpty(path string) {

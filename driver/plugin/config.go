@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
 
 	"github.com/solstice-ci/solstice/driver/disk"
+	"github.com/solstice-ci/solstice/driver/safehttp"
 )
 
 // configSpec is the client's plugin "solstice-vm" { config { … } } block.
@@ -31,6 +32,14 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		hclspec.NewLiteral(`64999`)),
 	"iptables_binary": hclspec.NewDefault(hclspec.NewAttr("iptables_binary", "string", false),
 		hclspec.NewLiteral(`"iptables"`)),
+	"bundle_hosts": hclspec.NewDefault(hclspec.NewAttr("bundle_hosts", "list(string)", false),
+		hclspec.NewLiteral(`["127.0.0.1/bundle/", "[::1]/bundle/", "localhost/bundle/"]`)),
+	"max_disk_size": hclspec.NewDefault(hclspec.NewAttr("max_disk_size", "string", false),
+		hclspec.NewLiteral(`"100GiB"`)),
+	"max_image_size": hclspec.NewDefault(hclspec.NewAttr("max_image_size", "string", false),
+		hclspec.NewLiteral(`"100GiB"`)),
+	"max_bundle_size": hclspec.NewDefault(hclspec.NewAttr("max_bundle_size", "string", false),
+		hclspec.NewLiteral(`"4GiB"`)),
 	"image": hclspec.NewBlockMap("image", []string{"label"}, hclspec.NewObject(map[string]*hclspec.Spec{
 		"source":      hclspec.NewAttr("source", "string", true),
 		"sha256":      hclspec.NewAttr("sha256", "string", false),
@@ -52,10 +61,24 @@ type Config struct {
 	// HostIsolation keeps guests of host-networked tasks off this host's
 	// own services with a firewall rule on IsolationGID (see package
 	// isolation). Bridge-networked tasks are isolated by their namespace.
-	HostIsolation  bool                    `codec:"host_isolation"`
-	IsolationGID   int                     `codec:"isolation_gid"`
-	IPTablesBinary string                  `codec:"iptables_binary"`
-	Images         map[string]*ImageConfig `codec:"image"`
+	HostIsolation  bool   `codec:"host_isolation"`
+	IsolationGID   int    `codec:"isolation_gid"`
+	IPTablesBinary string `codec:"iptables_binary"`
+	// BundleHosts is where a task's http(s) bundle URL may point (entries
+	// as safehttp.Hosts reads them). The default is solstice run's own
+	// bundle server on this host's loopback, under /bundle/: the driver
+	// fetches bundles host-side, so anything else a task names there would
+	// be fetched with this host's reach.
+	BundleHosts []string `codec:"bundle_hosts"`
+	// MaxDiskSize caps a task's disk_size; MaxImageSize a catalog image,
+	// downloaded and decompressed; MaxBundleSize a downloaded bundle.
+	MaxDiskSize   string                  `codec:"max_disk_size"`
+	MaxImageSize  string                  `codec:"max_image_size"`
+	MaxBundleSize string                  `codec:"max_bundle_size"`
+	Images        map[string]*ImageConfig `codec:"image"`
+
+	// limits holds the checked forms of the fields above (see Validate).
+	limits limits
 
 	// Broken holds catalog entries that failed validation, with the reason.
 	// They are not offered to the scheduler, and a task naming one gets the
@@ -77,7 +100,7 @@ type ImageConfig struct {
 
 // DefaultConfig is what an empty plugin block means.
 func DefaultConfig() *Config {
-	return &Config{
+	c := &Config{
 		CacheDir:       "/var/lib/solstice/images",
 		Accelerator:    "auto",
 		QemuBinary:     "qemu-system-x86_64",
@@ -85,8 +108,44 @@ func DefaultConfig() *Config {
 		HostIsolation:  true,
 		IsolationGID:   64999,
 		IPTablesBinary: "iptables",
+		BundleHosts:    []string{"127.0.0.1/bundle/", "[::1]/bundle/", "localhost/bundle/"},
+		MaxDiskSize:    "100GiB",
+		MaxImageSize:   "100GiB",
+		MaxBundleSize:  "4GiB",
 		Images:         map[string]*ImageConfig{},
 	}
+	c.parseLimits() // the defaults parse
+	return c
+}
+
+// limits are the operator's bounds on what tasks may ask for and what the
+// driver downloads, in checked form.
+type limits struct {
+	bundleHosts safehttp.Hosts
+	maxDisk     int64
+	maxImage    int64
+	maxBundle   int64
+}
+
+// parseLimits checks the bounds, reporting every bad one.
+func (c *Config) parseLimits() []error {
+	var errs []error
+	size := func(field, v string, dst *int64) {
+		n, err := disk.ParseSize(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s = %q: %w", field, v, err))
+		}
+		*dst = n
+	}
+	size("max_disk_size", c.MaxDiskSize, &c.limits.maxDisk)
+	size("max_image_size", c.MaxImageSize, &c.limits.maxImage)
+	size("max_bundle_size", c.MaxBundleSize, &c.limits.maxBundle)
+	hosts, err := safehttp.ParseHosts(c.BundleHosts)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("bundle_hosts: %w", err))
+	}
+	c.limits.bundleHosts = hosts
+	return errs
 }
 
 var (
@@ -111,6 +170,7 @@ func (c *Config) Validate() error {
 	if c.CacheDir == "" {
 		errs = append(errs, errors.New("cache_dir must not be empty"))
 	}
+	errs = append(errs, c.parseLimits()...)
 	seen := map[string]string{}
 	c.Broken = map[string]error{}
 	for _, label := range sortedKeys(c.Images) {
@@ -253,13 +313,18 @@ type taskSettings struct {
 	BootTimeout time.Duration
 }
 
-func (tc *TaskConfig) settings() (taskSettings, error) {
+// settings checks the task config against the client's config c.
+func (tc *TaskConfig) settings(c *Config) (taskSettings, error) {
 	var s taskSettings
 	var errs []error
 	if tc.DiskSize != "" {
 		size, err := disk.ParseSize(tc.DiskSize)
-		if err != nil {
+		switch {
+		case err != nil:
 			errs = append(errs, fmt.Errorf("disk_size: %w", err))
+		case size > c.limits.maxDisk:
+			errs = append(errs, fmt.Errorf("disk_size = %q: refused: larger than this client allows (max_disk_size = %q in the plugin config)",
+				tc.DiskSize, c.MaxDiskSize))
 		}
 		s.DiskSize = size
 	}

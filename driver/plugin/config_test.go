@@ -1,10 +1,17 @@
 package plugin
 
 import (
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/hashicorp/nomad/plugins/drivers"
+
+	"github.com/solstice-ci/solstice/driver/disk"
 )
 
 func goodImage() *ImageConfig {
@@ -39,6 +46,10 @@ func TestConfigValidate(t *testing.T) {
 		{"bad os", func(c *Config) { c.Images["omnios"].OS = "windows" }, "", `os "windows"`},
 		{"no user", func(c *Config) { c.Images["omnios"].User = "" }, "", "user must not be empty"},
 		{"bad alias", func(c *Config) { c.Images["omnios"].Aliases = []string{"has space"} }, "", `alias "has space"`},
+		{"bad max_disk_size", func(c *Config) { c.MaxDiskSize = "huge" }, `max_disk_size = "huge"`, ""},
+		{"bad max_bundle_size", func(c *Config) { c.MaxBundleSize = "" }, `max_bundle_size = "": size is empty`, ""},
+		{"metadata in bundle_hosts", func(c *Config) { c.BundleHosts = []string{"169.254.169.254"} },
+			`bundle_hosts: "169.254.169.254": never allowed: denied address: 169.254.169.254 is link-local`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,13 +101,17 @@ func TestTaskSettings(t *testing.T) {
 		{"defaults", TaskConfig{Image: "x", BootTimeout: "5m"}, ""},
 		{"disk size", TaskConfig{Image: "x", BootTimeout: "5m", DiskSize: "20GiB"}, ""},
 		{"bad disk size", TaskConfig{Image: "x", BootTimeout: "5m", DiskSize: "lots"}, "disk_size"},
+		{"disk size at the cap", TaskConfig{Image: "x", BootTimeout: "5m", DiskSize: "100GiB"}, ""},
+		{"disk size over the cap", TaskConfig{Image: "x", BootTimeout: "5m", DiskSize: "101GiB"},
+			`disk_size = "101GiB": refused: larger than this client allows (max_disk_size = "100GiB" in the plugin config)`},
+		{"disk size beyond int64", TaskConfig{Image: "x", BootTimeout: "5m", DiskSize: "99999999999TiB"}, "too large"},
 		{"bad boot timeout", TaskConfig{Image: "x", BootTimeout: "soon"}, `boot_timeout = "soon"`},
 		{"negative boot timeout", TaskConfig{Image: "x", BootTimeout: "-1m"}, "boot_timeout"},
 		{"two ports", TaskConfig{Image: "x", BootTimeout: "5m", Ports: []string{"a", "b"}}, "only one port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := tt.tc.settings()
+			_, err := tt.tc.settings(DefaultConfig())
 			if tt.want == "" && err != nil {
 				t.Fatal(err)
 			}
@@ -118,5 +133,47 @@ func TestHostnameAndShortID(t *testing.T) {
 	}
 	if len(socketPath(defaultRunDir, strings.Repeat("x", 300))) >= 108 {
 		t.Error("qmp socket path can exceed the unix socket limit")
+	}
+}
+
+// TestConfigSpecDefaults checks the plugin block's default literals
+// against DefaultConfig: the Nomad client fills an unset option from the
+// literal, so one that drifted would change the driver's bounds silently.
+// These literals are JSON as well as HCL.
+func TestConfigSpecDefaults(t *testing.T) {
+	want := DefaultConfig()
+	for key, wantValue := range map[string]any{
+		"bundle_hosts":    want.BundleHosts,
+		"max_disk_size":   want.MaxDiskSize,
+		"max_image_size":  want.MaxImageSize,
+		"max_bundle_size": want.MaxBundleSize,
+	} {
+		lit := configSpec.GetObject().GetAttributes()[key].GetDefault().GetDefault().GetLiteral().GetValue()
+		wantJSON, _ := json.Marshal(wantValue)
+		var got, wantAny any
+		if err := json.Unmarshal([]byte(lit), &got); err != nil {
+			t.Errorf("%s: default literal %q: %v", key, lit, err)
+			continue
+		}
+		json.Unmarshal(wantJSON, &wantAny)
+		if !reflect.DeepEqual(got, wantAny) {
+			t.Errorf("%s: HCL default %s, DefaultConfig %s", key, lit, wantJSON)
+		}
+	}
+}
+
+// TestImageVerifierRefusesBackingFile: an image naming a host file as its
+// backing file never enters the cache, and the reason says why.
+func TestImageVerifierRefusesBackingFile(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "backed.qcow2")
+	out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-b", "/etc/hostname", "-F", "raw", img, "1M").CombinedOutput()
+	if err != nil {
+		t.Fatalf("qemu-img create: %v\n%s", err, out)
+	}
+	err = imageVerifier(disk.Tool{})(context.Background(), img, "qcow2")
+	want := "the image is not self-contained: it names a backing file (/etc/hostname), which QEMU would read from this host"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("verifier = %v, want %q", err, want)
 	}
 }

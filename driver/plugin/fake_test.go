@@ -24,7 +24,7 @@ import (
 type fakeVMs struct {
 	imageErr, diskErr, startErr, attachErr, launchErr error
 	// boot is how a guest answers WaitReady; nil means it logs in at once.
-	boot func(ctx context.Context, m *fakeMachine) ([]byte, error)
+	boot func(ctx context.Context, m *fakeMachine) error
 	// powerDown is how a guest answers the power button; nil means it
 	// powers off at once.
 	powerDown func(m *fakeMachine) error
@@ -38,14 +38,13 @@ type fakeVMs struct {
 	attached []attachCall
 	launched []jobrun.Files
 	logins   []guestssh.Target
+	guests   []*fakeGuest
 }
 
 type attachCall struct {
 	Process   qemu.Process
 	QMPSocket string
 }
-
-const fakeHostKey = "fake host key"
 
 var _ vm.Provider = (*fakeVMs)(nil)
 
@@ -154,6 +153,7 @@ func (f *fakeVMs) Guest(login vm.Login) vm.Guest {
 	if n := len(f.machines); n > 0 {
 		g.machine = f.machines[n-1]
 	}
+	f.guests = append(f.guests, g)
 	return g
 }
 
@@ -215,11 +215,11 @@ type fakeGuest struct {
 }
 
 // WaitReady logs in the way the driver said to, so tests see the target.
-func (g *fakeGuest) WaitReady(ctx context.Context) ([]byte, error) {
+func (g *fakeGuest) WaitReady(ctx context.Context) error {
 	g.vms.record("wait-ready")
 	t, err := g.login()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	g.vms.mu.Lock()
 	g.vms.logins = append(g.vms.logins, t)
@@ -227,7 +227,7 @@ func (g *fakeGuest) WaitReady(ctx context.Context) ([]byte, error) {
 	if g.vms.boot != nil {
 		return g.vms.boot(ctx, g.machine)
 	}
-	return []byte(fakeHostKey), nil
+	return nil
 }
 
 func (g *fakeGuest) SSH(ctx context.Context) (*guestssh.Client, error) {

@@ -173,12 +173,7 @@ func (d *Driver) bootOnce(ctx context.Context, name, base string, img *ImageConf
 	if err := d.provider().CreateDisk(ctx, vm.Disk{Base: base, BaseFormat: img.Format, Path: overlay}); err != nil {
 		return err
 	}
-	key, err := guestssh.NewKey("solstice-vm probe")
-	if err != nil {
-		return err
-	}
-	err = cloudinit.WriteISO(seed, cloudinit.Seed{InstanceID: "probe", Hostname: "solstice-probe",
-		Users: []cloudinit.User{{Name: img.User, Sudo: cloudinit.PasswordlessSudo, SSHAuthorizedKeys: []string{key.AuthorizedKey}}}})
+	login, err := probeSeed(seed, img.User)
 	if err != nil {
 		return err
 	}
@@ -200,12 +195,33 @@ func (d *Driver) bootOnce(ctx context.Context, name, base string, img *ImageConf
 	}
 	defer inst.Kill()
 	defer q.Close()
-	c, err := guestssh.WaitReady(ctx, guestssh.Target{Addr: fmt.Sprintf("127.0.0.1:%d", port), User: img.User, PrivatePEM: key.PrivatePEM}, time.Second)
+	login.Addr = fmt.Sprintf("127.0.0.1:%d", port)
+	c, err := guestssh.WaitReady(ctx, login, time.Second)
 	if err != nil {
-		return fmt.Errorf("a guest of its catalog image made no ssh login within a minute")
+		return fmt.Errorf("a guest of its catalog image made no ssh login within a minute: %w", err)
 	}
 	c.Close()
 	return nil
+}
+
+// probeSeed writes the probe guest's seed, with a login key and a host key
+// of its own, and returns how to log in (all but the address).
+func probeSeed(seed, user string) (guestssh.Target, error) {
+	key, err := guestssh.NewKey("solstice-vm probe")
+	if err != nil {
+		return guestssh.Target{}, err
+	}
+	hostKey, pin, err := newHostKey("solstice-probe")
+	if err != nil {
+		return guestssh.Target{}, err
+	}
+	err = cloudinit.WriteISO(seed, cloudinit.Seed{InstanceID: "probe", Hostname: "solstice-probe",
+		Users:   []cloudinit.User{{Name: user, Sudo: cloudinit.PasswordlessSudo, SSHAuthorizedKeys: []string{key.AuthorizedKey}}},
+		HostKey: hostKey})
+	if err != nil {
+		return guestssh.Target{}, err
+	}
+	return guestssh.Target{User: user, PrivatePEM: key.PrivatePEM, HostKey: pin}, nil
 }
 
 // isolationGID is the group host-networked QEMUs run as, or 0 for none.

@@ -94,7 +94,7 @@ func (h *harness) waitForEvents(want ...string) {
 }
 
 // taskConfig makes a task in a fresh allocation dir. A plan and secrets
-// named in tc are created in the task dir.
+// named in tc by a local relative path are created in the task dir.
 func (h *harness) taskConfig(tc TaskConfig) *drivers.TaskConfig {
 	h.t.Helper()
 	cfg := &drivers.TaskConfig{
@@ -110,7 +110,7 @@ func (h *harness) taskConfig(tc TaskConfig) *drivers.TaskConfig {
 		}
 	}
 	for _, p := range []string{tc.Plan, tc.Secrets} {
-		if p != "" {
+		if filepath.IsLocal(p) {
 			if err := os.WriteFile(filepath.Join(dir.Dir, p), []byte("{}"), 0o600); err != nil {
 				h.t.Fatal(err)
 			}

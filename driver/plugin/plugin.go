@@ -24,6 +24,7 @@ import (
 	"github.com/solstice-ci/solstice/driver/disk"
 	"github.com/solstice-ci/solstice/driver/image"
 	"github.com/solstice-ci/solstice/driver/isolation"
+	"github.com/solstice-ci/solstice/driver/safehttp"
 	"github.com/solstice-ci/solstice/driver/task"
 	"github.com/solstice-ci/solstice/driver/vm"
 )
@@ -107,9 +108,13 @@ func (d *Driver) SetConfig(c *base.Config) error {
 	}
 	disks := disk.Tool{Binary: cfg.QemuImgBinary}
 	images := &image.Cache{
-		Dir:    filepath.Join(cfg.CacheDir, "bases"),
-		Log:    d.log.Named("image"),
-		Verify: imageVerifier(disks),
+		Dir: filepath.Join(cfg.CacheDir, "bases"),
+		Log: d.log.Named("image"),
+		// Catalog URLs are the operator's own, so an environment proxy
+		// is honoured for them (unlike for a task's bundle).
+		HTTP:     safehttp.NewClient(safehttp.Options{UseProxy: true}),
+		MaxBytes: cfg.limits.maxImage,
+		Verify:   imageVerifier(disks),
 	}
 	d.configure(cfg, images, &vm.Host{Images: images, Disks: disks, Log: d.log.Named("vm")})
 	d.setUpIsolation(cfg)
@@ -145,9 +150,17 @@ func (d *Driver) setUpIsolation(cfg *Config) {
 	d.mu.Unlock()
 }
 
+// imageVerifier accepts an image into the cache only when qemu-img can
+// read it, it names no other file (see disk.Info.SelfContained) and, for
+// qcow2, its consistency check passes. The header is read first: qemu-img
+// check would open a backing file.
 func imageVerifier(disks disk.Tool) image.Verifier {
 	return func(ctx context.Context, path, format string) error {
-		if _, err := disks.Inspect(ctx, path, format); err != nil {
+		info, err := disks.Inspect(ctx, path, format)
+		if err != nil {
+			return err
+		}
+		if err := info.SelfContained(); err != nil {
 			return err
 		}
 		return disks.Check(ctx, path, format)

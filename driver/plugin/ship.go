@@ -2,16 +2,18 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/hashicorp/nomad/plugins/drivers"
 
 	"github.com/solstice-ci/solstice/driver/jobrun"
+	"github.com/solstice-ci/solstice/driver/safehttp"
 	"github.com/solstice-ci/solstice/driver/task"
 	"github.com/solstice-ci/solstice/driver/vm"
 	"github.com/solstice-ci/solstice/internal/contract"
@@ -36,8 +38,8 @@ func (l *launch) launchJob(ctx context.Context, h *task.Handle) error {
 	}
 	files := jobrun.Files{
 		Agent:   agent,
-		Plan:    l.taskPath(l.tc.Plan),
-		Secrets: l.taskPath(l.tc.Secrets),
+		Plan:    l.inputs.Plan,
+		Secrets: l.inputs.Secrets,
 		Bundle:  bundle,
 	}
 	l.d.emit(l.cfg, "Running job", "the guest agent runs the job plan")
@@ -52,61 +54,61 @@ func (l *launch) launchJob(ctx context.Context, h *task.Handle) error {
 // when the task config gives a URL (solstice run serves its bundle that way,
 // so the guest itself never needs a route to the machine it came from).
 func (l *launch) bundle(ctx context.Context) (string, error) {
-	b := l.tc.Bundle
-	if !strings.HasPrefix(b, "http://") && !strings.HasPrefix(b, "https://") {
-		return l.taskPath(b), nil
+	u := l.inputs.BundleURL
+	if u == nil {
+		return l.inputs.Bundle, nil
 	}
 	dst := filepath.Join(l.st.VMDir, "repo.bundle")
-	if err := download(ctx, b, dst); err != nil {
-		return "", fmt.Errorf("fetch the repository bundle: %w", err)
+	if err := l.downloadBundle(ctx, u, dst); err != nil {
+		os.Remove(dst)
+		return "", fmt.Errorf("fetch the repository bundle from %s: %w", safehttp.Redact(u), err)
 	}
 	return dst, nil
 }
 
-func download(ctx context.Context, url, dst string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+// downloadBundle fetches u into dst host-side, within bundle_hosts (each
+// redirect is checked too), with no proxy (so the address checks see the
+// real server) and at most max_bundle_size bytes.
+func (l *launch) downloadBundle(ctx context.Context, u *url.URL, dst string) error {
+	client := safehttp.NewClient(safehttp.Options{Allow: l.conf.limits.bundleHosts.Allow})
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its message repeats the URL, query and all
+		}
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", redactQuery(url), resp.Status)
+		return fmt.Errorf("server answered %s", resp.Status)
+	}
+	limit := l.conf.limits.maxBundle
+	if err := safehttp.CheckLength(resp, limit); err != nil {
+		return fmt.Errorf("%w (max_bundle_size = %q in the plugin config)", err, l.conf.MaxBundleSize)
 	}
 	f, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
+	if _, err := io.Copy(f, safehttp.LimitReader(resp.Body, limit)); err != nil {
 		f.Close()
+		if errors.Is(err, safehttp.ErrTooLarge) {
+			return fmt.Errorf("%w (max_bundle_size = %q in the plugin config)", err, l.conf.MaxBundleSize)
+		}
 		return err
 	}
 	return f.Close()
-}
-
-// redactQuery drops a URL's query, where access tokens travel.
-func redactQuery(u string) string {
-	if i := strings.IndexByte(u, '?'); i >= 0 {
-		return u[:i] + "?…"
-	}
-	return u
 }
 
 // eventsPath is alloc/solstice/<task>/events.jsonl, where the shims follow
 // the job (dispatch.EventsPath names the same file from the API's side).
 func (l *launch) eventsPath() string {
 	return filepath.Join(l.cfg.AllocDir, contract.EventsPath(l.cfg.Name))
-}
-
-// taskPath resolves a path from the task config against the task dir.
-func (l *launch) taskPath(p string) string {
-	if p == "" || filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(l.cfg.TaskDir().Dir, p)
 }
 
 // agentBinary finds the solstice-guest build for a guest OS: in

@@ -26,9 +26,11 @@ import (
 // an undo step, so a failure at any point leaves no process or file behind.
 type launch struct {
 	d        *Driver
+	conf     *Config // the client config the task was checked against
 	cfg      *drivers.TaskConfig
 	tc       TaskConfig
 	settings taskSettings
+	inputs   taskInputs
 	label    string
 	img      *ImageConfig
 	vms      vm.Provider
@@ -52,6 +54,13 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	}
 	l, err := d.newLaunch(cfg)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := l.checkInputs(); err != nil {
+		// Whoever follows the job learns why it never ran; nothing was
+		// created yet, so there is nothing to roll back.
+		l.log.Error("task input refused", "error", err)
+		l.reportInfraError(err)
 		return nil, nil, err
 	}
 	h, err := l.run()
@@ -82,12 +91,13 @@ func (d *Driver) newLaunch(cfg *drivers.TaskConfig) (*launch, error) {
 	if err := cfg.DecodeDriverConfig(&l.tc); err != nil {
 		return nil, fmt.Errorf("task %q config: %w", cfg.Name, err)
 	}
-	s, err := l.tc.settings()
+	conf := d.cfg()
+	l.conf = conf
+	s, err := l.tc.settings(conf)
 	if err != nil {
 		return nil, fmt.Errorf("task %q config: %w", cfg.Name, err)
 	}
 	l.settings = s
-	conf := d.cfg()
 	label, img, ok := conf.Resolve(l.tc.Image)
 	if !ok {
 		return nil, fmt.Errorf("task %q: unknown image %q: this client's catalog has %s",
@@ -172,10 +182,17 @@ func (l *launch) prepare(ctx context.Context, base string) error {
 	return l.writeSeed()
 }
 
-// writeSeed makes the task's ephemeral key and the NoCloud seed that
-// authorizes it in the guest.
+// writeSeed makes the task's ephemeral login key, the guest's host key and
+// the NoCloud seed that hands both to the guest. The host key's public half
+// goes into the task state, so the very first login already insists on it;
+// its private half exists only in the seed, in the task's vm dir, and goes
+// with the task.
 func (l *launch) writeSeed() error {
 	key, err := guestssh.NewKey("solstice-vm " + l.cfg.AllocID)
+	if err != nil {
+		return err
+	}
+	hostKey, pin, err := newHostKey(hostname(l.cfg))
 	if err != nil {
 		return err
 	}
@@ -183,6 +200,7 @@ func (l *launch) writeSeed() error {
 		return fmt.Errorf("store task ssh key: %w", err)
 	}
 	l.onFailure(func() { os.Remove(l.st.KeyPath) })
+	l.st.HostKey = pin
 	return cloudinit.WriteISO(l.st.Seed, cloudinit.Seed{
 		InstanceID: l.cfg.AllocID,
 		Hostname:   hostname(l.cfg),
@@ -190,7 +208,18 @@ func (l *launch) writeSeed() error {
 			Name: l.img.User, Sudo: cloudinit.PasswordlessSudo, Shell: "/bin/sh",
 			SSHAuthorizedKeys: []string{key.AuthorizedKey},
 		}},
+		HostKey: hostKey,
 	})
+}
+
+// newHostKey makes a guest's ed25519 host key: the seed's copy and the
+// public key (wire format) that logins pin.
+func newHostKey(host string) (*cloudinit.HostKey, []byte, error) {
+	k, err := guestssh.NewKey("root@" + host)
+	if err != nil {
+		return nil, nil, fmt.Errorf("make the guest's host key: %w", err)
+	}
+	return &cloudinit.HostKey{PrivatePEM: string(k.PrivatePEM), Public: k.AuthorizedKey}, k.Public, nil
 }
 
 // socketPath keeps QMP sockets under a short directory: alloc dirs can be
@@ -353,7 +382,7 @@ func (l *launch) waitBoot(h *task.Handle, m vm.Machine, g vm.Guest) error {
 		case <-ctx.Done():
 		}
 	}()
-	hostKey, err := g.WaitReady(ctx)
+	err := g.WaitReady(ctx)
 	select {
 	case <-m.Exited():
 		return fmt.Errorf("image %q: the VM powered off or crashed during boot (qemu exit code %d)", l.label, m.ExitCode())
@@ -365,9 +394,8 @@ func (l *launch) waitBoot(h *task.Handle, m vm.Machine, g vm.Guest) error {
 	case err != nil:
 		return fmt.Errorf("image %q: boot timeout: no ssh login within %s: %w", l.label, l.settings.BootTimeout, err)
 	}
-	l.st.HostKey = hostKey
 	l.st.BootTime = time.Since(l.st.StartedAt)
-	h.UpdateState(func(s *task.State) { s.HostKey, s.BootTime = hostKey, l.st.BootTime })
+	h.UpdateState(func(s *task.State) { s.BootTime = l.st.BootTime })
 	l.log.Info("guest is up", "boot_time", l.st.BootTime.Round(time.Millisecond).String())
 	l.d.emit(l.cfg, "Started", fmt.Sprintf("guest up after %s", l.st.BootTime.Round(100*time.Millisecond)))
 	return nil

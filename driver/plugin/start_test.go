@@ -48,10 +48,10 @@ func TestStartTaskBoots(t *testing.T) {
 			h.waitForEvents(tt.wantEvents...)
 
 			st := driverState(t, th)
-			if st.Process != vms.machine(t, 0).proc || string(st.HostKey) != fakeHostKey {
-				t.Errorf("driver state has process %+v and host key %q, want the VM's %+v and %q",
-					st.Process, st.HostKey, vms.machine(t, 0).proc, fakeHostKey)
+			if st.Process != vms.machine(t, 0).proc {
+				t.Errorf("driver state has process %+v, want the VM's %+v", st.Process, vms.machine(t, 0).proc)
 			}
+			assertHostKeyPinned(t, cfg, st, vms.logins[0])
 			if net.PortMap["ssh"] != st.SSHPort || net.IP != st.SSHHost || st.SSHPort == 0 {
 				t.Errorf("driver network %+v does not match the state's ssh %s:%d", net, st.SSHHost, st.SSHPort)
 			}
@@ -149,10 +149,10 @@ func TestStartTaskFails(t *testing.T) {
 			name: "VM crashes during boot",
 			tc:   plan,
 			setup: func(v *fakeVMs, _ *harness) {
-				v.boot = func(ctx context.Context, m *fakeMachine) ([]byte, error) {
+				v.boot = func(ctx context.Context, m *fakeMachine) error {
 					m.exit(1)
 					<-ctx.Done()
-					return nil, ctx.Err()
+					return ctx.Err()
 				}
 			},
 			wantErr:   `image "omnios": the VM powered off or crashed during boot (qemu exit code 1)`,
@@ -164,9 +164,9 @@ func TestStartTaskFails(t *testing.T) {
 			name: "boot timeout",
 			tc:   TaskConfig{Image: "omnios", Plan: "local/plan.json", BootTimeout: "200ms"},
 			setup: func(v *fakeVMs, _ *harness) {
-				v.boot = func(ctx context.Context, _ *fakeMachine) ([]byte, error) {
+				v.boot = func(ctx context.Context, _ *fakeMachine) error {
 					<-ctx.Done()
-					return nil, ctx.Err()
+					return ctx.Err()
 				}
 			},
 			wantErr:   `image "omnios": boot timeout: no ssh login within 200ms`,
@@ -178,8 +178,8 @@ func TestStartTaskFails(t *testing.T) {
 			name: "guest refuses the login",
 			tc:   plan,
 			setup: func(v *fakeVMs, _ *harness) {
-				v.boot = func(context.Context, *fakeMachine) ([]byte, error) {
-					return nil, errors.New("log into the guest: read task ssh key: permission denied")
+				v.boot = func(context.Context, *fakeMachine) error {
+					return errors.New("log into the guest: read task ssh key: permission denied")
 				}
 			},
 			wantErr:   `image "omnios": log into the guest: read task ssh key: permission denied`,

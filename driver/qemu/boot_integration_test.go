@@ -4,6 +4,7 @@ package qemu_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -49,6 +50,12 @@ func TestBootLoginPowerdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The guest gets its host key from the seed, as cloud-init's ssh_keys
+	// does; the very first login insists on it.
+	hostKey, err := guestssh.NewKey("root@solstice-it")
+	if err != nil {
+		t.Fatal(err)
+	}
 	seed := filepath.Join(dir, "seed.iso")
 	err = cloudinit.WriteISO(seed, cloudinit.Seed{
 		InstanceID: "integration-1",
@@ -57,6 +64,7 @@ func TestBootLoginPowerdown(t *testing.T) {
 			Name: "solstice", Sudo: cloudinit.PasswordlessSudo, Shell: "/bin/bash",
 			SSHAuthorizedKeys: []string{key.AuthorizedKey},
 		}},
+		HostKey: &cloudinit.HostKey{PrivatePEM: string(hostKey.PrivatePEM), Public: hostKey.AuthorizedKey},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -86,24 +94,36 @@ func TestBootLoginPowerdown(t *testing.T) {
 	defer q.Close()
 	defer dumpConsole(t, console.Name())
 
-	c, err := guestssh.WaitReady(ctx, guestssh.Target{
-		Addr: fmt.Sprintf("127.0.0.1:%d", port), User: "solstice", PrivatePEM: key.PrivatePEM,
-	}, 250*time.Millisecond)
+	target := guestssh.Target{
+		Addr: fmt.Sprintf("127.0.0.1:%d", port), User: "solstice", PrivatePEM: key.PrivatePEM, HostKey: hostKey.Public,
+	}
+	c, err := guestssh.WaitReady(ctx, target, 250*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bootToSSH := time.Since(start)
 	t.Logf("boot-to-SSH: %.1f s (TCG)", bootToSSH.Seconds())
 
-	out, err := c.Output(ctx, "uname -a; bash --version; git --version; hostname", nil)
+	out, err := c.Output(ctx, "uname -a; bash --version; git --version; hostname; cat /etc/ssh/ssh_host_ed25519_key.pub", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
-	for _, want := range []string{"Linux", "GNU bash", "git version", "solstice-it"} {
+	wantPub := strings.Join(strings.Fields(hostKey.AuthorizedKey)[:2], " ")
+	for _, want := range []string{"Linux", "GNU bash", "git version", "solstice-it", wantPub} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("guest output lacks %q:\n%s", want, out)
 		}
+	}
+	// Another host key for the same guest is refused.
+	impostor, err := guestssh.NewKey("impostor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := target
+	wrong.HostKey = impostor.Public
+	if _, err := guestssh.Dial(ctx, wrong); !errors.Is(err, guestssh.ErrHostKeyMismatch) {
+		t.Errorf("a login pinning another host key: %v, want %v", err, guestssh.ErrHostKeyMismatch)
 	}
 
 	if err := q.Powerdown(ctx); err != nil {

@@ -35,7 +35,7 @@ type State struct {
 	SSHPort    int                 `codec:"ssh_port"`
 	User       string              `codec:"user"`
 	KeyPath    string              `codec:"key_path"` // in the task's secrets dir
-	HostKey    []byte              `codec:"host_key"` // pinned at first login
+	HostKey    []byte              `codec:"host_key"` // the guest's, from its seed; every login insists on it
 	Netns      string              `codec:"netns"`    // the alloc's, under bridge networking
 	Events     string              `codec:"events"`   // host events.jsonl; empty for a plain VM
 	StartedAt  time.Time           `codec:"started_at"`

@@ -143,31 +143,30 @@ func (m *qemuMachine) Close() {
 type sshGuest struct {
 	login Login
 
-	mu      sync.Mutex
-	hostKey []byte // pinned at the first login
-	c       *guestssh.Client
+	mu sync.Mutex
+	c  *guestssh.Client
 }
 
 // bootPollInterval is how often a booting guest is asked for a login.
 const bootPollInterval = 500 * time.Millisecond
 
-func (g *sshGuest) WaitReady(ctx context.Context) ([]byte, error) {
+func (g *sshGuest) WaitReady(ctx context.Context) error {
 	t, err := g.target()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	c, err := guestssh.WaitReady(ctx, t, bootPollInterval)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	g.mu.Lock()
 	old := g.c
-	g.c, g.hostKey = c, c.HostKey
+	g.c = c
 	g.mu.Unlock()
 	if old != nil {
 		old.Close()
 	}
-	return c.HostKey, nil
+	return nil
 }
 
 // SSH holds the lock while it dials, so concurrent callers share one login.
@@ -214,9 +213,6 @@ func (g *sshGuest) targetLocked() (guestssh.Target, error) {
 	t, err := g.login()
 	if err != nil {
 		return guestssh.Target{}, fmt.Errorf("log into the guest: %w", err)
-	}
-	if len(t.HostKey) == 0 {
-		t.HostKey = g.hostKey
 	}
 	return t, nil
 }

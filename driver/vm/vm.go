@@ -71,9 +71,10 @@ type Login func() (guestssh.Target, error)
 
 // Guest is the SSH side of a VM.
 type Guest interface {
-	// WaitReady waits until the guest accepts a login and returns its
-	// host key, which every later login then insists on.
-	WaitReady(ctx context.Context) (hostKey []byte, err error)
+	// WaitReady waits until the guest accepts a login. Every login, the
+	// first included, insists on the host key the login gives (the one
+	// the driver put in the guest's seed).
+	WaitReady(ctx context.Context) error
 	// SSH returns a logged-in client, logging in again when the last
 	// connection dropped.
 	SSH(ctx context.Context) (*guestssh.Client, error)

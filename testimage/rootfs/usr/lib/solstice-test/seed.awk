@@ -11,6 +11,8 @@
 #   sudo         NAME  RULE          (one per sudoers rule)
 #   group        NAME  GROUP         (one per supplementary group)
 #   key          NAME  KEY           (one per ssh_authorized_keys entry)
+#   hostkey      ed25519  private  LINE  (one per line of ssh_keys' ed25519_private, in order)
+#   hostkey      ed25519  public   KEY   (ssh_keys' ed25519_public)
 #   warn         MESSAGE             (something ignored or malformed)
 #
 # The YAML subset (user-data, after its "#cloud-config" line):
@@ -19,11 +21,14 @@
 #   - scalars plain, 'single-quoted' ('' is a quote) or "double-quoted"
 #     (\" \\ \t \n escapes); comments (" #..." outside quotes);
 #   - one-line flow sequences: [a, "b", 'c'];
-#   - no anchors, aliases, tags, flow mappings or multi-line (| >) scalars.
+#   - literal block scalars (|, |-, |+) for ssh_keys' private keys only;
+#   - no anchors, aliases, tags, flow mappings or other multi-line scalars.
 # Keys used: users (default | NAME | mapping with name, sudo, shell, homedir,
 # groups, ssh_authorized_keys / ssh-authorized-keys), top-level
-# ssh_authorized_keys (given to the default user), hostname, fqdn. meta-data
-# may be YAML or JSON: instance-id, local-hostname (hostname as a fallback).
+# ssh_authorized_keys (given to the default user), ssh_keys (ed25519_private
+# and ed25519_public: the host key, as cloud-init installs it), hostname,
+# fqdn. meta-data may be YAML or JSON: instance-id, local-hostname (hostname
+# as a fallback).
 
 BEGIN {
   if (default_user == "") default_user = "solstice"
@@ -31,6 +36,7 @@ BEGIN {
   default_sudo = "ALL=(ALL) NOPASSWD:ALL"
   top = ""; users_seen = 0; had_default = 0; ntop = 0
   uitem = -1; uactive = 0
+  blk = ""; blk_key_ind = -1; blk_ind = -1
   md_host = ""; md_hostname = ""; ud_host = ""; ud_fqdn = ""
 }
 
@@ -222,6 +228,40 @@ function users_line(ind, c,    rest, rcol, i, m) {
   warn("unexpected line in users: " c)
 }
 
+# ---- ssh_keys ----------------------------------------------------------------
+
+# One "TYPE_private: |" or "TYPE_public: KEY" line under ssh_keys. A private
+# key is a literal block: its lines follow, more indented (see block_line).
+function sshkeys_line(ind, c,    type, half) {
+  if (!split_kv(c)) { warn("unexpected line in ssh_keys: " c); return }
+  if (!match(KV_K, /^[a-z0-9]+_(private|public|certificate)$/)) {
+    warn("ssh_keys key ignored: " KV_K)
+    if (KV_V ~ /^[|>]/) start_block("skip", ind)
+    return
+  }
+  type = substr(KV_K, 1, index(KV_K, "_") - 1); half = substr(KV_K, length(type) + 2)
+  if (type != "ed25519" || half == "certificate") {
+    warn("ssh_keys: " KV_K " ignored (only ed25519 host keys)")
+    if (KV_V ~ /^[|>]/) start_block("skip", ind)
+    return
+  }
+  if (half == "public") { print "hostkey\ted25519\tpublic\t" field(unq(KV_V)); return }
+  if (KV_V == "|" || KV_V == "|-" || KV_V == "|+") { start_block("private", ind); return }
+  warn("ssh_keys: ed25519_private must be a literal block scalar; ignored")
+  if (KV_V ~ /^[|>]/) start_block("skip", ind)
+}
+
+function start_block(kind, ind) { blk = kind; blk_key_ind = ind; blk_ind = -1 }
+
+# A line of a block scalar: more indented than its key. Returns 0 (and ends
+# the block) for the first line that is not.
+function block_line(ind, line) {
+  if (ind <= blk_key_ind || (blk_ind >= 0 && ind < blk_ind)) { blk = ""; return 0 }
+  if (blk_ind < 0) blk_ind = ind
+  if (blk == "private") print "hostkey\ted25519\tprivate\t" field(substr(line, blk_ind + 1))
+  return 1
+}
+
 # ---- lines -----------------------------------------------------------------
 
 function meta_line(c,    n, i, q, ch, cur, parts, m) {
@@ -249,6 +289,7 @@ function meta_line(c,    n, i, q, ch, cur, parts, m) {
   sub(/\r$/, "", line)
   ind = match(line, /[^ ]/) - 1
   if (ind < 0) next
+  if (blk != "" && block_line(ind, line)) next
   c = strip_comment(substr(line, ind + 1))
   if (c == "") next
   if (what == "meta-data") { meta_line(c); next }
@@ -276,6 +317,8 @@ function meta_line(c,    n, i, q, ch, cur, parts, m) {
       ud_host = unq(v)
     } else if (top == "fqdn") {
       ud_fqdn = unq(v)
+    } else if (top == "ssh_keys") {
+      if (v != "") { warn("ssh_keys must be a block mapping; ignored"); top = "" }
     } else {
       warn("cloud-config key ignored: " top)
     }
@@ -283,6 +326,7 @@ function meta_line(c,    n, i, q, ch, cur, parts, m) {
   }
 
   if (top == "users") users_line(ind, c)
+  else if (top == "ssh_keys") sshkeys_line(ind, c)
   else if (top == "keys" && is_item(c)) { v = unq(substr(c, 2)); if (v != "") TOPKEYS[++ntop] = v }
 }
 
