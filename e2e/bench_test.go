@@ -53,9 +53,11 @@ func bareBoot(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	key, _ := guestssh.NewKey("bench")
+	host, _ := guestssh.NewKey("bench host")
 	seed := filepath.Join(dir, "seed.iso")
 	cloudinit.WriteISO(seed, cloudinit.Seed{InstanceID: "bench", Hostname: "bench",
-		Users: []cloudinit.User{{Name: "solstice", SSHAuthorizedKeys: []string{key.AuthorizedKey}}}})
+		Users:   []cloudinit.User{{Name: "solstice", SSHAuthorizedKeys: []string{key.AuthorizedKey}}},
+		HostKey: &cloudinit.HostKey{PrivatePEM: string(host.PrivatePEM), Public: host.AuthorizedKey}})
 	port, _ := qemu.FreePort("127.0.0.1")
 	console, _ := os.Create(filepath.Join(dir, "console.log"))
 	defer console.Close()
@@ -69,7 +71,7 @@ func bareBoot(b *testing.B) time.Duration {
 	}
 	defer inst.Kill()
 	defer q.Close()
-	c, err := guestssh.WaitReady(ctx, guestssh.Target{Addr: fmt.Sprintf("127.0.0.1:%d", port), User: "solstice", PrivatePEM: key.PrivatePEM}, 250*time.Millisecond)
+	c, err := guestssh.WaitReady(ctx, guestssh.Target{Addr: fmt.Sprintf("127.0.0.1:%d", port), User: "solstice", PrivatePEM: key.PrivatePEM, HostKey: host.Public}, 250*time.Millisecond)
 	if err != nil {
 		b.Fatal(err)
 	}
