@@ -7,7 +7,7 @@ import (
 
 	"github.com/solstice-ci/solstice/guest/expr"
 	"github.com/solstice-ci/solstice/internal/contract"
-	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
 // cancelGrace bounds how long a cancelled job may take to stop: the parent
@@ -17,11 +17,11 @@ const cancelGrace = 90 * time.Second
 // watch reports a dispatched job's stages and events until it has finished.
 // When ctx ends (Ctrl-C) the job is stopped in Nomad and watched until the
 // VM is gone.
-func (r *runner) watch(ctx context.Context, res *result, job *dispatch.Job) {
+func (r *runner) watch(ctx context.Context, res *result, job *nomad.Job) {
 	name := res.run.Name
 	r.print.job(name, "queued as Nomad job %s", job.ID)
 	w := &watcher{r: r, res: res, job: job, final: make(chan contract.Event, 1)}
-	stage := dispatch.Queued
+	stage := nomad.Queued
 	poll := time.NewTicker(500 * time.Millisecond)
 	defer poll.Stop()
 	var deadline <-chan time.Time
@@ -30,7 +30,7 @@ func (r *runner) watch(ctx context.Context, res *result, job *dispatch.Job) {
 		case <-ctx.Done():
 			if deadline == nil {
 				r.print.job(name, "cancelling: stopping Nomad job %s", job.ID)
-				r.d.Cancel(context.Background(), job.ID)
+				r.d.Cancel(context.Background(), job)
 				deadline = time.After(cancelGrace)
 				ctx = context.Background()
 			}
@@ -39,7 +39,7 @@ func (r *runner) watch(ctx context.Context, res *result, job *dispatch.Job) {
 			return
 		case <-poll.C:
 		}
-		st, err := r.d.Status(context.Background(), job.ID)
+		st, err := r.d.Status(context.Background(), job)
 		if err != nil {
 			continue
 		}
@@ -47,7 +47,7 @@ func (r *runner) watch(ctx context.Context, res *result, job *dispatch.Job) {
 			stage = st.Stage
 			w.stageChanged(st)
 		}
-		if st.Stage == dispatch.Finished {
+		if st.Stage == nomad.Finished {
 			w.finish(st)
 			return
 		}
@@ -57,35 +57,34 @@ func (r *runner) watch(ctx context.Context, res *result, job *dispatch.Job) {
 type watcher struct {
 	r         *runner
 	res       *result
-	job       *dispatch.Job
+	job       *nomad.Job
 	following bool
 	stopFollw context.CancelFunc
 	done      chan struct{}
 	final     chan contract.Event
 }
 
-func (w *watcher) stageChanged(st dispatch.Status) {
+func (w *watcher) stageChanged(st nomad.Status) {
 	name := w.res.run.Name
 	switch st.Stage {
-	case dispatch.Booting:
+	case nomad.Booting:
 		w.r.print.job(name, "booting a %s VM on %s", w.res.label, st.Node)
-	case dispatch.Running:
+	case nomad.Running:
 		w.r.print.job(name, "running")
 	}
-	if st.Alloc() != nil && !w.following {
+	if st.AllocID != "" && !w.following {
 		w.follow(st)
 	}
 }
 
 // follow streams the job's events in the background.
-func (w *watcher) follow(st dispatch.Status) {
+func (w *watcher) follow(st nomad.Status) {
 	w.following = true
 	ctx, cancel := context.WithCancel(context.Background())
 	w.stopFollw, w.done = cancel, make(chan struct{})
-	alloc := st.Alloc()
 	go func() {
 		defer close(w.done)
-		w.r.d.Follow(ctx, alloc, 0, func(line []byte, _ int64) error {
+		w.r.d.Follow(ctx, st, 0, func(line []byte, _ int64) error {
 			ev, err := contract.DecodeEvent(line)
 			if err != nil {
 				return nil
@@ -96,7 +95,7 @@ func (w *watcher) follow(st dispatch.Status) {
 			}
 			if ev.Terminal() {
 				w.final <- ev
-				return dispatch.ErrEnded
+				return contract.ErrStop
 			}
 			return nil
 		})
@@ -105,8 +104,8 @@ func (w *watcher) follow(st dispatch.Status) {
 
 // finish settles the result once Nomad says the task is over, giving the
 // event stream a moment to deliver its last lines.
-func (w *watcher) finish(st dispatch.Status) {
-	if !w.following && st.Alloc() != nil {
+func (w *watcher) finish(st nomad.Status) {
+	if !w.following && st.AllocID != "" {
 		w.follow(st)
 	}
 	var ev contract.Event

@@ -1,4 +1,4 @@
-package dispatch
+package nomad
 
 import (
 	"errors"
@@ -29,8 +29,8 @@ func TestDeliverSplitsLinesAndCountsBytes(t *testing.T) {
 	if !reflect.DeepEqual(lines, want) || len(rest) != 0 || off != 110 {
 		t.Fatalf("lines = %v rest %q off %d", lines, rest, off)
 	}
-	stop := func([]byte, int64) error { return ErrEnded }
-	if _, off, err := deliver([]byte("x\ny\n"), 0, stop); !errors.Is(err, ErrEnded) || off != 2 {
+	stop := func([]byte, int64) error { return contract.ErrStop }
+	if _, off, err := deliver([]byte("x\ny\n"), 0, stop); !errors.Is(err, contract.ErrStop) || off != 2 {
 		t.Fatalf("stop after the first line: off %d err %v", off, err)
 	}
 }

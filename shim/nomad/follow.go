@@ -1,4 +1,4 @@
-package dispatch
+package nomad
 
 import (
 	"bytes"
@@ -12,23 +12,25 @@ import (
 	"github.com/solstice-ci/solstice/internal/contract"
 )
 
-// ErrEnded is returned by a follow callback to stop following.
-var ErrEnded = errors.New("dispatch: stop following")
-
 // Follow streams the job's events file from byte offset from, calling fn
 // with each complete line and the offset just past it. It returns when fn
-// returns ErrEnded (nil is returned then), when ctx ends, or on an error.
-// A stream cut by a client restart is resumed from the last whole line.
-func (c *Client) Follow(ctx context.Context, alloc *api.Allocation, from int64, fn func(line []byte, next int64) error) error {
+// returns contract.ErrStop (nil is returned then), when ctx ends, or on an
+// error. A stream cut by a client restart is resumed from the last whole
+// line.
+func (c *Client) Follow(ctx context.Context, st Status, from int64, fn func(line []byte, next int64) error) error {
+	if st.AllocID == "" {
+		return fmt.Errorf("follow: the job has no allocation yet")
+	}
+	alloc := &api.Allocation{ID: st.AllocID, NodeID: st.NodeID}
 	for {
 		next, err := c.followOnce(ctx, alloc, from, fn)
-		if errors.Is(err, ErrEnded) {
+		if errors.Is(err, contract.ErrStop) {
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		c.Log.Debug("event stream interrupted; resuming", "alloc", alloc.ID, "offset", next, "error", err)
+		c.log().Debug("event stream interrupted; resuming", "alloc", alloc.ID, "offset", next, "error", err)
 		from = next
 		select {
 		case <-ctx.Done():

@@ -1,4 +1,4 @@
-package watch
+package nomad
 
 import (
 	"fmt"
@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/solstice-ci/solstice/internal/contract"
-	"github.com/solstice-ci/solstice/shim/dispatch"
 )
 
 // The lines below tell a job's life in Nomad in a forge's log, and the
@@ -15,7 +14,7 @@ import (
 // restarted shim writes the same lines again.
 
 // DispatchedLines open a dispatched job's log: it waits in Nomad's queue.
-func DispatchedLines(job *dispatch.Job) []string {
+func DispatchedLines(job *Job) []string {
 	return []string{
 		fmt.Sprintf("Solstice: dispatched as Nomad job %s (runs-on label %s)", job.ID, job.Label),
 		fmt.Sprintf("Queued: the job waits in Nomad until a client with the %s image has room for it", job.Label),
@@ -51,7 +50,7 @@ func VMUpLine(ev contract.Event, st Status) string {
 }
 
 // CleanupLine says how the Nomad job ended.
-func CleanupLine(job *dispatch.Job, st Status) string {
+func CleanupLine(job *Job, st Status) string {
 	return fmt.Sprintf("Cleaning up: Nomad job %s ended with exit code %d (%s)", job.ID, st.ExitCode, contract.DescribeExit(st.ExitCode))
 }
 
@@ -73,7 +72,7 @@ func Outcome(end *contract.Event, st Status) string {
 		return end.Conclusion
 	case end != nil:
 		return contract.Failure
-	case st.Stage == dispatch.Finished && st.ExitCode == contract.ExitCancelled:
+	case st.Stage == Finished && st.ExitCode == contract.ExitCancelled:
 		return contract.Cancelled
 	}
 	return contract.Failure
