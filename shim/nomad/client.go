@@ -85,6 +85,8 @@ type Job struct {
 	Label      string
 	Meta       Meta
 	SecretsKey string
+
+	learned learned // what Status found out that never changes
 }
 
 // Dispatch stores the secrets, then dispatches the label's parent job with

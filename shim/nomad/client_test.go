@@ -58,16 +58,16 @@ func TestStatusOf(t *testing.T) {
 	}
 	tests := []struct {
 		name      string
-		alloc     *api.Allocation
+		alloc     *api.AllocationListStub
 		wantStage Stage
 		wantCode  int
 		wantProb  string
 	}{
-		{"placed, no task state", &api.Allocation{ClientStatus: "pending"}, Booting, 0, ""},
-		{"running", &api.Allocation{TaskStates: map[string]*api.TaskState{contract.TaskName: {State: "running"}}}, Running, 0, ""},
-		{"job failed", &api.Allocation{TaskStates: map[string]*api.TaskState{contract.TaskName: {State: "dead", Events: []*api.TaskEvent{event(api.TaskTerminated, 1)}}}}, Finished, 1, ""},
-		{"boot failure", &api.Allocation{TaskStates: map[string]*api.TaskState{contract.TaskName: {State: "dead", Failed: true, Events: []*api.TaskEvent{event(api.TaskDriverFailure, 0)}}}}, Finished, 3, "Driver Failure happened"},
-		{"lost node", &api.Allocation{ClientStatus: api.AllocClientStatusLost}, Finished, 3, "lost"},
+		{"placed, no task state", &api.AllocationListStub{ClientStatus: "pending"}, Booting, 0, ""},
+		{"running", &api.AllocationListStub{TaskStates: map[string]*api.TaskState{contract.TaskName: {State: "running"}}}, Running, 0, ""},
+		{"job failed", &api.AllocationListStub{TaskStates: map[string]*api.TaskState{contract.TaskName: {State: "dead", Events: []*api.TaskEvent{event(api.TaskTerminated, 1)}}}}, Finished, 1, ""},
+		{"boot failure", &api.AllocationListStub{TaskStates: map[string]*api.TaskState{contract.TaskName: {State: "dead", Failed: true, Events: []*api.TaskEvent{event(api.TaskDriverFailure, 0)}}}}, Finished, 3, "Driver Failure happened"},
+		{"lost node", &api.AllocationListStub{ClientStatus: api.AllocClientStatusLost}, Finished, 3, "lost"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

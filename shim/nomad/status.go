@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/nomad/api"
@@ -48,18 +49,47 @@ type Status struct {
 // and nobody will say how it ended.
 var Purged = Status{Stage: Finished, ExitCode: contract.ExitInfrastructure, Problem: "the Nomad job was removed (purged) before it reported a result"}
 
-// Status reads the job's stage from its newest allocation, when it was
-// dispatched and placed, and the driver's boot message.
+// learned is what Status found out about a job that never changes again,
+// so that every later read needs one request only.
+type learned struct {
+	mu        sync.Mutex
+	submitted time.Time
+	// left is set once the job left the queue (placed, or stopped):
+	// from then on its allocations tell everything.
+	left    bool
+	stopped bool // stopped: no allocation means cancelled before placement
+}
+
+func (l *learned) get() (submitted time.Time, left, stopped bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.submitted, l.left, l.stopped
+}
+
+// fromJob learns from the job itself (or its list stub).
+func (l *learned) fromJob(submitTime int64, status string, stop bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.submitted = time.Unix(0, submitTime)
+	l.left = l.left || stop || (status != "" && status != "pending")
+	l.stopped = l.stopped || stop
+}
+
+// Status reads the job's status with one Nomad request. No single
+// endpoint has every fact at every stage: the job has its submit time and
+// tells a queued job from a stopped or purged one, but says nothing of
+// its allocation; the job's allocations have the node, the task's state,
+// events and exit code and the placement time, but are empty while the
+// job is queued, stopped or purged alike. So Status reads the job until
+// it has left the queue, then only its allocations, keeping what the job
+// said on the Job (it never changes). The read that sees the job leave
+// the queue still reports it queued; the next one has its allocation.
 func (c *Client) Status(ctx context.Context, job *Job) (Status, error) {
-	q := (&api.QueryOptions{}).WithContext(ctx)
-	info, _, err := c.API.Jobs().Info(job.ID, q)
-	if IsNotFound(err) {
-		return Purged, nil
+	submitted, left, stopped := job.learned.get()
+	if !left {
+		return c.queued(ctx, job)
 	}
-	if err != nil {
-		return Status{}, fmt.Errorf("job %s: %w", job.ID, err)
-	}
-	stubs, _, err := c.API.Jobs().Allocations(job.ID, true, q)
+	stubs, _, err := c.API.Jobs().Allocations(job.ID, true, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return Status{}, fmt.Errorf("allocations of %s: %w", job.ID, err)
 	}
@@ -67,23 +97,40 @@ func (c *Client) Status(ctx context.Context, job *Job) (Status, error) {
 	switch {
 	case len(stubs) > 0:
 		sort.Slice(stubs, func(i, j int) bool { return stubs[i].CreateIndex > stubs[j].CreateIndex })
-		alloc, _, err := c.API.Allocations().Info(stubs[0].ID, q)
-		if err != nil {
-			return Status{}, fmt.Errorf("allocation of %s: %w", job.ID, err)
-		}
-		st = statusOf(alloc)
-	case info.Stop != nil && *info.Stop:
-		// Stopped before it was placed.
+		st = statusOf(stubs[0])
+	case stopped:
 		st = Status{Stage: Finished, ExitCode: contract.ExitCancelled, Problem: "cancelled before it was placed"}
+	default: // it had left the queue, so its allocations were collected
+		st = Purged
 	}
-	if info.SubmitTime != nil {
-		st.Submitted = time.Unix(0, *info.SubmitTime)
-	}
+	st.Submitted = submitted
 	return st, nil
 }
 
+// queued reads the job while it waits in the queue.
+func (c *Client) queued(ctx context.Context, job *Job) (Status, error) {
+	info, _, err := c.API.Jobs().Info(job.ID, (&api.QueryOptions{}).WithContext(ctx))
+	if IsNotFound(err) {
+		return Purged, nil
+	}
+	if err != nil {
+		return Status{}, fmt.Errorf("job %s: %w", job.ID, err)
+	}
+	job.learned.fromJob(deref(info.SubmitTime), deref(info.Status), deref(info.Stop))
+	submitted, _, _ := job.learned.get()
+	return Status{Stage: Queued, Submitted: submitted}, nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
 // statusOf reads the stage from an allocation and its task's events.
-func statusOf(a *api.Allocation) Status {
+func statusOf(a *api.AllocationListStub) Status {
 	st := Status{AllocID: a.ID, NodeID: a.NodeID, Node: a.NodeName, Stage: Booting, Placed: time.Unix(0, a.CreateTime)}
 	ts := a.TaskStates[contract.TaskName]
 	st.Boot = bootMessage(ts)

@@ -1,0 +1,152 @@
+package nomad
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/api"
+)
+
+// fakeNomad speaks the few /v1 endpoints the layer uses, answering with
+// the api package's own types so the JSON has Nomad's shapes, and counts
+// the requests it gets.
+type fakeNomad struct {
+	t  *testing.T
+	mu sync.Mutex
+
+	jobs     map[string]*api.Job
+	allocs   map[string][]*api.AllocationListStub // by job id
+	requests []string                             // "GET /v1/job/{id}/allocations", …
+	streams  map[string]func(w http.ResponseWriter, offset int64)
+}
+
+func newFakeNomad(t *testing.T) (*fakeNomad, *Client) {
+	f := &fakeNomad{t: t, jobs: map[string]*api.Job{}, allocs: map[string][]*api.AllocationListStub{},
+		streams: map[string]func(http.ResponseWriter, int64){}}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	c, err := api.NewClient(&api.Config{Address: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, &Client{API: c, Log: hclog.NewNullLogger()}
+}
+
+// route names a request by its endpoint, ids replaced by {id}.
+func route(r *http.Request) (name string, id string) {
+	parts := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/v1/"), "/")
+	if len(parts) >= 2 {
+		id, _ = url.PathUnescape(parts[1])
+		parts[1] = "{id}"
+	}
+	return r.Method + " /v1/" + strings.Join(parts, "/"), id
+}
+
+func (f *fakeNomad) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	name, id := route(r)
+	f.mu.Lock()
+	f.requests = append(f.requests, name)
+	f.mu.Unlock()
+	switch name {
+	case "GET /v1/job/{id}":
+		f.reply(w, f.job(id))
+	case "GET /v1/job/{id}/allocations":
+		f.mu.Lock()
+		stubs := append([]*api.AllocationListStub{}, f.allocs[id]...)
+		f.mu.Unlock()
+		f.reply(w, stubs)
+	case "DELETE /v1/job/{id}":
+		f.stop(id)
+		f.reply(w, api.JobDeregisterResponse{EvalID: "eval-stop"})
+	case "GET /v1/client/fs/stream/{id}":
+		f.stream(w, r, id)
+	default: // GET /v1/node/{id} among others: the fs API then goes through the server
+		http.Error(w, "no such endpoint in the fake", http.StatusNotFound)
+	}
+}
+
+// reply writes v as JSON, or 404 for a nil *api.Job.
+func (f *fakeNomad) reply(w http.ResponseWriter, v any) {
+	if j, ok := v.(*api.Job); ok && j == nil {
+		http.Error(w, "job not found", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Nomad-Index", "7")
+	json.NewEncoder(w).Encode(v)
+}
+
+func (f *fakeNomad) job(id string) *api.Job {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if j := f.jobs[id]; j != nil {
+		c := *j
+		return &c
+	}
+	return nil
+}
+
+func (f *fakeNomad) stop(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if j := f.jobs[id]; j != nil {
+		j.Stop = ptr(true)
+		if len(f.allocs[id]) == 0 {
+			j.Status = ptr("dead")
+		}
+	}
+}
+
+func (f *fakeNomad) stream(w http.ResponseWriter, r *http.Request, allocID string) {
+	f.mu.Lock()
+	serve := f.streams[allocID]
+	f.mu.Unlock()
+	if serve == nil || r.URL.Query().Get("origin") != api.OriginStart {
+		http.Error(w, "no such file", http.StatusNotFound)
+		return
+	}
+	var offset int64
+	json.Unmarshal([]byte(r.URL.Query().Get("offset")), &offset)
+	serve(w, offset)
+}
+
+// dispatched adds a queued dispatched job.
+func (f *fakeNomad) dispatched(id string, submit int64) *Job {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.jobs[id] = &api.Job{ID: ptr(id), ParentID: ptr("solstice-solstice-test"), Type: ptr("batch"),
+		Status: ptr("pending"), Stop: ptr(false), SubmitTime: ptr(submit)}
+	return &Job{ID: id, Label: "solstice-test"}
+}
+
+// setAlloc replaces the job's one allocation and sets the job's status.
+func (f *fakeNomad) setAlloc(jobID, jobStatus string, a *api.AllocationListStub) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.jobs[jobID].Status = ptr(jobStatus)
+	a.JobID = jobID
+	f.allocs[jobID] = []*api.AllocationListStub{a}
+}
+
+func (f *fakeNomad) purge(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.jobs, id)
+}
+
+// take returns the requests since the last take.
+func (f *fakeNomad) take() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.requests
+	f.requests = nil
+	return r
+}
+
+func ptr[T any](v T) *T { return &v }
