@@ -1,39 +1,12 @@
 package nomad
 
 import (
-	"errors"
-	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/hashicorp/nomad/api"
 	"github.com/solstice-ci/solstice/internal/contract"
 )
-
-func TestDeliverSplitsLinesAndCountsBytes(t *testing.T) {
-	type got struct {
-		line string
-		next int64
-	}
-	var lines []got
-	fn := func(l []byte, next int64) error {
-		lines = append(lines, got{string(l), next})
-		return nil
-	}
-	rest, off, err := deliver([]byte("ab\ncde\nf"), 100, fn)
-	if err != nil || string(rest) != "f" || off != 107 {
-		t.Fatalf("deliver = %q, %d, %v", rest, off, err)
-	}
-	rest, off, _ = deliver(append(rest, "g\n"...), off, fn)
-	want := []got{{"ab", 103}, {"cde", 107}, {"fg", 110}}
-	if !reflect.DeepEqual(lines, want) || len(rest) != 0 || off != 110 {
-		t.Fatalf("lines = %v rest %q off %d", lines, rest, off)
-	}
-	stop := func([]byte, int64) error { return contract.ErrStop }
-	if _, off, err := deliver([]byte("x\ny\n"), 0, stop); !errors.Is(err, contract.ErrStop) || off != 2 {
-		t.Fatalf("stop after the first line: off %d err %v", off, err)
-	}
-}
 
 func TestMetaRoundTrip(t *testing.T) {
 	m := Meta{Forge: "forgejo", Instance: "https://forge", TaskID: "42", Repository: "o/r", Run: "7", JobName: "build"}

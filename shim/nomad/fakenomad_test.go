@@ -5,12 +5,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
+
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // fakeNomad speaks the few /v1 endpoints the layer uses, answering with
@@ -23,12 +26,12 @@ type fakeNomad struct {
 	jobs     map[string]*api.Job
 	allocs   map[string][]*api.AllocationListStub // by job id
 	requests []string                             // "GET /v1/job/{id}/allocations", …
-	streams  map[string]func(w http.ResponseWriter, offset int64)
+	streams  map[string]func(w http.ResponseWriter, r *http.Request, offset int64)
 }
 
 func newFakeNomad(t *testing.T) (*fakeNomad, *Client) {
 	f := &fakeNomad{t: t, jobs: map[string]*api.Job{}, allocs: map[string][]*api.AllocationListStub{},
-		streams: map[string]func(http.ResponseWriter, int64){}}
+		streams: map[string]func(http.ResponseWriter, *http.Request, int64){}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	c, err := api.NewClient(&api.Config{Address: srv.URL})
@@ -41,9 +44,13 @@ func newFakeNomad(t *testing.T) (*fakeNomad, *Client) {
 // route names a request by its endpoint, ids replaced by {id}.
 func route(r *http.Request) (name string, id string) {
 	parts := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/v1/"), "/")
-	if len(parts) >= 2 {
-		id, _ = url.PathUnescape(parts[1])
-		parts[1] = "{id}"
+	at := 1 // job/{id}/…, node/{id}
+	if parts[0] == "client" {
+		at = 3 // client/fs/stream/{alloc}
+	}
+	if len(parts) > at {
+		id, _ = url.PathUnescape(parts[at])
+		parts[at] = "{id}"
 	}
 	return r.Method + " /v1/" + strings.Join(parts, "/"), id
 }
@@ -107,13 +114,13 @@ func (f *fakeNomad) stream(w http.ResponseWriter, r *http.Request, allocID strin
 	f.mu.Lock()
 	serve := f.streams[allocID]
 	f.mu.Unlock()
-	if serve == nil || r.URL.Query().Get("origin") != api.OriginStart {
+	q := r.URL.Query()
+	if serve == nil || q.Get("origin") != api.OriginStart || q.Get("path") != contract.EventsPath(contract.TaskName) {
 		http.Error(w, "no such file", http.StatusNotFound)
 		return
 	}
-	var offset int64
-	json.Unmarshal([]byte(r.URL.Query().Get("offset")), &offset)
-	serve(w, offset)
+	offset, _ := strconv.ParseInt(q.Get("offset"), 10, 64)
+	serve(w, r, offset)
 }
 
 // dispatched adds a queued dispatched job.

@@ -1,7 +1,7 @@
 package nomad
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,99 +9,109 @@ import (
 	"time"
 
 	"github.com/hashicorp/nomad/api"
+
 	"github.com/solstice-ci/solstice/internal/contract"
 )
 
+// followRetry is how long Follow waits before opening the stream again:
+// the events file does not exist until the driver has booted the VM, and
+// a client restart cuts the stream.
+var followRetry = time.Second
+
 // Follow streams the job's events file from byte offset from, calling fn
-// with each complete line and the offset just past it. It returns when fn
-// returns contract.ErrStop (nil is returned then), when ctx ends, or on an
-// error. A stream cut by a client restart is resumed from the last whole
-// line.
+// with each complete line and the offset just past it. It returns nil when
+// fn returns contract.ErrStop, fn's other errors, contract.ErrLineTooLong,
+// or ctx's error once ctx ends. A stream that breaks (the file is not
+// there yet, the client restarted) is opened again at the last whole line.
 func (c *Client) Follow(ctx context.Context, st Status, from int64, fn func(line []byte, next int64) error) error {
 	if st.AllocID == "" {
-		return fmt.Errorf("follow: the job has no allocation yet")
+		return errors.New("follow: the job has no allocation yet")
 	}
 	alloc := &api.Allocation{ID: st.AllocID, NodeID: st.NodeID}
-	for {
-		next, err := c.followOnce(ctx, alloc, from, fn)
-		if errors.Is(err, contract.ErrStop) {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		c.log().Debug("event stream interrupted; resuming", "alloc", alloc.ID, "offset", next, "error", err)
-		from = next
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
+	tail := contract.Tail{
+		Open: c.eventsStream(alloc),
+		Resume: func(ctx context.Context, offset int64, err error) error {
+			c.log().Debug("event stream interrupted; resuming", "alloc", alloc.ID, "offset", offset, "error", err)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(followRetry):
+				return nil
+			}
+		},
+	}
+	_, err := tail.Run(ctx, from, fn)
+	return err
+}
+
+// eventsStream is the allocation's events file, through Nomad's file
+// stream API, as a Tail source.
+func (c *Client) eventsStream(alloc *api.Allocation) contract.Source {
+	return func(ctx context.Context, offset int64) (io.ReadCloser, error) {
+		ctx, cancel := context.WithCancel(ctx)
+		stop := make(chan struct{})
+		frames, errs := c.API.AllocFS().Stream(alloc, contract.EventsPath(contract.TaskName), api.OriginStart, offset,
+			stop, (&api.QueryOptions{}).WithContext(ctx))
+		return &frameReader{ctx: ctx, frames: frames, errs: errs, close: func() {
+			cancel()
+			close(stop)
+			drain(frames)
+		}}, nil
 	}
 }
 
-func (c *Client) followOnce(ctx context.Context, alloc *api.Allocation, from int64, fn func([]byte, int64) error) (int64, error) {
-	if err := c.waitForFile(ctx, alloc); err != nil {
-		return from, err
+// drain lets the api package's stream goroutine finish: it blocks sending
+// a decoded frame until someone takes it.
+func drain(frames <-chan *api.StreamFrame) {
+	if frames == nil {
+		return
 	}
-	cancel := make(chan struct{})
-	defer close(cancel)
-	frames, errs := c.API.AllocFS().Stream(alloc, contract.EventsPath(contract.TaskName), api.OriginStart, from, cancel, (&api.QueryOptions{}).WithContext(ctx))
-	var pending []byte
-	offset := from
-	for {
+	go func() {
+		for range frames {
+		}
+	}()
+}
+
+// frameReader reads the data of a file stream's frames. The api package
+// reports a broken stream on its error channel and then closes the frame
+// channel; the frames before the break are read first.
+type frameReader struct {
+	ctx    context.Context
+	frames <-chan *api.StreamFrame
+	errs   <-chan error
+	err    error // the stream broke; returned once its frames are read
+	data   []byte
+	close  func()
+}
+
+func (r *frameReader) Read(p []byte) (int, error) {
+	for len(r.data) == 0 {
+		if r.frames == nil && r.err != nil {
+			return 0, r.err
+		}
 		select {
-		case <-ctx.Done():
-			return offset, ctx.Err()
-		case err := <-errs:
-			if err == nil || errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return offset, err
-		case f, ok := <-frames:
+		case <-r.ctx.Done():
+			return 0, r.ctx.Err()
+		case err := <-r.errs:
+			r.errs = nil
+			r.err = fmt.Errorf("events file stream: %w", cmp.Or(err, io.EOF))
+		case f, ok := <-r.frames:
 			if !ok {
-				return offset, io.ErrUnexpectedEOF
+				r.frames, r.err = nil, cmp.Or(r.err, io.EOF)
+				continue
 			}
 			if f.FileEvent != "" {
-				return offset, fmt.Errorf("events file %s", f.FileEvent)
+				return 0, fmt.Errorf("events file %s", f.FileEvent) // truncated or deleted: start over where we were
 			}
-			pending = append(pending, f.Data...)
-			var err error
-			if pending, offset, err = deliver(pending, offset, fn); err != nil {
-				return offset, err
-			}
+			r.data = f.Data
 		}
 	}
+	n := copy(p, r.data)
+	r.data = r.data[n:]
+	return n, nil
 }
 
-// deliver hands every complete line in buf to fn and returns the rest.
-func deliver(buf []byte, offset int64, fn func([]byte, int64) error) ([]byte, int64, error) {
-	for {
-		i := bytes.IndexByte(buf, '\n')
-		if i < 0 {
-			return buf, offset, nil
-		}
-		line := buf[:i]
-		offset += int64(i + 1)
-		if err := fn(line, offset); err != nil {
-			return nil, offset, err
-		}
-		buf = buf[i+1:]
-	}
-}
-
-// waitForFile waits until the driver has created the events file: a stream
-// of a missing file fails at once.
-func (c *Client) waitForFile(ctx context.Context, alloc *api.Allocation) error {
-	for {
-		_, _, err := c.API.AllocFS().Stat(alloc, contract.EventsPath(contract.TaskName), (&api.QueryOptions{}).WithContext(ctx))
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
+func (r *frameReader) Close() error {
+	r.close()
+	return nil
 }
