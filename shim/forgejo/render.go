@@ -173,11 +173,6 @@ func conclusionResult(c string) runnerv1.Result {
 	return runnerv1.Result_RESULT_FAILURE
 }
 
-// result is the job's result from its last event and how its task ended.
-func (r *renderer) result(st nomad.Status) runnerv1.Result {
-	return conclusionResult(nomad.Outcome(r.end, st))
-}
-
 // finished writes the closing lines and records the result. t stamps
 // lines that no event dates.
 func (r *renderer) finished(job *nomad.Job, st nomad.Status, t time.Time) runnerv1.Result {
@@ -185,9 +180,10 @@ func (r *renderer) finished(job *nomad.Job, st nomad.Status, t time.Time) runner
 	if r.end != nil {
 		t = r.end.Time
 	}
-	res := r.result(st)
+	out := nomad.Outcome(r.end, st)
+	res := conclusionResult(out.Conclusion)
 	if r.end == nil && res != runnerv1.Result_RESULT_CANCELLED {
-		r.row(t, "Error: the job ended without a result from the guest: %s", nomad.Problem(st))
+		r.row(t, "Error: the job ended without a result from the guest: %s", out.Problem)
 	}
 	r.row(t, "%s", r.verdict(res, st))
 	if counts := r.stepCounts(); counts != "" {

@@ -131,11 +131,6 @@ func conclusionOf(c string) protocol.Conclusion {
 	return protocol.ConclusionFailure
 }
 
-// result is the job's conclusion as completejob wants it.
-func (r *renderer) result(st nomad.Status) string {
-	return jobConclusion(nomad.Outcome(r.end, st))
-}
-
 func jobConclusion(c string) string {
 	switch c {
 	case contract.Success:
@@ -154,7 +149,8 @@ func (r *renderer) finished(job *nomad.Job, st nomad.Status, t time.Time) string
 	if r.end != nil {
 		t = r.end.Time
 	}
-	res := r.result(st)
+	out := nomad.Outcome(r.end, st)
+	res := jobConclusion(out.Conclusion)
 	if r.b.setup().status != protocol.StatusCompleted {
 		r.b.setup().finish(t, protocol.ConclusionFailure)
 	}
@@ -162,7 +158,7 @@ func (r *renderer) finished(job *nomad.Job, st nomad.Status, t time.Time) string
 	s := r.b.complete()
 	s.start(t)
 	if job != nil && r.end == nil && res != "canceled" {
-		s.line(t, "##[error]The job ended without a result from the guest: "+nomad.Problem(st))
+		s.line(t, "##[error]The job ended without a result from the guest: "+out.Problem)
 	}
 	if job != nil && st.Stage == nomad.Finished {
 		s.line(t, nomad.CleanupLine(job, st))

@@ -204,10 +204,6 @@ func (t *task) watch(ctx context.Context) {
 	if st, err = tr.WaitEnd(ctx); err != nil {
 		return
 	}
-	if st.Stage != nomad.Finished {
-		tr.Log.Warn("the VM did not stop after the job's last event; stopping it")
-		tr.Cancel(ctx)
-	}
 	stopReporting()
 	if t.conclude(ctx, t.job, st) {
 		// The record is gone now; a Finish that fails here is retried by

@@ -149,14 +149,16 @@ func statusOf(a *api.AllocationListStub) Status {
 	return st
 }
 
-// exitOf finds the task's exit code in its events. A task that never ran
-// (driver failure: unknown image, boot timeout) is an infrastructure failure.
+// exitOf finds the task's exit code in its events, and what went wrong:
+// the driver's error when the job could not finish (it lost the guest,
+// the guest broke the stream), or why a task never ran (driver failure:
+// unknown image, boot timeout), an infrastructure failure.
 func exitOf(ts *api.TaskState) (int, string) {
 	for i := len(ts.Events) - 1; i >= 0; i-- {
 		e := ts.Events[i]
 		switch e.Type {
 		case api.TaskTerminated:
-			return e.ExitCode, ""
+			return e.ExitCode, e.Message
 		case api.TaskDriverFailure, api.TaskSetupFailure, api.TaskFailedValidation:
 			return contract.ExitInfrastructure, e.DisplayMessage
 		case api.TaskKilled:

@@ -142,7 +142,8 @@ func (t *Tracker) onLine(ctx context.Context, fn func(context.Context, contract.
 }
 
 // WaitEnd waits, up to EndWait, for the job's task to stop (the VM powers
-// off after its last event) and returns the final status.
+// off after its last event) and returns the final status. A task still
+// running then is stopped: nothing more will come of it.
 func (t *Tracker) WaitEnd(ctx context.Context) (Status, error) {
 	deadline := time.Now().Add(t.Timing.EndWait)
 	for {
@@ -150,8 +151,12 @@ func (t *Tracker) WaitEnd(ctx context.Context) (Status, error) {
 		if err != nil {
 			return st, err
 		}
-		if st.Stage == Finished || time.Now().After(deadline) {
+		if st.Stage == Finished {
 			return st, nil
+		}
+		if time.Now().After(deadline) {
+			t.Log.Warn("the VM did not stop after the job's last event; stopping it")
+			return st, t.Cancel(ctx)
 		}
 		if !retry.Sleep(ctx, t.Timing.Status) {
 			return st, ctx.Err()
