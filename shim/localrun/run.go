@@ -39,6 +39,9 @@ type Options struct {
 // job succeeded, 1 when one failed, 2 when cancelled, 3 on an
 // infrastructure failure (the codes of package exitcode).
 func Run(ctx context.Context, o Options) int {
+	if o.Log == nil {
+		o.Log = hclog.NewNullLogger()
+	}
 	p := newPrinter(o.Out)
 	code, err := run(ctx, o, p)
 	if err != nil {
@@ -191,7 +194,7 @@ type runner struct {
 	print     *printer
 	snap      *Snapshot
 	bundleURL string
-	d         *nomad.Client
+	d         nomad.Jobs
 
 	mu      sync.Mutex
 	results map[string][]*result // by job id: every run of the job
