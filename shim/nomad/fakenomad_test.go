@@ -24,13 +24,14 @@ type fakeNomad struct {
 	mu sync.Mutex
 
 	jobs     map[string]*api.Job
+	vars     map[string]bool                      // Variable paths that exist
 	allocs   map[string][]*api.AllocationListStub // by job id
 	requests []string                             // "GET /v1/job/{id}/allocations", …
 	streams  map[string]func(w http.ResponseWriter, r *http.Request, offset int64)
 }
 
 func newFakeNomad(t *testing.T) (*fakeNomad, *Client) {
-	f := &fakeNomad{t: t, jobs: map[string]*api.Job{}, allocs: map[string][]*api.AllocationListStub{},
+	f := &fakeNomad{t: t, jobs: map[string]*api.Job{}, vars: map[string]bool{}, allocs: map[string][]*api.AllocationListStub{},
 		streams: map[string]func(http.ResponseWriter, *http.Request, int64){}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
@@ -45,8 +46,11 @@ func newFakeNomad(t *testing.T) (*fakeNomad, *Client) {
 func route(r *http.Request) (name string, id string) {
 	parts := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/v1/"), "/")
 	at := 1 // job/{id}/…, node/{id}
-	if parts[0] == "client" {
+	switch parts[0] {
+	case "client":
 		at = 3 // client/fs/stream/{alloc}
+	case "var": // var/{path with slashes}
+		parts = []string{"var", strings.Join(parts[1:], "/")}
 	}
 	if len(parts) > at {
 		id, _ = url.PathUnescape(parts[at])
@@ -71,6 +75,10 @@ func (f *fakeNomad) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "DELETE /v1/job/{id}":
 		f.stop(id)
 		f.reply(w, api.JobDeregisterResponse{EvalID: "eval-stop"})
+	case "GET /v1/jobs":
+		f.reply(w, f.list(r.URL.Query().Get("meta") == "true"))
+	case "GET /v1/var/{id}":
+		f.peek(w, id)
 	case "GET /v1/client/fs/stream/{id}":
 		f.stream(w, r, id)
 	default: // GET /v1/node/{id} among others: the fs API then goes through the server
@@ -97,6 +105,33 @@ func (f *fakeNomad) job(id string) *api.Job {
 		return &c
 	}
 	return nil
+}
+
+// list is GET /v1/jobs: job stubs, with meta only when asked for.
+func (f *fakeNomad) list(meta bool) []*api.JobListStub {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*api.JobListStub
+	for _, j := range f.jobs {
+		s := &api.JobListStub{ID: *j.ID, ParentID: deref(j.ParentID), Status: deref(j.Status), Stop: deref(j.Stop),
+			SubmitTime: deref(j.SubmitTime), ParameterizedJob: j.ParameterizedJob != nil}
+		if meta {
+			s.Meta = j.Meta
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func (f *fakeNomad) peek(w http.ResponseWriter, path string) {
+	f.mu.Lock()
+	ok := f.vars[path]
+	f.mu.Unlock()
+	if !ok {
+		http.Error(w, "variable not found", http.StatusNotFound)
+		return
+	}
+	f.reply(w, api.Variable{Path: path, Items: api.VariableItems{"_": ""}})
 }
 
 func (f *fakeNomad) stop(id string) {

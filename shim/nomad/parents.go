@@ -78,28 +78,27 @@ func ParentFiles(dir string) ([]string, error) {
 }
 
 // Catalog maps every label and alias that a registered parent job serves to
-// its canonical label.
+// its canonical label. It costs one request: Nomad lists the jobs' meta.
 func (c *Client) Catalog(ctx context.Context) (map[string]string, error) {
-	q := (&api.QueryOptions{}).WithContext(ctx)
-	stubs, _, err := c.API.Jobs().List(q)
+	stubs, err := c.listJobs(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list parent jobs: %w", err)
+		return nil, fmt.Errorf("parent jobs: %w", err)
 	}
 	cat := map[string]string{}
 	for _, s := range stubs {
 		if s.ParentID != "" || !strings.HasPrefix(s.ID, contract.ParentPrefix) || s.Stop {
 			continue
 		}
-		job, _, err := c.API.Jobs().Info(s.ID, q)
+		meta, parameterized, err := c.jobMeta(ctx, s)
 		if err != nil {
-			return nil, fmt.Errorf("read parent job %s: %w", s.ID, err)
+			return nil, fmt.Errorf("parent job: %w", err)
 		}
-		label := job.Meta[contract.MetaLabel]
-		if label == "" || job.ParameterizedJob == nil {
+		label := meta[contract.MetaLabel]
+		if label == "" || !parameterized {
 			continue
 		}
 		cat[label] = label
-		for _, a := range strings.Split(job.Meta[contract.MetaAliases], ",") {
+		for _, a := range strings.Split(meta[contract.MetaAliases], ",") {
 			if a = strings.TrimSpace(a); a != "" {
 				cat[a] = label
 			}
