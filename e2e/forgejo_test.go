@@ -36,7 +36,7 @@ func startShim(t *testing.T, g *Gitea, n *Nomad, name string) *shim {
 	s := &shim{store: &forgejo.NomadStore{API: n.API, Path: path}}
 	s.rt, err = forgejo.New(forgejo.Config{
 		URL: g.URL, Name: name, Capacity: 2, RegistrationToken: g.RegistrationToken(), Version: "e2e",
-		Store: s.store, Nomad: (&nomad.Client{API: n.API, Log: log.Named("dispatch")}), Log: log,
+		Store: s.store, Nomad: &nomad.Client{API: n.API, Log: log.Named("nomad")}, Log: log,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -92,7 +92,7 @@ func (e *ghEnv) runShim(t *testing.T, cfg github.Config) *ghShim {
 	s := &ghShim{metrics: github.NewMetrics(), log: &syncBuffer{}}
 	log := hclog.New(&hclog.LoggerOptions{Name: "github", Level: hclog.Debug, Output: io.MultiWriter(s.log, testWriter{t})})
 	cfg.URL, cfg.Store, cfg.Log, cfg.Metrics = e.url, e.store, log, s.metrics
-	cfg.Nomad = (&nomad.Client{API: e.n.API, Log: log.Named("dispatch")})
+	cfg.Nomad = &nomad.Client{API: e.n.API, Log: log.Named("nomad")}
 	if cfg.Info.Version == "" {
 		cfg.Info.Version = protocol.DefaultRunnerVersion
 	}

@@ -158,7 +158,7 @@ func runForgejo(ctx context.Context, log hclog.Logger, f forgejoFlags, capacity 
 	metrics := forgejo.NewMetrics()
 	rt, err := forgejo.New(forgejo.Config{
 		URL: f.url, Name: f.name, Labels: labels, Capacity: capacity, RegistrationToken: token, Version: version,
-		Store: store, Nomad: (&nomad.Client{API: c, Log: log.Named("dispatch")}),
+		Store: store, Nomad: &nomad.Client{API: c, Log: log.Named("nomad")},
 		Log: log, Metrics: metrics,
 	})
 	if err != nil {

@@ -208,7 +208,7 @@ func runGitHub(ctx context.Context, log hclog.Logger, f githubFlags, label, list
 	metrics := github.NewMetrics()
 	sh, err := github.New(github.Config{
 		URL: f.url, Runners: f.names(), Label: label, Store: store,
-		Nomad: (&nomad.Client{API: c, Log: log.Named("dispatch")}),
+		Nomad: &nomad.Client{API: c, Log: log.Named("nomad")},
 		Info:  protocol.RunnerInfo{Version: f.version, OS: "Linux", Arch: runtimeArch()},
 		Log:   log, Metrics: metrics,
 	})
