@@ -37,7 +37,7 @@ type Options struct {
 
 // Run runs the workflow and returns the process exit code: 0 when every
 // job succeeded, 1 when one failed, 2 when cancelled, 3 on an
-// infrastructure failure (the codes of package exitcode).
+// infrastructure failure (contract.Exit*).
 func Run(ctx context.Context, o Options) int {
 	if o.Log == nil {
 		o.Log = hclog.NewNullLogger()
