@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
@@ -116,7 +117,14 @@ func (c *Client) Dispatch(ctx context.Context, req Request) (*Job, error) {
 		return nil, fmt.Errorf("dispatch %s to %s: %w", req.Meta.JobName, contract.ParentJob(req.Label), err)
 	}
 	c.log().Info("dispatched", "job", resp.DispatchedJobID, "label", req.Label, "forge_task", req.Meta.TaskID)
-	return &Job{ID: resp.DispatchedJobID, Label: req.Label, Meta: req.Meta, SecretsKey: key}, nil
+	job := &Job{ID: resp.DispatchedJobID, Label: req.Label, Meta: req.Meta, SecretsKey: key}
+	if err := c.learnJob(ctx, job); err != nil {
+		// Only the forge log's queue time needs it; Nomad's clock is
+		// better, but this one is close.
+		c.log().Warn("cannot read the dispatched job's submit time; using ours", "job", job.ID, "error", err)
+		job.learned.fromJob(time.Now().UnixNano(), false)
+	}
+	return job, nil
 }
 
 // idPrefix makes dispatched job ids readable in `nomad job status`.
@@ -180,6 +188,7 @@ func (c *Client) Cancel(ctx context.Context, job *Job) error {
 	if _, _, err := c.API.Jobs().Deregister(job.ID, false, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
 		return fmt.Errorf("cancel %s: %w", job.ID, err)
 	}
+	job.learned.stop()
 	c.log().Info("cancelled", "job", job.ID)
 	return nil
 }

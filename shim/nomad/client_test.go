@@ -1,10 +1,14 @@
 package nomad
 
 import (
+	"context"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/nomad/api"
+
 	"github.com/solstice-ci/solstice/internal/contract"
 )
 
@@ -49,5 +53,39 @@ func TestStatusOf(t *testing.T) {
 				t.Fatalf("statusOf = %v code %d problem %q", st.Stage, st.ExitCode, st.Problem)
 			}
 		})
+	}
+}
+
+func TestDispatch(t *testing.T) {
+	f, c := newFakeNomad(t)
+	f.addJob(&api.Job{ID: ptr("solstice-solstice-test"), ParameterizedJob: &api.ParameterizedJobConfig{}})
+	req := Request{Label: "solstice-test", Plan: []byte("plan"), Secrets: map[string]string{"S": "v"},
+		Meta: Meta{Forge: "forgejo", Instance: "https://forge#r", TaskID: "42", JobName: "build"}}
+	f.take()
+	job, err := c.Dispatch(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.take(); !reflect.DeepEqual(got, []string{"PUT /v1/var/{id}", "PUT /v1/job/{id}/dispatch", readJob}) {
+		t.Errorf("requests %q", got)
+	}
+	f.mu.Lock()
+	if !f.vars[contract.SecretsPrefix+job.SecretsKey] || f.jobs[job.ID].Meta[contract.MetaSecretsKey] != job.SecretsKey {
+		t.Errorf("secrets not stored under the job's key %q", job.SecretsKey)
+	}
+	f.mu.Unlock()
+	// The submit time Dispatch read is Nomad's, and the status has it.
+	if st := statusOnce(t, f, c, job, readAlls); !st.Submitted.Equal(time.Unix(0, 1_700_000_000_000_000_000)) {
+		t.Errorf("submitted %v", st.Submitted)
+	}
+	// A refused dispatch takes its secrets back.
+	req.Label = "unknown"
+	if _, err := c.Dispatch(context.Background(), req); err == nil {
+		t.Fatal("dispatched to a parent job that does not exist")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.vars) != 1 {
+		t.Errorf("the refused dispatch left its secrets: %v", f.vars)
 	}
 }

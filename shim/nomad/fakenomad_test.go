@@ -2,6 +2,7 @@ package nomad
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -79,6 +80,14 @@ func (f *fakeNomad) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.reply(w, f.list(r.URL.Query().Get("meta") == "true"))
 	case "GET /v1/var/{id}":
 		f.peek(w, id)
+	case "PUT /v1/var/{id}":
+		f.setVar(id, true)
+		f.reply(w, api.Variable{Path: id})
+	case "DELETE /v1/var/{id}":
+		f.setVar(id, false)
+		w.WriteHeader(http.StatusNoContent)
+	case "PUT /v1/job/{id}/dispatch":
+		f.dispatch(w, r, id)
 	case "GET /v1/client/fs/stream/{id}":
 		f.stream(w, r, id)
 	default: // GET /v1/node/{id} among others: the fs API then goes through the server
@@ -132,6 +141,32 @@ func (f *fakeNomad) peek(w http.ResponseWriter, path string) {
 		return
 	}
 	f.reply(w, api.Variable{Path: path, Items: api.VariableItems{"_": ""}})
+}
+
+func (f *fakeNomad) setVar(path string, exists bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if exists {
+		f.vars[path] = true
+	} else {
+		delete(f.vars, path)
+	}
+}
+
+// dispatch is PUT /v1/job/{parent}/dispatch: a queued child job.
+func (f *fakeNomad) dispatch(w http.ResponseWriter, r *http.Request, parent string) {
+	var req api.JobDispatchRequest
+	json.NewDecoder(r.Body).Decode(&req)
+	if f.job(parent) == nil {
+		http.Error(w, "parent job not found", http.StatusNotFound)
+		return
+	}
+	id := fmt.Sprintf("%s/dispatch-1700000000-%s", parent, req.IdPrefixTemplate)
+	f.mu.Lock()
+	f.jobs[id] = &api.Job{ID: ptr(id), ParentID: ptr(parent), Status: ptr("pending"), Stop: ptr(false),
+		SubmitTime: ptr(int64(1_700_000_000_000_000_000)), Meta: req.Meta}
+	f.mu.Unlock()
+	f.reply(w, api.JobDispatchResponse{DispatchedJobID: id, EvalID: "eval-1"})
 }
 
 func (f *fakeNomad) stop(id string) {

@@ -42,7 +42,7 @@ func (c *Client) InFlight(ctx context.Context, forge, instance string) ([]*Job, 
 			continue // finished and reported
 		}
 		job := &Job{ID: s.ID, Label: strings.TrimPrefix(s.ParentID, contract.ParentPrefix), Meta: m, SecretsKey: key}
-		job.learned.fromJob(s.SubmitTime, s.Status, s.Stop) // the first Status needs no job read
+		job.learned.fromJob(s.SubmitTime, s.Stop)
 		jobs = append(jobs, job)
 	}
 	sort.Slice(jobs, func(i, j int) bool { return jobs[i].ID < jobs[j].ID })

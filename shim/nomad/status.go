@@ -49,50 +49,76 @@ type Status struct {
 // and nobody will say how it ended.
 var Purged = Status{Stage: Finished, ExitCode: contract.ExitInfrastructure, Problem: "the Nomad job was removed (purged) before it reported a result"}
 
-// learned is what Status found out about a job that never changes again,
-// so that every later read needs one request only.
+// probeEvery is how often, while a job has no allocation, a status read
+// reads the job instead of its (empty) allocation list: often enough to
+// notice soon that someone else stopped or purged a queued job.
+const probeEvery = 5
+
+// learned is what the Client found out about a job that never changes
+// again: kept on the Job, it lets each status read be one request.
 type learned struct {
 	mu        sync.Mutex
 	submitted time.Time
-	// left is set once the job left the queue (placed, or stopped):
-	// from then on its allocations tell everything.
-	left    bool
-	stopped bool // stopped: no allocation means cancelled before placement
+	placed    bool // an allocation was seen: no more probes
+	stopped   bool // with no allocation, it was cancelled before placement
+	reads     int  // status reads while it had no allocation
 }
 
-func (l *learned) get() (submitted time.Time, left, stopped bool) {
+// fromJob learns from the job itself, or its list stub.
+func (l *learned) fromJob(submitTime int64, stop bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.submitted, l.left, l.stopped
-}
-
-// fromJob learns from the job itself (or its list stub).
-func (l *learned) fromJob(submitTime int64, status string, stop bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.submitted = time.Unix(0, submitTime)
-	l.left = l.left || stop || (status != "" && status != "pending")
+	if submitTime != 0 {
+		l.submitted = time.Unix(0, submitTime)
+	}
 	l.stopped = l.stopped || stop
 }
 
-// Status reads the job's status with one Nomad request. No single
-// endpoint has every fact at every stage: the job has its submit time and
-// tells a queued job from a stopped or purged one, but says nothing of
-// its allocation; the job's allocations have the node, the task's state,
-// events and exit code and the placement time, but are empty while the
-// job is queued, stopped or purged alike. So Status reads the job until
-// it has left the queue, then only its allocations, keeping what the job
-// said on the Job (it never changes). The read that sees the job leave
-// the queue still reports it queued; the next one has its allocation.
+func (l *learned) stop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stopped = true
+}
+
+// probeDue counts a read and says whether it is to read the job.
+func (l *learned) probeDue() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.placed {
+		return false
+	}
+	l.reads++
+	return l.reads%probeEvery == 0
+}
+
+// sawAllocations notes whether the job has allocations and returns what
+// the allocations cannot say.
+func (l *learned) sawAllocations(any bool) (submitted time.Time, placed, stopped bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.placed = l.placed || any
+	return l.submitted, l.placed, l.stopped
+}
+
+// Status reads the job's status with one Nomad request. No endpoint has
+// every fact at every stage: the job's allocation list has the node, the
+// task's state, events and exit code and the placement time, but is empty
+// while the job is queued, stopped or purged alike; the job itself tells
+// those apart and has the submit time, but says nothing of its
+// allocation. So Status reads the allocations, and what only the job
+// says is kept on the Job: its submit time (read once by Dispatch or
+// InFlight) and whether it was stopped (Cancel knows). While there is no
+// allocation, every probeEvery-th read reads the job instead, to notice a
+// stop or purge by someone else; that read reports the job queued.
 func (c *Client) Status(ctx context.Context, job *Job) (Status, error) {
-	submitted, left, stopped := job.learned.get()
-	if !left {
-		return c.queued(ctx, job)
+	if job.learned.probeDue() {
+		return c.probe(ctx, job)
 	}
 	stubs, _, err := c.API.Jobs().Allocations(job.ID, true, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return Status{}, fmt.Errorf("allocations of %s: %w", job.ID, err)
 	}
+	submitted, placed, stopped := job.learned.sawAllocations(len(stubs) > 0)
 	var st Status
 	switch {
 	case len(stubs) > 0:
@@ -100,25 +126,35 @@ func (c *Client) Status(ctx context.Context, job *Job) (Status, error) {
 		st = statusOf(stubs[0])
 	case stopped:
 		st = Status{Stage: Finished, ExitCode: contract.ExitCancelled, Problem: "cancelled before it was placed"}
-	default: // it had left the queue, so its allocations were collected
+	case placed: // it had an allocation: it was purged and collected
 		st = Purged
 	}
 	st.Submitted = submitted
 	return st, nil
 }
 
-// queued reads the job while it waits in the queue.
-func (c *Client) queued(ctx context.Context, job *Job) (Status, error) {
-	info, _, err := c.API.Jobs().Info(job.ID, (&api.QueryOptions{}).WithContext(ctx))
+// probe reads the job while it has no allocation: it may have been
+// stopped or purged, or just placed (the next read finds its allocation).
+func (c *Client) probe(ctx context.Context, job *Job) (Status, error) {
+	err := c.learnJob(ctx, job)
 	if IsNotFound(err) {
 		return Purged, nil
 	}
 	if err != nil {
-		return Status{}, fmt.Errorf("job %s: %w", job.ID, err)
+		return Status{}, err
 	}
-	job.learned.fromJob(deref(info.SubmitTime), deref(info.Status), deref(info.Stop))
-	submitted, _, _ := job.learned.get()
+	submitted, _, _ := job.learned.sawAllocations(false)
 	return Status{Stage: Queued, Submitted: submitted}, nil
+}
+
+// learnJob reads the job for what only it says.
+func (c *Client) learnJob(ctx context.Context, job *Job) error {
+	info, _, err := c.API.Jobs().Info(job.ID, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("job %s: %w", job.ID, err)
+	}
+	job.learned.fromJob(deref(info.SubmitTime), deref(info.Stop))
+	return nil
 }
 
 func deref[T any](p *T) T {

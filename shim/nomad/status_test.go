@@ -31,6 +31,16 @@ func statusOnce(t *testing.T, f *fakeNomad, c *Client, job *Job, want string) St
 	return st
 }
 
+// queuedReads reads a job without allocation until its probe is due.
+func queuedReads(t *testing.T, f *fakeNomad, c *Client, job *Job) {
+	t.Helper()
+	for i := 1; i < probeEvery; i++ {
+		if st := statusOnce(t, f, c, job, readAlls); st.Stage != Queued {
+			t.Fatalf("queued read %d: %+v", i, st)
+		}
+	}
+}
+
 func taskState(state string, events ...*api.TaskEvent) map[string]*api.TaskState {
 	return map[string]*api.TaskState{contract.TaskName: {State: state, Events: events}}
 }
@@ -41,20 +51,18 @@ func TestStatusIsOneRequestPerRead(t *testing.T) {
 	submit := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	placed := submit.Add(7 * time.Second)
 	job := f.dispatched(jobID, submit.UnixNano())
+	job.learned.fromJob(submit.UnixNano(), false) // as Dispatch does
 
-	st := statusOnce(t, f, c, job, readJob)
-	if st.Stage != Queued || !st.Submitted.Equal(submit) {
-		t.Fatalf("queued: %+v", st)
+	queuedReads(t, f, c, job)
+	if st := statusOnce(t, f, c, job, readJob); st.Stage != Queued || !st.Submitted.Equal(submit) {
+		t.Fatalf("the probe of a queued job: %+v", st)
 	}
-	statusOnce(t, f, c, job, readJob) // still queued: still the job
+	statusOnce(t, f, c, job, readAlls)
 
 	alloc := &api.AllocationListStub{ID: "a1b2c3d4-0000", NodeID: "node-id-1", NodeName: "client-1",
 		ClientStatus: "pending", CreateIndex: 10, CreateTime: placed.UnixNano()}
 	f.setAlloc(jobID, "running", alloc)
-	if st = statusOnce(t, f, c, job, readJob); st.Stage != Queued {
-		t.Fatalf("the read that sees the job leave the queue: %+v", st)
-	}
-	st = statusOnce(t, f, c, job, readAlls)
+	st := statusOnce(t, f, c, job, readAlls)
 	if st.Stage != Booting || st.AllocID != alloc.ID || st.NodeID != "node-id-1" || st.Node != "client-1" ||
 		!st.Placed.Equal(placed) || !st.Submitted.Equal(submit) {
 		t.Fatalf("booting: %+v", st)
@@ -63,8 +71,10 @@ func TestStatusIsOneRequestPerRead(t *testing.T) {
 	booting := &api.TaskEvent{Type: "Driver", DriverMessage: "Booting", Details: map[string]string{"detail": "image solstice-test under tcg, ssh on 127.0.0.1:2222"}}
 	alloc.ClientStatus, alloc.TaskStates = "running", taskState("running", booting)
 	f.setAlloc(jobID, "running", alloc)
-	if st = statusOnce(t, f, c, job, readAlls); st.Stage != Running || st.Boot != booting.Details["detail"] {
-		t.Fatalf("running: %+v", st)
+	for i := 0; i < 2*probeEvery; i++ { // placed: no more probes
+		if st = statusOnce(t, f, c, job, readAlls); st.Stage != Running || st.Boot != booting.Details["detail"] {
+			t.Fatalf("running: %+v", st)
+		}
 	}
 
 	alloc.ClientStatus = "failed"
@@ -76,18 +86,38 @@ func TestStatusIsOneRequestPerRead(t *testing.T) {
 	}
 }
 
-func TestStatusStoppedBeforePlacement(t *testing.T) {
+// A job read once, long after it finished, reads finished.
+func TestStatusFirstReadOfAFinishedJob(t *testing.T) {
 	f, c := newFakeNomad(t)
 	job := f.dispatched(jobID, time.Now().UnixNano())
-	statusOnce(t, f, c, job, readJob)
+	f.setAlloc(jobID, "dead", &api.AllocationListStub{ID: "a1", ClientStatus: "complete",
+		TaskStates: taskState("dead", &api.TaskEvent{Type: api.TaskTerminated, ExitCode: 0})})
+	if st := statusOnce(t, f, c, job, readAlls); st.Stage != Finished || st.ExitCode != 0 {
+		t.Fatalf("%+v", st)
+	}
+}
+
+func TestStatusCancelledBeforePlacement(t *testing.T) {
+	f, c := newFakeNomad(t)
+	job := f.dispatched(jobID, time.Now().UnixNano())
+	statusOnce(t, f, c, job, readAlls)
 	if err := c.Cancel(context.Background(), job); err != nil {
 		t.Fatal(err)
 	}
-	if st := statusOnce(t, f, c, job, readJob); st.Stage != Queued {
-		t.Fatalf("the read that sees the stop: %+v", st)
-	}
 	st := statusOnce(t, f, c, job, readAlls)
 	if st.Stage != Finished || st.ExitCode != contract.ExitCancelled || st.Problem != "cancelled before it was placed" {
+		t.Fatalf("stopped: %+v", st)
+	}
+}
+
+// Someone else stops a queued job: the next probe notices.
+func TestStatusStoppedByOthers(t *testing.T) {
+	f, c := newFakeNomad(t)
+	job := f.dispatched(jobID, time.Now().UnixNano())
+	f.stop(jobID)
+	queuedReads(t, f, c, job)
+	statusOnce(t, f, c, job, readJob)
+	if st := statusOnce(t, f, c, job, readAlls); st.Stage != Finished || st.ExitCode != contract.ExitCancelled {
 		t.Fatalf("stopped: %+v", st)
 	}
 }
@@ -96,13 +126,14 @@ func TestStatusPurged(t *testing.T) {
 	f, c := newFakeNomad(t)
 	job := f.dispatched(jobID, time.Now().UnixNano())
 	f.purge(jobID)
+	queuedReads(t, f, c, job)
 	if st := statusOnce(t, f, c, job, readJob); st.Stage != Finished || st.Problem != Purged.Problem {
 		t.Fatalf("purged while queued: %+v", st)
 	}
 	// Placed, then purged and garbage-collected: no allocation is left.
 	job = f.dispatched(jobID, time.Now().UnixNano())
 	f.setAlloc(jobID, "running", &api.AllocationListStub{ID: "a1"})
-	statusOnce(t, f, c, job, readJob)
+	statusOnce(t, f, c, job, readAlls)
 	f.mu.Lock()
 	delete(f.allocs, jobID)
 	f.mu.Unlock()
@@ -119,7 +150,6 @@ func TestStatusNewestAllocation(t *testing.T) {
 	f.mu.Lock()
 	f.allocs[jobID] = append(f.allocs[jobID], &api.AllocationListStub{ID: "new", CreateIndex: 9}, &api.AllocationListStub{ID: "mid", CreateIndex: 7})
 	f.mu.Unlock()
-	statusOnce(t, f, c, job, readJob)
 	if st := statusOnce(t, f, c, job, readAlls); st.AllocID != "new" {
 		t.Fatalf("status of allocation %q", st.AllocID)
 	}
