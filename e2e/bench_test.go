@@ -10,14 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/nomad/api"
-
 	"github.com/solstice-ci/solstice/driver/cloudinit"
 	"github.com/solstice-ci/solstice/driver/disk"
 	"github.com/solstice-ci/solstice/driver/guestssh"
 	"github.com/solstice-ci/solstice/driver/qemu"
 	"github.com/solstice-ci/solstice/internal/contract"
-	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
 // BenchmarkDispatchOverhead measures Solstice's whole path, from dispatch
@@ -88,11 +86,11 @@ func firstStep(b *testing.B, n *Nomad) time.Duration {
 	d, job := dispatchPlan(b, n, p, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	var alloc *api.Allocation
-	for alloc == nil {
-		st, err := d.Status(ctx, job.ID)
-		if err == nil {
-			alloc = st.Alloc()
+	var st nomad.Status
+	for st.AllocID == "" {
+		var err error
+		if st, err = d.Status(ctx, job); err != nil {
+			st = nomad.Status{}
 		}
 		if ctx.Err() != nil {
 			b.Fatal("the job was never placed")
@@ -100,11 +98,11 @@ func firstStep(b *testing.B, n *Nomad) time.Duration {
 		time.Sleep(100 * time.Millisecond)
 	}
 	var took time.Duration
-	err := d.Follow(ctx, alloc, 0, func(line []byte, _ int64) error {
+	err := d.Follow(ctx, st, 0, func(line []byte, _ int64) error {
 		ev, err := contract.DecodeEvent(line)
 		if err == nil && ev.Type == contract.TypeStepStarted {
 			took = time.Since(start)
-			return dispatch.ErrEnded
+			return contract.ErrStop
 		}
 		return nil
 	})

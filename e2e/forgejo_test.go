@@ -13,10 +13,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/forgejo"
-	"github.com/solstice-ci/solstice/shim/jobs"
-	"github.com/solstice-ci/solstice/shim/watch"
+	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
 // shim is the Forgejo/Gitea runner shim running in the test process.
@@ -38,7 +36,7 @@ func startShim(t *testing.T, g *Gitea, n *Nomad, name string) *shim {
 	s := &shim{store: &forgejo.NomadStore{API: n.API, Path: path}}
 	s.rt, err = forgejo.New(forgejo.Config{
 		URL: g.URL, Name: name, Capacity: 2, RegistrationToken: g.RegistrationToken(), Version: "e2e",
-		Store: s.store, Nomad: watch.NewClient(&dispatch.Client{API: n.API, Log: log.Named("dispatch")}), Log: log,
+		Store: s.store, Nomad: &nomad.Client{API: n.API, Log: log.Named("nomad")}, Log: log,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -85,11 +83,11 @@ func (w shimLog) Write(p []byte) (int, error) {
 // syncLabels registers the label parent jobs, so the shim has a catalog.
 func syncLabels(t *testing.T, n *Nomad) {
 	t.Helper()
-	files, err := jobs.Files("../jobspecs/labels")
+	files, err := nomad.ParentFiles("../jobspecs/labels")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := jobs.Sync(testContext(t, time.Minute), n.API, files); err != nil {
+	if _, err := (&nomad.Client{API: n.API}).Sync(testContext(t, time.Minute), files); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -17,8 +17,8 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/solstice-ci/solstice/internal/contract"
-	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/forgejo"
+	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
 // forgeVM is a real Gitea, a Nomad agent with the solstice-vm plugin and
@@ -56,7 +56,7 @@ func (f *forgeVM) job(t *testing.T, jobs []GiteaJob, name string) GiteaJob {
 // secrets are left and nothing is in flight.
 func (f *forgeVM) assertCleanedUp(t *testing.T) {
 	t.Helper()
-	c := &dispatch.Client{API: f.n.API, Log: hclog.NewNullLogger()}
+	c := &nomad.Client{API: f.n.API, Log: hclog.NewNullLogger()}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		jobs, err := c.InFlight(context.Background(), forgejo.ForgeName, forgejo.Instance(f.g.URL, "e2e-vm"))

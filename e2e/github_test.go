@@ -19,11 +19,10 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/solstice-ci/solstice/internal/githubfake"
-	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/github"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
+	"github.com/solstice-ci/solstice/shim/nomad"
 	"github.com/solstice-ci/solstice/shim/nomadvar"
-	"github.com/solstice-ci/solstice/shim/watch"
 )
 
 // ghScope is the repository the fake GitHub's runners are registered for.
@@ -93,7 +92,7 @@ func (e *ghEnv) runShim(t *testing.T, cfg github.Config) *ghShim {
 	s := &ghShim{metrics: github.NewMetrics(), log: &syncBuffer{}}
 	log := hclog.New(&hclog.LoggerOptions{Name: "github", Level: hclog.Debug, Output: io.MultiWriter(s.log, testWriter{t})})
 	cfg.URL, cfg.Store, cfg.Log, cfg.Metrics = e.url, e.store, log, s.metrics
-	cfg.Nomad = watch.NewClient(&dispatch.Client{API: e.n.API, Log: log.Named("dispatch")})
+	cfg.Nomad = &nomad.Client{API: e.n.API, Log: log.Named("nomad")}
 	if cfg.Info.Version == "" {
 		cfg.Info.Version = protocol.DefaultRunnerVersion
 	}
@@ -230,7 +229,7 @@ func (e *ghEnv) migrateBroker(t *testing.T, sessions int) {
 // record, no secrets, nothing in flight.
 func (e *ghEnv) assertCleanedUp(t *testing.T) {
 	t.Helper()
-	c := &dispatch.Client{API: e.n.API, Log: hclog.NewNullLogger()}
+	c := &nomad.Client{API: e.n.API, Log: hclog.NewNullLogger()}
 	waitFor(t, 30*time.Second, "the completed jobs to be cleaned up", func() bool {
 		recs, err1 := e.store.Jobs(context.Background())
 		jobs, err2 := c.InFlight(context.Background(), github.ForgeName, e.url)

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/solstice-ci/solstice/shim/jobs"
+	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
 // TestJobspecsValidate runs `nomad job validate` on every jobspec we ship.
@@ -40,15 +40,15 @@ func TestJobspecsValidate(t *testing.T) {
 func TestJobsSyncAndCatalog(t *testing.T) {
 	n := StartNomad(t, WithRawExec())
 	ctx := testContext(t, time.Minute)
-	files, err := jobs.Files("../jobspecs/labels")
+	files, err := nomad.ParentFiles("../jobspecs/labels")
 	if err != nil {
 		t.Fatal(err)
 	}
-	synced, err := jobs.Sync(ctx, n.API, files)
+	synced, err := (&nomad.Client{API: n.API}).Sync(ctx, files)
 	if err != nil || len(synced) != len(files) {
 		t.Fatalf("sync: %v (%d of %d)", err, len(synced), len(files))
 	}
-	cat, err := jobs.Catalog(ctx, n.API)
+	cat, err := (&nomad.Client{API: n.API}).Catalog(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestJobsSyncAndCatalog(t *testing.T) {
     }
   }
 }`), 0o644)
-	if _, err := jobs.Sync(ctx, n.API, []string{bad}); err == nil || !strings.Contains(err.Error(), "not a Solstice parent job") {
+	if _, err := (&nomad.Client{API: n.API}).Sync(ctx, []string{bad}); err == nil || !strings.Contains(err.Error(), "not a Solstice parent job") {
 		t.Fatalf("syncing a non-parent job: %v", err)
 	}
 }

@@ -19,8 +19,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/solstice-ci/solstice/internal/contract"
-	"github.com/solstice-ci/solstice/shim/dispatch"
-	"github.com/solstice-ci/solstice/shim/jobs"
+	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
 // gitServer serves a bare repository over git's smart HTTP protocol
@@ -119,7 +118,7 @@ func TestJobPlanEndToEnd(t *testing.T) {
 		st := a.TaskStates[contract.TaskName]
 		return st != nil && st.State == "dead"
 	})
-	st, err := d.Status(ctx, job.ID)
+	st, err := d.Status(ctx, job)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,20 +291,20 @@ func checkNoSecrets(t *testing.T, n *Nomad, jobID string, alloc *api.Allocation,
 }
 
 // dispatchPlan registers the test label's parent job and dispatches p.
-func dispatchPlan(t testing.TB, n *Nomad, p *contract.Plan, secrets map[string]string) (*dispatch.Client, *dispatch.Job) {
+func dispatchPlan(t testing.TB, n *Nomad, p *contract.Plan, secrets map[string]string) (*nomad.Client, *nomad.Job) {
 	t.Helper()
 	ctx := testContext(t, time.Minute)
-	if _, err := jobs.Sync(ctx, n.API, []string{"../jobspecs/labels/solstice-test.nomad.hcl"}); err != nil {
+	if _, err := (&nomad.Client{API: n.API}).Sync(ctx, []string{"../jobspecs/labels/solstice-test.nomad.hcl"}); err != nil {
 		t.Fatal(err)
 	}
 	var payload bytes.Buffer
 	if err := contract.EncodePlanCompressed(&payload, p); err != nil {
 		t.Fatal(err)
 	}
-	d := &dispatch.Client{API: n.API, Log: testLogger(t)}
-	job, err := d.Dispatch(ctx, dispatch.Request{
+	d := &nomad.Client{API: n.API, Log: testLogger(t)}
+	job, err := d.Dispatch(ctx, nomad.Request{
 		Label: "solstice-test", Plan: payload.Bytes(), Secrets: secrets,
-		Meta: dispatch.Meta{Forge: "e2e", Instance: "local", TaskID: p.Job.ID, JobName: p.Job.Name},
+		Meta: nomad.Meta{Forge: "e2e", Instance: "local", TaskID: p.Job.ID, JobName: p.Job.Name},
 	})
 	if err != nil {
 		t.Fatal(err)

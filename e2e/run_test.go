@@ -18,8 +18,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/solstice-ci/solstice/internal/contract"
-	"github.com/solstice-ci/solstice/shim/dispatch"
-	"github.com/solstice-ci/solstice/shim/jobs"
+	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
 // runRepo makes a git repository holding one workflow file, for solstice
@@ -83,7 +82,7 @@ func syncLabel(t *testing.T, n *Nomad, edit func(string) string) {
 	}
 	f := filepath.Join(t.TempDir(), "solstice-test.nomad.hcl")
 	os.WriteFile(f, []byte(spec), 0o644)
-	if _, err := jobs.Sync(testContext(t, time.Minute), n.API, []string{f}); err != nil {
+	if _, err := (&nomad.Client{API: n.API}).Sync(testContext(t, time.Minute), []string{f}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -239,22 +238,22 @@ func TestFollowerRestartLosesNothing(t *testing.T) {
 	p := &contract.Plan{Version: contract.PlanVersion, Job: contract.Job{ID: "ticks", Name: "ticks"},
 		Steps: []contract.Step{{Name: "Count", Run: "for i in $(seq 1 15); do echo tick $i; sleep 1; done"}}}
 	d, job := dispatchPlan(t, n, p, nil)
-	var alloc *api.Allocation
+	var st nomad.Status
 	waitFor(t, 4*time.Minute, "the job to be placed", func() bool {
-		st, err := d.Status(context.Background(), job.ID)
-		alloc = st.Alloc()
-		return err == nil && alloc != nil
+		var err error
+		st, err = d.Status(context.Background(), job)
+		return err == nil && st.AllocID != ""
 	})
 	var seqs []int64
 	var offset int64
 	first, stop := context.WithCancel(context.Background())
 	go func() {
-		d.Follow(first, alloc, 0, func(line []byte, next int64) error {
+		d.Follow(first, st, 0, func(line []byte, next int64) error {
 			ev, _ := contract.DecodeEvent(line)
 			seqs, offset = append(seqs, ev.Seq), next
 			if ev.Type == contract.TypeLog && ev.Line == "tick 4" {
 				stop() // the follower dies here
-				return dispatch.ErrEnded
+				return contract.ErrStop
 			}
 			return nil
 		})
@@ -263,14 +262,14 @@ func TestFollowerRestartLosesNothing(t *testing.T) {
 	<-first.Done()
 	t.Logf("first follower stopped after %d events at offset %d", len(seqs), offset)
 	ctx := testContext(t, 4*time.Minute)
-	err := d.Follow(ctx, alloc, offset, func(line []byte, next int64) error {
+	err := d.Follow(ctx, st, offset, func(line []byte, next int64) error {
 		ev, err := contract.DecodeEvent(line)
 		if err != nil {
 			t.Fatalf("resumed mid-line at %d: %v", offset, err)
 		}
 		seqs = append(seqs, ev.Seq)
 		if ev.Terminal() {
-			return dispatch.ErrEnded
+			return contract.ErrStop
 		}
 		return nil
 	})
@@ -308,8 +307,8 @@ func TestTwentyJobsRoomForTwo(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				st, err := d.Status(context.Background(), job.ID)
-				if err == nil && st.Stage == dispatch.Finished {
+				st, err := d.Status(context.Background(), job)
+				if err == nil && st.Stage == nomad.Finished {
 					mu.Lock()
 					done[job.ID] = st.ExitCode
 					mu.Unlock()

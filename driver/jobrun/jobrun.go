@@ -7,7 +7,6 @@
 package jobrun
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -106,8 +105,9 @@ func readSecrets(p string) (io.Reader, error) {
 
 // Follow streams the agent's events from where events.jsonl ends until the
 // job finishes, reconnecting when the connection drops, and returns the
-// task exit code its conclusion means. It returns early only when ctx ends
-// or the guest is gone (guestGone closed).
+// task exit code its conclusion means. It returns early only when ctx ends,
+// the guest is gone (guestGone closed), the events file cannot be written,
+// or the guest writes a line too long to be an event.
 func (r *Runner) Follow(ctx context.Context, guestGone <-chan struct{}) (int, error) {
 	f, offset, err := openEvents(r.Events)
 	if err != nil {
@@ -115,21 +115,82 @@ func (r *Runner) Follow(ctx context.Context, guestGone <-chan struct{}) (int, er
 	}
 	defer f.Close()
 	r.render.out = r.Out
-	for {
-		code, done, err := r.followOnce(ctx, f, &offset)
-		if done {
-			return code, nil
+	tail := contract.Tail{Open: r.agentStream, Resume: r.resume(guestGone)}
+	code := contract.ExitInfrastructure
+	var buf []byte
+	_, err = tail.Run(ctx, offset, func(line []byte, _ int64) error {
+		buf = append(append(buf[:0], line...), '\n') // one write: a crash leaves no torn line but the last
+		if _, err := f.Write(buf); err != nil {
+			return fmt.Errorf("append to events file: %w", err)
 		}
+		ev, err := decode(line)
+		if err != nil {
+			r.Log.Warn("undecodable event", "error", err)
+			return nil
+		}
+		r.render.event(ev)
+		var final bool
+		if code, final = exitCode(ev); final {
+			f.Sync()
+			return contract.ErrStop
+		}
+		return nil
+	})
+	if err != nil {
+		return contract.ExitInfrastructure, err
+	}
+	return code, nil
+}
+
+// resume is the tail's policy when the SSH stream breaks: try again after
+// a second, unless the VM is gone.
+func (r *Runner) resume(guestGone <-chan struct{}) func(context.Context, int64, error) error {
+	return func(ctx context.Context, offset int64, err error) error {
 		r.Log.Warn("event stream interrupted; resuming", "offset", offset, "error", err)
 		select {
 		case <-ctx.Done():
-			return contract.ExitInfrastructure, ctx.Err()
+			return ctx.Err()
 		case <-guestGone:
-			return contract.ExitInfrastructure, errors.New("the VM went away before the job finished")
+			return errors.New("the VM went away before the job finished")
 		case <-time.After(time.Second):
+			return nil
 		}
 	}
 }
+
+// agentStream is the tail's source: `solstice-guest follow --from offset`
+// in a new SSH session, whose stdout is the guest's events file from that
+// offset on.
+func (r *Runner) agentStream(ctx context.Context, offset int64) (io.ReadCloser, error) {
+	c, err := r.SSH(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := c.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("open an SSH session: %w", err)
+	}
+	stdout, err := sess.StdoutPipe()
+	if err != nil {
+		sess.Close()
+		return nil, fmt.Errorf("open an SSH session: %w", err)
+	}
+	cmd := contract.AgentCommand(contract.AgentFollow, "--from", strconv.FormatInt(offset, 10))
+	if err := sess.Start(cmd); err != nil {
+		sess.Close()
+		return nil, fmt.Errorf("start the agent's follow: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { sess.Close() })
+	return sessionStream{Reader: stdout, close: func() error { stop(); return sess.Close() }}, nil
+}
+
+// sessionStream reads a session's stdout; closing it ends the session.
+type sessionStream struct {
+	io.Reader
+	close func() error
+}
+
+func (s sessionStream) Close() error { return s.close() }
 
 // openEvents opens the host events file for appending and returns the
 // resume offset: its size, after dropping a half-written last line.
@@ -179,49 +240,6 @@ func lastNewline(f *os.File) (int64, error) {
 		end = start
 	}
 	return 0, nil
-}
-
-func (r *Runner) followOnce(ctx context.Context, f *os.File, offset *int64) (int, bool, error) {
-	c, err := r.SSH(ctx)
-	if err != nil {
-		return 0, false, err
-	}
-	sess, err := c.NewSession()
-	if err != nil {
-		return 0, false, err
-	}
-	defer sess.Close()
-	stdout, err := sess.StdoutPipe()
-	if err != nil {
-		return 0, false, err
-	}
-	cmd := contract.AgentCommand(contract.AgentFollow, "--from", strconv.FormatInt(*offset, 10))
-	if err := sess.Start(cmd); err != nil {
-		return 0, false, err
-	}
-	stop := context.AfterFunc(ctx, func() { sess.Close() })
-	defer stop()
-	br := bufio.NewReaderSize(stdout, 256*1024)
-	for {
-		line, err := br.ReadBytes('\n')
-		if err != nil {
-			return 0, false, fmt.Errorf("read events: %w", err)
-		}
-		if _, err := f.Write(line); err != nil {
-			return 0, false, fmt.Errorf("append to events file: %w", err)
-		}
-		*offset += int64(len(line))
-		ev, err := decode(line)
-		if err != nil {
-			r.Log.Warn("undecodable event", "error", err)
-			continue
-		}
-		r.render.event(ev)
-		if code, final := exitCode(ev); final {
-			f.Sync()
-			return code, true, nil
-		}
-	}
 }
 
 // Cancel asks the agent to cancel the job: it stops the running step, runs

@@ -18,7 +18,7 @@ import (
 // event ports, which differ per OS.
 var PollInterval = 100 * time.Millisecond
 
-// readSize is how much Follow reads at a time.
+// readSize is how much a Tail reads at a time.
 const readSize = 64 << 10
 
 // Follow tails the events file at path from byte offset from (0, or an
@@ -40,100 +40,89 @@ func FollowLines(ctx context.Context, path string, from int64, fn func(line []by
 	if ended, err := endsAt(path, from); ended || err != nil {
 		return err
 	}
-	t := &tail{path: path, offset: from, fn: fn}
-	defer t.close()
-	for {
-		done, err := t.drain()
-		if done || err != nil {
+	t := Tail{Open: fileSource(path)}
+	_, err := t.Run(ctx, from, func(line []byte, next int64) error {
+		ev, err := DecodeEvent(line)
+		if err != nil {
+			return fmt.Errorf("events: follow: line at offset %d: %w", next-int64(len(line))-1, err)
+		}
+		if err := fn(line, ev, next); err != nil {
 			return err
 		}
-		select {
-		case <-ctx.Done():
-			// One last look: the terminal event may have just been written.
-			if done, err := t.drain(); done || err != nil {
-				return err
+		if ev.Terminal() {
+			return ErrStop
+		}
+		return nil
+	})
+	return err
+}
+
+// fileSource is the events file at path as a Tail's source. Its reader
+// waits for the file to appear and, at its end, for more to be written;
+// once ctx has ended it reads what is left and then fails with ctx's
+// error, so a follower still gets every event already written.
+func fileSource(path string) Source {
+	return func(ctx context.Context, offset int64) (io.ReadCloser, error) {
+		return &pollReader{ctx: ctx, path: path, offset: offset}, nil
+	}
+}
+
+type pollReader struct {
+	ctx    context.Context
+	path   string
+	offset int64
+	f      *os.File
+}
+
+func (r *pollReader) Read(p []byte) (int, error) {
+	for {
+		if err := r.open(); err != nil {
+			return 0, err
+		}
+		if r.f != nil {
+			n, err := r.f.Read(p)
+			if n > 0 {
+				return n, nil
 			}
-			return ctx.Err()
+			if err != nil && !errors.Is(err, io.EOF) {
+				return 0, fmt.Errorf("events: follow: read: %w", err)
+			}
+		}
+		if r.ctx.Err() != nil {
+			return 0, r.ctx.Err()
+		}
+		select {
+		case <-r.ctx.Done():
 		case <-time.After(PollInterval):
 		}
 	}
 }
 
-type tail struct {
-	path    string
-	f       *os.File
-	offset  int64 // just after the last delivered line
-	pending []byte
-	buf     []byte
-	fn      func([]byte, Event, int64) error
+// open opens the file once it exists, at the offset.
+func (r *pollReader) open() error {
+	if r.f != nil {
+		return nil
+	}
+	f, err := os.Open(r.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("events: follow: %w", err)
+	}
+	if _, err := f.Seek(r.offset, io.SeekStart); err != nil {
+		f.Close()
+		return fmt.Errorf("events: follow: seek to %d: %w", r.offset, err)
+	}
+	r.f = f
+	return nil
 }
 
-func (t *tail) close() {
-	if t.f != nil {
-		t.f.Close()
+func (r *pollReader) Close() error {
+	if r.f != nil {
+		return r.f.Close()
 	}
-}
-
-// drain delivers every complete line now in the file. done reports a
-// terminal event.
-func (t *tail) drain() (done bool, err error) {
-	if t.f == nil {
-		f, err := os.Open(t.path)
-		if errors.Is(err, fs.ErrNotExist) {
-			return false, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("events: follow: %w", err)
-		}
-		if _, err := f.Seek(t.offset, io.SeekStart); err != nil {
-			f.Close()
-			return false, fmt.Errorf("events: follow: seek to %d: %w", t.offset, err)
-		}
-		t.f = f
-	}
-	if t.buf == nil {
-		t.buf = make([]byte, readSize)
-	}
-	for {
-		n, err := t.f.Read(t.buf)
-		if n > 0 {
-			t.pending = append(t.pending, t.buf[:n]...)
-			if done, err := t.deliver(); done || err != nil {
-				return done, err
-			}
-		}
-		if errors.Is(err, io.EOF) || n == 0 {
-			return false, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("events: follow: read: %w", err)
-		}
-	}
-}
-
-// deliver hands the complete lines in pending to fn.
-func (t *tail) deliver() (bool, error) {
-	rest := t.pending
-	defer func() { t.pending = t.pending[:copy(t.pending, rest)] }()
-	for {
-		i := bytes.IndexByte(rest, '\n')
-		if i < 0 {
-			return false, nil
-		}
-		line := rest[:i]
-		ev, err := DecodeEvent(line)
-		if err != nil {
-			return false, fmt.Errorf("events: follow: line at offset %d: %w", t.offset, err)
-		}
-		t.offset += int64(i + 1)
-		rest = rest[i+1:]
-		if err := t.fn(line, ev, t.offset); err != nil {
-			return false, err
-		}
-		if ev.Terminal() {
-			return true, nil
-		}
-	}
+	return nil
 }
 
 // endsAt reports whether the event that ends just before offset is a
@@ -152,6 +141,9 @@ func endsAt(path string, offset int64) (bool, error) {
 	defer f.Close()
 	var chunks [][]byte               // backwards
 	for pos := offset - 1; pos > 0; { // offset-1 is the newline of the line before
+		if offset-1-pos > MaxLine {
+			return false, fmt.Errorf("events: follow: %w: the line before offset %d is over %d bytes", ErrLineTooLong, offset, MaxLine)
+		}
 		n := min(int64(readSize), pos)
 		pos -= n
 		chunk := make([]byte, n)

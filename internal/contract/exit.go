@@ -22,3 +22,15 @@ func DescribeExit(code int) string {
 	}
 	return "unknown"
 }
+
+// ExitFor is the task exit code of a job whose job_finished event has
+// the given conclusion.
+func ExitFor(conclusion string) int {
+	switch conclusion {
+	case Success:
+		return ExitSuccess
+	case Cancelled:
+		return ExitCancelled
+	}
+	return ExitJobFailed
+}

@@ -2,7 +2,7 @@
 // heart of `solstice forgejo`. It speaks the forge's runner protocol
 // (runner.v1 over Connect, as Gitea's and Forgejo's own runners do) and
 // turns every task the forge hands it into a dispatched Nomad job
-// (shim/dispatch), then reports that job back: step states, log rows, job
+// (shim/nomad), then reports that job back: step states, log rows, job
 // outputs and the result.
 //
 // # Life of a task
@@ -28,7 +28,7 @@
 //
 // The shim keeps no state of its own. The runner's uuid and token live in a
 // Nomad Variable (credentials.go); the tasks in flight are the dispatched
-// jobs Nomad lists for this runner (dispatch.InFlight; resume.go). Every log row is a
+// jobs Nomad lists for this runner (nomad.Client.InFlight; resume.go). Every log row is a
 // pure function of the job's event stream and of facts Nomad keeps (when
 // the job was dispatched and placed, where, how it ended), so a restarted
 // shim rebuilds each task's rows from offset 0 of the events file, asks
@@ -51,7 +51,7 @@
 //
 // # Testing
 //
-// Nomad is behind the Nomad interface (nomad.go) so the protocol can be
-// tested against an in-process fake forge without a cluster; the
-// production implementation wraps shim/dispatch and shim/jobs.
+// Nomad is behind the nomad.Jobs interface so the protocol can be tested
+// against an in-process fake forge without a cluster; the production
+// implementation is nomad.Client.
 package forgejo

@@ -9,8 +9,7 @@ import (
 	"time"
 
 	"github.com/solstice-ci/solstice/internal/contract"
-	"github.com/solstice-ci/solstice/shim/dispatch"
-	"github.com/solstice-ci/solstice/shim/watch"
+	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
 // fakeNomad is Nomad as the runner sees it. Jobs stay queued until the test
@@ -29,9 +28,9 @@ type fakeNomad struct {
 }
 
 type fakeJob struct {
-	job       *dispatch.Job
-	req       dispatch.Request
-	stage     dispatch.Stage
+	job       *nomad.Job
+	req       nomad.Request
+	stage     nomad.Stage
 	exit      int
 	problem   string
 	submitted time.Time
@@ -66,14 +65,14 @@ func (n *fakeNomad) Catalog(context.Context) (map[string]string, error) {
 	return n.catalog, nil
 }
 
-func (n *fakeNomad) Dispatch(_ context.Context, req dispatch.Request) (*dispatch.Job, error) {
+func (n *fakeNomad) Dispatch(_ context.Context, req nomad.Request) (*nomad.Job, error) {
 	n.mu.Lock()
 	if n.refuse != nil {
 		n.mu.Unlock()
 		return nil, n.refuse
 	}
 	id := fmt.Sprintf("solstice-%s/dispatch-%d", req.Label, len(n.order)+1)
-	j := &fakeJob{job: &dispatch.Job{ID: id, Label: req.Label, Meta: req.Meta, SecretsKey: "k" + id}, req: req, submitted: time.Now()}
+	j := &fakeJob{job: &nomad.Job{ID: id, Label: req.Label, Meta: req.Meta, SecretsKey: "k" + id}, req: req, submitted: time.Now()}
 	n.jobs[id] = j
 	n.order = append(n.order, id)
 	auto := n.auto
@@ -84,25 +83,25 @@ func (n *fakeNomad) Dispatch(_ context.Context, req dispatch.Request) (*dispatch
 	return j.job, nil
 }
 
-func (n *fakeNomad) Status(_ context.Context, job *dispatch.Job) (watch.Status, error) {
+func (n *fakeNomad) Status(_ context.Context, job *nomad.Job) (nomad.Status, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.statuses++
 	if n.down {
-		return watch.Status{}, errNomadDown
+		return nomad.Status{}, errNomadDown
 	}
 	j := n.jobs[job.ID]
 	if j == nil {
-		return watch.Status{}, fmt.Errorf("job %s: not found", job.ID)
+		return nomad.Status{}, fmt.Errorf("job %s: not found", job.ID)
 	}
-	st := watch.Status{Status: dispatch.Status{Stage: j.stage, ExitCode: j.exit, Problem: j.problem}, Submitted: j.submitted, Placed: j.placed}
+	st := nomad.Status{Stage: j.stage, ExitCode: j.exit, Problem: j.problem, Submitted: j.submitted, Placed: j.placed}
 	if !j.placed.IsZero() {
 		st.AllocID, st.Node, st.Boot = "alloc-"+job.ID, "node-1", "image solstice-test under tcg"
 	}
 	return st, nil
 }
 
-func (n *fakeNomad) Follow(ctx context.Context, st watch.Status, from int64, fn func([]byte, int64) error) error {
+func (n *fakeNomad) Follow(ctx context.Context, st nomad.Status, from int64, fn func([]byte, int64) error) error {
 	id := st.AllocID[len("alloc-"):]
 	off := from
 	for {
@@ -117,7 +116,7 @@ func (n *fakeNomad) Follow(ctx context.Context, st watch.Status, from int64, fn 
 			}
 			off += int64(i + 1)
 			if err := fn(data[:i], off); err != nil {
-				if errors.Is(err, dispatch.ErrEnded) {
+				if errors.Is(err, contract.ErrStop) {
 					return nil
 				}
 				return err
@@ -132,41 +131,41 @@ func (n *fakeNomad) Follow(ctx context.Context, st watch.Status, from int64, fn 
 	}
 }
 
-func (n *fakeNomad) Cancel(_ context.Context, job *dispatch.Job) error {
+func (n *fakeNomad) Cancel(_ context.Context, job *nomad.Job) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	j := n.jobs[job.ID]
-	if j.cancelled || j.stage == dispatch.Finished {
+	if j.cancelled || j.stage == nomad.Finished {
 		j.cancelled = true
 		return nil
 	}
 	j.cancelled = true
 	if j.placed.IsZero() {
-		j.stage, j.exit, j.problem = dispatch.Finished, contract.ExitCancelled, "cancelled before it was placed"
+		j.stage, j.exit, j.problem = nomad.Finished, contract.ExitCancelled, "cancelled before it was placed"
 	} else {
 		// The driver cancels the guest, which ends the job cancelled.
 		n.appendLocked(j, contract.Event{Type: contract.TypeLog, Step: contract.JobLevel, Stream: contract.System, Line: "The job was cancelled."})
 		n.appendLocked(j, contract.Event{Type: contract.TypeJobFinished, Conclusion: contract.Cancelled, DurationMS: 1000})
-		j.stage, j.exit = dispatch.Finished, contract.ExitCancelled
+		j.stage, j.exit = nomad.Finished, contract.ExitCancelled
 	}
 	n.touch()
 	return nil
 }
 
-func (n *fakeNomad) Finish(_ context.Context, job *dispatch.Job) error {
+func (n *fakeNomad) Finish(_ context.Context, job *nomad.Job) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.jobs[job.ID].finished = true
 	return nil
 }
 
-func (n *fakeNomad) InFlight(_ context.Context, forge, instance string) ([]*dispatch.Job, error) {
+func (n *fakeNomad) InFlight(_ context.Context, forge, instance string) ([]*nomad.Job, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.down {
 		return nil, errNomadDown
 	}
-	var out []*dispatch.Job
+	var out []*nomad.Job
 	for _, id := range n.order {
 		j := n.jobs[id]
 		if !j.finished && j.job.Meta.Forge == forge && j.job.Meta.Instance == instance {
@@ -181,8 +180,8 @@ func (n *fakeNomad) place(id string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	j := n.jobs[id]
-	if j.stage == dispatch.Queued {
-		j.stage, j.placed = dispatch.Running, time.Now()
+	if j.stage == nomad.Queued {
+		j.stage, j.placed = nomad.Running, time.Now()
 	}
 	n.touch()
 }
@@ -198,7 +197,7 @@ func (n *fakeNomad) emit(id string, evs ...contract.Event) {
 }
 
 func (n *fakeNomad) appendLocked(j *fakeJob, ev contract.Event) {
-	if j.stage == dispatch.Finished && j.cancelled {
+	if j.stage == nomad.Finished && j.cancelled {
 		return
 	}
 	j.seq++
@@ -215,7 +214,7 @@ func (n *fakeNomad) end(id string, code int) {
 	defer n.mu.Unlock()
 	j := n.jobs[id]
 	if !j.cancelled {
-		j.stage, j.exit = dispatch.Finished, code
+		j.stage, j.exit = nomad.Finished, code
 	}
 	n.touch()
 }

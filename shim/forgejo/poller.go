@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/solstice-ci/solstice/shim/watch"
+	"github.com/solstice-ci/solstice/shim/retry"
 )
 
 // poll fetches tasks while fewer than Capacity are in flight, and starts
@@ -14,7 +14,7 @@ import (
 // after a task (so the next call looks for more at once).
 func (rt *Runner) poll(ctx context.Context) error {
 	var version int64
-	retry := watch.NewBackoff(rt.cfg.Timing.RetryMin, rt.cfg.Timing.RetryMax)
+	backoff := retry.NewBackoff(rt.cfg.Timing.RetryMin, rt.cfg.Timing.RetryMax)
 	for {
 		if err := rt.takeSlot(ctx); err != nil {
 			return err
@@ -25,18 +25,18 @@ func (rt *Runner) poll(ctx context.Context) error {
 			if errors.Is(err, ErrUnauthorized) || ctx.Err() != nil {
 				return err
 			}
-			d := retry.Next()
+			d := backoff.Next()
 			rt.log.Warn("fetching a task failed; retrying", "in", d, "error", err)
-			if !watch.Sleep(ctx, d) {
+			if !retry.Sleep(ctx, d) {
 				return ctx.Err()
 			}
 			continue
 		}
-		retry.Reset()
+		backoff.Reset()
 		version = next
 		if !got {
 			rt.releaseSlot()
-			if !watch.Sleep(ctx, rt.cfg.Timing.Fetch) {
+			if !retry.Sleep(ctx, rt.cfg.Timing.Fetch) {
 				return ctx.Err()
 			}
 		}

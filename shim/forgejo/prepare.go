@@ -13,8 +13,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/solstice-ci/solstice/internal/contract"
-	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/forge"
+	"github.com/solstice-ci/solstice/shim/nomad"
 	"github.com/solstice-ci/solstice/shim/translate"
 	"github.com/solstice-ci/solstice/shim/workflow"
 )
@@ -24,7 +24,7 @@ const ForgeName = "forgejo"
 
 // prepared is a task made ready to dispatch.
 type prepared struct {
-	req   dispatch.Request
+	req   nomad.Request
 	steps int // number of steps in the payload
 }
 
@@ -69,9 +69,9 @@ func prepare(task *runnerv1.Task, catalog map[string]string, instance string) (*
 	if err != nil {
 		return nil, refuse(len(run.Steps), "The job cannot run on Solstice: "+err.Error())
 	}
-	return &prepared{steps: len(run.Steps), req: dispatch.Request{
+	return &prepared{steps: len(run.Steps), req: nomad.Request{
 		Label: label, Plan: payload, Secrets: task.Secrets,
-		Meta: dispatch.Meta{
+		Meta: nomad.Meta{
 			Forge: ForgeName, Instance: instance, TaskID: strconv.FormatInt(task.Id, 10),
 			Repository: forge.Text(github["repository"]), Run: forge.Text(github["run_id"]), JobName: run.Name,
 		},

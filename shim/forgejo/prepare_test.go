@@ -13,7 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/solstice-ci/solstice/internal/contract"
-	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
 var testCatalog = map[string]string{"solstice-test": "solstice-test", "debian-test": "solstice-test"}
@@ -102,8 +102,8 @@ func TestPrepare(t *testing.T) {
 	}
 }
 
-// Meta is dispatch.Meta, spelled short for the table above.
-type Meta = dispatch.Meta
+// Meta is nomad.Meta, spelled short for the table above.
+type Meta = nomad.Meta
 
 func TestPrepareTrimsAHugeEvent(t *testing.T) {
 	huge := map[string]any{"ref": "refs/heads/main", "commits": []any{}, "head_commit": map[string]any{"id": "abc", "message": "m"}}

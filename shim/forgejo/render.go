@@ -9,9 +9,8 @@ import (
 	runnerv1 "code.gitea.io/actions-proto-go/runner/v1"
 
 	"github.com/solstice-ci/solstice/internal/contract"
-	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/forge"
-	"github.com/solstice-ci/solstice/shim/watch"
+	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
 // renderer turns a job's life into log rows and step states. Everything
@@ -56,20 +55,20 @@ func (r *renderer) refused(t time.Time, lines []string) {
 
 // dispatched writes the first lines of a dispatched job: it is queued
 // until Nomad places it.
-func (r *renderer) dispatched(job *dispatch.Job, st watch.Status) {
-	for _, l := range watch.DispatchedLines(job) {
+func (r *renderer) dispatched(job *nomad.Job, st nomad.Status) {
+	for _, l := range nomad.DispatchedLines(job) {
 		r.row(st.Submitted, "%s", l)
 	}
 }
 
 // placed writes where the job was placed and how long it queued.
-func (r *renderer) placed(st watch.Status) {
-	r.row(st.Placed, "%s", watch.PlacedLine(st))
+func (r *renderer) placed(st nomad.Status) {
+	r.row(st.Placed, "%s", nomad.PlacedLine(st))
 }
 
 // event renders one event of the job's stream. Events at or below the last
 // sequence number seen are ignored.
-func (r *renderer) event(ev contract.Event, st watch.Status) {
+func (r *renderer) event(ev contract.Event, st nomad.Status) {
 	if ev.Seq <= r.lastSeq || r.end != nil {
 		return
 	}
@@ -98,10 +97,10 @@ func (r *renderer) event(ev contract.Event, st watch.Status) {
 	}
 }
 
-func (r *renderer) jobStarted(ev contract.Event, st watch.Status) {
+func (r *renderer) jobStarted(ev contract.Event, st nomad.Status) {
 	r.started = &ev
 	r.j.setSteps(ev.Steps)
-	r.row(ev.Time, "%s", watch.VMUpLine(ev, st))
+	r.row(ev.Time, "%s", nomad.VMUpLine(ev, st))
 }
 
 func (r *renderer) step(i int) *stepInfo {
@@ -167,28 +166,24 @@ var results = forge.Conclusions[runnerv1.Result]{
 	Cancelled: runnerv1.Result_RESULT_CANCELLED, Skipped: runnerv1.Result_RESULT_SKIPPED,
 }
 
-// result is the job's result from its last event and how its task ended.
-func (r *renderer) result(st watch.Status) runnerv1.Result {
-	return results.Of(watch.Outcome(r.end, st))
-}
-
 // finished writes the closing lines and records the result. t stamps
 // lines that no event dates.
-func (r *renderer) finished(job *dispatch.Job, st watch.Status, t time.Time) runnerv1.Result {
+func (r *renderer) finished(job *nomad.Job, st nomad.Status, t time.Time) runnerv1.Result {
 	r.j.closeSteps()
 	if r.end != nil {
 		t = r.end.Time
 	}
-	res := r.result(st)
+	out := nomad.Outcome(r.end, st)
+	res := results.Of(out.Conclusion)
 	if r.end == nil && res != runnerv1.Result_RESULT_CANCELLED {
-		r.row(t, "Error: the job ended without a result from the guest: %s", watch.Problem(st))
+		r.row(t, "Error: the job ended without a result from the guest: %s", out.Problem)
 	}
 	r.row(t, "%s", r.verdict(res, st))
 	if counts := r.stepCounts(); counts != "" {
 		r.row(t, "Steps: %s", counts)
 	}
-	if st.Stage == dispatch.Finished {
-		r.row(t, "%s", watch.CleanupLine(job, st))
+	if st.Stage == nomad.Finished {
+		r.row(t, "%s", nomad.CleanupLine(job, st))
 	}
 	r.j.finish(res, t)
 	return res
@@ -196,13 +191,13 @@ func (r *renderer) finished(job *dispatch.Job, st watch.Status, t time.Time) run
 
 // verdict is the closing line. The time is the job's whole life in
 // Nomad, queue and boot included, when both ends are known.
-func (r *renderer) verdict(res runnerv1.Result, st watch.Status) string {
+func (r *renderer) verdict(res runnerv1.Result, st nomad.Status) string {
 	dur := ""
 	switch {
 	case r.end != nil && !st.Submitted.IsZero():
-		dur = " in " + watch.Round(r.end.Time.Sub(st.Submitted)).String()
+		dur = " in " + nomad.Round(r.end.Time.Sub(st.Submitted)).String()
 	case r.end != nil && r.end.DurationMS > 0:
-		dur = " in " + watch.Round(time.Duration(r.end.DurationMS)*time.Millisecond).String()
+		dur = " in " + nomad.Round(time.Duration(r.end.DurationMS)*time.Millisecond).String()
 	}
 	switch res {
 	case runnerv1.Result_RESULT_SUCCESS:

@@ -8,21 +8,20 @@ import (
 	runnerv1 "code.gitea.io/actions-proto-go/runner/v1"
 
 	"github.com/solstice-ci/solstice/internal/contract"
-	"github.com/solstice-ci/solstice/shim/dispatch"
-	"github.com/solstice-ci/solstice/shim/watch"
+	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
 func intp(i int) *int { return &i }
 
 // render runs events through a fresh renderer and returns the rows.
-func render(evs []contract.Event, st watch.Status) (*journal, []string, runnerv1.Result) {
+func render(evs []contract.Event, st nomad.Status) (*journal, []string, runnerv1.Result) {
 	j := newJournal(0)
 	r := newRenderer(j)
 	for i, ev := range evs {
 		ev.Seq = int64(i + 1)
 		r.event(ev, st)
 	}
-	res := r.finished(&dispatch.Job{ID: "job-1"}, st, time.Unix(0, 0))
+	res := r.finished(&nomad.Job{ID: "job-1"}, st, time.Unix(0, 0))
 	var rows []string
 	for _, row := range j.pending {
 		rows = append(rows, row.Content)
@@ -47,7 +46,7 @@ func TestStepRangesAndResults(t *testing.T) {
 		{Type: contract.TypeOutputs, Outputs: map[string]string{"k": "v"}},
 		{Type: contract.TypeJobFinished, Conclusion: "success", DurationMS: 2000},
 	}
-	j, rows, res := render(evs, watch.Status{Status: dispatch.Status{Stage: dispatch.Finished}})
+	j, rows, res := render(evs, nomad.Status{Stage: nomad.Finished})
 	if res != runnerv1.Result_RESULT_SUCCESS {
 		t.Fatalf("result %v", res)
 	}
@@ -77,26 +76,26 @@ func TestJobResults(t *testing.T) {
 	tests := []struct {
 		name string
 		evs  []contract.Event
-		st   dispatch.Status
+		st   nomad.Status
 		want runnerv1.Result
 		line string
 	}{
 		{"failure", []contract.Event{started, step, {Type: contract.TypeStepFinished, Step: 0, Outcome: "failure", Conclusion: "failure", ExitCode: intp(1)}, {Type: contract.TypeJobFinished, Conclusion: "failure"}},
-			dispatch.Status{Stage: dispatch.Finished, ExitCode: contract.ExitJobFailed}, runnerv1.Result_RESULT_FAILURE, `Job failed: step "s" failed with exit code 1`},
+			nomad.Status{Stage: nomad.Finished, ExitCode: contract.ExitJobFailed}, runnerv1.Result_RESULT_FAILURE, `Job failed: step "s" failed with exit code 1`},
 		{"cancelled", []contract.Event{started, step, {Type: contract.TypeLog, Line: "Error: The operation was canceled."},
 			{Type: contract.TypeStepFinished, Step: 0, Outcome: "cancelled", Conclusion: "cancelled", ExitCode: intp(130), Reason: "the job was cancelled"},
 			{Type: contract.TypeJobFinished, Conclusion: "cancelled"}},
-			dispatch.Status{Stage: dispatch.Finished, ExitCode: contract.ExitCancelled}, runnerv1.Result_RESULT_CANCELLED, "Job cancelled"},
+			nomad.Status{Stage: nomad.Finished, ExitCode: contract.ExitCancelled}, runnerv1.Result_RESULT_CANCELLED, "Job cancelled"},
 		{"infra error", []contract.Event{{Type: contract.TypeInfraError, Message: "boot timeout after 5m"}},
-			dispatch.Status{Stage: dispatch.Finished, ExitCode: contract.ExitInfrastructure}, runnerv1.Result_RESULT_FAILURE, "Error: infrastructure failure: boot timeout after 5m"},
+			nomad.Status{Stage: nomad.Finished, ExitCode: contract.ExitInfrastructure}, runnerv1.Result_RESULT_FAILURE, "Error: infrastructure failure: boot timeout after 5m"},
 		{"lost node", []contract.Event{started, step},
-			dispatch.Status{Stage: dispatch.Finished, ExitCode: contract.ExitInfrastructure, Problem: "the Nomad client running the job was lost"}, runnerv1.Result_RESULT_FAILURE, "without a result from the guest: the Nomad client running the job was lost"},
+			nomad.Status{Stage: nomad.Finished, ExitCode: contract.ExitInfrastructure, Problem: "the Nomad client running the job was lost"}, runnerv1.Result_RESULT_FAILURE, "without a result from the guest: the Nomad client running the job was lost"},
 		{"cancelled before placement", nil,
-			dispatch.Status{Stage: dispatch.Finished, ExitCode: contract.ExitCancelled, Problem: "cancelled before it was placed"}, runnerv1.Result_RESULT_CANCELLED, "Job cancelled"},
+			nomad.Status{Stage: nomad.Finished, ExitCode: contract.ExitCancelled, Problem: "cancelled before it was placed"}, runnerv1.Result_RESULT_CANCELLED, "Job cancelled"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			j, rows, res := render(tt.evs, watch.Status{Status: tt.st})
+			j, rows, res := render(tt.evs, tt.st)
 			if res != tt.want || !strings.Contains(strings.Join(rows, "\n"), tt.line) || strings.Contains(strings.Join(rows, "\n"), "exit code 130") {
 				t.Fatalf("result %v rows:\n%s", res, strings.Join(rows, "\n"))
 			}
@@ -111,7 +110,7 @@ func TestJobResults(t *testing.T) {
 
 func TestRenderingAgainSkipsStoredRows(t *testing.T) {
 	evs := script{steps: []scriptStep{{name: "a", lines: manyLines(10)}}}.events()
-	st := watch.Status{Status: dispatch.Status{Stage: dispatch.Finished}}
+	st := nomad.Status{Stage: nomad.Finished}
 	_, all, _ := render(evs, st)
 	j := newJournal(7)
 	r := newRenderer(j)
@@ -119,7 +118,7 @@ func TestRenderingAgainSkipsStoredRows(t *testing.T) {
 		ev.Seq = int64(i + 1)
 		r.event(ev, st)
 	}
-	r.finished(&dispatch.Job{ID: "job-1"}, st, time.Unix(0, 0))
+	r.finished(&nomad.Job{ID: "job-1"}, st, time.Unix(0, 0))
 	index, rows := j.unsent(1000)
 	if index != 7 || len(rows) != len(all)-7 || rows[0].Content != all[7] {
 		t.Fatalf("unsent from %d: %d rows, first %q; want from 7: %d rows, first %q", index, len(rows), rows[0].Content, len(all)-7, all[7])

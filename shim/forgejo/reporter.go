@@ -9,7 +9,7 @@ import (
 
 	runnerv1 "code.gitea.io/actions-proto-go/runner/v1"
 	"github.com/hashicorp/go-hclog"
-	"github.com/solstice-ci/solstice/shim/watch"
+	"github.com/solstice-ci/solstice/shim/retry"
 )
 
 // logBatch is the most rows one UpdateLog carries.
@@ -71,7 +71,7 @@ func (r *reporter) loop(ctx context.Context) {
 	defer heartbeat.Stop()
 	flush := time.NewTicker(r.timing.LogFlush)
 	defer flush.Stop()
-	retry := watch.NewBackoff(r.timing.RetryMin, r.timing.RetryMax)
+	backoff := retry.NewBackoff(r.timing.RetryMin, r.timing.RetryMax)
 	var notBefore time.Time
 	for {
 		var err error
@@ -89,14 +89,14 @@ func (r *reporter) loop(ctx context.Context) {
 		}
 		if err == nil || errors.Is(err, errNotDue) {
 			if err == nil {
-				retry.Reset()
+				backoff.Reset()
 			}
 			continue
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		d := retry.Next()
+		d := backoff.Next()
 		notBefore = time.Now().Add(d)
 		// Until then ticks and step changes are skipped; the next report
 		// carries everything, as rows and state are cumulative.
@@ -195,7 +195,7 @@ func (r *reporter) sendState(ctx context.Context, final bool) error {
 // retries until the forge took both, the forge refuses for good, or ctx
 // ends (the shim is shutting down: a restarted shim reports instead).
 func (r *reporter) final(ctx context.Context) error {
-	retry := watch.NewBackoff(r.timing.RetryMin, r.timing.RetryMax)
+	backoff := retry.NewBackoff(r.timing.RetryMin, r.timing.RetryMax)
 	for step := 0; step < 2; {
 		var err error
 		if step == 0 {
@@ -206,16 +206,16 @@ func (r *reporter) final(ctx context.Context) error {
 		switch {
 		case err == nil:
 			step++
-			retry.Reset()
+			backoff.Reset()
 			continue
 		case Permanent(err):
 			return err
 		case ctx.Err() != nil:
 			return fmt.Errorf("final report of task %d: %w", r.id, ctx.Err())
 		}
-		d := retry.Next()
+		d := backoff.Next()
 		r.log.Warn("final report to the forge failed; retrying", "in", d, "error", err)
-		if !watch.Sleep(ctx, d) {
+		if !retry.Sleep(ctx, d) {
 			return fmt.Errorf("final report of task %d: %w", r.id, ctx.Err())
 		}
 	}

@@ -8,13 +8,13 @@ import (
 
 	runnerv1 "code.gitea.io/actions-proto-go/runner/v1"
 
-	"github.com/solstice-ci/solstice/shim/dispatch"
-	"github.com/solstice-ci/solstice/shim/watch"
+	"github.com/solstice-ci/solstice/shim/nomad"
+	"github.com/solstice-ci/solstice/shim/retry"
 )
 
 // resumeAll resumes every job Nomad runs for this runner.
 func (rt *Runner) resumeAll(ctx context.Context) error {
-	retry := watch.NewBackoff(rt.cfg.Timing.RetryMin, rt.cfg.Timing.RetryMax)
+	backoff := retry.NewBackoff(rt.cfg.Timing.RetryMin, rt.cfg.Timing.RetryMax)
 	for {
 		jobs, err := rt.nomad.InFlight(ctx, ForgeName, rt.instance)
 		if err == nil {
@@ -32,9 +32,9 @@ func (rt *Runner) resumeAll(ctx context.Context) error {
 			}
 			return nil
 		}
-		d := retry.Next()
+		d := backoff.Next()
 		rt.log.Warn("cannot list the jobs in flight yet; retrying", "in", d, "error", fmt.Errorf("list in-flight jobs: %w", err))
-		if !watch.Sleep(ctx, d) {
+		if !retry.Sleep(ctx, d) {
 			return ctx.Err()
 		}
 	}
@@ -43,7 +43,7 @@ func (rt *Runner) resumeAll(ctx context.Context) error {
 // resume picks up a job dispatched before the shim restarted. The forge's
 // ack_index says how many rows it stored: the job is rendered again from
 // the start and only the rows after those are sent.
-func (rt *Runner) resume(ctx context.Context, job *dispatch.Job) {
+func (rt *Runner) resume(ctx context.Context, job *nomad.Job) {
 	id, err := strconv.ParseInt(job.Meta.TaskID, 10, 64)
 	if err != nil {
 		rt.log.Error("a dispatched job names no forge task; leaving it alone", "job", job.ID, "task_id", job.Meta.TaskID)
@@ -70,7 +70,7 @@ func (rt *Runner) resume(ctx context.Context, job *dispatch.Job) {
 // askAck asks the forge how many rows of the task's log it stored,
 // retrying while the forge is unreachable.
 func (t *task) askAck(ctx context.Context) (int64, error) {
-	retry := watch.NewBackoff(t.rt.cfg.Timing.RetryMin, t.rt.cfg.Timing.RetryMax)
+	backoff := retry.NewBackoff(t.rt.cfg.Timing.RetryMin, t.rt.cfg.Timing.RetryMax)
 	for {
 		ack, err := t.rt.forge.UpdateLog(ctx, &runnerv1.UpdateLogRequest{TaskId: t.id})
 		if err == nil || errors.Is(err, ErrTaskGone) {
@@ -80,9 +80,9 @@ func (t *task) askAck(ctx context.Context) (int64, error) {
 			t.rt.fail(err)
 			return 0, err
 		}
-		d := retry.Next()
+		d := backoff.Next()
 		t.log.Warn("cannot ask the forge for the task's log yet; retrying", "in", d, "error", err)
-		if !watch.Sleep(ctx, d) {
+		if !retry.Sleep(ctx, d) {
 			return 0, ctx.Err()
 		}
 	}

@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/solstice-ci/solstice/shim/watch"
+	"github.com/solstice-ci/solstice/shim/nomad"
+	"github.com/solstice-ci/solstice/shim/retry"
 )
 
 // Config configures a Runner.
@@ -30,7 +31,7 @@ type Config struct {
 	Version           string
 
 	Store   Store
-	Nomad   watch.Nomad
+	Nomad   nomad.Jobs
 	Log     hclog.Logger
 	Metrics *Metrics // optional
 	Timing  Timing   // zero fields take DefaultTiming's
@@ -88,7 +89,7 @@ type Runner struct {
 	cfg      Config
 	log      hclog.Logger
 	metrics  *Metrics
-	nomad    watch.Nomad
+	nomad    nomad.Jobs
 	forge    *Client
 	instance string
 
@@ -125,7 +126,7 @@ func New(cfg Config) (*Runner, error) {
 	}
 	cfg.Timing = cfg.Timing.withDefaults()
 	return &Runner{
-		cfg: cfg, log: cfg.Log, metrics: cfg.Metrics, nomad: watch.Observed{Nomad: cfg.Nomad, Report: cfg.Metrics.nomadCall},
+		cfg: cfg, log: cfg.Log, metrics: cfg.Metrics, nomad: nomad.Observed{Jobs: cfg.Nomad, Report: cfg.Metrics.nomadCall},
 		instance: Instance(cfg.URL, cfg.Name), slots: newSlots(cfg.Capacity),
 	}, nil
 }
@@ -188,15 +189,15 @@ func (rt *Runner) fatal(err error) error {
 
 // connect reads the catalog, then registers (if needed) and declares.
 func (rt *Runner) connect(ctx context.Context) error {
-	retry := watch.NewBackoff(rt.cfg.Timing.RetryMin, rt.cfg.Timing.RetryMax)
+	backoff := retry.NewBackoff(rt.cfg.Timing.RetryMin, rt.cfg.Timing.RetryMax)
 	for {
 		err := rt.tryConnect(ctx)
 		if err == nil || errors.Is(err, ErrUnauthorized) || isConfigError(err) {
 			return err
 		}
-		d := retry.Next()
+		d := backoff.Next()
 		rt.log.Warn("cannot connect the runner yet; retrying", "in", d, "error", err)
-		if !watch.Sleep(ctx, d) {
+		if !retry.Sleep(ctx, d) {
 			return ctx.Err()
 		}
 	}
@@ -253,7 +254,7 @@ func (rt *Runner) currentCatalog(ctx context.Context) (map[string]string, error)
 // catalog expires (every CatalogTTL at best), and not at all while it waits
 // out a forge outage's backoff or retries connecting.
 func (rt *Runner) probeNomad(ctx context.Context) {
-	for watch.Sleep(ctx, rt.cfg.Timing.Probe) {
+	for retry.Sleep(ctx, rt.cfg.Timing.Probe) {
 		if _, err := rt.readCatalog(ctx); err != nil && ctx.Err() == nil {
 			rt.log.Debug("Nomad probe failed", "error", err)
 		}

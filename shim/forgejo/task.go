@@ -11,15 +11,14 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/solstice-ci/solstice/internal/contract"
-	"github.com/solstice-ci/solstice/shim/dispatch"
-	"github.com/solstice-ci/solstice/shim/watch"
+	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
 // task is one forge task from fetch (or resume) to its final report.
 type task struct {
 	rt      *Runner
 	id      int64
-	job     *dispatch.Job
+	job     *nomad.Job
 	j       *journal
 	r       *renderer
 	rep     *reporter
@@ -27,7 +26,7 @@ type task struct {
 	fetched time.Time // zero for a resumed task
 
 	mu    sync.Mutex
-	tr    *watch.Tracker // made once the job is dispatched
+	tr    *nomad.Tracker // made once the job is dispatched
 	steps bool           // the first step has started
 }
 
@@ -124,13 +123,13 @@ func (t *task) watch(ctx context.Context) {
 	}
 }
 
-func stageState(s dispatch.Stage) string {
+func stageState(s nomad.Stage) string {
 	switch s {
-	case dispatch.Queued:
+	case nomad.Queued:
 		return stateQueued
-	case dispatch.Booting:
+	case nomad.Booting:
 		return stateBooting
-	case dispatch.Running:
+	case nomad.Running:
 		return stateRunning
 	}
 	return stateReporting
@@ -172,15 +171,15 @@ func (t *task) firstStep() {
 }
 
 // tracker sees the dispatched job through Nomad.
-func (t *task) tracker() *watch.Tracker {
+func (t *task) tracker() *nomad.Tracker {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.tr == nil {
 		tm := t.rt.cfg.Timing
-		t.tr = &watch.Tracker{
+		t.tr = &nomad.Tracker{
 			Nomad: t.rt.nomad, Job: t.job, Log: t.log,
-			Timing:   watch.Timing{Status: tm.Status, NoEvent: tm.NoEvent, EndWait: tm.EndWait, RetryMin: tm.RetryMin, RetryMax: tm.RetryMax},
-			OnStatus: func(st watch.Status) { t.setState(stageState(st.Stage)) },
+			Timing:   nomad.Timing{Status: tm.Status, NoEvent: tm.NoEvent, EndWait: tm.EndWait, RetryMin: tm.RetryMin, RetryMax: tm.RetryMax},
+			OnStatus: func(st nomad.Status) { t.setState(stageState(st.Stage)) },
 		}
 	}
 	return t.tr

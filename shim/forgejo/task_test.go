@@ -97,7 +97,7 @@ func TestTaskRunsAndReports(t *testing.T) {
 	if ft.outputs["v"] != "42" {
 		t.Fatalf("outputs %v", ft.outputs)
 	}
-	waitFor(t, 5*time.Second, "dispatch.Finish after the final report", func() bool { return e.nomad.state(jobID).finished })
+	waitFor(t, 5*time.Second, "nomad Finish after the final report", func() bool { return e.nomad.state(jobID).finished })
 	if ft.stopped.IsZero() || ft.beats == 0 {
 		t.Fatalf("stopped_at %v, %d heartbeats", ft.stopped, ft.beats)
 	}

@@ -1,7 +1,7 @@
 // Package github is Solstice's runner for GitHub Actions (github.com and
 // GitHub Enterprise Server): the heart of `solstice github`. Each
 // registered runner holds one broker session; every job GitHub hands it
-// becomes a dispatched Nomad job (shim/dispatch), and the shim reports
+// becomes a dispatched Nomad job (shim/nomad), and the shim reports
 // that job back through GitHub's own runner protocol (shim/github/protocol)
 // so it shows in GitHub's UI like any hosted runner's: step states, live
 // console lines, each step's log, outputs and the conclusion.

@@ -9,9 +9,9 @@ import (
 	"strings"
 
 	"github.com/solstice-ci/solstice/internal/contract"
-	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/forge"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
+	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
 // ForgeName is the dispatch meta "forge" of every job this shim runs.
@@ -37,19 +37,19 @@ var secretName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // prepare turns an acquired job into a dispatch request for label. The
 // error is an *unrunnable that says, for the job log, why it cannot run.
-func prepare(msg *protocol.JobMessage, label, instance string) (dispatch.Request, error) {
+func prepare(msg *protocol.JobMessage, label, instance string) (nomad.Request, error) {
 	github := contextMap(msg, "github")
 	p, err := buildPlan(msg, github)
 	if err != nil {
-		return dispatch.Request{}, err
+		return nomad.Request{}, err
 	}
 	payload, err := contract.EncodePayload(p)
 	if err != nil {
-		return dispatch.Request{}, refuse("The job cannot run on Solstice: " + err.Error())
+		return nomad.Request{}, refuse("The job cannot run on Solstice: " + err.Error())
 	}
-	return dispatch.Request{
+	return nomad.Request{
 		Label: label, Plan: payload, Secrets: secrets(msg),
-		Meta: dispatch.Meta{
+		Meta: nomad.Meta{
 			Forge: ForgeName, Instance: instance, TaskID: msg.JobID,
 			Repository: forge.Text(github["repository"]), Run: forge.Text(github["run_id"]), JobName: jobName(msg),
 		},

@@ -6,10 +6,9 @@ import (
 	"time"
 
 	"github.com/solstice-ci/solstice/internal/contract"
-	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/forge"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
-	"github.com/solstice-ci/solstice/shim/watch"
+	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
 // renderer writes a job's life into its book. Everything it writes is a
@@ -37,21 +36,21 @@ func (r *renderer) refused(t time.Time, lines []string) {
 }
 
 // dispatched opens "Set up job": the job waits in Nomad's queue.
-func (r *renderer) dispatched(job *dispatch.Job, st watch.Status) {
+func (r *renderer) dispatched(job *nomad.Job, st nomad.Status) {
 	s := r.b.setup()
 	s.start(st.Submitted)
-	for _, l := range watch.DispatchedLines(job) {
+	for _, l := range nomad.DispatchedLines(job) {
 		s.line(st.Submitted, l)
 	}
 	r.b.dirty = true
 }
 
-func (r *renderer) placed(st watch.Status) {
-	r.b.setup().line(st.Placed, watch.PlacedLine(st))
+func (r *renderer) placed(st nomad.Status) {
+	r.b.setup().line(st.Placed, nomad.PlacedLine(st))
 }
 
 // event renders one event; ones already seen are ignored.
-func (r *renderer) event(ev contract.Event, st watch.Status) {
+func (r *renderer) event(ev contract.Event, st nomad.Status) {
 	if ev.Seq <= r.lastSeq || r.end != nil {
 		return
 	}
@@ -79,9 +78,9 @@ func (r *renderer) event(ev contract.Event, st watch.Status) {
 	}
 }
 
-func (r *renderer) jobStarted(ev contract.Event, st watch.Status) {
+func (r *renderer) jobStarted(ev contract.Event, st nomad.Status) {
 	s := r.b.setup()
-	s.line(ev.Time, watch.VMUpLine(ev, st))
+	s.line(ev.Time, nomad.VMUpLine(ev, st))
 	s.finish(ev.Time, protocol.ConclusionSuccess)
 	r.b.dirty = true
 }
@@ -127,21 +126,17 @@ var stepConclusions = forge.Conclusions[protocol.Conclusion]{
 	Cancelled: protocol.ConclusionCancelled, Skipped: protocol.ConclusionSkipped,
 }
 
-// result is the job's conclusion as completejob wants it.
-func (r *renderer) result(st watch.Status) string {
-	return jobConclusions.Of(watch.Outcome(r.end, st))
-}
-
 // jobConclusions are a job's conclusions as completejob wants them.
 var jobConclusions = forge.Conclusions[string]{Success: "succeeded", Failure: "failed", Cancelled: "canceled", Skipped: "skipped"}
 
 // finished writes "Complete job" and returns the job's conclusion. t
 // stamps lines no event dates.
-func (r *renderer) finished(job *dispatch.Job, st watch.Status, t time.Time) string {
+func (r *renderer) finished(job *nomad.Job, st nomad.Status, t time.Time) string {
 	if r.end != nil {
 		t = r.end.Time
 	}
-	res := r.result(st)
+	out := nomad.Outcome(r.end, st)
+	res := jobConclusions.Of(out.Conclusion)
 	if r.b.setup().status != protocol.StatusCompleted {
 		r.b.setup().finish(t, protocol.ConclusionFailure)
 	}
@@ -149,10 +144,10 @@ func (r *renderer) finished(job *dispatch.Job, st watch.Status, t time.Time) str
 	s := r.b.complete()
 	s.start(t)
 	if job != nil && r.end == nil && res != "canceled" {
-		s.line(t, "##[error]The job ended without a result from the guest: "+watch.Problem(st))
+		s.line(t, "##[error]The job ended without a result from the guest: "+out.Problem)
 	}
-	if job != nil && st.Stage == dispatch.Finished {
-		s.line(t, watch.CleanupLine(job, st))
+	if job != nil && st.Stage == nomad.Finished {
+		s.line(t, nomad.CleanupLine(job, st))
 	}
 	s.line(t, "Job "+res)
 	s.finish(t, protocol.ConclusionSuccess)

@@ -6,9 +6,8 @@ import (
 	"time"
 
 	"github.com/solstice-ci/solstice/internal/contract"
-	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
-	"github.com/solstice-ci/solstice/shim/watch"
+	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
 var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
@@ -18,12 +17,12 @@ func at(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 func exit(n int) *int { return &n }
 
 // render runs a job of three steps through the renderer.
-func render(t *testing.T, evs []contract.Event, st watch.Status) (*book, string) {
+func render(t *testing.T, evs []contract.Event, st nomad.Status) (*book, string) {
 	t.Helper()
 	m := loadJob(t)
 	b := newBook(m.JobID, m.Steps)
 	r := newRenderer(b)
-	job := &dispatch.Job{ID: "solstice-solstice-test/dispatch-1", Label: "solstice-test"}
+	job := &nomad.Job{ID: "solstice-solstice-test/dispatch-1", Label: "solstice-test"}
 	st.Submitted, st.Placed = at(0), at(2)
 	r.dispatched(job, st)
 	r.placed(st)
@@ -48,7 +47,7 @@ func TestRenderSucceededJob(t *testing.T) {
 		{Type: contract.TypeOutputs, Time: at(18), Outputs: map[string]string{"probe": "42"}},
 		{Type: contract.TypeJobFinished, Time: at(18), Conclusion: contract.Success},
 	}
-	b, res := render(t, evs, watch.Status{Status: dispatch.Status{Stage: dispatch.Finished}})
+	b, res := render(t, evs, nomad.Status{Stage: nomad.Finished})
 	if res != "succeeded" {
 		t.Errorf("result = %q", res)
 	}
@@ -80,21 +79,21 @@ func TestRenderEnds(t *testing.T) {
 	tests := []struct {
 		name     string
 		evs      []contract.Event
-		st       dispatch.Status
+		st       nomad.Status
 		want     string
 		build    protocol.Conclusion
 		complete string
 	}{
 		{"failed step", append(started[:4:4], contract.Event{Type: contract.TypeStepFinished, Time: at(14), Step: 1, Outcome: contract.Failure, Conclusion: contract.Failure, ExitCode: exit(3)},
 			contract.Event{Type: contract.TypeJobFinished, Time: at(15), Conclusion: contract.Failure}),
-			dispatch.Status{Stage: dispatch.Finished, ExitCode: contract.ExitJobFailed}, "failed", protocol.ConclusionFailure, "Job failed"},
-		{"cancelled by GitHub", started, dispatch.Status{Stage: dispatch.Finished, ExitCode: contract.ExitCancelled}, "canceled", protocol.ConclusionCancelled, "Job canceled"},
-		{"VM lost", started, dispatch.Status{Stage: dispatch.Finished, ExitCode: contract.ExitInfrastructure, Problem: "the Nomad client running the job was lost"},
+			nomad.Status{Stage: nomad.Finished, ExitCode: contract.ExitJobFailed}, "failed", protocol.ConclusionFailure, "Job failed"},
+		{"cancelled by GitHub", started, nomad.Status{Stage: nomad.Finished, ExitCode: contract.ExitCancelled}, "canceled", protocol.ConclusionCancelled, "Job canceled"},
+		{"VM lost", started, nomad.Status{Stage: nomad.Finished, ExitCode: contract.ExitInfrastructure, Problem: "the Nomad client running the job was lost"},
 			"failed", protocol.ConclusionFailure, "without a result from the guest: the Nomad client running the job was lost"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, res := render(t, tt.evs, watch.Status{Status: tt.st})
+			b, res := render(t, tt.evs, tt.st)
 			if res != tt.want {
 				t.Errorf("result = %q, want %q", res, tt.want)
 			}
@@ -117,7 +116,7 @@ func TestRenderIsRepeatable(t *testing.T) {
 		{Type: contract.TypeStepStarted, Time: at(11), Step: 0},
 		{Type: contract.TypeLog, Time: at(11), Step: 0, Line: "a\nb"},
 	}
-	st := watch.Status{Status: dispatch.Status{Stage: dispatch.Running}}
+	st := nomad.Status{Stage: nomad.Running}
 	b1, _ := render(t, evs, st)
 	b2, _ := render(t, evs, st)
 	for i := range b1.steps {

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/solstice-ci/solstice/shim/github/protocol"
-	"github.com/solstice-ci/solstice/shim/watch"
+	"github.com/solstice-ci/solstice/shim/retry"
 )
 
 // renewTimeout bounds one renewjob call, so a hung connection is retried
@@ -19,7 +19,7 @@ const renewTimeout = 30 * time.Second
 // GitHub no longer knows the job, the lock is lost and the job is stopped.
 func (t *task) renew(ctx context.Context) {
 	lockedUntil := t.lockedUntil()
-	for watch.Sleep(ctx, t.sh.cfg.Timing.Renew) {
+	for retry.Sleep(ctx, t.sh.cfg.Timing.Renew) {
 		until, err := t.renewOnce(ctx, lockedUntil)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -45,7 +45,7 @@ func (t *task) lockedUntil() time.Time {
 // renewOnce renews, retrying with backoff while the lock (plus grace)
 // still holds.
 func (t *task) renewOnce(ctx context.Context, lockedUntil time.Time) (time.Time, error) {
-	retry := watch.NewBackoff(t.sh.cfg.Timing.RetryMin, t.sh.cfg.Timing.RetryMax)
+	backoff := retry.NewBackoff(t.sh.cfg.Timing.RetryMin, t.sh.cfg.Timing.RetryMax)
 	giveUp := lockedUntil.Add(t.sh.cfg.Timing.LockGrace)
 	for {
 		rctx, cancel := context.WithTimeout(ctx, renewTimeout)
@@ -59,12 +59,12 @@ func (t *task) renewOnce(ctx context.Context, lockedUntil time.Time) (time.Time,
 		if errors.Is(err, protocol.ErrJobGone) || ctx.Err() != nil {
 			return time.Time{}, err
 		}
-		d := retry.Next()
+		d := backoff.Next()
 		if time.Now().Add(d).After(giveUp) {
 			return time.Time{}, err
 		}
 		t.log.Warn("cannot renew the job's lock; retrying", "in", d, "locked_until", lockedUntil, "error", err)
-		if !watch.Sleep(ctx, d) {
+		if !retry.Sleep(ctx, d) {
 			return time.Time{}, ctx.Err()
 		}
 	}

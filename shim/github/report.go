@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/solstice-ci/solstice/shim/github/protocol"
-	"github.com/solstice-ci/solstice/shim/watch"
+	"github.com/solstice-ci/solstice/shim/retry"
 )
 
 // reporter sends the book to GitHub: step updates when steps change, new
@@ -45,7 +45,7 @@ func (p *reporter) with(fn func(b *book)) {
 func (p *reporter) run(ctx context.Context) {
 	tick := time.NewTicker(p.sh.cfg.Timing.Flush)
 	defer tick.Stop()
-	retry := watch.NewBackoff(p.sh.cfg.Timing.RetryMin, p.sh.cfg.Timing.RetryMax)
+	backoff := retry.NewBackoff(p.sh.cfg.Timing.RetryMin, p.sh.cfg.Timing.RetryMax)
 	var notBefore time.Time
 	for {
 		select {
@@ -56,11 +56,11 @@ func (p *reporter) run(ctx context.Context) {
 				continue
 			}
 			if err := p.flushWithin(ctx); err != nil && ctx.Err() == nil {
-				d := retry.Next()
+				d := backoff.Next()
 				notBefore = now.Add(d)
 				p.log.Warn("reporting to GitHub failed; retrying", "in", d, "error", err)
 			} else {
-				retry.Reset()
+				backoff.Reset()
 			}
 		}
 	}
@@ -220,7 +220,7 @@ const finalAttempts = 12
 // until GitHub has the conclusion, the job is gone, GitHub refuses the
 // conclusion for good, or the attempts run out.
 func (p *reporter) final(ctx context.Context, conclusion string, outputs map[string]string) error {
-	retry := watch.NewBackoff(p.sh.cfg.Timing.RetryMin, p.sh.cfg.Timing.RetryMax)
+	backoff := retry.NewBackoff(p.sh.cfg.Timing.RetryMin, p.sh.cfg.Timing.RetryMax)
 	for attempt := 1; ; attempt++ {
 		fctx, cancel := context.WithTimeout(ctx, flushTimeout)
 		err := p.finalOnce(fctx, conclusion, outputs)
@@ -229,9 +229,9 @@ func (p *reporter) final(ctx context.Context, conclusion string, outputs map[str
 			p.closeFeed()
 			return err
 		}
-		d := retry.Next()
+		d := backoff.Next()
 		p.log.Warn("cannot complete the job on GitHub yet; retrying", "in", d, "error", err)
-		if !watch.Sleep(ctx, d) {
+		if !retry.Sleep(ctx, d) {
 			return ctx.Err()
 		}
 	}

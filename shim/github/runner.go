@@ -8,9 +8,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
-	"github.com/solstice-ci/solstice/shim/watch"
+	"github.com/solstice-ci/solstice/shim/nomad"
+	"github.com/solstice-ci/solstice/shim/retry"
 )
 
 // runner is one registered runner: one broker session, one job at a time.
@@ -45,7 +45,7 @@ func (rn *runner) status() protocol.Status {
 
 // start runs t as one of the runner's jobs. An ephemeral runner retires
 // once its job is concluded: GitHub sends it no other.
-func (rn *runner) start(ctx context.Context, t *task, job *dispatch.Job) {
+func (rn *runner) start(ctx context.Context, t *task, job *nomad.Job) {
 	rn.mu.Lock()
 	rn.jobs[t.msg.JobID] = t
 	rn.mu.Unlock()
@@ -87,23 +87,23 @@ func (rn *runner) isRetired() bool {
 // retires. One backoff spans sessions and polls, so a broker that takes
 // sessions but refuses every poll is not asked again and again.
 func (rn *runner) run(ctx context.Context) {
-	retry := watch.NewBackoff(rn.sh.cfg.Timing.RetryMin, rn.sh.cfg.Timing.RetryMax)
+	backoff := retry.NewBackoff(rn.sh.cfg.Timing.RetryMin, rn.sh.cfg.Timing.RetryMax)
 	for ctx.Err() == nil && !rn.isRetired() {
 		sess, err := rn.client.CreateSession(ctx)
 		rn.sh.metrics.githubCall(err)
 		if err != nil {
-			d := retry.Next()
+			d := backoff.Next()
 			if errors.Is(err, protocol.ErrSessionConflict) {
 				rn.sh.metrics.sessionConflict()
 				rn.log.Warn("GitHub says another process holds this runner's session (a second shim with the same runner?); retrying", "in", d)
 			} else {
 				rn.log.Warn("cannot open a broker session; retrying", "in", d, "error", err)
 			}
-			watch.Sleep(ctx, d)
+			retry.Sleep(ctx, d)
 			continue
 		}
 		rn.log.Info("listening for jobs")
-		rn.poll(ctx, sess, retry)
+		rn.poll(ctx, sess, backoff)
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		if err := rn.client.DeleteSession(dctx, sess); err != nil {
 			rn.log.Debug("delete the broker session", "error", err)
@@ -114,7 +114,7 @@ func (rn *runner) run(ctx context.Context) {
 
 // poll long-polls the broker until ctx ends or the session is no longer
 // good.
-func (rn *runner) poll(ctx context.Context, sess *protocol.Session, retry *watch.Backoff) {
+func (rn *runner) poll(ctx context.Context, sess *protocol.Session, backoff *retry.Backoff) {
 	for ctx.Err() == nil && !rn.isRetired() {
 		msg, err := rn.client.GetMessage(ctx, sess, rn.status())
 		if ctx.Err() != nil {
@@ -122,12 +122,12 @@ func (rn *runner) poll(ctx context.Context, sess *protocol.Session, retry *watch
 		}
 		rn.sh.metrics.githubCall(err)
 		if err != nil {
-			if !rn.pollFailed(ctx, err, retry) {
+			if !rn.pollFailed(ctx, err, backoff) {
 				return
 			}
 			continue
 		}
-		retry.Reset()
+		backoff.Reset()
 		if msg != nil {
 			rn.handle(ctx, sess, msg)
 		}
@@ -136,37 +136,37 @@ func (rn *runner) poll(ctx context.Context, sess *protocol.Session, retry *watch
 
 // pollFailed waits as the error deserves; it reports whether the session
 // is still worth polling.
-func (rn *runner) pollFailed(ctx context.Context, err error, retry *watch.Backoff) bool {
+func (rn *runner) pollFailed(ctx context.Context, err error, backoff *retry.Backoff) bool {
 	var be *protocol.BrokerError
 	if !errors.As(err, &be) {
-		d := retry.Next()
+		d := backoff.Next()
 		rn.log.Warn("polling GitHub for jobs failed; retrying", "in", d, "error", err)
-		return watch.Sleep(ctx, d)
+		return retry.Sleep(ctx, d)
 	}
 	rn.sh.metrics.brokerError(be.ErrorKind)
 	switch be.ErrorKind {
 	case protocol.ErrorRunnerVersionTooOld:
 		d := rn.sh.cfg.Timing.VersionTooOld
 		rn.log.Error("GitHub refuses this runner version and sends it no jobs: set --runner-version to a current actions/runner release", "runner_version", rn.sh.cfg.Info.Version, "github_says", be.Message, "retry_in", d)
-		return watch.Sleep(ctx, d)
+		return retry.Sleep(ctx, d)
 	case protocol.ErrorRunnerNotFound:
 		if rn.ephemeral {
 			rn.retire(ctx, "GitHub no longer knows it")
 			return false
 		}
-		d := retry.Next()
+		d := backoff.Next()
 		rn.log.Error("GitHub does not know this runner (removed on GitHub?); register it again", "github_says", be.Message, "retry_in", d)
-		watch.Sleep(ctx, d)
+		retry.Sleep(ctx, d)
 		return false
 	case protocol.ErrorRunnerSessionInvalid:
-		d := retry.Next()
+		d := backoff.Next()
 		rn.log.Warn("GitHub dropped the runner's session; opening a new one", "kind", be.ErrorKind, "github_says", be.Message, "in", d)
-		watch.Sleep(ctx, d)
+		retry.Sleep(ctx, d)
 		return false
 	}
-	d := retry.Next()
+	d := backoff.Next()
 	rn.log.Warn("the broker refused the poll; retrying", "kind", be.ErrorKind, "github_says", be.Message, "in", d)
-	return watch.Sleep(ctx, d)
+	return retry.Sleep(ctx, d)
 }
 
 func (rn *runner) handle(ctx context.Context, sess *protocol.Session, msg *protocol.Message) {
@@ -250,16 +250,16 @@ func (rn *runner) acknowledge(ctx context.Context, sess *protocol.Session, req *
 // acquire fetches the job message, retrying passing failures as the
 // official runner does; a job GitHub gave elsewhere is not retried.
 func (rn *runner) acquire(ctx context.Context, req *protocol.RunnerJobRequest) (*protocol.JobMessage, error) {
-	retry := watch.NewBackoff(rn.sh.cfg.Timing.RetryMin, rn.sh.cfg.Timing.RetryMax)
+	backoff := retry.NewBackoff(rn.sh.cfg.Timing.RetryMin, rn.sh.cfg.Timing.RetryMax)
 	for attempt := 1; ; attempt++ {
 		jm, err := rn.client.AcquireJob(ctx, req, rn.sh.cfg.Info.OS)
 		rn.sh.metrics.apiCall("acquire_job", err)
 		if err == nil || errors.Is(err, protocol.ErrJobGone) || attempt == 5 {
 			return jm, err
 		}
-		d := retry.Next()
+		d := backoff.Next()
 		rn.log.Warn("cannot acquire the job yet; retrying", "in", d, "error", err)
-		if !watch.Sleep(ctx, d) {
+		if !retry.Sleep(ctx, d) {
 			return nil, ctx.Err()
 		}
 	}

@@ -14,9 +14,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
-	"github.com/solstice-ci/solstice/shim/watch"
+	"github.com/solstice-ci/solstice/shim/nomad"
+	"github.com/solstice-ci/solstice/shim/retry"
 )
 
 // Config configures a Shim.
@@ -31,7 +31,7 @@ type Config struct {
 	// name none (JIT runners carry no labels).
 	Label   string
 	Store   *Store
-	Nomad   watch.Nomad
+	Nomad   nomad.Jobs
 	Info    protocol.RunnerInfo
 	HTTP    *http.Client
 	Log     hclog.Logger
@@ -48,14 +48,14 @@ type Timing struct {
 	RetryMax      time.Duration
 	VersionTooOld time.Duration // between polls while GitHub refuses the runner version
 	Probe         time.Duration // between Nomad reads that keep /healthz current
-	Watch         watch.Timing
+	Watch         nomad.Timing
 }
 
 // DefaultTiming is the official runner's cadence where it has one.
 var DefaultTiming = Timing{
 	Renew: 60 * time.Second, LockGrace: 5 * time.Minute, Flush: 500 * time.Millisecond,
 	RetryMin: time.Second, RetryMax: time.Minute, VersionTooOld: 5 * time.Minute, Probe: 10 * time.Second,
-	Watch: watch.Timing{Status: 2 * time.Second, NoEvent: 30 * time.Second, EndWait: 2 * time.Minute, RetryMin: time.Second, RetryMax: time.Minute},
+	Watch: nomad.Timing{Status: 2 * time.Second, NoEvent: 30 * time.Second, EndWait: 2 * time.Minute, RetryMin: time.Second, RetryMax: time.Minute},
 }
 
 func (t Timing) withDefaults() Timing {
@@ -80,7 +80,7 @@ type Shim struct {
 	cfg      Config
 	log      hclog.Logger
 	metrics  *Metrics
-	nomad    watch.Nomad
+	nomad    nomad.Jobs
 	instance string
 	tasks    sync.WaitGroup
 }
@@ -102,7 +102,7 @@ func New(cfg Config) (*Shim, error) {
 	cfg.Timing = cfg.Timing.withDefaults()
 	return &Shim{
 		cfg: cfg, log: cfg.Log, metrics: cfg.Metrics, instance: strings.TrimRight(cfg.URL, "/"),
-		nomad: watch.Observed{Nomad: cfg.Nomad, Report: cfg.Metrics.nomadCall},
+		nomad: nomad.Observed{Jobs: cfg.Nomad, Report: cfg.Metrics.nomadCall},
 	}, nil
 }
 
@@ -131,7 +131,7 @@ func (sh *Shim) Run(ctx context.Context) error {
 // probeNomad reads the catalog every Probe until ctx ends, so /healthz
 // notices an unreachable Nomad while no job is running.
 func (sh *Shim) probeNomad(ctx context.Context) {
-	for watch.Sleep(ctx, sh.cfg.Timing.Probe) {
+	for retry.Sleep(ctx, sh.cfg.Timing.Probe) {
 		pctx, cancel := context.WithTimeout(ctx, sh.cfg.Timing.Probe)
 		if _, err := sh.nomad.Catalog(pctx); err != nil && ctx.Err() == nil {
 			sh.log.Warn("Nomad does not answer", "error", err)
@@ -228,7 +228,7 @@ func (sh *Shim) resumeAll(ctx context.Context, runners map[string]*runner) error
 	if err != nil {
 		return fmt.Errorf("read the jobs in flight: %w", err)
 	}
-	byTask := map[string]*dispatch.Job{}
+	byTask := map[string]*nomad.Job{}
 	for _, j := range jobs {
 		byTask[j.Meta.TaskID] = j
 	}
@@ -243,7 +243,7 @@ func (sh *Shim) resumeAll(ctx context.Context, runners map[string]*runner) error
 	return nil
 }
 
-func (sh *Shim) resumeRecord(ctx context.Context, runners map[string]*runner, rec *Record, job *dispatch.Job) {
+func (sh *Shim) resumeRecord(ctx context.Context, runners map[string]*runner, rec *Record, job *nomad.Job) {
 	log := sh.log.With("github_job", rec.JobID, "runner", rec.Runner)
 	rn := runners[rec.Runner]
 	switch {
@@ -274,8 +274,8 @@ func (sh *Shim) runnerExists(ctx context.Context, name string) bool {
 }
 
 // cleanUp stops a dispatch no record owns and removes its secrets.
-func (sh *Shim) cleanUp(ctx context.Context, job *dispatch.Job) {
-	tr := &watch.Tracker{Nomad: sh.nomad, Job: job, Timing: sh.cfg.Timing.Watch, Log: sh.log.With("job", job.ID)}
+func (sh *Shim) cleanUp(ctx context.Context, job *nomad.Job) {
+	tr := &nomad.Tracker{Nomad: sh.nomad, Job: job, Timing: sh.cfg.Timing.Watch, Log: sh.log.With("job", job.ID)}
 	if err := tr.Cancel(ctx); err != nil {
 		return
 	}
@@ -286,7 +286,7 @@ func (sh *Shim) cleanUp(ctx context.Context, job *dispatch.Job) {
 	tr.Log.Info("stopped a dispatch no job record owns and removed its secrets")
 }
 
-func (sh *Shim) resume(ctx context.Context, rn *runner, rec *Record, job *dispatch.Job) error {
+func (sh *Shim) resume(ctx context.Context, rn *runner, rec *Record, job *nomad.Job) error {
 	var msg protocol.JobMessage
 	if err := json.Unmarshal(rec.Message, &msg); err != nil {
 		return fmt.Errorf("decode the recorded job message: %w", err)

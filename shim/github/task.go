@@ -9,9 +9,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/solstice-ci/solstice/internal/contract"
-	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
-	"github.com/solstice-ci/solstice/shim/watch"
+	"github.com/solstice-ci/solstice/shim/nomad"
+	"github.com/solstice-ci/solstice/shim/retry"
 )
 
 // task is one acquired job from acquisition (or resumption) to its
@@ -22,7 +22,7 @@ type task struct {
 	rec   *Record
 	msg   *protocol.JobMessage
 	jc    *protocol.JobClient
-	job   *dispatch.Job // nil until dispatched; only the task's goroutine sets it
+	job   *nomad.Job // nil until dispatched; only the task's goroutine sets it
 	r     *renderer
 	rep   *reporter
 	log   hclog.Logger // never replaced: the renew and poll goroutines use it too
@@ -77,7 +77,7 @@ func isClosed(c chan struct{}) bool {
 
 // run sees the job through. A job the shim cannot finish now (it is
 // stopping) keeps its record, so a restarted shim picks it up.
-func (t *task) run(ctx context.Context, job *dispatch.Job) {
+func (t *task) run(ctx context.Context, job *nomad.Job) {
 	t.sh.metrics.jobState(t.msg.JobID, stateRunning)
 	defer t.sh.metrics.jobState(t.msg.JobID, "")
 	t.job = job
@@ -117,8 +117,8 @@ func (t *task) holdsLock(ctx context.Context) bool {
 }
 
 // tracker sees the dispatched job through Nomad.
-func (t *task) tracker() *watch.Tracker {
-	return &watch.Tracker{Nomad: t.sh.nomad, Job: t.job, Timing: t.sh.cfg.Timing.Watch, Log: t.log.With("job", t.job.ID)}
+func (t *task) tracker() *nomad.Tracker {
+	return &nomad.Tracker{Nomad: t.sh.nomad, Job: t.job, Timing: t.sh.cfg.Timing.Watch, Log: t.log.With("job", t.job.ID)}
 }
 
 // dispatch prepares and dispatches the job; it reports whether there is a
@@ -136,10 +136,10 @@ func (t *task) dispatch(ctx context.Context) bool {
 	case errors.As(err, &u):
 		t.log.Info("refusing the job", "why", u.Error())
 		t.rep.with(func(*book) { t.r.refused(time.Now(), u.lines) })
-		t.conclude(ctx, nil, watch.Status{})
+		t.conclude(ctx, nil, nomad.Status{})
 		return false
 	case err != nil: // cancelled or lock lost before the dispatch
-		t.conclude(ctx, nil, watch.Status{Status: dispatch.Status{Stage: dispatch.Finished, ExitCode: contract.ExitCancelled}})
+		t.conclude(ctx, nil, nomad.Status{Stage: nomad.Finished, ExitCode: contract.ExitCancelled})
 		return false
 	}
 	t.sh.metrics.dispatched(time.Since(t.rec.Acquired))
@@ -155,8 +155,8 @@ var errStopped = errors.New("the job was cancelled before it was dispatched")
 
 // tryDispatch dispatches, retrying a few times: a Nomad hiccup should not
 // fail the user's job.
-func (t *task) tryDispatch(ctx context.Context, req dispatch.Request) error {
-	retry := watch.NewBackoff(t.sh.cfg.Timing.RetryMin, t.sh.cfg.Timing.RetryMax)
+func (t *task) tryDispatch(ctx context.Context, req nomad.Request) error {
+	backoff := retry.NewBackoff(t.sh.cfg.Timing.RetryMin, t.sh.cfg.Timing.RetryMax)
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
 		if isClosed(t.cancelled) || isClosed(t.lost) {
@@ -165,9 +165,9 @@ func (t *task) tryDispatch(ctx context.Context, req dispatch.Request) error {
 		if t.job, err = t.sh.nomad.Dispatch(ctx, req); err == nil {
 			return nil
 		}
-		d := retry.Next()
+		d := backoff.Next()
 		t.log.Warn("Nomad did not take the job; retrying", "in", d, "error", err)
-		if !watch.Sleep(ctx, d) {
+		if !retry.Sleep(ctx, d) {
 			return ctx.Err()
 		}
 	}
@@ -204,10 +204,6 @@ func (t *task) watch(ctx context.Context) {
 	if st, err = tr.WaitEnd(ctx); err != nil {
 		return
 	}
-	if st.Stage != dispatch.Finished {
-		tr.Log.Warn("the VM did not stop after the job's last event; stopping it")
-		tr.Cancel(ctx)
-	}
 	stopReporting()
 	if t.conclude(ctx, t.job, st) {
 		// The record is gone now; a Finish that fails here is retried by
@@ -220,7 +216,7 @@ func (t *task) watch(ctx context.Context) {
 
 // stopOnCancel stops the Nomad job when GitHub cancels it or its lock is
 // lost.
-func (t *task) stopOnCancel(ctx context.Context, tr *watch.Tracker) {
+func (t *task) stopOnCancel(ctx context.Context, tr *nomad.Tracker) {
 	select {
 	case <-ctx.Done():
 		return
@@ -234,7 +230,7 @@ func (t *task) stopOnCancel(ctx context.Context, tr *watch.Tracker) {
 
 // conclude writes "Complete job", completes the job on GitHub and forgets
 // it. It reports whether the job is over for good.
-func (t *task) conclude(ctx context.Context, job *dispatch.Job, st watch.Status) bool {
+func (t *task) conclude(ctx context.Context, job *nomad.Job, st nomad.Status) bool {
 	if isClosed(t.lost) {
 		t.log.Warn("not completing the job: GitHub gave it up when its lock expired")
 		t.forget(ctx)
@@ -276,15 +272,15 @@ func (t *task) conclude(ctx context.Context, job *dispatch.Job, st watch.Status)
 // forget deletes the job's record, retrying a little: a record left
 // behind makes the next shim start ask GitHub about the job again.
 func (t *task) forget(ctx context.Context) {
-	retry := watch.NewBackoff(t.sh.cfg.Timing.RetryMin, t.sh.cfg.Timing.RetryMax)
+	backoff := retry.NewBackoff(t.sh.cfg.Timing.RetryMin, t.sh.cfg.Timing.RetryMax)
 	for attempt := 0; attempt < 4; attempt++ {
 		err := t.sh.cfg.Store.DeleteJob(ctx, t.rec.JobID)
 		if err == nil {
 			return
 		}
-		d := retry.Next()
+		d := backoff.Next()
 		t.log.Warn("cannot delete the job's record; retrying", "in", d, "error", err)
-		if !watch.Sleep(ctx, d) {
+		if !retry.Sleep(ctx, d) {
 			return
 		}
 	}

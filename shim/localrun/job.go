@@ -13,7 +13,7 @@ import (
 
 	"github.com/solstice-ci/solstice/guest/expr"
 	"github.com/solstice-ci/solstice/internal/contract"
-	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/nomad"
 	"github.com/solstice-ci/solstice/shim/translate"
 	"github.com/solstice-ci/solstice/shim/workflow"
 )
@@ -39,7 +39,7 @@ func (res *result) finish(conclusion string, code int, note string) {
 
 // start decides whether a run runs and dispatches it; false means it is
 // already settled (skipped or failed before dispatch).
-func (r *runner) start(ctx context.Context, res *result) (*dispatch.Job, bool) {
+func (r *runner) start(ctx context.Context, res *result) (*nomad.Job, bool) {
 	needs, status := r.needs(res.run)
 	run, err := r.shouldRun(res.run, needs, status, ctx)
 	switch {
@@ -104,7 +104,7 @@ func (r *runner) shouldRun(run workflow.Run, needs map[string]translate.Need, st
 	return ok, nil
 }
 
-func (r *runner) dispatch(ctx context.Context, res *result, needs map[string]translate.Need) (*dispatch.Job, error) {
+func (r *runner) dispatch(ctx context.Context, res *result, needs map[string]translate.Need) (*nomad.Job, error) {
 	p, err := translate.Plan(translate.Input{
 		Workflow: r.wf, Run: res.run, GitHub: r.github(res.run), Vars: r.opts.Vars,
 		Needs: needs, Secrets: slices.Sorted(maps.Keys(r.opts.Secrets)),
@@ -118,9 +118,9 @@ func (r *runner) dispatch(ctx context.Context, res *result, needs map[string]tra
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	return r.d.Dispatch(ctx, dispatch.Request{
+	return r.d.Dispatch(ctx, nomad.Request{
 		Label: res.label, Plan: payload, Secrets: r.opts.Secrets, BundleURL: r.bundleURL,
-		Meta: dispatch.Meta{Forge: "local", Instance: host, TaskID: randomID(), Repository: filepath.Base(r.snap.Repo), JobName: res.run.Name},
+		Meta: nomad.Meta{Forge: "local", Instance: host, TaskID: randomID(), Repository: filepath.Base(r.snap.Repo), JobName: res.run.Name},
 	})
 }
 

@@ -12,7 +12,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/solstice-ci/solstice/jobspecs"
-	"github.com/solstice-ci/solstice/shim/jobs"
+	"github.com/solstice-ci/solstice/shim/nomad"
 	"github.com/solstice-ci/solstice/shim/nomadagent"
 )
 
@@ -99,6 +99,6 @@ func registerEmbedded(ctx context.Context, c *api.Client) error {
 	if err := os.WriteFile(file, src, 0o644); err != nil {
 		return err
 	}
-	_, err = jobs.Sync(ctx, c, []string{file})
+	_, err = (&nomad.Client{API: c}).Sync(ctx, []string{file})
 	return err
 }

@@ -14,8 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
-	"github.com/solstice-ci/solstice/shim/dispatch"
-	"github.com/solstice-ci/solstice/shim/jobs"
+	"github.com/solstice-ci/solstice/shim/nomad"
 	"github.com/solstice-ci/solstice/shim/workflow"
 )
 
@@ -38,8 +37,11 @@ type Options struct {
 
 // Run runs the workflow and returns the process exit code: 0 when every
 // job succeeded, 1 when one failed, 2 when cancelled, 3 on an
-// infrastructure failure (the codes of package exitcode).
+// infrastructure failure (contract.Exit*).
 func Run(ctx context.Context, o Options) int {
+	if o.Log == nil {
+		o.Log = hclog.NewNullLogger()
+	}
 	p := newPrinter(o.Out)
 	code, err := run(ctx, o, p)
 	if err != nil {
@@ -61,7 +63,8 @@ func run(ctx context.Context, o Options, p *printer) (int, error) {
 		return 3, err
 	}
 	defer stop()
-	catalog, err := jobs.Catalog(ctx, c)
+	d := &nomad.Client{API: c, Log: o.Log}
+	catalog, err := d.Catalog(ctx)
 	if err != nil {
 		return 3, err
 	}
@@ -77,7 +80,7 @@ func run(ctx context.Context, o Options, p *printer) (int, error) {
 	defer os.Remove(snap.Bundle)
 	r := &runner{
 		opts: o, wf: w, print: p, snap: snap, bundleURL: srv.URL,
-		d:       &dispatch.Client{API: c, Log: o.Log},
+		d:       d,
 		results: map[string][]*result{},
 	}
 	return r.all(ctx, runs, labels)
@@ -191,7 +194,7 @@ type runner struct {
 	print     *printer
 	snap      *Snapshot
 	bundleURL string
-	d         *dispatch.Client
+	d         nomad.Jobs
 
 	mu      sync.Mutex
 	results map[string][]*result // by job id: every run of the job

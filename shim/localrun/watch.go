@@ -3,136 +3,116 @@ package localrun
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"sync"
 	"time"
 
 	"github.com/solstice-ci/solstice/guest/expr"
 	"github.com/solstice-ci/solstice/internal/contract"
-	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
 // cancelGrace bounds how long a cancelled job may take to stop: the parent
 // jobs' kill_timeout plus room for Nomad to notice.
 const cancelGrace = 90 * time.Second
 
-// watch reports a dispatched job's stages and events until it has finished.
-// When ctx ends (Ctrl-C) the job is stopped in Nomad and watched until the
-// VM is gone.
-func (r *runner) watch(ctx context.Context, res *result, job *dispatch.Job) {
+// timing is how solstice run follows a job: someone waits at a terminal,
+// so it reads the status more often than a shim does.
+var timing = nomad.Timing{
+	Status: 500 * time.Millisecond, NoEvent: 15 * time.Second, EndWait: cancelGrace,
+	RetryMin: 500 * time.Millisecond, RetryMax: 10 * time.Second,
+}
+
+// errNotStopped ends the watch of a cancelled job that did not stop.
+var errNotStopped = errors.New("did not stop within " + cancelGrace.String())
+
+// watch reports a dispatched job's stages and events until it has
+// finished, through the Tracker the forge shims use too. When ctx ends
+// (Ctrl-C) the job is stopped in Nomad and watched while it stops (its
+// if: cancelled() steps run), for cancelGrace at most.
+func (r *runner) watch(ctx context.Context, res *result, job *nomad.Job) {
 	name := res.run.Name
 	r.print.job(name, "queued as Nomad job %s", job.ID)
-	w := &watcher{r: r, res: res, job: job, final: make(chan contract.Event, 1)}
-	stage := dispatch.Queued
-	poll := time.NewTicker(500 * time.Millisecond)
-	defer poll.Stop()
-	var deadline <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			if deadline == nil {
-				r.print.job(name, "cancelling: stopping Nomad job %s", job.ID)
-				r.d.Cancel(context.Background(), job.ID)
-				deadline = time.After(cancelGrace)
-				ctx = context.Background()
-			}
-		case <-deadline:
-			res.finish(contract.Cancelled, contract.ExitCancelled, "did not stop within "+cancelGrace.String())
-			return
-		case <-poll.C:
-		}
-		st, err := r.d.Status(context.Background(), job.ID)
-		if err != nil {
-			continue
-		}
-		if st.Stage != stage {
-			stage = st.Stage
-			w.stageChanged(st)
-		}
-		if st.Stage == dispatch.Finished {
-			w.finish(st)
-			return
-		}
+	tr := &nomad.Tracker{Nomad: r.d, Job: job, Timing: timing, Log: r.opts.Log.With("job", job.ID), OnStatus: r.stages(res)}
+	wctx, stop := r.cancelOnInterrupt(ctx, name, tr)
+	defer stop(nil)
+	end, st, err := r.follow(wctx, tr, res)
+	if err != nil {
+		res.finish(contract.Cancelled, contract.ExitCancelled, context.Cause(wctx).Error())
+		return
 	}
+	out := nomad.Outcome(end, st)
+	res.finish(out.Conclusion, out.Code, out.Problem)
+	r.print.done(res)
 }
 
-type watcher struct {
-	r         *runner
-	res       *result
-	job       *dispatch.Job
-	following bool
-	stopFollw context.CancelFunc
-	done      chan struct{}
-	final     chan contract.Event
-}
-
-func (w *watcher) stageChanged(st dispatch.Status) {
-	name := w.res.run.Name
-	switch st.Stage {
-	case dispatch.Booting:
-		w.r.print.job(name, "booting a %s VM on %s", w.res.label, st.Node)
-	case dispatch.Running:
-		w.r.print.job(name, "running")
+// follow sees the job through and returns its last event (nil if none)
+// and final status.
+func (r *runner) follow(ctx context.Context, tr *nomad.Tracker, res *result) (*contract.Event, nomad.Status, error) {
+	st, err := tr.ReadStatus(ctx)
+	if err == nil {
+		st, err = tr.WaitPlaced(ctx, st)
 	}
-	if st.Alloc() != nil && !w.following {
-		w.follow(st)
+	if err != nil {
+		return nil, st, err
 	}
-}
-
-// follow streams the job's events in the background.
-func (w *watcher) follow(st dispatch.Status) {
-	w.following = true
-	ctx, cancel := context.WithCancel(context.Background())
-	w.stopFollw, w.done = cancel, make(chan struct{})
-	alloc := st.Alloc()
-	go func() {
-		defer close(w.done)
-		w.r.d.Follow(ctx, alloc, 0, func(line []byte, _ int64) error {
-			ev, err := contract.DecodeEvent(line)
-			if err != nil {
-				return nil
-			}
-			w.r.print.event(w.res.run.Name, ev)
+	var end *contract.Event
+	if st.AllocID != "" {
+		err := tr.Follow(ctx, func(_ context.Context, ev contract.Event) error {
+			r.print.event(res.run.Name, ev)
 			if ev.Type == contract.TypeOutputs {
-				w.res.outputs = ev.Outputs
+				res.outputs = ev.Outputs
 			}
 			if ev.Terminal() {
-				w.final <- ev
-				return dispatch.ErrEnded
+				end = &ev
 			}
 			return nil
 		})
-	}()
+		if err != nil {
+			return nil, st, err
+		}
+	}
+	st, err = tr.WaitEnd(ctx)
+	return end, st, err
 }
 
-// finish settles the result once Nomad says the task is over, giving the
-// event stream a moment to deliver its last lines.
-func (w *watcher) finish(st dispatch.Status) {
-	if !w.following && st.Alloc() != nil {
-		w.follow(st)
+// stages prints the job's stage when it changes.
+func (r *runner) stages(res *result) func(nomad.Status) {
+	var mu sync.Mutex
+	stage := nomad.Queued
+	return func(st nomad.Status) {
+		mu.Lock()
+		defer mu.Unlock()
+		if st.Stage == stage {
+			return
+		}
+		stage = st.Stage
+		switch st.Stage {
+		case nomad.Booting:
+			r.print.job(res.run.Name, "booting a %s VM on %s", res.label, st.Node)
+		case nomad.Running:
+			r.print.job(res.run.Name, "running")
+		}
 	}
-	var ev contract.Event
-	if w.following {
+}
+
+// cancelOnInterrupt returns the context the job is watched under. It
+// outlives ctx: when ctx ends the job is stopped in Nomad, and the
+// context ends (with errNotStopped) only cancelGrace later. stop ends it.
+func (r *runner) cancelOnInterrupt(ctx context.Context, name string, tr *nomad.Tracker) (context.Context, context.CancelCauseFunc) {
+	wctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	go func() {
 		select {
-		case ev = <-w.final:
-		case <-time.After(15 * time.Second):
-			w.stopFollw()
+		case <-wctx.Done():
+			return
+		case <-ctx.Done():
 		}
-		<-w.done
-	}
-	switch {
-	case ev.Type == contract.TypeJobFinished:
-		w.res.finish(ev.Conclusion, st.ExitCode, "")
-	case ev.Type == contract.TypeInfraError:
-		w.res.finish(contract.Failure, contract.ExitInfrastructure, ev.Message)
-	case st.ExitCode == contract.ExitCancelled:
-		w.res.finish(contract.Cancelled, st.ExitCode, st.Problem)
-	default:
-		note := st.Problem
-		if note == "" {
-			note = "the job ended without reporting a result"
-		}
-		w.res.finish(contract.Failure, contract.ExitInfrastructure, note)
-	}
-	w.r.print.done(w.res)
+		r.print.job(name, "cancelling: stopping Nomad job %s", tr.Job.ID)
+		grace := time.AfterFunc(cancelGrace, func() { cancel(errNotStopped) })
+		context.AfterFunc(wctx, func() { grace.Stop() })
+		tr.Cancel(wctx)
+	}()
+	return wctx, cancel
 }
 
 // toValue turns Go data into an expression value (via JSON, keeping key

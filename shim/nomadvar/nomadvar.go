@@ -7,11 +7,12 @@ package nomadvar
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/hashicorp/nomad/api"
+
+	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
 // MaxPath is the longest Variable path Nomad accepts.
@@ -84,8 +85,7 @@ func (s Store) Save(ctx context.Context, path string, v any) error {
 // Delete removes the Variable at path; a missing one is not an error.
 func (s Store) Delete(ctx context.Context, path string) error {
 	_, err := s.API.Variables().Delete(path, (&api.WriteOptions{}).WithContext(ctx))
-	var ue api.UnexpectedResponseError
-	if err != nil && !(errors.As(err, &ue) && ue.StatusCode() == 404) {
+	if err != nil && !nomad.IsNotFound(err) {
 		return fmt.Errorf("delete Nomad Variable %s: %w", path, err)
 	}
 	return nil

@@ -13,11 +13,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
-	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/forge"
 	"github.com/solstice-ci/solstice/shim/forgejo"
-	"github.com/solstice-ci/solstice/shim/jobs"
-	"github.com/solstice-ci/solstice/shim/watch"
+	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
 const forgejoUsage = `usage:
@@ -76,7 +74,7 @@ func (f *forgejoFlags) labelsOrCatalog(ctx context.Context, c *api.Client) ([]st
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	cat, err := jobs.Catalog(ctx, c)
+	cat, err := (&nomad.Client{API: c}).Catalog(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +158,7 @@ func runForgejo(ctx context.Context, log hclog.Logger, f forgejoFlags, capacity 
 	metrics := forgejo.NewMetrics()
 	rt, err := forgejo.New(forgejo.Config{
 		URL: f.url, Name: f.name, Labels: labels, Capacity: capacity, RegistrationToken: token, Version: version,
-		Store: store, Nomad: watch.NewClient(&dispatch.Client{API: c, Log: log.Named("dispatch")}),
+		Store: store, Nomad: &nomad.Client{API: c, Log: log.Named("nomad")},
 		Log: log, Metrics: metrics,
 	})
 	if err != nil {

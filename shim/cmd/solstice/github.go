@@ -15,12 +15,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
-	"github.com/solstice-ci/solstice/shim/dispatch"
 	"github.com/solstice-ci/solstice/shim/forgejo"
 	"github.com/solstice-ci/solstice/shim/github"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
+	"github.com/solstice-ci/solstice/shim/nomad"
 	"github.com/solstice-ci/solstice/shim/nomadvar"
-	"github.com/solstice-ci/solstice/shim/watch"
 )
 
 const githubUsage = `usage:
@@ -209,7 +208,7 @@ func runGitHub(ctx context.Context, log hclog.Logger, f githubFlags, label, list
 	metrics := github.NewMetrics()
 	sh, err := github.New(github.Config{
 		URL: f.url, Runners: f.names(), Label: label, Store: store,
-		Nomad: watch.NewClient(&dispatch.Client{API: c, Log: log.Named("dispatch")}),
+		Nomad: &nomad.Client{API: c, Log: log.Named("nomad")},
 		Info:  protocol.RunnerInfo{Version: f.version, OS: "Linux", Arch: runtimeArch()},
 		Log:   log, Metrics: metrics,
 	})

@@ -10,7 +10,7 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 
-	"github.com/solstice-ci/solstice/shim/jobs"
+	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
 func cmdJobs(ctx context.Context, args []string) int {
@@ -39,10 +39,10 @@ func jobsSync(ctx context.Context, c *api.Client, args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	files, err := jobs.Files(*dir)
+	files, err := nomad.ParentFiles(*dir)
 	if err == nil {
-		var synced []jobs.Synced
-		synced, err = jobs.Sync(ctx, c, files)
+		var synced []nomad.Synced
+		synced, err = (&nomad.Client{API: c}).Sync(ctx, files)
 		for _, s := range synced {
 			fmt.Printf("registered %s (runs-on: %s) from %s\n", s.JobID, s.Label, s.File)
 		}
@@ -55,7 +55,7 @@ func jobsSync(ctx context.Context, c *api.Client, args []string) int {
 }
 
 func jobsList(ctx context.Context, c *api.Client) int {
-	cat, err := jobs.Catalog(ctx, c)
+	cat, err := (&nomad.Client{API: c}).Catalog(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "solstice jobs list:", err)
 		return 1

@@ -1,10 +1,4 @@
-// Package dispatch is Solstice's queue: a CI job is a dispatched Nomad batch
-// job. It stores a job's secrets where only that job's task can read them,
-// dispatches the parent job of the job's runs-on label, reports the job's
-// stage, follows its event stream through Nomad's file-system API, cancels
-// it, and rebuilds the set of jobs in flight from Nomad alone, so the shims
-// that use it keep no local state.
-package dispatch
+package nomad
 
 import (
 	"context"
@@ -12,11 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
+
 	"github.com/solstice-ci/solstice/internal/contract"
 )
 
@@ -60,10 +55,18 @@ func metaFrom(job map[string]string) Meta {
 	}
 }
 
-// Client dispatches and watches jobs in one Nomad namespace.
+// Client is the Nomad layer in production: it implements Jobs against
+// one Nomad namespace.
 type Client struct {
 	API *api.Client
-	Log hclog.Logger
+	Log hclog.Logger // may be nil
+}
+
+func (c *Client) log() hclog.Logger {
+	if c.Log == nil {
+		return hclog.NewNullLogger()
+	}
+	return c.Log
 }
 
 // Request is one job to run.
@@ -83,6 +86,8 @@ type Job struct {
 	Label      string
 	Meta       Meta
 	SecretsKey string
+
+	learned learned // what Status found out that never changes
 }
 
 // Dispatch stores the secrets, then dispatches the label's parent job with
@@ -111,8 +116,15 @@ func (c *Client) Dispatch(ctx context.Context, req Request) (*Job, error) {
 		c.deleteSecrets(context.WithoutCancel(ctx), key)
 		return nil, fmt.Errorf("dispatch %s to %s: %w", req.Meta.JobName, contract.ParentJob(req.Label), err)
 	}
-	c.Log.Info("dispatched", "job", resp.DispatchedJobID, "label", req.Label, "forge_task", req.Meta.TaskID)
-	return &Job{ID: resp.DispatchedJobID, Label: req.Label, Meta: req.Meta, SecretsKey: key}, nil
+	c.log().Info("dispatched", "job", resp.DispatchedJobID, "label", req.Label, "forge_task", req.Meta.TaskID)
+	job := &Job{ID: resp.DispatchedJobID, Label: req.Label, Meta: req.Meta, SecretsKey: key}
+	if err := c.learnJob(ctx, job); err != nil {
+		// Only the forge log's queue time needs it; Nomad's clock is
+		// better, but this one is close.
+		c.log().Warn("cannot read the dispatched job's submit time; using ours", "job", job.ID, "error", err)
+		job.learned.fromJob(time.Now().UnixNano(), false)
+	}
+	return job, nil
 }
 
 // idPrefix makes dispatched job ids readable in `nomad job status`.
@@ -156,68 +168,33 @@ func (c *Client) putSecrets(ctx context.Context, key string, secrets map[string]
 
 func (c *Client) deleteSecrets(ctx context.Context, key string) error {
 	_, err := c.API.Variables().Delete(contract.SecretsPrefix+key, (&api.WriteOptions{}).WithContext(ctx))
-	if err != nil && !isNotFound(err) {
+	if err != nil && !IsNotFound(err) {
 		return fmt.Errorf("delete job secrets: %w", err)
 	}
 	return nil
 }
 
-func isNotFound(err error) bool {
+// IsNotFound reports whether Nomad answered 404: the job, allocation or
+// Variable is not (or no longer) there. It is the one test for that in
+// the shims.
+func IsNotFound(err error) bool {
 	var ue api.UnexpectedResponseError
-	if errors.As(err, &ue) && ue.StatusCode() == 404 {
-		return true
-	}
-	return err != nil && strings.Contains(err.Error(), "404")
+	return errors.As(err, &ue) && ue.StatusCode() == 404
 }
 
 // Cancel stops the dispatched job; the driver powers its VM off within the
 // job's kill_timeout.
-func (c *Client) Cancel(ctx context.Context, jobID string) error {
-	if _, _, err := c.API.Jobs().Deregister(jobID, false, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
-		return fmt.Errorf("cancel %s: %w", jobID, err)
+func (c *Client) Cancel(ctx context.Context, job *Job) error {
+	if _, _, err := c.API.Jobs().Deregister(job.ID, false, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
+		return fmt.Errorf("cancel %s: %w", job.ID, err)
 	}
-	c.Log.Info("cancelled", "job", jobID)
+	job.learned.stop()
+	c.log().Info("cancelled", "job", job.ID)
 	return nil
 }
 
 // Finish removes what the job left in Nomad that it no longer needs: its
 // secrets. Call it once the job has ended.
-func (c *Client) Finish(ctx context.Context, j *Job) error {
-	return c.deleteSecrets(ctx, j.SecretsKey)
-}
-
-// InFlight lists the dispatched jobs of one forge instance that a shim
-// still owes a result, straight from Nomad: a job counts until Finish has
-// removed its secrets, so one that ended while no shim watched is found too.
-func (c *Client) InFlight(ctx context.Context, forge, instance string) ([]*Job, error) {
-	q := (&api.QueryOptions{}).WithContext(ctx)
-	stubs, _, err := c.API.Jobs().List(q)
-	if err != nil {
-		return nil, fmt.Errorf("list jobs: %w", err)
-	}
-	var jobs []*Job
-	for _, s := range stubs {
-		if s.ParentID == "" || !strings.HasPrefix(s.ParentID, contract.ParentPrefix) {
-			continue
-		}
-		full, _, err := c.API.Jobs().Info(s.ID, q)
-		if err != nil {
-			return nil, fmt.Errorf("read job %s: %w", s.ID, err)
-		}
-		m := metaFrom(full.Meta)
-		if m.Forge != forge || m.Instance != instance {
-			continue
-		}
-		key := full.Meta[contract.MetaSecretsKey]
-		v, _, err := c.API.Variables().Peek(contract.SecretsPrefix+key, q)
-		if err != nil {
-			return nil, fmt.Errorf("look up secrets of %s: %w", s.ID, err)
-		}
-		if v == nil {
-			continue // finished and reported
-		}
-		jobs = append(jobs, &Job{ID: s.ID, Label: strings.TrimPrefix(s.ParentID, contract.ParentPrefix), Meta: m, SecretsKey: key})
-	}
-	sort.Slice(jobs, func(i, j int) bool { return jobs[i].ID < jobs[j].ID })
-	return jobs, nil
+func (c *Client) Finish(ctx context.Context, job *Job) error {
+	return c.deleteSecrets(ctx, job.SecretsKey)
 }

@@ -1,4 +1,4 @@
-package watch
+package nomad
 
 import (
 	"fmt"
@@ -6,16 +6,14 @@ import (
 	"time"
 
 	"github.com/solstice-ci/solstice/internal/contract"
-	"github.com/solstice-ci/solstice/shim/dispatch"
 )
 
-// The lines below tell a job's life in Nomad in a forge's log, and the
-// rule for how it ended; both shims use them, so a job reads the same
-// from either forge. Each is a function of facts that do not change, so a
+// The lines below tell a job's life in Nomad in a forge's log; both
+// shims use them, so a job reads the same from either forge. Each is a function of facts that do not change, so a
 // restarted shim writes the same lines again.
 
 // DispatchedLines open a dispatched job's log: it waits in Nomad's queue.
-func DispatchedLines(job *dispatch.Job) []string {
+func DispatchedLines(job *Job) []string {
 	return []string{
 		fmt.Sprintf("Solstice: dispatched as Nomad job %s (runs-on label %s)", job.ID, job.Label),
 		fmt.Sprintf("Queued: the job waits in Nomad until a client with the %s image has room for it", job.Label),
@@ -51,32 +49,8 @@ func VMUpLine(ev contract.Event, st Status) string {
 }
 
 // CleanupLine says how the Nomad job ended.
-func CleanupLine(job *dispatch.Job, st Status) string {
+func CleanupLine(job *Job, st Status) string {
 	return fmt.Sprintf("Cleaning up: Nomad job %s ended with exit code %d (%s)", job.ID, st.ExitCode, contract.DescribeExit(st.ExitCode))
-}
-
-// Problem says why a job ended without its last event.
-func Problem(st Status) string {
-	if st.Problem != "" {
-		return st.Problem
-	}
-	return contract.DescribeExit(st.ExitCode)
-}
-
-// Outcome is how the job ended, as an events conclusion: the guest's own
-// word when its last event (end, nil if none arrived) is job_finished, a
-// failure after an infrastructure error or no word at all, unless Nomad
-// says the job was cancelled.
-func Outcome(end *contract.Event, st Status) string {
-	switch {
-	case end != nil && end.Type == contract.TypeJobFinished:
-		return end.Conclusion
-	case end != nil:
-		return contract.Failure
-	case st.Stage == dispatch.Finished && st.ExitCode == contract.ExitCancelled:
-		return contract.Cancelled
-	}
-	return contract.Failure
 }
 
 // Round rounds a duration for humans: milliseconds below a second,

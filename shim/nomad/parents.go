@@ -1,8 +1,9 @@
-// Package jobs manages the parent jobs, one per runs-on label: it registers
-// them from the jobspecs directory and reads the label catalog (labels and
+package nomad
+
+// The parent jobs, one per runs-on label: Sync registers them from the
+// jobspecs directory and Catalog reads the label catalog (labels and
 // their aliases) back from Nomad, which is where the shims learn which
 // runs-on values they can serve.
-package jobs
 
 import (
 	"context"
@@ -27,10 +28,10 @@ type Synced struct {
 // Sync parses each jobspec file through Nomad and registers it. A file that
 // is not a parent job (no solstice_label meta, wrong name) is refused, so a
 // typo cannot register a job the shims would never dispatch.
-func Sync(ctx context.Context, c *api.Client, files []string) ([]Synced, error) {
+func (c *Client) Sync(ctx context.Context, files []string) ([]Synced, error) {
 	var done []Synced
 	for _, f := range files {
-		s, err := syncOne(ctx, c, f)
+		s, err := c.syncOne(ctx, f)
 		if err != nil {
 			return done, err
 		}
@@ -39,12 +40,12 @@ func Sync(ctx context.Context, c *api.Client, files []string) ([]Synced, error) 
 	return done, nil
 }
 
-func syncOne(ctx context.Context, c *api.Client, file string) (Synced, error) {
+func (c *Client) syncOne(ctx context.Context, file string) (Synced, error) {
 	src, err := os.ReadFile(file)
 	if err != nil {
 		return Synced{}, fmt.Errorf("read jobspec: %w", err)
 	}
-	job, err := c.Jobs().ParseHCLOpts(&api.JobsParseRequest{JobHCL: string(src), Canonicalize: true})
+	job, err := c.API.Jobs().ParseHCLOpts(&api.JobsParseRequest{JobHCL: string(src), Canonicalize: true})
 	if err != nil {
 		return Synced{}, fmt.Errorf("%s: %w", file, err)
 	}
@@ -57,14 +58,14 @@ func syncOne(ctx context.Context, c *api.Client, file string) (Synced, error) {
 	case job.ParameterizedJob == nil:
 		return Synced{}, fmt.Errorf("%s: job %q is not parameterized", file, *job.ID)
 	}
-	if _, _, err := c.Jobs().Register(job, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
+	if _, _, err := c.API.Jobs().Register(job, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
 		return Synced{}, fmt.Errorf("%s: register %s: %w", file, *job.ID, err)
 	}
 	return Synced{File: file, JobID: *job.ID, Label: label}, nil
 }
 
-// Files lists the jobspecs of a directory.
-func Files(dir string) ([]string, error) {
+// ParentFiles lists the parent jobspecs of a directory.
+func ParentFiles(dir string) ([]string, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.nomad.hcl"))
 	if err != nil {
 		return nil, err
@@ -77,28 +78,27 @@ func Files(dir string) ([]string, error) {
 }
 
 // Catalog maps every label and alias that a registered parent job serves to
-// its canonical label.
-func Catalog(ctx context.Context, c *api.Client) (map[string]string, error) {
-	q := (&api.QueryOptions{}).WithContext(ctx)
-	stubs, _, err := c.Jobs().List(q)
+// its canonical label. It costs one request: Nomad lists the jobs' meta.
+func (c *Client) Catalog(ctx context.Context) (map[string]string, error) {
+	stubs, err := c.listJobs(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list parent jobs: %w", err)
+		return nil, fmt.Errorf("parent jobs: %w", err)
 	}
 	cat := map[string]string{}
 	for _, s := range stubs {
 		if s.ParentID != "" || !strings.HasPrefix(s.ID, contract.ParentPrefix) || s.Stop {
 			continue
 		}
-		job, _, err := c.Jobs().Info(s.ID, q)
+		meta, parameterized, err := c.jobMeta(ctx, s)
 		if err != nil {
-			return nil, fmt.Errorf("read parent job %s: %w", s.ID, err)
+			return nil, fmt.Errorf("parent job: %w", err)
 		}
-		label := job.Meta[contract.MetaLabel]
-		if label == "" || job.ParameterizedJob == nil {
+		label := meta[contract.MetaLabel]
+		if label == "" || !parameterized {
 			continue
 		}
 		cat[label] = label
-		for _, a := range strings.Split(job.Meta[contract.MetaAliases], ",") {
+		for _, a := range strings.Split(meta[contract.MetaAliases], ",") {
 			if a = strings.TrimSpace(a); a != "" {
 				cat[a] = label
 			}

@@ -1,4 +1,4 @@
-package watch
+package nomad
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/solstice-ci/solstice/internal/contract"
-	"github.com/solstice-ci/solstice/shim/dispatch"
+	"github.com/solstice-ci/solstice/shim/retry"
 )
 
 // Timing is how often a Tracker asks Nomad and how long it waits.
@@ -24,8 +24,8 @@ type Timing struct {
 // Tracker sees one dispatched job through: it reads its status, follows
 // its events and cleans up after it, retrying while Nomad is unreachable.
 type Tracker struct {
-	Nomad  Nomad
-	Job    *dispatch.Job
+	Nomad  Jobs
+	Job    *Job
 	Timing Timing
 	Log    hclog.Logger
 	// OnStatus, if set, hears every status read.
@@ -54,16 +54,16 @@ func (t *Tracker) set(st Status) {
 // ReadStatus reads the job's status, retrying until Nomad answers or ctx
 // ends.
 func (t *Tracker) ReadStatus(ctx context.Context) (Status, error) {
-	retry := NewBackoff(t.Timing.RetryMin, t.Timing.RetryMax)
+	backoff := retry.NewBackoff(t.Timing.RetryMin, t.Timing.RetryMax)
 	for {
 		st, err := t.Nomad.Status(ctx, t.Job)
 		if err == nil {
 			t.set(st)
 			return st, nil
 		}
-		d := retry.Next()
+		d := backoff.Next()
 		t.Log.Warn("cannot read the job's status; retrying", "in", d, "error", err)
-		if !Sleep(ctx, d) {
+		if !retry.Sleep(ctx, d) {
 			return Status{}, ctx.Err()
 		}
 	}
@@ -71,8 +71,8 @@ func (t *Tracker) ReadStatus(ctx context.Context) (Status, error) {
 
 // WaitPlaced waits while the job is queued.
 func (t *Tracker) WaitPlaced(ctx context.Context, st Status) (Status, error) {
-	for st.Stage == dispatch.Queued {
-		if !Sleep(ctx, t.Timing.Status) {
+	for st.Stage == Queued {
+		if !retry.Sleep(ctx, t.Timing.Status) {
 			return st, ctx.Err()
 		}
 		var err error
@@ -112,7 +112,7 @@ func (t *Tracker) Follow(ctx context.Context, fn func(context.Context, contract.
 				continue
 			}
 			t.set(st)
-			if st.Stage != dispatch.Finished {
+			if st.Stage != Finished {
 				continue
 			}
 			if endedAt.IsZero() {
@@ -135,14 +135,15 @@ func (t *Tracker) onLine(ctx context.Context, fn func(context.Context, contract.
 			return err
 		}
 		if ev.Terminal() {
-			return dispatch.ErrEnded
+			return contract.ErrStop
 		}
 		return nil
 	}
 }
 
 // WaitEnd waits, up to EndWait, for the job's task to stop (the VM powers
-// off after its last event) and returns the final status.
+// off after its last event) and returns the final status. A task still
+// running then is stopped: nothing more will come of it.
 func (t *Tracker) WaitEnd(ctx context.Context) (Status, error) {
 	deadline := time.Now().Add(t.Timing.EndWait)
 	for {
@@ -150,10 +151,14 @@ func (t *Tracker) WaitEnd(ctx context.Context) (Status, error) {
 		if err != nil {
 			return st, err
 		}
-		if st.Stage == dispatch.Finished || time.Now().After(deadline) {
+		if st.Stage == Finished {
 			return st, nil
 		}
-		if !Sleep(ctx, t.Timing.Status) {
+		if time.Now().After(deadline) {
+			t.Log.Warn("the VM did not stop after the job's last event; stopping it")
+			return st, t.Cancel(ctx)
+		}
+		if !retry.Sleep(ctx, t.Timing.Status) {
 			return st, ctx.Err()
 		}
 	}
@@ -161,15 +166,15 @@ func (t *Tracker) WaitEnd(ctx context.Context) (Status, error) {
 
 // Cancel stops the job, retrying until Nomad takes it or ctx ends.
 func (t *Tracker) Cancel(ctx context.Context) error {
-	retry := NewBackoff(t.Timing.RetryMin, t.Timing.RetryMax)
+	backoff := retry.NewBackoff(t.Timing.RetryMin, t.Timing.RetryMax)
 	for {
 		err := t.Nomad.Cancel(ctx, t.Job)
 		if err == nil {
 			return nil
 		}
-		d := retry.Next()
+		d := backoff.Next()
 		t.Log.Warn("cannot stop the job yet; retrying", "in", d, "error", err)
-		if !Sleep(ctx, d) {
+		if !retry.Sleep(ctx, d) {
 			return ctx.Err()
 		}
 	}
@@ -179,15 +184,15 @@ func (t *Tracker) Cancel(ctx context.Context) error {
 // takes it off the in-flight list. It gives up after a few tries: a
 // restarted shim reports the job again and retries.
 func (t *Tracker) Finish(ctx context.Context) error {
-	retry := NewBackoff(t.Timing.RetryMin, t.Timing.RetryMax)
+	backoff := retry.NewBackoff(t.Timing.RetryMin, t.Timing.RetryMax)
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		if err = t.Nomad.Finish(ctx, t.Job); err == nil {
 			return nil
 		}
-		d := retry.Next()
+		d := backoff.Next()
 		t.Log.Warn("cannot clean up the job yet; retrying", "in", d, "error", err)
-		if !Sleep(ctx, d) {
+		if !retry.Sleep(ctx, d) {
 			return ctx.Err()
 		}
 	}

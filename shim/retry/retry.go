@@ -1,4 +1,7 @@
-package watch
+// Package retry paces the shims' retries of services that do not answer
+// (Nomad, a forge): a doubling backoff and a sleep that ends with its
+// context.
+package retry
 
 import (
 	"context"

@@ -1,0 +1,123 @@
+package nomad
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/solstice-ci/solstice/internal/contract"
+)
+
+// Follow through Nomad's file stream: the file is missing at first, then
+// the stream breaks mid-line; every event arrives once, with its offset.
+func TestFollowResumesThroughTheStreamAPI(t *testing.T) {
+	followRetry = 10 * time.Millisecond
+	f, c := newFakeNomad(t)
+	var data []byte
+	var ends []int64
+	for i, typ := range []string{contract.TypeJobStarted, contract.TypeLog, contract.TypeLog, contract.TypeJobFinished} {
+		ev := contract.Event{Seq: int64(i + 1), Type: typ, Line: "line", Conclusion: contract.Success}
+		data = append(data, contract.MarshalEvent(&ev)...)
+		ends = append(ends, int64(len(data)))
+	}
+	cut := ends[1] + 5 // inside the third event
+	var mu sync.Mutex
+	var opens []int64
+	f.streams["alloc-1"] = func(w http.ResponseWriter, r *http.Request, offset int64) {
+		mu.Lock()
+		opens = append(opens, offset)
+		n := len(opens)
+		mu.Unlock()
+		switch n {
+		case 1: // the driver has not created the file yet
+			http.Error(w, "file does not exist", http.StatusNotFound)
+			return
+		case 2:
+			writeFrames(w, data[offset:cut], offset)
+			return // the client restarted
+		}
+		writeFrames(w, data[offset:], offset)
+		<-r.Context().Done() // follow=true: the stream stays open
+	}
+	var got []int64
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := c.Follow(ctx, Status{AllocID: "alloc-1", NodeID: "node-1"}, 0, func(line []byte, next int64) error {
+		ev, err := contract.DecodeEvent(line)
+		if err != nil {
+			t.Fatalf("line at %d: %v", next, err)
+		}
+		got = append(got, next)
+		if ev.Terminal() {
+			return contract.ErrStop
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, ends) {
+		t.Errorf("offsets %v, want %v", got, ends)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []int64{0, 0, ends[1]}; !reflect.DeepEqual(opens, want) {
+		t.Errorf("the stream was opened at %v, want %v", opens, want)
+	}
+}
+
+func TestFollowNeedsAnAllocation(t *testing.T) {
+	_, c := newFakeNomad(t)
+	if err := c.Follow(context.Background(), Status{}, 0, nil); err == nil {
+		t.Fatal("followed a job without an allocation")
+	}
+}
+
+// A truncated events file is an interruption, resumed where it was.
+func TestFollowFileEvent(t *testing.T) {
+	followRetry = 10 * time.Millisecond
+	f, c := newFakeNomad(t)
+	line := contract.MarshalEvent(&contract.Event{Seq: 1, Type: contract.TypeInfraError, Message: "no image"})
+	var n atomic.Int32
+	f.streams["alloc-1"] = func(w http.ResponseWriter, r *http.Request, offset int64) {
+		if n.Add(1) == 1 {
+			json.NewEncoder(w).Encode(api.StreamFrame{File: contract.EventsPath(contract.TaskName), FileEvent: "file truncated"})
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+			return
+		}
+		writeFrames(w, line[offset:], offset)
+		<-r.Context().Done()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := c.Follow(ctx, Status{AllocID: "alloc-1"}, 0, func([]byte, int64) error { return contract.ErrStop })
+	if err != nil || n.Load() != 2 {
+		t.Fatalf("Follow = %v after %d streams", err, n.Load())
+	}
+	err = c.Follow(ctx, Status{AllocID: "alloc-1"}, 0, func([]byte, int64) error { return errors.New("boom") })
+	if err == nil || err.Error() != "boom" {
+		t.Fatalf("fn's error: %v", err)
+	}
+}
+
+// writeFrames sends data as Nomad does: JSON frames of a few bytes each,
+// with the file offset after them.
+func writeFrames(w http.ResponseWriter, data []byte, offset int64) {
+	enc := json.NewEncoder(w)
+	for len(data) > 0 {
+		n := min(len(data), 17)
+		offset += int64(n)
+		enc.Encode(api.StreamFrame{Offset: offset, Data: data[:n], File: contract.EventsPath(contract.TaskName)})
+		data = data[n:]
+	}
+	w.(http.Flusher).Flush()
+}
