@@ -19,14 +19,7 @@ func decode(line []byte) (contract.Event, error) {
 func exitCode(ev contract.Event) (int, bool) {
 	switch ev.Type {
 	case contract.TypeJobFinished:
-		switch ev.Conclusion {
-		case contract.Success:
-			return contract.ExitSuccess, true
-		case contract.Cancelled:
-			return contract.ExitCancelled, true
-		default:
-			return contract.ExitJobFailed, true
-		}
+		return contract.ExitFor(ev.Conclusion), true
 	case contract.TypeInfraError:
 		return contract.ExitInfrastructure, true
 	}

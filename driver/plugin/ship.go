@@ -106,7 +106,7 @@ func (l *launch) downloadBundle(ctx context.Context, u *url.URL, dst string) err
 }
 
 // eventsPath is alloc/solstice/<task>/events.jsonl, where the shims follow
-// the job (dispatch.EventsPath names the same file from the API's side).
+// the job (contract.EventsPath names the same file from the API's side).
 func (l *launch) eventsPath() string {
 	return filepath.Join(l.cfg.AllocDir, contract.EventsPath(l.cfg.Name))
 }
