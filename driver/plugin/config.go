@@ -3,8 +3,10 @@ package plugin
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -173,7 +175,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.parseLimits()...)
 	seen := map[string]string{}
 	c.Broken = map[string]error{}
-	for _, label := range sortedKeys(c.Images) {
+	for _, label := range slices.Sorted(maps.Keys(c.Images)) {
 		img := c.Images[label]
 		for _, name := range append([]string{label}, img.Aliases...) {
 			if other, dup := seen[name]; dup {
@@ -246,7 +248,7 @@ func (c *Config) Resolve(name string) (label string, img *ImageConfig, ok bool) 
 	if img, ok := c.Images[name]; ok {
 		return name, img, true
 	}
-	for _, l := range sortedKeys(c.Images) {
+	for _, l := range slices.Sorted(maps.Keys(c.Images)) {
 		for _, a := range c.Images[l].Aliases {
 			if a == name {
 				return l, c.Images[l], true
@@ -265,15 +267,6 @@ func (c *Config) Names() []string {
 	}
 	sort.Strings(names)
 	return names
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // taskConfigSpec is a task's `config { … }` block.

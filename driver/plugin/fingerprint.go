@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -142,7 +144,7 @@ func (d *Driver) reprobeIfUnverified() {
 // client, or nil when there is none yet.
 func (d *Driver) testBoot() accel.TestBoot {
 	cfg, cache := d.cfg(), d.cache()
-	for _, label := range sortedKeys(cfg.Images) {
+	for _, label := range slices.Sorted(maps.Keys(cfg.Images)) {
 		img := cfg.Images[label]
 		if cfg.Broken[label] != nil {
 			continue

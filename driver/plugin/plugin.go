@@ -10,7 +10,9 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -103,7 +105,7 @@ func (d *Driver) SetConfig(c *base.Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	for _, label := range sortedKeys(cfg.Broken) {
+	for _, label := range slices.Sorted(maps.Keys(cfg.Broken)) {
 		d.log.Error("catalog image is misconfigured and will not be offered", "image", label, "error", cfg.Broken[label])
 	}
 	disks := disk.Tool{Binary: cfg.QemuImgBinary}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"os/exec"
@@ -84,10 +85,10 @@ func (j *Job) checkoutInputs(s *stepRun) (map[string]string, error) {
 	ee := j.exprEnv(s, s.env)
 	in := map[string]string{}
 	var unknown []string
-	for _, k := range sortedKeys(checkoutDefaults) {
+	for _, k := range slices.Sorted(maps.Keys(checkoutDefaults)) {
 		in[k] = checkoutDefaults[k]
 	}
-	for _, k := range sortedKeys(s.step.With) {
+	for _, k := range slices.Sorted(maps.Keys(s.step.With)) {
 		in[k] = s.step.With[k]
 		if !slices.Contains(contract.CheckoutInputs, k) {
 			unknown = append(unknown, "'"+k+"'")

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -28,7 +29,7 @@ func (e *envVars) set(k, v string) {
 
 // setAll sets the variables of m in name order.
 func (e *envVars) setAll(m map[string]string) {
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		e.set(k, m[k])
 	}
 }
@@ -149,15 +150,6 @@ func joinPath(parts []string) string {
 		}
 	}
 	return strings.Join(keep, string(os.PathListSeparator))
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // searchPath is where commands are looked up: GITHUB_PATH entries, then

@@ -2,6 +2,8 @@ package runner
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/solstice-ci/solstice/guest/expr"
 	"github.com/solstice-ci/solstice/internal/contract"
@@ -19,7 +21,7 @@ func (j *Job) jobOutputs() map[string]string {
 	j.system(contract.JobLevel, "Evaluate and set job outputs")
 	s := &stepRun{index: contract.JobLevel, stepState: &stepState{}}
 	ee := j.exprEnv(s, j.globalEnv())
-	for _, name := range sortedKeys(j.plan.Outputs) {
+	for _, name := range slices.Sorted(maps.Keys(j.plan.Outputs)) {
 		v, err := expr.EvaluateTemplate(j.plan.Outputs[name], ee)
 		if err != nil {
 			j.errorLine(contract.JobLevel, "Fail to evaluate job outputs")

@@ -3,8 +3,10 @@ package runner
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/solstice-ci/solstice/guest/expr"
@@ -112,7 +114,7 @@ func (j *Job) printHeader(s *stepRun, sc script, sh shell) {
 	j.system(s.index, "shell: "+sh.display())
 	if len(s.env) > 0 {
 		j.system(s.index, "env:")
-		for _, k := range sortedKeys(s.env) {
+		for _, k := range slices.Sorted(maps.Keys(s.env)) {
 			j.system(s.index, "  "+k+": "+s.env[k])
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,7 +91,7 @@ func (j *Job) prepareStepEnv(s *stepRun) error {
 	s.env = j.globalEnv()
 	s.stepEnv = map[string]string{}
 	ee := j.exprEnv(s, maps.Clone(s.env))
-	for _, k := range sortedKeys(s.step.Env) {
+	for _, k := range slices.Sorted(maps.Keys(s.step.Env)) {
 		v, err := expr.Interpolate(s.step.Env[k], ee)
 		if err != nil {
 			return fmt.Errorf("Failed to evaluate env %s: %w", k, err)
