@@ -155,7 +155,11 @@ func WaitReady(ctx context.Context, t Target, every time.Duration) (*Client, err
 		if err == nil {
 			return c, nil
 		}
-		last = err
+		// An attempt the overall deadline cut short says less than the
+		// one before it (a refused key, a closed port): keep that one.
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("guest not reachable over ssh: %w (last attempt: %v)", ctx.Err(), last)
