@@ -39,6 +39,7 @@ type fakeVMs struct {
 	launched []jobrun.Files
 	logins   []guestssh.Target
 	guests   []*fakeGuest
+	specs    []qemu.Spec // what Start was asked to run
 }
 
 type attachCall struct {
@@ -81,6 +82,9 @@ func (f *fakeVMs) CreateDisk(ctx context.Context, d vm.Disk) error {
 // see that whoever cleans up removes it.
 func (f *fakeVMs) Start(ctx context.Context, spec qemu.Spec, out qemu.Output) (vm.Machine, error) {
 	f.record("start")
+	f.mu.Lock()
+	f.specs = append(f.specs, spec)
+	f.mu.Unlock()
 	if f.startErr != nil {
 		return nil, f.startErr
 	}

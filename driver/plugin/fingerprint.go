@@ -181,13 +181,17 @@ func (d *Driver) bootOnce(ctx context.Context, name, base string, img *ImageConf
 	if err != nil {
 		return err
 	}
+	user, err := d.qemuUser(name)
+	if err != nil {
+		return err
+	}
 	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	defer devnull.Close()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	inst, q, err := qemu.Start(ctx, qemu.Spec{
-		Binary: d.cfg().QemuBinary, Name: "probe", Accel: name, MemoryMB: 512, CPUs: 1, GID: d.isolationGID(), Ephemeral: true,
-		Disk: overlay, Seed: seed, SSHHost: "127.0.0.1", SSHPort: port,
+		Binary: d.cfg().QemuBinary, Name: "probe", Accel: name, MemoryMB: 512, CPUs: 1, User: user, Ephemeral: true,
+		Disk: overlay, Base: base, BaseFormat: img.Format, Seed: seed, SSHHost: "127.0.0.1", SSHPort: port,
 		QMP: filepath.Join(dir, "qmp.sock"), PIDFile: filepath.Join(dir, "qemu.pid"),
 	}, qemu.Output{Console: devnull, Log: filepath.Join(dir, "qemu.log")})
 	if err != nil {
@@ -222,15 +226,6 @@ func probeSeed(seed, user string) (guestssh.Target, error) {
 		return guestssh.Target{}, err
 	}
 	return guestssh.Target{User: user, PrivatePEM: key.PrivatePEM, HostKey: pin}, nil
-}
-
-// isolationGID is the group host-networked QEMUs run as, or 0 for none.
-func (d *Driver) isolationGID() int {
-	cfg := d.cfg()
-	if !cfg.HostIsolation || os.Geteuid() != 0 {
-		return 0
-	}
-	return cfg.IsolationGID
 }
 
 // Fingerprint reports health and node attributes now and then periodically.
@@ -284,6 +279,11 @@ func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
 	if isoErr != nil {
 		fp.Health = drivers.HealthStateUnhealthy
 		fp.HealthDescription = isoErr.Error()
+		return fp
+	}
+	if err := d.qemuHealth(); err != nil {
+		fp.Health = drivers.HealthStateUnhealthy
+		fp.HealthDescription = err.Error()
 		return fp
 	}
 	if acc.err != nil {

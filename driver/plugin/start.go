@@ -33,6 +33,7 @@ type launch struct {
 	inputs   taskInputs
 	label    string
 	img      *ImageConfig
+	base     string // the image's read-only base in the cache
 	vms      vm.Provider
 	log      hclog.Logger
 	st       task.State
@@ -124,6 +125,7 @@ func (l *launch) run() (*task.Handle, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.base = base
 	if err := l.prepare(ctx, base); err != nil {
 		return nil, err
 	}
@@ -264,8 +266,9 @@ func (l *launch) startQEMU(ctx context.Context) (vm.Machine, error) {
 	}
 	defer console.Close() // QEMU holds its own copy
 	spec := l.d.qemuSpec(l.cfg, l.st)
-	if spec.Netns == "" {
-		spec.GID = l.d.isolationGID()
+	spec.Base, spec.BaseFormat = l.base, l.img.Format
+	if spec.User, err = l.d.qemuUser(spec.Accel); err != nil {
+		return nil, fmt.Errorf("start qemu for image %q: %w", l.label, err)
 	}
 	l.onFailure(func() { os.Remove(l.st.QMPSocket) })
 	l.d.emit(l.cfg, "Booting", fmt.Sprintf("image %s under %s, ssh on %s:%d", l.label, spec.Accel, host, port))
