@@ -118,12 +118,19 @@ func (d *Driver) saveVerdict(cfg *Config, res accel.Result) {
 	}
 }
 
+// probeOnce runs the probe; its guests run as task guests do, so a qemu
+// user that cannot open /dev/kvm shows as KVM not working.
 func (d *Driver) probeOnce(ctx context.Context, cfg *Config) (accel.Result, error) {
+	user, err := d.qemuUser(accel.KVM)
+	if err != nil && cfg.Accelerator != accel.TCG { // tcg starts no probe guest
+		return accel.Result{Name: accel.TCG, Reason: err.Error()}, err
+	}
 	return accel.Probe(ctx, accel.Options{
 		Mode:       cfg.Accelerator,
 		QemuBinary: cfg.QemuBinary,
 		Device:     "/dev/kvm",
 		WorkDir:    os.TempDir(),
+		User:       user,
 		Boot:       d.testBoot(),
 	})
 }
