@@ -79,6 +79,20 @@ func deviceGroup(path string) []uint32 {
 	return []uint32{st.Gid}
 }
 
+// makePrivateDir makes a task's VM dir root's alone (0700, also when it
+// exists already). QEMU, under its own user, gets the overlay and the seed
+// as descriptors and needs no access to the dir; nothing else on the host
+// may read the seed (it holds the guest's private host key) or the disk.
+func makePrivateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create vm dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("restrict vm dir: %w", err)
+	}
+	return nil
+}
+
 // qemuHealth says why no QEMU can start, or nil.
 func (d *Driver) qemuHealth() error {
 	d.mu.RLock()

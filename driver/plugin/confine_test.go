@@ -3,9 +3,11 @@ package plugin
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -95,4 +97,54 @@ func TestQEMUUserUnderKVM(t *testing.T) {
 			t.Errorf("device %o group %d: groups %v, want %v", tt.mode, tt.gid, got, tt.want)
 		}
 	}
+}
+
+// TestVMDirIsClosedToQEMU starts a task and then tries, as the qemu
+// account, to read what the VM dir holds. The dirs above it are opened up
+// first, so the VM dir is the only thing in the way; a file beside it
+// shows the account could otherwise read.
+func TestVMDirIsClosedToQEMU(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root, like the driver (run it through make test)")
+	}
+	vms := &fakeVMs{}
+	h := newHarness(t, vms)
+	cfg, th := h.start(TaskConfig{Image: "omnios"})
+	st := driverState(t, th)
+	for dir := filepath.Dir(st.VMDir); dir != "/"; dir = filepath.Dir(dir) {
+		if strings.HasPrefix(dir, os.TempDir()+"/") {
+			os.Chmod(dir, 0o755)
+		}
+	}
+	beside := filepath.Join(cfg.TaskDir().Dir, "beside")
+	if err := os.WriteFile(beside, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := readAsQEMU(beside); err != nil {
+		t.Fatalf("the qemu account cannot read a world-readable file beside the VM dir, so this test proves nothing: %v", err)
+	}
+	if fi, err := os.Stat(st.VMDir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("vm dir mode %v, %v; want 0700", fi.Mode(), err)
+	}
+	for _, p := range []string{st.Overlay, st.Seed} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, %v; want 0600", filepath.Base(p), fi.Mode(), err)
+		}
+		if err := readAsQEMU(p); err == nil {
+			t.Errorf("the qemu account can read %s", p)
+		}
+	}
+}
+
+// readAsQEMU reads a file as the harness's qemu account.
+func readAsQEMU(path string) error {
+	cmd := exec.Command("cat", path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
+		Uid: uint32(testQEMUAccount.UID), Gid: uint32(testQEMUAccount.GID), Groups: []uint32{},
+	}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return errors.New(strings.TrimSpace(string(out)))
+	}
+	return nil
 }

@@ -75,7 +75,8 @@ func (f *fakeVMs) CreateDisk(ctx context.Context, d vm.Disk) error {
 	if f.diskErr != nil {
 		return f.diskErr
 	}
-	return os.WriteFile(d.Path, []byte("overlay on "+d.Base), 0o600)
+	// 0644 is what qemu-img leaves under the usual umask.
+	return os.WriteFile(d.Path, []byte("overlay on "+d.Base), 0o644)
 }
 
 // Start leaves a file where QEMU would make its QMP socket, so tests can

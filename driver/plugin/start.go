@@ -163,8 +163,8 @@ func (l *launch) fetchImage(ctx context.Context) (string, error) {
 // prepare makes the task's disk, key and seed.
 func (l *launch) prepare(ctx context.Context, base string) error {
 	vmDir := filepath.Join(l.cfg.TaskDir().Dir, "solstice-vm")
-	if err := os.MkdirAll(vmDir, 0o700); err != nil {
-		return fmt.Errorf("create vm dir: %w", err)
+	if err := makePrivateDir(vmDir); err != nil {
+		return err
 	}
 	l.onFailure(func() { os.RemoveAll(vmDir) })
 	l.st = task.State{
@@ -180,6 +180,10 @@ func (l *launch) prepare(ctx context.Context, base string) error {
 	err := l.vms.CreateDisk(ctx, vm.Disk{Base: base, BaseFormat: l.img.Format, Path: l.st.Overlay, Size: l.settings.DiskSize})
 	if err != nil {
 		return fmt.Errorf("image %q: %w", l.label, err)
+	}
+	// qemu-img leaves the overlay as the umask says; it is root's alone.
+	if err := os.Chmod(l.st.Overlay, 0o600); err != nil {
+		return fmt.Errorf("restrict the task's disk: %w", err)
 	}
 	return l.writeSeed()
 }
