@@ -41,17 +41,32 @@ func Start(ctx context.Context, spec Spec, out Output) (*Instance, *QMP, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	defer CloseFiles(files) // QEMU holds its own copies
+	inst, err := launch(spec, out, files)
+	CloseFiles(files) // QEMU holds its own copies
+	if err == nil {
+		var q *QMP
+		if q, err = inst.dialQMP(ctx, spec.QMP); err == nil {
+			return inst, q, nil
+		}
+		inst.Kill()
+		err = fmt.Errorf("%w%s", err, logTail(out.Log))
+	}
+	os.Remove(spec.QMP) // open bound it; no QEMU listens on it now
+	return nil, nil, err
+}
+
+// launch starts QEMU with its descriptors and records its pid.
+func launch(spec Spec, out Output, files []*os.File) (*Instance, error) {
 	logf, err := os.OpenFile(out.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open qemu log: %w", err)
+		return nil, fmt.Errorf("open qemu log: %w", err)
 	}
 	defer logf.Close()
 	cmd := command(spec, files)
 	cmd.Stdout = out.Console
 	cmd.Stderr = logf
 	if err := startIn(cmd, spec.Netns); err != nil {
-		return nil, nil, fmt.Errorf("start %s: %w", spec.Binary, err)
+		return nil, fmt.Errorf("start %s: %w", spec.Binary, err)
 	}
 	inst := &Instance{Process: Process{PID: cmd.Process.Pid}, exited: make(chan struct{}), code: -1}
 	if p, err := Identify(cmd.Process.Pid); err == nil {
@@ -60,14 +75,9 @@ func Start(ctx context.Context, spec Spec, out Output) (*Instance, *QMP, error) 
 	go inst.reap(cmd)
 	if err := writePIDFile(spec.PIDFile, cmd.Process.Pid); err != nil {
 		inst.Kill()
-		return nil, nil, err
+		return nil, err
 	}
-	q, err := inst.dialQMP(ctx, spec.QMP)
-	if err != nil {
-		inst.Kill()
-		return nil, nil, fmt.Errorf("%w%s", err, logTail(out.Log))
-	}
-	return inst, q, nil
+	return inst, nil
 }
 
 // open makes QEMU's inherited descriptors, in Args' order: the QMP

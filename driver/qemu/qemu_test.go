@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -252,4 +254,28 @@ func TestQMPSocketBelongsToTheDriver(t *testing.T) {
 		t.Fatalf("the inherited listener does not accept: %v", err)
 	}
 	c.Close()
+}
+
+// TestStartReportsEarlyExit: a QEMU that dies at start-up is reported by
+// its exit, not as a QMP error, and leaves no socket behind.
+func TestStartReportsEarlyExit(t *testing.T) {
+	dir := t.TempDir()
+	s := validSpec()
+	s.Binary = "false"
+	s.Disk, s.Base, s.Seed = filepath.Join(dir, "disk"), filepath.Join(dir, "base"), filepath.Join(dir, "seed")
+	s.QMP, s.PIDFile = filepath.Join(dir, "qmp.sock"), filepath.Join(dir, "qemu.pid")
+	for _, p := range []string{s.Disk, s.Base, s.Seed} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _, err := Start(ctx, s, Output{Console: os.Stdout, Log: filepath.Join(dir, "qemu.log")})
+	if err == nil || !strings.Contains(err.Error(), "qemu exited with code 1 during start-up") {
+		t.Fatalf("Start = %v, want the exit reported", err)
+	}
+	if _, err := os.Stat(s.QMP); !os.IsNotExist(err) {
+		t.Errorf("the qmp socket is left behind: %v", err)
+	}
 }
