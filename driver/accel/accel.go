@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/solstice-ci/solstice/driver/qemu"
 )
 
 // Names of the accelerators.
@@ -45,32 +47,75 @@ func CheckDevice(path string) error {
 	return f.Close()
 }
 
-// RunCanary boots the canary boot sector under accel and reports whether it
-// reached long mode after a timer interrupt within limit.
-func RunCanary(ctx context.Context, qemuBinary, accel, workDir string, limit time.Duration) error {
-	dir, err := os.MkdirTemp(workDir, "canary-")
+// Canary is one run of the canary guest.
+type Canary struct {
+	QemuBinary string
+	Accel      string // KVM or TCG
+	WorkDir    string
+	Limit      time.Duration
+	// User is who QEMU runs as, as a task's QEMU would: under KVM its
+	// access to /dev/kvm is part of what the canary proves.
+	User *qemu.User
+}
+
+// RunCanary boots the canary boot sector and reports whether it reached
+// long mode after a timer interrupt within the limit. Like every QEMU the
+// driver starts, it runs under qemu.SandboxOpts as its user, with its disk
+// passed as a descriptor; its debug console is QEMU's stdout.
+func RunCanary(ctx context.Context, c Canary) error {
+	dir, err := os.MkdirTemp(c.WorkDir, "canary-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	disk := filepath.Join(dir, "canary.img")
-	out := filepath.Join(dir, "debugcon.log")
+	disk, out := filepath.Join(dir, "canary.img"), filepath.Join(dir, "debugcon.log")
 	if err := os.WriteFile(disk, canary, 0o600); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, limit)
+	ctx, cancel := context.WithTimeout(ctx, c.Limit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, qemuBinary,
-		"-machine", "pc,accel="+accel, "-nodefaults", "-display", "none", "-m", "16",
-		"-drive", "file="+disk+",format=raw,if=ide",
-		"-chardev", "file,id=dbg,path="+out, "-device", "isa-debugcon,iobase=0x402,chardev=dbg")
+	cmd, held, err := canaryCommand(ctx, c, disk, out)
+	if err != nil {
+		return err
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	// The canary must not outlive the plugin if Nomad kills it mid-probe.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", qemuBinary, err)
+	err = cmd.Start()
+	qemu.CloseFiles(held) // QEMU holds its own copies
+	if err != nil {
+		return fmt.Errorf("start %s: %w", c.QemuBinary, err)
 	}
+	return watchCanary(ctx, cmd, &stderr, out, c.Limit)
+}
+
+// canaryCommand builds the canary's QEMU and returns the descriptors it
+// inherits, for the caller to close once QEMU has started.
+func canaryCommand(ctx context.Context, c Canary, disk, out string) (*exec.Cmd, []*os.File, error) {
+	files := []qemu.Passed{{Path: disk, Writable: true, Set: 1}}
+	fds, err := qemu.OpenPassed(files)
+	if err != nil {
+		return nil, nil, err
+	}
+	stdout, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		qemu.CloseFiles(fds)
+		return nil, nil, err
+	}
+	args := append(qemu.SandboxArgs(), qemu.PassArgs(3, files)...)
+	args = append(args,
+		"-machine", "pc,accel="+c.Accel, "-nodefaults", "-display", "none", "-m", "16",
+		"-drive", "file="+qemu.FDSet(1)+",format=raw,if=ide",
+		"-chardev", "stdio,id=dbg,signal=off", "-device", "isa-debugcon,iobase=0x402,chardev=dbg")
+	cmd := exec.CommandContext(ctx, c.QemuBinary, args...)
+	cmd.ExtraFiles, cmd.Stdout = fds, stdout
+	cmd.SysProcAttr = c.User.SysProcAttr()
+	// The canary must not outlive the plugin if Nomad kills it mid-probe.
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	return cmd, append(fds, stdout), nil
+}
+
+// watchCanary waits for the canary's word in out, its exit or the limit.
+func watchCanary(ctx context.Context, cmd *exec.Cmd, stderr *bytes.Buffer, out string, limit time.Duration) error {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	for {
@@ -100,6 +145,8 @@ type Options struct {
 	QemuBinary string
 	Device     string // /dev/kvm
 	WorkDir    string
+	// User is who the canary's QEMU runs as (see Canary.User).
+	User *qemu.User
 	// Boot, when set, is the last and decisive step of an auto probe.
 	Boot TestBoot
 }
@@ -132,7 +179,8 @@ func probeKVM(ctx context.Context, o Options) error {
 	if err := CheckDevice(o.Device); err != nil {
 		return err
 	}
-	if err := RunCanary(ctx, o.QemuBinary, KVM, o.WorkDir, 15*time.Second); err != nil {
+	c := Canary{QemuBinary: o.QemuBinary, Accel: KVM, WorkDir: o.WorkDir, Limit: 15 * time.Second, User: o.User}
+	if err := RunCanary(ctx, c); err != nil {
 		return fmt.Errorf("kvm canary: %w", err)
 	}
 	if o.Boot == nil {

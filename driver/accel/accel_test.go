@@ -8,8 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/solstice-ci/solstice/driver/qemu"
 )
 
 // TestCanaryMatchesSource reassembles canary.S so the embedded bytes can
@@ -33,12 +36,44 @@ func TestCanaryMatchesSource(t *testing.T) {
 }
 
 // TestCanaryRunsUnderTCG runs the canary in real QEMU: if it did not work
-// under TCG, its silence under KVM would prove nothing.
+// under TCG, its silence under KVM would prove nothing. It runs as the
+// driver runs it: sandboxed, as an unprivileged user when this is root,
+// with its files in a dir that user cannot enter.
 func TestCanaryRunsUnderTCG(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := RunCanary(ctx, "qemu-system-x86_64", TCG, t.TempDir(), 30*time.Second); err != nil {
+	c := Canary{QemuBinary: "qemu-system-x86_64", Accel: TCG, WorkDir: t.TempDir(), Limit: 30 * time.Second}
+	if os.Geteuid() == 0 {
+		c.User = &qemu.User{UID: 64998, GID: 64999}
+	}
+	if err := RunCanary(ctx, c); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestCanaryCommandIsConfined(t *testing.T) {
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "canary.img")
+	if err := os.WriteFile(disk, canary, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := Canary{QemuBinary: "qemu-system-x86_64", Accel: KVM, User: &qemu.User{UID: 64998, GID: 64999}}
+	cmd, held, err := canaryCommand(context.Background(), c, disk, filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	qemu.CloseFiles(held)
+	args := strings.Join(cmd.Args, " ")
+	for _, want := range []string{"-sandbox " + qemu.SandboxOpts, "-add-fd fd=3,set=1 -add-fd fd=4,set=1", "file=/dev/fdset/1,format=raw"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("canary args lack %q:\n%s", want, args)
+		}
+	}
+	if strings.Contains(args, dir) {
+		t.Errorf("the canary opens a path of ours:\n%s", args)
+	}
+	if cr := cmd.SysProcAttr.Credential; cr == nil || cr.Uid != 64998 || cr.Gid != 64999 || cmd.SysProcAttr.Pdeathsig != syscall.SIGKILL {
+		t.Errorf("canary process attributes %+v", cmd.SysProcAttr)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
 
 	"github.com/solstice-ci/solstice/driver/disk"
+	"github.com/solstice-ci/solstice/driver/qemuuser"
 	"github.com/solstice-ci/solstice/driver/safehttp"
 )
 
@@ -28,6 +29,8 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"qemu_img_binary": hclspec.NewDefault(hclspec.NewAttr("qemu_img_binary", "string", false),
 		hclspec.NewLiteral(`"qemu-img"`)),
 	"guest_agent_dir": hclspec.NewAttr("guest_agent_dir", "string", false),
+	"qemu_user": hclspec.NewDefault(hclspec.NewAttr("qemu_user", "string", false),
+		hclspec.NewLiteral(`"solstice-qemu"`)),
 	"host_isolation": hclspec.NewDefault(hclspec.NewAttr("host_isolation", "bool", false),
 		hclspec.NewLiteral(`true`)),
 	"isolation_gid": hclspec.NewDefault(hclspec.NewAttr("isolation_gid", "number", false),
@@ -60,6 +63,10 @@ type Config struct {
 	QemuBinary    string `codec:"qemu_binary"`
 	QemuImgBinary string `codec:"qemu_img_binary"`
 	GuestAgentDir string `codec:"guest_agent_dir"`
+	// QEMUUser is the unprivileged account QEMU runs as: a user name
+	// (created at SetConfig when missing) or "UID:GID" (see package
+	// qemuuser). With host isolation its group is IsolationGID.
+	QEMUUser string `codec:"qemu_user"`
 	// HostIsolation keeps guests of host-networked tasks off this host's
 	// own services with a firewall rule on IsolationGID (see package
 	// isolation). Bridge-networked tasks are isolated by their namespace.
@@ -107,6 +114,7 @@ func DefaultConfig() *Config {
 		Accelerator:    "auto",
 		QemuBinary:     "qemu-system-x86_64",
 		QemuImgBinary:  "qemu-img",
+		QEMUUser:       "solstice-qemu",
 		HostIsolation:  true,
 		IsolationGID:   64999,
 		IPTablesBinary: "iptables",
@@ -127,6 +135,16 @@ type limits struct {
 	maxDisk     int64
 	maxImage    int64
 	maxBundle   int64
+}
+
+// qemuAccount is the account QEMU runs as: qemu_user, in the isolation
+// group when host isolation is on, since the firewall knows QEMU by it.
+func (c *Config) qemuAccount() qemuuser.Want {
+	w := qemuuser.Want{Name: c.QEMUUser}
+	if c.HostIsolation {
+		w.GID = c.IsolationGID
+	}
+	return w
 }
 
 // parseLimits checks the bounds, reporting every bad one.
@@ -171,6 +189,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CacheDir == "" {
 		errs = append(errs, errors.New("cache_dir must not be empty"))
+	}
+	if err := qemuuser.Check(c.qemuAccount()); err != nil {
+		errs = append(errs, err)
 	}
 	errs = append(errs, c.parseLimits()...)
 	seen := map[string]string{}

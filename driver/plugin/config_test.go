@@ -32,6 +32,11 @@ func TestConfigValidate(t *testing.T) {
 		{"good", func(*Config) {}, "", ""},
 		{"bad accelerator", func(c *Config) { c.Accelerator = "hvf" }, `accelerator = "hvf"`, ""},
 		{"empty cache dir", func(c *Config) { c.CacheDir = "" }, "cache_dir", ""},
+		{"qemu as root", func(c *Config) { c.QEMUUser = "root" }, `qemu_user = "root"`, ""},
+		{"qemu as uid 0", func(c *Config) { c.QEMUUser = "0:64999" }, "must not run as root", ""},
+		{"qemu outside the isolation group", func(c *Config) { c.QEMUUser = "5000:5001" }, "must be isolation_gid (64999)", ""},
+		{"qemu numbers without isolation", func(c *Config) { c.QEMUUser, c.HostIsolation = "5000:5001", false }, "", ""},
+		{"qemu user that reads as an option", func(c *Config) { c.QEMUUser = "-o" }, `qemu_user = "-o"`, ""},
 		{"alias clash", func(c *Config) {
 			other := goodImage()
 			other.Aliases = []string{"omnios-stable"}

@@ -39,6 +39,7 @@ type fakeVMs struct {
 	launched []jobrun.Files
 	logins   []guestssh.Target
 	guests   []*fakeGuest
+	specs    []qemu.Spec // what Start was asked to run
 }
 
 type attachCall struct {
@@ -74,13 +75,17 @@ func (f *fakeVMs) CreateDisk(ctx context.Context, d vm.Disk) error {
 	if f.diskErr != nil {
 		return f.diskErr
 	}
-	return os.WriteFile(d.Path, []byte("overlay on "+d.Base), 0o600)
+	// 0644 is what qemu-img leaves under the usual umask.
+	return os.WriteFile(d.Path, []byte("overlay on "+d.Base), 0o644)
 }
 
 // Start leaves a file where QEMU would make its QMP socket, so tests can
 // see that whoever cleans up removes it.
 func (f *fakeVMs) Start(ctx context.Context, spec qemu.Spec, out qemu.Output) (vm.Machine, error) {
 	f.record("start")
+	f.mu.Lock()
+	f.specs = append(f.specs, spec)
+	f.mu.Unlock()
 	if f.startErr != nil {
 		return nil, f.startErr
 	}

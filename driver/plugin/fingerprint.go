@@ -120,12 +120,19 @@ func (d *Driver) saveVerdict(cfg *Config, res accel.Result) {
 	}
 }
 
+// probeOnce runs the probe; its guests run as task guests do, so a qemu
+// user that cannot open /dev/kvm shows as KVM not working.
 func (d *Driver) probeOnce(ctx context.Context, cfg *Config) (accel.Result, error) {
+	user, err := d.qemuUser(accel.KVM)
+	if err != nil && cfg.Accelerator != accel.TCG { // tcg starts no probe guest
+		return accel.Result{Name: accel.TCG, Reason: err.Error()}, err
+	}
 	return accel.Probe(ctx, accel.Options{
 		Mode:       cfg.Accelerator,
 		QemuBinary: cfg.QemuBinary,
 		Device:     "/dev/kvm",
 		WorkDir:    os.TempDir(),
+		User:       user,
 		Boot:       d.testBoot(),
 	})
 }
@@ -183,13 +190,17 @@ func (d *Driver) bootOnce(ctx context.Context, name, base string, img *ImageConf
 	if err != nil {
 		return err
 	}
+	user, err := d.qemuUser(name)
+	if err != nil {
+		return err
+	}
 	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	defer devnull.Close()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	inst, q, err := qemu.Start(ctx, qemu.Spec{
-		Binary: d.cfg().QemuBinary, Name: "probe", Accel: name, MemoryMB: 512, CPUs: 1, GID: d.isolationGID(), Ephemeral: true,
-		Disk: overlay, Seed: seed, SSHHost: "127.0.0.1", SSHPort: port,
+		Binary: d.cfg().QemuBinary, Name: "probe", Accel: name, MemoryMB: 512, CPUs: 1, User: user, Ephemeral: true,
+		Disk: overlay, Base: base, BaseFormat: img.Format, Seed: seed, SSHHost: "127.0.0.1", SSHPort: port,
 		QMP: filepath.Join(dir, "qmp.sock"), PIDFile: filepath.Join(dir, "qemu.pid"),
 	}, qemu.Output{Console: devnull, Log: filepath.Join(dir, "qemu.log")})
 	if err != nil {
@@ -224,15 +235,6 @@ func probeSeed(seed, user string) (guestssh.Target, error) {
 		return guestssh.Target{}, err
 	}
 	return guestssh.Target{User: user, PrivatePEM: key.PrivatePEM, HostKey: pin}, nil
-}
-
-// isolationGID is the group host-networked QEMUs run as, or 0 for none.
-func (d *Driver) isolationGID() int {
-	cfg := d.cfg()
-	if !cfg.HostIsolation || os.Geteuid() != 0 {
-		return 0
-	}
-	return cfg.IsolationGID
 }
 
 // Fingerprint reports health and node attributes now and then periodically.
@@ -286,6 +288,11 @@ func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
 	if isoErr != nil {
 		fp.Health = drivers.HealthStateUnhealthy
 		fp.HealthDescription = isoErr.Error()
+		return fp
+	}
+	if err := d.qemuHealth(); err != nil {
+		fp.Health = drivers.HealthStateUnhealthy
+		fp.HealthDescription = err.Error()
 		return fp
 	}
 	if acc.err != nil {

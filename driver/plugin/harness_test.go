@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/plugins/drivers"
 
+	"github.com/solstice-ci/solstice/driver/qemuuser"
 	"github.com/solstice-ci/solstice/driver/task"
 )
 
@@ -53,11 +54,16 @@ func newHarness(t *testing.T, vms *fakeVMs) *harness {
 		t.Fatal(err)
 	}
 	d.configure(cfg, nil, vms)
+	d.setQEMUAccount(testQEMUAccount, nil)
 	d.runDir = t.TempDir()
 	h := &harness{t: t, d: d, vms: vms}
 	h.collectEvents()
 	return h
 }
+
+// testQEMUAccount is the account the harness's QEMUs run as, in the
+// default isolation group.
+var testQEMUAccount = qemuuser.Account{Name: "solstice-qemu", UID: 64998, GID: 64999}
 
 func (h *harness) collectEvents() {
 	ctx, cancel := context.WithCancel(context.Background())

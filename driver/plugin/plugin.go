@@ -26,6 +26,7 @@ import (
 	"github.com/solstice-ci/solstice/driver/disk"
 	"github.com/solstice-ci/solstice/driver/image"
 	"github.com/solstice-ci/solstice/driver/isolation"
+	"github.com/solstice-ci/solstice/driver/qemuuser"
 	"github.com/solstice-ci/solstice/driver/safehttp"
 	"github.com/solstice-ci/solstice/driver/task"
 	"github.com/solstice-ci/solstice/driver/vm"
@@ -57,6 +58,10 @@ type Driver struct {
 	// isolationErr says why guests of host-networked tasks cannot be kept
 	// off this host's services; the driver is unhealthy while it is set.
 	isolationErr error
+	// qemu is the account QEMU runs as; qemuErr says why there is none,
+	// and the driver is unhealthy while it is set (see confine.go).
+	qemu    qemuuser.Account
+	qemuErr error
 }
 
 var (
@@ -120,6 +125,7 @@ func (d *Driver) SetConfig(c *base.Config) error {
 	}
 	d.configure(cfg, images, &vm.Host{Images: images, Disks: disks, Log: d.log.Named("vm")})
 	d.setUpIsolation(cfg)
+	d.setUpQEMUUser(cfg)
 	go d.probeAccelerator()
 	return nil
 }

@@ -33,6 +33,7 @@ type launch struct {
 	inputs   taskInputs
 	label    string
 	img      *ImageConfig
+	base     string // the image's read-only base in the cache
 	vms      vm.Provider
 	log      hclog.Logger
 	st       task.State
@@ -124,6 +125,7 @@ func (l *launch) run() (*task.Handle, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.base = base
 	if err := l.prepare(ctx, base); err != nil {
 		return nil, err
 	}
@@ -161,8 +163,8 @@ func (l *launch) fetchImage(ctx context.Context) (string, error) {
 // prepare makes the task's disk, key and seed.
 func (l *launch) prepare(ctx context.Context, base string) error {
 	vmDir := filepath.Join(l.cfg.TaskDir().Dir, "solstice-vm")
-	if err := os.MkdirAll(vmDir, 0o700); err != nil {
-		return fmt.Errorf("create vm dir: %w", err)
+	if err := makePrivateDir(vmDir); err != nil {
+		return err
 	}
 	l.onFailure(func() { os.RemoveAll(vmDir) })
 	l.st = task.State{
@@ -178,6 +180,10 @@ func (l *launch) prepare(ctx context.Context, base string) error {
 	err := l.vms.CreateDisk(ctx, vm.Disk{Base: base, BaseFormat: l.img.Format, Path: l.st.Overlay, Size: l.settings.DiskSize})
 	if err != nil {
 		return fmt.Errorf("image %q: %w", l.label, err)
+	}
+	// qemu-img leaves the overlay as the umask says; it is root's alone.
+	if err := os.Chmod(l.st.Overlay, 0o600); err != nil {
+		return fmt.Errorf("restrict the task's disk: %w", err)
 	}
 	return l.writeSeed()
 }
@@ -264,8 +270,9 @@ func (l *launch) startQEMU(ctx context.Context) (vm.Machine, error) {
 	}
 	defer console.Close() // QEMU holds its own copy
 	spec := l.d.qemuSpec(l.cfg, l.st)
-	if spec.Netns == "" {
-		spec.GID = l.d.isolationGID()
+	spec.Base, spec.BaseFormat = l.base, l.img.Format
+	if spec.User, err = l.d.qemuUser(spec.Accel); err != nil {
+		return nil, fmt.Errorf("start qemu for image %q: %w", l.label, err)
 	}
 	l.onFailure(func() { os.Remove(l.st.QMPSocket) })
 	l.d.emit(l.cfg, "Booting", fmt.Sprintf("image %s under %s, ssh on %s:%d", l.label, spec.Accel, host, port))

@@ -78,11 +78,15 @@ func TestBootLoginPowerdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer console.Close()
+	// QEMU runs as an unprivileged uid that owns nothing: every file it
+	// needs stays root's, mode 0600, in this 0700 dir, and comes to it as
+	// an inherited descriptor.
 	spec := qemu.Spec{
 		Binary: "qemu-system-x86_64", Name: "integration", Accel: qemu.AccelTCG,
-		MemoryMB: 512, CPUs: 2, Disk: overlay, Seed: seed,
+		MemoryMB: 512, CPUs: 2, Disk: overlay, Base: base, BaseFormat: "qcow2", Seed: seed,
 		SSHHost: "127.0.0.1", SSHPort: port,
 		QMP: filepath.Join(dir, "qmp.sock"), PIDFile: filepath.Join(dir, "qemu.pid"),
+		User: &qemu.User{UID: testUID, GID: testGID},
 	}
 
 	start := time.Now()
@@ -103,6 +107,8 @@ func TestBootLoginPowerdown(t *testing.T) {
 	}
 	bootToSSH := time.Since(start)
 	t.Logf("boot-to-SSH: %.1f s (TCG)", bootToSSH.Seconds())
+	checkConfined(t, inst.Process.PID)
+	checkPIDFile(t, spec.PIDFile, inst.Process.PID)
 
 	out, err := c.Output(ctx, "uname -a; bash --version; git --version; hostname; cat /etc/ssh/ssh_host_ed25519_key.pub", nil)
 	if err != nil {
@@ -136,6 +142,50 @@ func TestBootLoginPowerdown(t *testing.T) {
 	}
 	if code := inst.ExitCode(); code != 0 {
 		t.Fatalf("qemu exited with %d after the guest powered off", code)
+	}
+}
+
+// The account QEMU runs as in this test: numbers only, no passwd entry
+// needed.
+const (
+	testUID = 64998
+	testGID = 64999
+)
+
+// checkConfined reads QEMU's /proc status: its uid and gid, no
+// supplementary groups, no capabilities, no new privileges, and a seccomp
+// filter (mode 2) installed by -sandbox.
+func checkConfined(t *testing.T, pid int) {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"Uid": fmt.Sprintf("%d\t%[1]d\t%[1]d\t%[1]d", testUID), "Gid": fmt.Sprintf("%d\t%[1]d\t%[1]d\t%[1]d", testGID),
+		"Groups": "", "CapEff": "0000000000000000", "NoNewPrivs": "1", "Seccomp": "2",
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		name, val, _ := strings.Cut(line, ":")
+		if w, ok := want[name]; ok {
+			val = strings.TrimSpace(val)
+			t.Logf("qemu pid %d %s:\t%s", pid, name, val)
+			if val != w {
+				t.Errorf("qemu's %s is %q, want %q", name, val, w)
+			}
+			delete(want, name)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("qemu's status lacks %v", want)
+	}
+}
+
+func checkPIDFile(t *testing.T, path string, pid int) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil || strings.TrimSpace(string(data)) != fmt.Sprint(pid) {
+		t.Errorf("pidfile holds %q (%v), want %d", data, err, pid)
 	}
 }
 

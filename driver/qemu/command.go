@@ -19,20 +19,22 @@ const (
 
 // Spec is everything that decides QEMU's command line for one guest.
 type Spec struct {
-	Binary   string // qemu-system-x86_64
-	Name     string // shows in ps and QMP; the task id
-	Accel    string // AccelKVM or AccelTCG
-	MemoryMB int
-	CPUs     int
-	Disk     string // the task's qcow2 overlay
-	Seed     string // the NoCloud ISO
-	SSHHost  string // host address the guest's port 22 is forwarded from
-	SSHPort  int
-	QMP      string // unix socket path
-	PIDFile  string
-	// GID, when non-zero, is the group QEMU runs as: the host firewall
-	// keeps that group off the host's own services (package isolation).
-	GID int
+	Binary     string // qemu-system-x86_64
+	Name       string // shows in ps and QMP; the task id
+	Accel      string // AccelKVM or AccelTCG
+	MemoryMB   int
+	CPUs       int
+	Disk       string // the task's qcow2 overlay
+	Base       string // the read-only base image under the overlay
+	BaseFormat string // qcow2 or raw
+	Seed       string // the NoCloud ISO
+	SSHHost    string // host address the guest's port 22 is forwarded from
+	SSHPort    int
+	QMP        string // unix socket path, bound by the driver (see Start)
+	PIDFile    string // written by Start with QEMU's pid
+	// User is the account QEMU runs as; nil keeps the caller's (only a
+	// plugin that is not root, and so cannot switch, leaves it nil).
+	User *User
 	// Netns, when set, is the network namespace QEMU runs in (an
 	// allocation's, under bridge networking).
 	Netns string
@@ -45,7 +47,7 @@ type Spec struct {
 func (s Spec) Validate() error {
 	var missing []string
 	for _, f := range []struct{ name, val string }{
-		{"binary", s.Binary}, {"disk", s.Disk}, {"seed", s.Seed},
+		{"binary", s.Binary}, {"disk", s.Disk}, {"base", s.Base}, {"seed", s.Seed},
 		{"qmp socket", s.QMP}, {"pidfile", s.PIDFile}, {"ssh host", s.SSHHost},
 	} {
 		if f.val == "" {
@@ -58,6 +60,9 @@ func (s Spec) Validate() error {
 	if s.Accel != AccelKVM && s.Accel != AccelTCG {
 		return fmt.Errorf("qemu spec: accelerator %q is neither kvm nor tcg", s.Accel)
 	}
+	if s.BaseFormat != "qcow2" && s.BaseFormat != "raw" {
+		return fmt.Errorf("qemu spec: base format %q is neither qcow2 nor raw", s.BaseFormat)
+	}
 	if s.MemoryMB < 64 || s.CPUs < 1 {
 		return fmt.Errorf("qemu spec: %d MiB and %d cpus is too small for a guest", s.MemoryMB, s.CPUs)
 	}
@@ -69,7 +74,45 @@ func (s Spec) Validate() error {
 	if len(s.QMP) >= 108 {
 		return errors.New("qemu spec: qmp socket path is longer than a unix socket allows: " + s.QMP)
 	}
+	return s.validateConfinement()
+}
+
+// validateConfinement refuses what would undo QEMU's confinement.
+func (s Spec) validateConfinement() error {
+	if s.User != nil && (s.User.UID == 0 || s.User.GID == 0) {
+		return fmt.Errorf("qemu spec: user %d:%d: QEMU must not run as root or with group root", s.User.UID, s.User.GID)
+	}
+	// A netns start forks from a thread that is discarded afterwards (see
+	// startIn), and a parent-death signal follows the forking thread.
+	if s.Ephemeral && s.Netns != "" {
+		return errors.New("qemu spec: an ephemeral guest cannot run in a network namespace")
+	}
 	return nil
+}
+
+// QEMU's inherited descriptors, in cmd.ExtraFiles order: the QMP listener
+// (fd 3), then the descriptors of Spec.passed from fd 4 on.
+const (
+	fdQMP       = 3
+	fdFirstFile = 4
+)
+
+// The fd sets of a guest's files.
+const (
+	setDisk = 1 + iota
+	setBase
+	setSeed
+)
+
+// passed are the files QEMU gets as descriptors: it opens no path of ours.
+// The base is named explicitly as the overlay's backing file, so the path in
+// the overlay's header is never opened either.
+func (s Spec) passed() []Passed {
+	return []Passed{
+		{Path: s.Disk, Writable: true, Set: setDisk},
+		{Path: s.Base, Set: setBase},
+		{Path: s.Seed, Set: setSeed},
+	}
 }
 
 // Args returns QEMU's arguments, without the binary.
@@ -78,6 +121,8 @@ func (s Spec) Validate() error {
 // seed as an IDE CD-ROM) because that is what illumos and Linux cloud images
 // both boot from. The serial console is QEMU's stdout, which the driver
 // connects to the task's stdout so `nomad alloc logs` shows the boot.
+// Files come as inherited descriptors (see passed), the QMP socket as a
+// listening descriptor (see Start), and QEMU runs under SandboxOpts.
 func (s Spec) Args() []string {
 	cpu := "max"
 	if s.Accel == AccelKVM {
@@ -91,12 +136,17 @@ func (s Spec) Args() []string {
 		"-smp", strconv.Itoa(s.CPUs),
 		"-nodefaults", "-no-user-config",
 		"-display", "none",
+	}
+	args = append(args, SandboxArgs()...)
+	args = append(args, PassArgs(fdFirstFile, s.passed())...)
+	return append(args,
 		"-chardev", "stdio,id=console,signal=off",
 		"-serial", "chardev:console",
 		// The overlay is thrown away with the task, so host crash safety
 		// buys nothing and cache=unsafe saves every guest fsync.
-		"-drive", "file=" + escapeOpt(s.Disk) + ",if=virtio,format=qcow2,cache=unsafe,discard=unmap",
-		"-drive", "file=" + escapeOpt(s.Seed) + ",if=ide,media=cdrom,readonly=on",
+		"-drive", "file="+FDSet(setDisk)+",if=virtio,format=qcow2,cache=unsafe,discard=unmap,"+
+			"backing.driver="+s.BaseFormat+",backing.file.driver=file,backing.file.filename="+FDSet(setBase),
+		"-drive", "file="+FDSet(setSeed)+",if=ide,media=cdrom,readonly=on,format=raw",
 		// IPv6 is off: slirp would map the guest's fec0::2 to the host's
 		// ::1, a second way around the isolation of the host's services.
 		"-netdev", fmt.Sprintf("user,id=net0,ipv6=off,hostfwd=tcp:%s:%d-:22", s.SSHHost, s.SSHPort),
@@ -104,11 +154,7 @@ func (s Spec) Args() []string {
 		// Guests generate SSH host keys at first boot; without an entropy
 		// source that can stall for seconds under TCG.
 		"-device", "virtio-rng-pci",
-		"-qmp", "unix:" + escapeOpt(s.QMP) + ",server=on,wait=off",
-		"-pidfile", s.PIDFile,
-	}
-	return args
+		"-chardev", fmt.Sprintf("socket,id=qmp,fd=%d,server=on,wait=off", fdQMP),
+		"-mon", "chardev=qmp,mode=control",
+	)
 }
-
-// escapeOpt doubles commas, QEMU's escape inside option values.
-func escapeOpt(v string) string { return strings.ReplaceAll(v, ",", ",,") }

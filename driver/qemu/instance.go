@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Instance is a running QEMU, either started by this process or adopted
@@ -32,50 +37,113 @@ func Start(ctx context.Context, spec Spec, out Output) (*Instance, *QMP, error) 
 	if err := spec.Validate(); err != nil {
 		return nil, nil, err
 	}
+	files, err := spec.open()
+	if err != nil {
+		return nil, nil, err
+	}
+	inst, err := launch(spec, out, files)
+	CloseFiles(files) // QEMU holds its own copies
+	if err == nil {
+		var q *QMP
+		if q, err = inst.dialQMP(ctx, spec.QMP); err == nil {
+			return inst, q, nil
+		}
+		inst.Kill()
+		err = fmt.Errorf("%w%s", err, logTail(out.Log))
+	}
+	os.Remove(spec.QMP) // open bound it; no QEMU listens on it now
+	return nil, nil, err
+}
+
+// launch starts QEMU with its descriptors and records its pid.
+func launch(spec Spec, out Output, files []*os.File) (*Instance, error) {
 	logf, err := os.OpenFile(out.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open qemu log: %w", err)
+		return nil, fmt.Errorf("open qemu log: %w", err)
 	}
 	defer logf.Close()
-	cmd := command(spec)
+	cmd := command(spec, files)
 	cmd.Stdout = out.Console
 	cmd.Stderr = logf
-	if err := cmd.Start(); err != nil {
-		return nil, nil, fmt.Errorf("start %s: %w", spec.Binary, err)
+	if err := startIn(cmd, spec.Netns); err != nil {
+		return nil, fmt.Errorf("start %s: %w", spec.Binary, err)
 	}
 	inst := &Instance{Process: Process{PID: cmd.Process.Pid}, exited: make(chan struct{}), code: -1}
 	if p, err := Identify(cmd.Process.Pid); err == nil {
 		inst.Process = p
 	}
 	go inst.reap(cmd)
-
-	q, err := inst.dialQMP(ctx, spec.QMP)
-	if err != nil {
+	if err := writePIDFile(spec.PIDFile, cmd.Process.Pid); err != nil {
 		inst.Kill()
-		return nil, nil, fmt.Errorf("%w%s", err, logTail(out.Log))
+		return nil, err
 	}
-	return inst, q, nil
+	return inst, nil
 }
 
-// command builds the exec.Cmd: QEMU in its own session, under the isolation
-// group, entered into the network namespace when there is one (nsenter
-// execs QEMU, so the pid is QEMU's).
-func command(spec Spec) *exec.Cmd {
-	argv := append([]string{spec.Binary}, spec.Args()...)
-	if spec.Netns != "" {
-		argv = append([]string{"nsenter", "--net=" + spec.Netns, "--"}, argv...)
+// open makes QEMU's inherited descriptors, in Args' order: the QMP
+// listener, then the guest's files.
+func (s Spec) open() ([]*os.File, error) {
+	qmp, err := listenQMP(s.QMP)
+	if err != nil {
+		return nil, err
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	files, err := OpenPassed(s.passed())
+	if err != nil {
+		qmp.Close()
+		return nil, err
+	}
+	return append([]*os.File{qmp}, files...), nil
+}
+
+// listenQMP binds the QMP socket in this process and returns the listening
+// descriptor, which QEMU inherits (-chardev socket,fd=3). QEMU so needs no
+// write access to any directory, the socket file belongs to the driver (mode
+// 0600: only root can connect, as RecoverTask does after a restart), and it
+// keeps answering for as long as QEMU holds the descriptor.
+func listenQMP(path string) (*os.File, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale qmp socket: %w", err)
+	}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listen on qmp socket: %w", err)
+	}
+	// Closing this process's copy must not unlink what QEMU listens on.
+	l.SetUnlinkOnClose(false)
+	defer l.Close()
+	if err := os.Chmod(path, 0o600); err != nil {
+		return nil, fmt.Errorf("restrict qmp socket: %w", err)
+	}
+	f, err := l.File()
+	if err != nil {
+		return nil, fmt.Errorf("qmp socket descriptor: %w", err)
+	}
+	return f, nil
+}
+
+// command builds the exec.Cmd: QEMU as its user, in its own session, with
+// the descriptors of open. A host port below 1024 (a task may map one)
+// needs CAP_NET_BIND_SERVICE, which QEMU then gets as its only capability.
+func command(spec Spec, files []*os.File) *exec.Cmd {
+	cmd := exec.Command(spec.Binary, spec.Args()...)
+	cmd.ExtraFiles = files
+	cmd.SysProcAttr = spec.User.SysProcAttr()
 	if spec.Ephemeral {
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	}
-	if spec.GID != 0 {
-		cmd.SysProcAttr.Credential = &syscall.Credential{
-			Uid: uint32(os.Getuid()), Gid: uint32(spec.GID), // no supplementary groups
-		}
+	if spec.User != nil && spec.SSHPort < 1024 {
+		cmd.SysProcAttr.AmbientCaps = []uintptr{unix.CAP_NET_BIND_SERVICE}
 	}
 	return cmd
+}
+
+// writePIDFile records QEMU's pid for operators and tests. QEMU's own
+// -pidfile is not used: it would need write access to the task's VM dir.
+func writePIDFile(path string, pid int) error {
+	if err := os.WriteFile(path, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("write qemu pidfile: %w", err)
+	}
+	return nil
 }
 
 func (i *Instance) reap(cmd *exec.Cmd) {
@@ -103,13 +171,18 @@ func (i *Instance) dialQMP(ctx context.Context, socket string) (*QMP, error) {
 	if err == nil {
 		return q, nil
 	}
+	// The socket exists before QEMU does, so a QEMU that dies at start-up
+	// shows as a closed connection a moment before its exit is reaped.
 	select {
 	case <-i.exited:
 		return nil, fmt.Errorf("qemu exited with code %d during start-up", i.code)
-	default:
+	case <-time.After(exitGrace):
 		return nil, err
 	}
 }
+
+// exitGrace is how long a failed QMP handshake waits for QEMU's exit.
+const exitGrace = 2 * time.Second
 
 // Attach adopts a QEMU started by an earlier plugin process. Its exit code
 // cannot be learned (it is not our child), so ExitCode reports -1.
