@@ -264,8 +264,14 @@ func (l *launch) startQEMU(ctx context.Context) (vm.Machine, error) {
 	}
 	defer console.Close() // QEMU holds its own copy
 	spec := l.d.qemuSpec(l.cfg, l.st)
-	if spec.Netns == "" {
-		spec.GID = l.d.isolationGID()
+	// The egress policy matches QEMU by this group in both network modes;
+	// in bridge mode its chain goes into the namespace before QEMU does.
+	spec.GID = l.d.isolationGID()
+	if spec.Netns != "" {
+		l.onFailure(func() { l.d.egress.forget(l.cfg.ID) })
+		if err := l.d.egress.enterNetns(ctx, l.cfg, spec.Netns); err != nil {
+			return nil, err
+		}
 	}
 	l.onFailure(func() { os.Remove(l.st.QMPSocket) })
 	l.d.emit(l.cfg, "Booting", fmt.Sprintf("image %s under %s, ssh on %s:%d", l.label, spec.Accel, host, port))
