@@ -33,9 +33,9 @@ func scratchNetns(t *testing.T) string {
 	return "/var/run/netns/" + name
 }
 
-// listenIn serves TCP on 127.0.0.1 inside the namespace, closing every
-// connection it accepts.
-func listenIn(t *testing.T, ns string) int {
+// listenIn serves TCP on 127.0.0.1:port (0: any) inside the namespace,
+// closing every connection it accepts.
+func listenIn(t *testing.T, ns string, port int) int {
 	t.Helper()
 	ch := make(chan net.Listener, 1)
 	go func() {
@@ -50,7 +50,7 @@ func listenIn(t *testing.T, ns string) int {
 			ch <- nil
 			return
 		}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			t.Error(err)
 		}
@@ -94,8 +94,9 @@ func connect(t *testing.T, ns string, gid, port int) error {
 	return nil
 }
 
-// TestEnforcerInANamespace installs the real policy, checks that only the
-// group is fenced (and that an allow-listed port opens), then damages the
+// TestEnforcerInANamespace installs the real policy and checks that only
+// the group is fenced, that DNS to a resolver on this host stays open and
+// that an allow-list entry never opens this host; then it damages the
 // rules the ways a firewall reload or an operator would and checks that
 // Sync reports it and repairs it. It needs root and iptables, as the
 // driver does.
@@ -103,9 +104,9 @@ func TestEnforcerInANamespace(t *testing.T) {
 	ns := scratchNetns(t)
 	const gid = 64998
 	ctx := context.Background()
-	open, fenced := listenIn(t, ns), listenIn(t, ns)
+	fenced, dns := listenIn(t, ns, 0), listenIn(t, ns, 53)
 	e := &Enforcer{Tables: Tables{Netns: ns, IPv6: IPv6Enabled()}}
-	p := Policy{GID: gid, Allow: mustAllow(t, fmt.Sprintf("127.0.0.1:%d", open))}
+	p := Policy{GID: gid, Allow: mustAllow(t, fmt.Sprintf("127.0.0.1:%d", fenced)), Resolvers: addrs("127.0.0.1")}
 	if err := e.Install(ctx, p); err != nil {
 		t.Fatal(err)
 	}
@@ -120,10 +121,10 @@ func TestEnforcerInANamespace(t *testing.T) {
 		t.Fatalf("an ordinary process could not connect: %v", err)
 	}
 	if err := connect(t, ns, gid, fenced); err == nil {
-		t.Fatal("a process of the fenced group connected to a loopback listener")
+		t.Fatal("a process of the fenced group connected to a loopback listener (allow-listed, but this host stays closed)")
 	}
-	if err := connect(t, ns, gid, open); err != nil {
-		t.Fatalf("the group could not reach an allow-listed port: %v", err)
+	if err := connect(t, ns, gid, dns); err != nil {
+		t.Fatalf("the group could not reach the resolver: %v", err)
 	}
 
 	chain := ChainName(gid)
@@ -162,7 +163,7 @@ func TestEnforcerInANamespace(t *testing.T) {
 	}
 
 	t.Run("policy change is no drift", func(t *testing.T) {
-		p.Resolvers = addrs("10.255.255.53")
+		p.Resolvers = addrs("127.0.0.1", "10.255.255.53")
 		if drift, err := e.Sync(ctx, p); drift != nil || err != nil {
 			t.Fatalf("Sync = %v, %v", drift, err)
 		}

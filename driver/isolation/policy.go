@@ -30,8 +30,8 @@ func (f Family) String() string {
 type Policy struct {
 	// GID is the group QEMU runs as; only its connections are filtered.
 	GID int
-	// Allow is the operator's allow-list (egress_allow). It is checked
-	// before every deny, the host's own addresses included.
+	// Allow is the operator's allow-list (egress_allow). It opens denied
+	// ranges, never this host.
 	Allow []Allow
 	// Resolvers are the host's DNS servers (resolv.conf): QEMU's user
 	// network forwards the guest's lookups to them, so port 53 on exactly
@@ -39,7 +39,9 @@ type Policy struct {
 	Resolvers []netip.Addr
 	// HostAddrs are this host's addresses, denied one by one where they
 	// are not local: in an allocation's network namespace, traffic to the
-	// host leaves through the bridge, not "lo". Unset on the host itself.
+	// host leaves through the bridge, not "lo". All are listed, those in
+	// denied ranges too, as the allow-list may open those ranges. Unset on
+	// the host itself.
 	HostAddrs []netip.Addr
 }
 
@@ -284,13 +286,14 @@ func (p Policy) Jump() []string {
 // Rules returns the chain's rules for family f, in order, without the
 // leading "-A CHAIN". The chain ends without a verdict: what it does not
 // reject returns to OUTPUT, where the host's own rules still apply.
+//
+// The order is the policy: DNS to the host's resolvers first (they may
+// sit on this host, 127.0.0.53); then this host, which no allow-list entry
+// opens (an operator allowing the LAN the host sits on must not open the
+// Nomad API on the host's LAN address); then the allow-list; then the
+// denied ranges.
 func (p Policy) Rules(f Family) [][]string {
 	var rules [][]string
-	for _, a := range p.Allow {
-		if f.has(a.Prefix.Addr()) {
-			rules = append(rules, allowRules(a.Prefix, a.Ports, "egress_allow "+a.String())...)
-		}
-	}
 	for _, r := range p.Resolvers {
 		if f.has(r) {
 			dns := PortRange{53, 53}
@@ -299,23 +302,19 @@ func (p Policy) Rules(f Family) [][]string {
 	}
 	rules = append(rules, rejectRules(f, []string{"-o", "lo"}, "deny this host (the loopback path)")...)
 	for _, h := range p.HostAddrs {
-		if f.has(h) && !h.IsLoopback() && !coveredByDenied(f, h) {
+		if f.has(h) && !h.IsLoopback() {
 			rules = append(rules, rejectRules(f, []string{"-d", netip.PrefixFrom(h, h.BitLen()).String()}, "deny an address of this host")...)
+		}
+	}
+	for _, a := range p.Allow {
+		if f.has(a.Prefix.Addr()) {
+			rules = append(rules, allowRules(a.Prefix, a.Ports, "egress_allow "+a.String())...)
 		}
 	}
 	for _, d := range deniedRanges(f) {
 		rules = append(rules, rejectRules(f, []string{"-d", d.prefix.String()}, "deny "+d.why)...)
 	}
 	return rules
-}
-
-func coveredByDenied(f Family, a netip.Addr) bool {
-	for _, d := range deniedRanges(f) {
-		if d.prefix.Contains(a) {
-			return true
-		}
-	}
-	return false
 }
 
 // allowRules let traffic to prefix (on ports, TCP and UDP) return to OUTPUT.

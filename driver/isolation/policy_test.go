@@ -35,11 +35,12 @@ func joined(rules [][]string) []string {
 
 func TestPolicyRules(t *testing.T) {
 	const (
-		lo    = `-o lo -p tcp -m comment --comment "solstice-vm: deny this host (the loopback path)" -j REJECT --reject-with tcp-reset`
-		tenTC = `-d 10.0.0.0/8 -p tcp -m comment --comment "solstice-vm: deny private network (RFC 1918)" -j REJECT --reject-with tcp-reset`
-		tenIC = `-d 10.0.0.0/8 -m comment --comment "solstice-vm: deny private network (RFC 1918)" -j REJECT --reject-with icmp-admin-prohibited`
-		meta  = `-d 169.254.0.0/16 -p tcp -m comment --comment "solstice-vm: deny link-local, cloud metadata (RFC 3927)" -j REJECT --reject-with tcp-reset`
-		ula6  = `-d fc00::/7 -m comment --comment "solstice-vm: deny unique local addresses (RFC 4193)" -j REJECT --reject-with icmp6-adm-prohibited`
+		lo     = `-o lo -p tcp -m comment --comment "solstice-vm: deny this host (the loopback path)" -j REJECT --reject-with tcp-reset`
+		loRest = `-o lo -m comment --comment "solstice-vm: deny this host (the loopback path)" -j REJECT --reject-with icmp-admin-prohibited`
+		tenTC  = `-d 10.0.0.0/8 -p tcp -m comment --comment "solstice-vm: deny private network (RFC 1918)" -j REJECT --reject-with tcp-reset`
+		tenIC  = `-d 10.0.0.0/8 -m comment --comment "solstice-vm: deny private network (RFC 1918)" -j REJECT --reject-with icmp-admin-prohibited`
+		meta   = `-d 169.254.0.0/16 -p tcp -m comment --comment "solstice-vm: deny link-local, cloud metadata (RFC 3927)" -j REJECT --reject-with tcp-reset`
+		ula6   = `-d fc00::/7 -m comment --comment "solstice-vm: deny unique local addresses (RFC 4193)" -j REJECT --reject-with icmp6-adm-prohibited`
 	)
 	tests := []struct {
 		name   string
@@ -54,18 +55,18 @@ func TestPolicyRules(t *testing.T) {
 			has:    []string{tenTC, tenIC, meta, `-d 100.64.0.0/10 -p tcp`, `-d 192.168.0.0/16 -p tcp`, `-d 172.16.0.0/12 -p tcp`, `-d 198.18.0.0/15 -p tcp`, `-d 224.0.0.0/4 -p tcp`},
 			hasNot: []string{"RETURN", "198.51.100.", "192.0.2.", "203.0.113."}},
 		{name: "allow a CIDR on a port", p: Policy{GID: 64999, Allow: mustAllow(t, "10.0.5.0/24:443")}, f: IPv4,
-			first: []string{
+			first: []string{lo, loRest,
 				`-d 10.0.5.0/24 -p tcp -m tcp --dport 443 -m comment --comment "solstice-vm: allow egress_allow 10.0.5.0/24:443" -j RETURN`,
 				`-d 10.0.5.0/24 -p udp -m udp --dport 443 -m comment --comment "solstice-vm: allow egress_allow 10.0.5.0/24:443" -j RETURN`,
-				lo}},
+				`-d 0.0.0.0/8 -p tcp`}},
 		{name: "allow an address on every port", p: Policy{GID: 64999, Allow: mustAllow(t, "192.168.1.10")}, f: IPv4,
-			first: []string{`-d 192.168.1.10/32 -m comment --comment "solstice-vm: allow egress_allow 192.168.1.10/32" -j RETURN`, lo}},
+			first: []string{lo, loRest, `-d 192.168.1.10/32 -m comment --comment "solstice-vm: allow egress_allow 192.168.1.10/32" -j RETURN`, `-d 0.0.0.0/8 -p tcp`}},
 		{name: "allow a port range", p: Policy{GID: 1, Allow: mustAllow(t, "10.1.0.0/16:8000-8100")}, f: IPv4,
 			has: []string{`-d 10.1.0.0/16 -p tcp -m tcp --dport 8000:8100 `}},
 		{name: "IPv6 entries stay out of the IPv4 chain", p: Policy{GID: 1, Allow: mustAllow(t, "[fd00::/8]:22")}, f: IPv4,
 			hasNot: []string{"fd00::"}},
 		{name: "IPv6 allow and denies", p: Policy{GID: 1, Allow: mustAllow(t, "[fd00::/8]:22", "10.0.0.1")}, f: IPv6,
-			first:  []string{`-d fd00::/8 -p tcp -m tcp --dport 22 -m comment --comment "solstice-vm: allow egress_allow [fd00::/8]:22" -j RETURN`},
+			first:  []string{lo, `-o lo -m comment`, `-d fd00::/8 -p tcp -m tcp --dport 22 -m comment --comment "solstice-vm: allow egress_allow [fd00::/8]:22" -j RETURN`},
 			has:    []string{ula6, `-d fe80::/10 -p tcp`, `-d ::1/128 -p tcp`, `-d ff00::/8 -p tcp`, `-d 64:ff9b::a00:0/104 -p tcp`, `-d 64:ff9b::a9fe:0/112 -p tcp`},
 			hasNot: []string{"10.0.0.1", "icmp-admin-prohibited"}},
 		{name: "resolvers keep DNS, on their own family", p: Policy{GID: 1, Resolvers: addrs("10.255.255.53", "127.0.0.53", "fd00::53")}, f: IPv4,
@@ -74,13 +75,18 @@ func TestPolicyRules(t *testing.T) {
 				`-d 10.255.255.53/32 -p udp -m udp --dport 53 -m comment --comment "solstice-vm: allow DNS to a resolver of the host (resolv.conf)" -j RETURN`,
 				`-d 127.0.0.53/32 -p tcp -m tcp --dport 53 `,
 				`-d 127.0.0.53/32 -p udp -m udp --dport 53 `,
-				lo},
+				lo, loRest, `-d 0.0.0.0/8 -p tcp`},
 			hasNot: []string{"fd00::53"}},
-		{name: "allow-list before resolvers", p: Policy{GID: 1, Allow: mustAllow(t, "10.9.0.0/16"), Resolvers: addrs("10.255.255.53")}, f: IPv4,
-			first: []string{`-d 10.9.0.0/16 -m comment`, `-d 10.255.255.53/32 -p tcp`}},
-		{name: "host addresses outside denied ranges are listed", p: Policy{GID: 1, HostAddrs: addrs("127.0.0.1", "192.0.2.2", "172.26.64.1", "fd00::2")}, f: IPv4,
-			first:  []string{lo, `-o lo -m comment`, `-d 192.0.2.2/32 -p tcp -m comment --comment "solstice-vm: deny an address of this host" -j REJECT --reject-with tcp-reset`},
-			hasNot: []string{"127.0.0.1/32", "172.26.64.1/32", "fd00::2"}},
+		{name: "resolvers, then this host, then the allow-list", p: Policy{GID: 1, Allow: mustAllow(t, "10.9.0.0/16"), Resolvers: addrs("10.255.255.53")}, f: IPv4,
+			first: []string{`-d 10.255.255.53/32 -p tcp`, `-d 10.255.255.53/32 -p udp`, lo, loRest, `-d 10.9.0.0/16 -m comment`}},
+		{name: "host addresses are listed before the allow-list", p: Policy{GID: 1, Allow: mustAllow(t, "172.16.0.0/12", "192.0.2.0/24"),
+			HostAddrs: addrs("127.0.0.1", "192.0.2.2", "172.26.64.1", "fd00::2")}, f: IPv4,
+			first: []string{lo, loRest,
+				`-d 192.0.2.2/32 -p tcp -m comment --comment "solstice-vm: deny an address of this host" -j REJECT --reject-with tcp-reset`,
+				`-d 192.0.2.2/32 -m comment --comment "solstice-vm: deny an address of this host" -j REJECT --reject-with icmp-admin-prohibited`,
+				`-d 172.26.64.1/32 -p tcp`, `-d 172.26.64.1/32 -m comment`,
+				`-d 172.16.0.0/12 -m comment --comment "solstice-vm: allow egress_allow 172.16.0.0/12" -j RETURN`},
+			hasNot: []string{"127.0.0.1/32", "fd00::2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

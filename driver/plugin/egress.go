@@ -61,7 +61,6 @@ func (g *egressGuard) configure(ctx context.Context, log hclog.Logger, cfg *Conf
 	if err := g.installHost(ctx); err != nil {
 		log.Error("cannot enforce the guests' egress policy", "error", err)
 	}
-	g.warnAllowedHost(cfg)
 }
 
 func (g *egressGuard) installHost(ctx context.Context) error {
@@ -90,19 +89,6 @@ func (g *egressGuard) policy(bridged bool) (isolation.Policy, error) {
 		p.HostAddrs = addrs
 	}
 	return p, nil
-}
-
-// warnAllowedHost says when an allow-list entry opens this host itself:
-// allowed, but worth a line in the log.
-func (g *egressGuard) warnAllowedHost(cfg *Config) {
-	addrs, _ := isolation.HostAddrs()
-	for _, a := range cfg.egressAllow {
-		for _, h := range addrs {
-			if a.Prefix.Contains(h) {
-				g.log.Warn("an egress_allow entry covers an address of this host: guests can reach its services there", "entry", a.String(), "address", h.String())
-			}
-		}
-	}
 }
 
 // enterNetns installs the policy in a bridged task's namespace before its
