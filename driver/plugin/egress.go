@@ -189,7 +189,7 @@ func (g *egressGuard) sync(ctx context.Context, e *isolation.Enforcer, p isolati
 	} else {
 		msg += "; reinstalled them"
 	}
-	log.Error("guests' egress policy was tampered with", "problem", msg)
+	log.Error("guests' egress rules were not as installed", "problem", msg)
 	return errors.New(msg)
 }
 
