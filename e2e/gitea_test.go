@@ -27,7 +27,9 @@ const GiteaVersion = "1.26.1"
 // Gitea is a real Gitea server owned by one test. It runs on a host of its
 // own: a network namespace the test creates, reached over a veth pair at
 // 10.210.<n>.2, so a QEMU guest reaches it through user-mode NAT like a
-// real forge (never through the host's loopback).
+// real forge (never through the host's loopback). That is a private
+// address: guests reach it because test clients allow-list giteaNet, as an
+// operator would an internal forge.
 type Gitea struct {
 	URL   string // ROOT_URL, http://10.210.<n>.2:3000/
 	Addr  string // 10.210.<n>.2

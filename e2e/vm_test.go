@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -50,8 +51,14 @@ func testImage(t testing.TB) (string, string) {
 type pluginOpts struct {
 	accelerator string
 	qemu        string
-	extra       string // more HCL inside config { }
+	extra       string   // more HCL inside config { }
+	egressAllow []string // egress_allow entries besides giteaNet
 }
+
+// giteaNet holds the test forges (StartGitea). They stand for an
+// operator's internal forge, which guests reach only because the
+// operator allow-lists it, so every test client does.
+const giteaNet = "10.210.0.0/16"
 
 // pluginConfig is the client's solstice-vm block with the test image in its
 // catalog as "solstice-test".
@@ -64,9 +71,11 @@ func pluginConfig(t testing.TB, o pluginOpts) string {
 	if o.qemu != "" {
 		qemu = fmt.Sprintf("qemu_binary = %q", o.qemu)
 	}
+	allow, _ := json.Marshal(append([]string{giteaNet}, o.egressAllow...))
 	return fmt.Sprintf(`
-    cache_dir   = %q
-    accelerator = %q
+    cache_dir    = %q
+    accelerator  = %q
+    egress_allow = %s
     %s
     image "solstice-test" {
       source  = %q
@@ -76,7 +85,7 @@ func pluginConfig(t testing.TB, o pluginOpts) string {
       user    = "solstice"
       aliases = ["debian-test"]
     }
-%s`, imageCacheDir(t), o.accelerator, qemu, "file://"+img, sum, o.extra)
+%s`, imageCacheDir(t), o.accelerator, allow, qemu, "file://"+img, sum, o.extra)
 }
 
 // vmJob is a batch job with one solstice-vm task called "vm".

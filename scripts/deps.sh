@@ -8,7 +8,7 @@ packages=(
   qemu-utils        # qemu-img: overlays and image checks
   genisoimage       # isoinfo: tests read the NoCloud seed back
   iproute2          # ip netns: test hosts the guest can reach
-  iptables          # the driver's rule that keeps guests off the host
+  iptables          # the guests' egress policy (iptables, ip6tables and their -restore)
   containernetworking-plugins  # CNI for bridge-networked task groups
   util-linux        # nsenter: QEMU inside an allocation's namespace
   openssh-client    # ssh-keygen in scripts and tests

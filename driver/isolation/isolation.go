@@ -1,75 +1,37 @@
-// Package isolation keeps guests away from services on their host. QEMU's
-// user-mode network maps the guest's gateway (10.0.2.2) to the host's
-// loopback, so without care a CI job could talk to the Nomad API, Consul or
-// the runner shims. Two ways out:
+// Package isolation keeps guests to their egress policy: the public
+// internet, what the operator allow-lists and DNS through the host's
+// resolvers; never this host, private, shared (CGNAT), link-local
+// (cloud metadata), multicast or reserved ranges.
 //
+// QEMU's user-mode network turns every connection a guest makes into a
+// socket QEMU opens itself, and QEMU runs with a dedicated group id. So the
+// policy is an iptables chain (SOLSTICE-EGRESS-<gid>, see Policy) that the
+// OUTPUT chain sends the group's new connections through:
+//
+//   - host networking: in the host's OUTPUT. Traffic to any of the host's
+//     own addresses leaves through "lo", which the chain rejects, so
+//     addresses added later (a new bridge) are covered too;
 //   - bridge networking: QEMU runs inside the allocation's network
-//     namespace, whose loopback holds nothing of the host's;
-//   - host networking: QEMU runs with a dedicated group id, and a firewall
-//     rule refuses new connections from that group to any local address
-//     (local traffic, whatever its address, leaves through "lo").
+//     namespace, and the same chain goes into that namespace's OUTPUT at
+//     task start. There the host's addresses are remote (the bridge's
+//     gateway, the LAN address), so the chain lists them.
+//
+// Installing into the allocation's namespace rather than on the host's
+// FORWARD and INPUT paths is deliberate: it needs no knowledge of the
+// allocation's address (which CNI hands out and reuses), filters exactly
+// QEMU's sockets by group and not every workload on the bridge (a shim in
+// bridge mode must still reach Nomad), and goes away with the namespace.
 package isolation
 
-import (
-	"bytes"
-	"context"
-	"fmt"
-	"os/exec"
-	"strconv"
-	"strings"
-)
+import "strconv"
 
-// Rules returns the iptables rule specs (for the OUTPUT chain) that block
-// processes of gid from opening connections to this host. DNS stays open:
-// QEMU forwards the guest's lookups to the host's resolver, which is often a
-// local one (127.0.0.53).
-func Rules(gid int) [][]string {
+// legacyRules are the two OUTPUT rules earlier versions installed for
+// host networking; Install removes them, as the chain supersedes them.
+func legacyRules(gid int) [][]string {
 	owner := []string{"-o", "lo", "-m", "owner", "--gid-owner", strconv.Itoa(gid), "-m", "conntrack", "--ctstate", "NEW"}
+	comment := []string{"-m", "comment", "--comment", "solstice-vm: guests may not reach the host"}
 	return [][]string{
-		append(append([]string{}, owner...), "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset",
-			"-m", "comment", "--comment", "solstice-vm: guests may not reach the host"),
-		append(append([]string{}, owner...), "-p", "udp", "!", "--dport", "53", "-j", "REJECT",
-			"-m", "comment", "--comment", "solstice-vm: guests may not reach the host"),
+		concat(owner, []string{"-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"}, comment),
+		concat(owner, []string{"-p", "udp", "!", "--dport", "53", "-j", "REJECT"}, comment),
 	}
-}
-
-// Firewall installs the rules with an iptables binary.
-type Firewall struct {
-	IPTables string // "iptables"
-}
-
-// Ensure installs the rules for gid unless they are already there, so a
-// plugin restart does not stack duplicates.
-func (f Firewall) Ensure(ctx context.Context, gid int) error {
-	for _, rule := range Rules(gid) {
-		if f.run(ctx, append([]string{"-C", "OUTPUT"}, rule...)...) == nil {
-			continue
-		}
-		if err := f.run(ctx, append([]string{"-I", "OUTPUT"}, rule...)...); err != nil {
-			return fmt.Errorf("install rule that keeps guests off the host: %w", err)
-		}
-	}
-	return nil
-}
-
-// Remove deletes the rules (tests and uninstalls use it).
-func (f Firewall) Remove(ctx context.Context, gid int) {
-	for _, rule := range Rules(gid) {
-		for f.run(ctx, append([]string{"-D", "OUTPUT"}, rule...)...) == nil {
-		}
-	}
-}
-
-func (f Firewall) run(ctx context.Context, args ...string) error {
-	bin := f.IPTables
-	if bin == "" {
-		bin = "iptables"
-	}
-	cmd := exec.CommandContext(ctx, bin, append([]string{"-w", "5"}, args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s %s: %w: %s", bin, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
 
 	"github.com/solstice-ci/solstice/driver/disk"
+	"github.com/solstice-ci/solstice/driver/isolation"
 	"github.com/solstice-ci/solstice/driver/qemuuser"
 	"github.com/solstice-ci/solstice/driver/safehttp"
 )
@@ -37,6 +38,10 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		hclspec.NewLiteral(`64999`)),
 	"iptables_binary": hclspec.NewDefault(hclspec.NewAttr("iptables_binary", "string", false),
 		hclspec.NewLiteral(`"iptables"`)),
+	"ip6tables_binary": hclspec.NewDefault(hclspec.NewAttr("ip6tables_binary", "string", false),
+		hclspec.NewLiteral(`"ip6tables"`)),
+	"egress_allow": hclspec.NewDefault(hclspec.NewAttr("egress_allow", "list(string)", false),
+		hclspec.NewLiteral(`[]`)),
 	"bundle_hosts": hclspec.NewDefault(hclspec.NewAttr("bundle_hosts", "list(string)", false),
 		hclspec.NewLiteral(`["127.0.0.1/bundle/", "[::1]/bundle/", "localhost/bundle/"]`)),
 	"max_disk_size": hclspec.NewDefault(hclspec.NewAttr("max_disk_size", "string", false),
@@ -67,12 +72,23 @@ type Config struct {
 	// (created at SetConfig when missing) or "UID:GID" (see package
 	// qemuuser). With host isolation its group is IsolationGID.
 	QEMUUser string `codec:"qemu_user"`
-	// HostIsolation keeps guests of host-networked tasks off this host's
-	// own services with a firewall rule on IsolationGID (see package
-	// isolation). Bridge-networked tasks are isolated by their namespace.
+	// HostIsolation enforces the guests' egress policy (package
+	// isolation): QEMU runs as IsolationGID, and an iptables chain on that
+	// group keeps guests to the public internet and EgressAllow, on the
+	// host for host networking and in the allocation's namespace for
+	// bridge networking.
 	HostIsolation  bool   `codec:"host_isolation"`
 	IsolationGID   int    `codec:"isolation_gid"`
 	IPTablesBinary string `codec:"iptables_binary"`
+
+	IP6TablesBinary string `codec:"ip6tables_binary"`
+	// EgressAllow opens what guests may reach beyond the public internet
+	// (entries as isolation.ParseAllow reads them): an internal forge, a
+	// package mirror.
+	EgressAllow []string `codec:"egress_allow"`
+	// egressAllow is EgressAllow checked (see Validate).
+	egressAllow []isolation.Allow
+
 	// BundleHosts is where a task's http(s) bundle URL may point (entries
 	// as safehttp.Hosts reads them). The default is solstice run's own
 	// bundle server on this host's loopback, under /bundle/: the driver
@@ -123,6 +139,9 @@ func DefaultConfig() *Config {
 		MaxImageSize:   "100GiB",
 		MaxBundleSize:  "4GiB",
 		Images:         map[string]*ImageConfig{},
+
+		IP6TablesBinary: "ip6tables",
+		EgressAllow:     []string{},
 	}
 	c.parseLimits() // the defaults parse
 	return c
@@ -193,6 +212,11 @@ func (c *Config) Validate() error {
 	if err := qemuuser.Check(c.qemuAccount()); err != nil {
 		errs = append(errs, err)
 	}
+	allow, err := isolation.ParseAllow(c.EgressAllow)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("egress_allow: %w", err))
+	}
+	c.egressAllow = allow
 	errs = append(errs, c.parseLimits()...)
 	seen := map[string]string{}
 	c.Broken = map[string]error{}

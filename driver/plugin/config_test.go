@@ -53,6 +53,13 @@ func TestConfigValidate(t *testing.T) {
 		{"bad alias", func(c *Config) { c.Images["omnios"].Aliases = []string{"has space"} }, "", `alias "has space"`},
 		{"bad max_disk_size", func(c *Config) { c.MaxDiskSize = "huge" }, `max_disk_size = "huge"`, ""},
 		{"bad max_bundle_size", func(c *Config) { c.MaxBundleSize = "" }, `max_bundle_size = "": size is empty`, ""},
+		{"egress_allow entries", func(c *Config) { c.EgressAllow = []string{"10.0.5.0/24:443", "192.168.1.10", "[fd00::/8]:8000-8100"} }, "", ""},
+		{"bad CIDR in egress_allow", func(c *Config) { c.EgressAllow = []string{"10.0.5.0/24:443", "10.0.5.0/33"} },
+			`egress_allow: entry 2 "10.0.5.0/33": not a CIDR`, ""},
+		{"host bits in egress_allow", func(c *Config) { c.EgressAllow = []string{"10.0.5.7/24"} },
+			`egress_allow: entry 1 "10.0.5.7/24": has bits set beyond /24 (did you mean 10.0.5.0/24?)`, ""},
+		{"bad port in egress_allow", func(c *Config) { c.EgressAllow = []string{"10.0.5.0/24:https"} },
+			`egress_allow: entry 1 "10.0.5.0/24:https": port "https": want a number from 1 to 65535`, ""},
 		{"metadata in bundle_hosts", func(c *Config) { c.BundleHosts = []string{"169.254.169.254"} },
 			`bundle_hosts: "169.254.169.254": never allowed: denied address: 169.254.169.254 is link-local`, ""},
 	}
@@ -148,10 +155,15 @@ func TestHostnameAndShortID(t *testing.T) {
 func TestConfigSpecDefaults(t *testing.T) {
 	want := DefaultConfig()
 	for key, wantValue := range map[string]any{
-		"bundle_hosts":    want.BundleHosts,
-		"max_disk_size":   want.MaxDiskSize,
-		"max_image_size":  want.MaxImageSize,
-		"max_bundle_size": want.MaxBundleSize,
+		"bundle_hosts":     want.BundleHosts,
+		"egress_allow":     want.EgressAllow,
+		"ip6tables_binary": want.IP6TablesBinary,
+		"iptables_binary":  want.IPTablesBinary,
+		"isolation_gid":    want.IsolationGID,
+		"host_isolation":   want.HostIsolation,
+		"max_disk_size":    want.MaxDiskSize,
+		"max_image_size":   want.MaxImageSize,
+		"max_bundle_size":  want.MaxBundleSize,
 	} {
 		lit := configSpec.GetObject().GetAttributes()[key].GetDefault().GetDefault().GetLiteral().GetValue()
 		wantJSON, _ := json.Marshal(wantValue)
@@ -180,5 +192,22 @@ func TestImageVerifierRefusesBackingFile(t *testing.T) {
 	want := "the image is not self-contained: it names a backing file (/etc/hostname), which QEMU would read from this host"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("verifier = %v, want %q", err, want)
+	}
+}
+
+// TestConfigEgressAllowParsed: Validate keeps the checked allow-list for
+// the policy, in the operator's order.
+func TestConfigEgressAllowParsed(t *testing.T) {
+	c := DefaultConfig()
+	c.EgressAllow = []string{"10.0.5.0/24:443", "192.168.1.10", "[fd00::/8]:8000-8100"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range c.egressAllow {
+		got = append(got, a.String())
+	}
+	if want := []string{"10.0.5.0/24:443", "192.168.1.10/32", "[fd00::/8]:8000-8100"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("egressAllow = %v, want %v", got, want)
 	}
 }

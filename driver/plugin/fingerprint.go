@@ -268,6 +268,8 @@ var qemuVersionRe = regexp.MustCompile(`version (\d+\.\d+(\.\d+)?)`)
 func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
 	cfg := d.cfg()
 	fp := &drivers.Fingerprint{Attributes: map[string]*pstructs.Attribute{}}
+	// First, so that rules are repaired even while QEMU is broken.
+	egressErr := d.egress.check(ctx)
 	vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(vctx, cfg.QemuBinary, "--version").Output()
@@ -283,11 +285,11 @@ func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
 		return fp
 	}
 	d.mu.RLock()
-	acc, isoErr := d.accel, d.isolationErr
+	acc := d.accel
 	d.mu.RUnlock()
-	if isoErr != nil {
+	if egressErr != nil {
 		fp.Health = drivers.HealthStateUnhealthy
-		fp.HealthDescription = isoErr.Error()
+		fp.HealthDescription = egressErr.Error()
 		return fp
 	}
 	if err := d.qemuHealth(); err != nil {

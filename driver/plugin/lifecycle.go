@@ -71,6 +71,7 @@ func (d *Driver) DestroyTask(id string, force bool) error {
 		<-h.Done()
 	}
 	removeTaskFiles(h.State())
+	d.egress.forget(id)
 	d.tasks.Delete(id)
 	return nil
 }

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/drivers/shared/eventer"
@@ -25,7 +24,6 @@ import (
 	"github.com/solstice-ci/solstice/driver/accel"
 	"github.com/solstice-ci/solstice/driver/disk"
 	"github.com/solstice-ci/solstice/driver/image"
-	"github.com/solstice-ci/solstice/driver/isolation"
 	"github.com/solstice-ci/solstice/driver/qemuuser"
 	"github.com/solstice-ci/solstice/driver/safehttp"
 	"github.com/solstice-ci/solstice/driver/task"
@@ -55,13 +53,12 @@ type Driver struct {
 	images *image.Cache
 	vms    vm.Provider
 	accel  accelState
-	// isolationErr says why guests of host-networked tasks cannot be kept
-	// off this host's services; the driver is unhealthy while it is set.
-	isolationErr error
 	// qemu is the account QEMU runs as; qemuErr says why there is none,
 	// and the driver is unhealthy while it is set (see confine.go).
 	qemu    qemuuser.Account
 	qemuErr error
+	// egress keeps the guests' egress policy installed and checked.
+	egress egressGuard
 }
 
 var (
@@ -124,7 +121,9 @@ func (d *Driver) SetConfig(c *base.Config) error {
 		Verify:   imageVerifier(disks),
 	}
 	d.configure(cfg, images, &vm.Host{Images: images, Disks: disks, Log: d.log.Named("vm")})
-	d.setUpIsolation(cfg)
+	ctx, cancel := context.WithTimeout(d.ctx, egressTimeout)
+	defer cancel()
+	d.egress.configure(ctx, d.log, cfg)
 	d.setUpQEMUUser(cfg)
 	go d.probeAccelerator()
 	return nil
@@ -138,24 +137,6 @@ func (d *Driver) configure(cfg *Config, images *image.Cache, vms vm.Provider) {
 	d.config = cfg
 	d.images = images
 	d.vms = vms
-}
-
-func (d *Driver) setUpIsolation(cfg *Config) {
-	var err error
-	if cfg.HostIsolation {
-		ctx, cancel := context.WithTimeout(d.ctx, 30*time.Second)
-		defer cancel()
-		fw := isolation.Firewall{IPTables: cfg.IPTablesBinary}
-		if err = fw.Ensure(ctx, cfg.IsolationGID); err != nil {
-			err = fmt.Errorf("cannot keep guests off this host's services (install iptables, or set host_isolation = false to accept the risk): %w", err)
-			d.log.Error("host isolation unavailable", "error", err)
-		}
-	} else {
-		d.log.Warn("host_isolation = false: guests of host-networked tasks can reach this host's loopback services")
-	}
-	d.mu.Lock()
-	d.isolationErr = err
-	d.mu.Unlock()
 }
 
 // imageVerifier accepts an image into the cache only when qemu-img can

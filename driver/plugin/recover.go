@@ -33,6 +33,13 @@ func (d *Driver) RecoverTask(th *drivers.TaskHandle) error {
 		h.Release() // a concurrent RecoverTask won
 		return nil
 	}
+	if st.Netns != "" {
+		// Reinstalled, so a changed egress_allow applies to the running
+		// guest too; a failure shows in the next fingerprint.
+		if err := d.egress.enterNetns(d.ctx, th.Config, st.Netns); err != nil {
+			d.log.Error("recovered task has no egress policy", "task", th.Config.Name, "error", err)
+		}
+	}
 	go h.Run()
 	d.log.Info("recovered task", "task", th.Config.Name, "pid", st.Process.PID)
 	return nil

@@ -274,6 +274,15 @@ func (l *launch) startQEMU(ctx context.Context) (vm.Machine, error) {
 	if spec.User, err = l.d.qemuUser(spec.Accel); err != nil {
 		return nil, fmt.Errorf("start qemu for image %q: %w", l.label, err)
 	}
+	// The egress policy matches QEMU by its group (spec.User's, the
+	// isolation gid) in both network modes; in bridge mode its chain goes
+	// into the namespace before QEMU does.
+	if spec.Netns != "" {
+		l.onFailure(func() { l.d.egress.forget(l.cfg.ID) })
+		if err := l.d.egress.enterNetns(ctx, l.cfg, spec.Netns); err != nil {
+			return nil, err
+		}
+	}
 	l.onFailure(func() { os.Remove(l.st.QMPSocket) })
 	l.d.emit(l.cfg, "Booting", fmt.Sprintf("image %s under %s, ssh on %s:%d", l.label, spec.Accel, host, port))
 	m, err := l.vms.Start(ctx, spec, qemu.Output{Console: console, Log: filepath.Join(l.st.VMDir, "qemu.log")})
