@@ -10,9 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // TestQEMUIsConfined: through Nomad, a task's QEMU runs as the plugin's
@@ -48,18 +46,7 @@ func TestQEMUIsConfined(t *testing.T) {
 	}
 	checkHeldFiles(t, pid, filepath.Join(vmDir, "disk.qcow2"), filepath.Join(vmDir, "seed.iso"), cachedBase(t))
 
-	plugins := pluginPIDs(t)
-	if len(plugins) == 0 {
-		t.Fatal("no solstice-vm plugin process found")
-	}
-	for _, p := range plugins {
-		syscall.Kill(p, syscall.SIGKILL)
-	}
-	t.Logf("killed plugin pids %v; qemu pid %d", plugins, pid)
-	waitFor(t, 2*time.Minute, "a new plugin process", func() bool {
-		now := pluginPIDs(t)
-		return len(now) > 0 && now[0] != plugins[0]
-	})
+	killPluginAndWait(t, pid)
 	checkProcStatus(t, pid, want)
 	assertStillServing(t, n, "confined", alloc, pid)
 }

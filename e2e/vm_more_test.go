@@ -119,6 +119,14 @@ func TestRecoverAfterPluginKill(t *testing.T) {
 	n.RunJob(vmJob("survivor", ""))
 	alloc := n.waitRunning("survivor")
 	pid := qemuPID(t, n.vmDir(alloc))
+	killPluginAndWait(t, pid)
+	assertStillServing(t, n, "survivor", alloc, pid)
+}
+
+// killPluginAndWait SIGKILLs the solstice-vm plugin (QEMU pid qemuPID
+// lives on in its own session) and waits for Nomad to start a new one.
+func killPluginAndWait(t *testing.T, qemuPID int) {
+	t.Helper()
 	plugins := pluginPIDs(t)
 	if len(plugins) == 0 {
 		t.Fatal("no solstice-vm plugin process found")
@@ -126,12 +134,11 @@ func TestRecoverAfterPluginKill(t *testing.T) {
 	for _, p := range plugins {
 		syscall.Kill(p, syscall.SIGKILL)
 	}
-	t.Logf("killed plugin pids %v; qemu pid %d", plugins, pid)
+	t.Logf("killed plugin pids %v; qemu pid %d", plugins, qemuPID)
 	waitFor(t, 2*time.Minute, "a new plugin process", func() bool {
 		now := pluginPIDs(t)
 		return len(now) > 0 && now[0] != plugins[0]
 	})
-	assertStillServing(t, n, "survivor", alloc, pid)
 }
 
 func TestRecoverAfterAgentRestart(t *testing.T) {
