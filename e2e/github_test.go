@@ -187,7 +187,8 @@ func TestGitHubJobsInVMs(t *testing.T) {
 	full := e.fake.QueueJob(e.fullJob())
 	failing := e.fake.QueueJob(githubfake.JobSpec{
 		Name: "fails", Labels: []string{"solstice-test"}, ContextData: map[string]any{"github": e.github()},
-		Steps: []githubfake.Step{{DisplayName: "Breaks", Run: "echo breaking\nexit 3"}, {DisplayName: "Never", Run: "echo never"}},
+		Defaults: map[string]string{"shell": "sh", "working-directory": "/tmp"},
+		Steps:    []githubfake.Step{{DisplayName: "Breaks", Run: "echo breaking in $(pwd)\nexit 3"}, {DisplayName: "Never", Run: "echo never"}},
 	})
 	var quick []*githubfake.Job
 	for i := range 2 {
@@ -204,7 +205,7 @@ func TestGitHubJobsInVMs(t *testing.T) {
 	if fres.Conclusion != "failed" || strings.Join(stepsOf(fres), " ") != "Set up job=succeeded Breaks=failed Never=skipped Complete job=succeeded" {
 		t.Errorf("the failing job: %s %v", fres.Conclusion, stepsOf(fres))
 	}
-	if log := stepLog(t, fres, "Breaks"); !strings.Contains(log, "breaking") || !strings.Contains(log, "exit code 3") {
+	if log := stepLog(t, fres, "Breaks"); !strings.Contains(log, "breaking in /tmp") || !strings.Contains(log, "exit code 3") {
 		t.Errorf("the failed step's log lacks its output or exit code:\n%s", log)
 	}
 	all := []*githubfake.Result{res, fres}

@@ -49,7 +49,10 @@ type JobSpec struct {
 	Secrets     map[string]string   // added as variables with isSecret
 	Mask        []string            // regex mask hints
 	Env         map[string]string   // job-level env (environmentVariables)
-	Outputs     map[string]string   // jobOutputs; "${{ ... }}" becomes an expression
+	// Defaults is the job's `defaults.run` (shell, working-directory), sent
+	// as the service sends it: a list of mapping tokens.
+	Defaults map[string]string
+	Outputs  map[string]string // jobOutputs; "${{ ... }}" becomes an expression
 }
 
 // Step is one job step: a run step (Run set) or an action (Uses set).
@@ -80,20 +83,27 @@ func (spec *JobSpec) setDefaults() {
 }
 
 type jobMessage struct {
-	MessageType          string              `json:"messageType"`
-	Plan                 planReference       `json:"plan"`
-	Timeline             timelineReference   `json:"timeline"`
-	JobID                string              `json:"jobId"`
-	JobDisplayName       string              `json:"jobDisplayName"`
-	JobName              string              `json:"jobName"`
-	JobOutputs           any                 `json:"jobOutputs,omitempty"`
-	RequestID            int64               `json:"requestId"`
-	LockedUntil          time.Time           `json:"lockedUntil"`
-	Resources            jobResources        `json:"resources"`
-	ContextData          map[string]any      `json:"contextData"`
-	Workspace            map[string]any      `json:"workspace"`
-	Mask                 []maskHint          `json:"mask,omitempty"`
-	EnvironmentVariables []any               `json:"environmentVariables,omitempty"`
+	MessageType          string            `json:"messageType"`
+	Plan                 planReference     `json:"plan"`
+	Timeline             timelineReference `json:"timeline"`
+	JobID                string            `json:"jobId"`
+	JobDisplayName       string            `json:"jobDisplayName"`
+	JobName              string            `json:"jobName"`
+	JobOutputs           any               `json:"jobOutputs,omitempty"`
+	RequestID            int64             `json:"requestId"`
+	LockedUntil          time.Time         `json:"lockedUntil"`
+	Resources            jobResources      `json:"resources"`
+	ContextData          map[string]any    `json:"contextData"`
+	Workspace            map[string]any    `json:"workspace"`
+	Mask                 []maskHint        `json:"mask,omitempty"`
+	EnvironmentVariables []any             `json:"environmentVariables,omitempty"`
+	Defaults             []any             `json:"defaults,omitempty"`
+	// Sent as null for a job without a container, services or snapshot.
+	JobContainer         any                 `json:"jobContainer"`
+	JobServiceContainers any                 `json:"jobServiceContainers"`
+	Snapshot             any                 `json:"snapshot"`
+	ActionsEnvironment   any                 `json:"actionsEnvironment"`
+	BillingOwnerID       string              `json:"billingOwnerId,omitempty"`
 	Variables            map[string]varValue `json:"variables"`
 	Steps                []actionStep        `json:"steps"`
 	FileTable            []string            `json:"fileTable"`
@@ -206,6 +216,11 @@ func (s *Server) buildJobMessage(j *Job) *jobMessage {
 	if len(spec.Env) > 0 {
 		m.EnvironmentVariables = []any{mappingToken(spec.Env)}
 	}
+	if len(spec.Defaults) > 0 {
+		run := map[string]any{"type": 2, "map": []map[string]any{{"Key": "run", "Value": mappingToken(spec.Defaults)}}}
+		m.Defaults = []any{run}
+	}
+	m.BillingOwnerID = j.billingOwnerID
 	// Like the service: the job's credentials and every secret value are
 	// mask hints, then whatever the test adds.
 	hints := []string{regexp.QuoteMeta(j.token), regexp.QuoteMeta(m.Variables["system.github.token"].Value)}
