@@ -16,6 +16,15 @@ func TestParseLimits(t *testing.T) {
 	}
 	laughs.WriteString("jobs:\n  t:\n    runs-on: omnios\n    strategy:\n      matrix:\n        v: [*a8]\n    steps: [{run: make}]\n")
 
+	var excludes strings.Builder
+	for i := range 20 {
+		fmt.Fprintf(&excludes, "v%d: [a, b]\n", i)
+	}
+	excludes.WriteString("exclude:\n")
+	for i := range 200 {
+		fmt.Fprintf(&excludes, "  - {v0: c%d}\n", i)
+	}
+
 	tests := []struct{ name, src, want string }{{
 		name: "alias inside its own anchor",
 		src:  "jobs:\n  t:\n    runs-on: omnios\n    strategy:\n      matrix: &m\n        v: [*m]\n    steps: [{run: make}]\n",
@@ -24,6 +33,10 @@ func TestParseLimits(t *testing.T) {
 		name: "billion laughs",
 		src:  laughs.String(),
 		want: "wf.yml:3:12: YAML aliases expand the document to more than 262144 values (YAML)",
+	}, {
+		name: "product checked against many excludes",
+		src:  matrixWorkflow(excludes.String()),
+		want: `wf.yml:7:9: the matrix of job "test" is too large to expand: its cross product of 1048576 combinations would each be compared with 400 include and exclude values; GitHub allows at most 256 combinations (jobs.<job_id>.strategy.matrix)`,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
