@@ -34,9 +34,22 @@ func (ev *evaluator) charge(s string) bool {
 // sized returns a string a function built, within the memory budget.
 func (ev *evaluator) sized(c *callNode, s string) (Value, error) {
 	if !ev.charge(s) {
-		return nil, c.errorf("%s(): the maximum allowed memory size (1 MB) was exceeded", c.fn.name)
+		return nil, c.memoryError()
 	}
 	return s, nil
+}
+
+// room is the length of the longest string charge would still accept.
+// Functions that build text stop once they pass it: the budget is checked
+// on the finished string, and a short expression can ask for gigabytes
+// (format() repeating a large argument, toJSON() indenting a deeply nested
+// value, a template repeating a large context value).
+func (ev *evaluator) room() int {
+	return max((maxMemory-ev.used-26)/2, 0)
+}
+
+func (c *callNode) memoryError() error {
+	return c.errorf("%s(): the maximum allowed memory size (1 MB) was exceeded", c.fn.name)
 }
 
 func (n *literal) eval(*evaluator) (Value, error) { return n.v, nil }
@@ -95,16 +108,19 @@ func (n *logicalNode) eval(ev *evaluator) (Value, error) {
 func (n *callNode) eval(ev *evaluator) (Value, error) { return n.fn.call(ev, n) }
 
 func (n *concatNode) eval(ev *evaluator) (Value, error) {
+	tooBig := &Error{Expr: ev.src, Msg: "the maximum allowed memory size (1 MB) was exceeded"}
 	var b strings.Builder
 	for _, p := range n.parts {
 		v, err := p.eval(ev)
 		if err != nil {
 			return nil, err
 		}
-		b.WriteString(ToString(v))
+		if b.WriteString(ToString(v)); b.Len() > ev.room() {
+			return nil, tooBig
+		}
 	}
 	if !ev.charge(b.String()) {
-		return nil, &Error{Expr: ev.src, Msg: "the maximum allowed memory size (1 MB) was exceeded"}
+		return nil, tooBig
 	}
 	return b.String(), nil
 }

@@ -336,21 +336,3 @@ func TestHashFiles(t *testing.T) {
 		t.Errorf("hook error not reported: %v", err)
 	}
 }
-
-// FuzzEvaluate checks that no input makes the lexer, parser, template
-// scanner or evaluator panic.
-func FuzzEvaluate(f *testing.F) {
-	for _, s := range []string{
-		"github.event.commits.*.message", "format('{0}}', 1)", "a ${{ 'x' }} b", "${{ '}}' }}",
-		"fromJSON('[[1],{\"a\":2}]').*[0]", "!(1 < '2') || null", "0x1F == .5e1", "case(true, 1, 2)",
-	} {
-		f.Add(s)
-	}
-	env := testEnv(f)
-	env.Status = JobFailed
-	f.Fuzz(func(t *testing.T, s string) {
-		Evaluate(s, env)
-		Interpolate(s, env)
-		EvaluateCondition(s, env)
-	})
-}

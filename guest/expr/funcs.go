@@ -161,8 +161,13 @@ func callJoin(ev *evaluator, c *callNode) (Value, error) {
 		}
 	}
 	parts := make([]string, len(items))
+	size := len(sep) * (len(items) - 1)
 	for i, item := range items {
 		parts[i] = ToString(normalize(item))
+		size += len(parts[i])
+	}
+	if size > ev.room() {
+		return nil, c.memoryError()
 	}
 	return ev.sized(c, strings.Join(parts, sep))
 }
@@ -172,7 +177,12 @@ func callToJSON(ev *evaluator, c *callNode) (Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ev.sized(c, ToJSON(v))
+	room := ev.room()
+	var b strings.Builder
+	if !writeJSON(&b, normalize(v), 0, room) {
+		return nil, c.memoryError()
+	}
+	return ev.sized(c, b.String())
 }
 
 func callFromJSON(ev *evaluator, c *callNode) (Value, error) {
@@ -233,10 +243,13 @@ func callFormat(ev *evaluator, c *callNode) (Value, error) {
 	}
 	f := ToString(fv)
 	args := &lazyArgs{ev: ev, nodes: c.args[1:], done: make([]*string, len(c.args)-1)}
-	out, err := expandFormat(f, args)
+	out, err := expandFormat(f, args, ev.room())
 	if err != nil {
 		var fe formatError
-		if errors.As(err, &fe) {
+		switch {
+		case errors.Is(err, errTooLong):
+			return nil, c.memoryError()
+		case errors.As(err, &fe):
 			return nil, c.errorf("format: %v", err)
 		}
 		return nil, err
@@ -266,10 +279,16 @@ func (a *lazyArgs) get(i int) (string, error) {
 	return *a.done[i], nil
 }
 
-func expandFormat(f string, args *lazyArgs) (string, error) {
+// errTooLong stops expandFormat once the text passes its limit.
+var errTooLong = errors.New("format: text too long")
+
+func expandFormat(f string, args *lazyArgs, limit int) (string, error) {
 	invalid := formatError(fmt.Sprintf("invalid format string %q", f))
 	var b strings.Builder
 	for i := 0; i < len(f); {
+		if b.Len() > limit {
+			return "", errTooLong
+		}
 		l, r := indexFrom(f, '{', i), indexFrom(f, '}', i)
 		switch {
 		case l >= 0 && (r < 0 || l < r):

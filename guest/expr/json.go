@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -94,11 +95,17 @@ func readObject(dec *json.Decoder) (Value, error) {
 // NaN is NaN, unlike JSON.stringify).
 func ToJSON(v Value) string {
 	var b strings.Builder
-	writeJSON(&b, normalize(v), 0)
+	writeJSON(&b, normalize(v), 0, math.MaxInt)
 	return b.String()
 }
 
-func writeJSON(b *strings.Builder, v Value, level int) {
+// writeJSON writes v, giving up (false) once b holds more than limit
+// bytes: indentation grows with depth, so the text of a deeply nested value
+// grows with the square of its size.
+func writeJSON(b *strings.Builder, v Value, level, limit int) bool {
+	if b.Len() > limit {
+		return false
+	}
 	switch kindOf(v) {
 	case kindNull:
 		b.WriteString("null")
@@ -110,12 +117,14 @@ func writeJSON(b *strings.Builder, v Value, level int) {
 		items, _ := elements(v)
 		if len(items) == 0 {
 			b.WriteString("[]")
-			return
+			return true
 		}
 		b.WriteByte('[')
 		for i, it := range items {
 			jsonLine(b, i, level+1)
-			writeJSON(b, normalize(it), level+1)
+			if !writeJSON(b, normalize(it), level+1, limit) {
+				return false
+			}
 		}
 		jsonLine(b, 0, level)
 		b.WriteByte(']')
@@ -128,16 +137,19 @@ func writeJSON(b *strings.Builder, v Value, level int) {
 			jsonLine(b, i, level+1)
 			writeJSONString(b, k)
 			b.WriteString(": ")
-			writeJSON(b, normalize(it), level+1)
+			if !writeJSON(b, normalize(it), level+1, limit) {
+				return false
+			}
 			i++
 		}
 		if i == 0 {
 			b.WriteString("{}")
-			return
+			return true
 		}
 		jsonLine(b, 0, level)
 		b.WriteByte('}')
 	}
+	return b.Len() <= limit
 }
 
 // jsonLine starts the line for element i of a collection at the given

@@ -96,7 +96,7 @@ func TestConformanceExpectedIsCanonical(t *testing.T) {
 // if set, else the nearest shared/conformance/kdl walking up from the
 // working directory (the repository and shared/ are siblings, here and in
 // CI). A missing suite fails the test: skipping would hide a regression.
-func suiteDir(t *testing.T) string {
+func suiteDir(t testing.TB) string {
 	t.Helper()
 	if shared := os.Getenv("SOLSTICE_SHARED"); shared != "" {
 		dir := filepath.Join(shared, "conformance", "kdl")

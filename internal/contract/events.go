@@ -107,6 +107,12 @@ func DecodeEvent(line []byte) (Event, error) {
 	if ev.Seq <= 0 || ev.Type == "" {
 		return Event{}, errors.New("events: decode: missing seq or type")
 	}
+	// RFC 3339 allows an offset that moves a time in year 0 or 9999 out
+	// of the four-digit years AppendEvent writes in UTC; such a line could
+	// not be written back as one that decodes.
+	if y := ev.Time.UTC().Year(); y < 0 || y > 9999 {
+		return Event{}, fmt.Errorf("events: decode: time %s is out of range", ev.Time.Format(time.RFC3339))
+	}
 	return ev, nil
 }
 

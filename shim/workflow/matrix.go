@@ -10,6 +10,11 @@ import (
 const (
 	MaxCombinations = 256
 	maxProduct      = 1 << 20 // cross products larger than this are refused unexamined
+	// maxWork bounds the expansion's work: each combination of the cross
+	// product is built from the vectors and compared with every include
+	// and exclude value, so a product well under maxProduct with a few
+	// hundred exclude entries would take minutes.
+	maxWork = 1 << 22
 )
 
 // combo is one matrix combination.
@@ -70,7 +75,33 @@ func (m *Matrix) productSize() (int, string) {
 			return 0, fmt.Sprintf("has a cross product of more than %d combinations; GitHub allows at most %d", maxProduct, MaxCombinations)
 		}
 	}
+	filters := 0
+	for _, f := range m.Include {
+		filters += weight(f)
+	}
+	for _, f := range m.Exclude {
+		filters += weight(f)
+	}
+	if int64(size)*int64(len(m.Vectors)+filters) > maxWork {
+		return 0, fmt.Sprintf("is too large to expand: its cross product of %d combinations would each be compared with %d include and exclude values; GitHub allows at most %d combinations", size, filters, MaxCombinations)
+	}
 	return size, ""
+}
+
+// weight is the number of values in v, nested ones included.
+func weight(v any) int {
+	n := 1
+	switch x := v.(type) {
+	case Map:
+		for _, kv := range x {
+			n += weight(kv.Value)
+		}
+	case []any:
+		for _, e := range x {
+			n += weight(e)
+		}
+	}
+	return n
 }
 
 // product returns combination i of the cross product.

@@ -79,12 +79,76 @@ func (p *parser) document(data []byte) *yaml.Node {
 		p.errorAt(Pos{more.Line, more.Column}, featYAML, "more than one YAML document")
 		return nil
 	}
+	if !p.checkAliases(&doc) {
+		return nil
+	}
 	root := deref(doc.Content[0])
 	if root.Kind != yaml.MappingNode {
 		p.errorf(root, featWorkflow, "a workflow must be a mapping")
 		return nil
 	}
 	return root
+}
+
+// maxExpanded bounds what YAML aliases may expand a document to, in
+// nodes. yaml.v3 limits aliasing only when it decodes into Go values, not
+// into a yaml.Node tree, and the parser walks the tree with aliases
+// followed: a few hundred bytes of nested aliases ("billion laughs") would
+// otherwise stand for billions of nodes.
+const maxExpanded = 1 << 18
+
+// checkAliases rejects an alias that refers to a node containing it (the
+// tree walks would recurse forever) and aliases that expand the document
+// beyond maxExpanded nodes. It visits each node once.
+func (p *parser) checkAliases(doc *yaml.Node) bool {
+	a := &aliasCheck{size: map[*yaml.Node]int{}, open: map[*yaml.Node]bool{}}
+	total := a.expanded(doc)
+	switch {
+	case a.cycle != nil:
+		p.errorf(a.cycle, featYAML, "alias *%s refers to a node that contains it", a.cycle.Value)
+		return false
+	case a.first != nil && total > maxExpanded:
+		p.errorf(a.first, featYAML, "YAML aliases expand the document to more than %d values", maxExpanded)
+		return false
+	}
+	return true
+}
+
+type aliasCheck struct {
+	size  map[*yaml.Node]int  // expanded size of each node seen, at most maxExpanded+1
+	open  map[*yaml.Node]bool // nodes being sized: an alias to one is a cycle
+	first *yaml.Node          // the first alias
+	cycle *yaml.Node          // an alias inside its own target
+}
+
+func (a *aliasCheck) expanded(n *yaml.Node) int {
+	if n == nil || a.cycle != nil {
+		return 0
+	}
+	if s, ok := a.size[n]; ok {
+		return s
+	}
+	if a.open[n] {
+		return 0
+	}
+	a.open[n] = true
+	total := 1
+	children := n.Content
+	if n.Kind == yaml.AliasNode {
+		if a.first == nil {
+			a.first = n
+		}
+		if a.open[n.Alias] {
+			a.cycle = n
+		}
+		children = []*yaml.Node{n.Alias}
+	}
+	for _, c := range children {
+		total = min(total+a.expanded(c), maxExpanded+1)
+	}
+	delete(a.open, n)
+	a.size[n] = total
+	return total
 }
 
 func (p *parser) yamlError(err error) {

@@ -242,8 +242,21 @@ func (m *JobMessage) ResultsURL() string {
 	return v.Value
 }
 
+// maxMessageDepth bounds how deeply a job message may nest. Template
+// tokens and context values decode themselves by unmarshalling their own
+// JSON again, so every level re-reads all the text below it: a message
+// nested a thousand levels deep around 1 MB of text took 9 s to decode,
+// and one near encoding/json's own limit (10,000) around the 64 MiB the
+// client accepts would take hours. Real messages nest a few dozen levels
+// at most; Newtonsoft.Json, which GitHub's own runner reads them with,
+// refuses more than 64 by default.
+const maxMessageDepth = 64
+
 // UnmarshalJSON decodes the message leniently; see the type's doc.
 func (m *JobMessage) UnmarshalJSON(data []byte) error {
+	if depth(data) > maxMessageDepth {
+		return fmt.Errorf("protocol: job message nests more than %d levels deep", maxMessageDepth)
+	}
 	type plain JobMessage
 	aux := struct {
 		*plain
@@ -271,4 +284,32 @@ func parseDotNetTime(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("protocol: invalid time %q", s)
+}
+
+// depth returns how deeply the JSON text nests objects and arrays (it
+// stops counting past maxMessageDepth). The text is valid JSON: the
+// decoder checked it before calling UnmarshalJSON.
+func depth(data []byte) int {
+	level, deepest := 0, 0
+	inString, escaped := false, false
+	for _, c := range data {
+		switch {
+		case inString && escaped:
+			escaped = false
+		case inString:
+			escaped = c == '\\'
+			inString = c != '"'
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			if level++; level > deepest {
+				if deepest = level; deepest > maxMessageDepth {
+					return deepest
+				}
+			}
+		case c == '}' || c == ']':
+			level--
+		}
+	}
+	return deepest
 }
