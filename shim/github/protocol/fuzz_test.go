@@ -40,7 +40,7 @@ func FuzzJobMessage(f *testing.F) {
 		m.ResultsURL()
 		m.Variable("system.github.token")
 		for _, s := range m.Steps {
-			s.Reference.IsScript()
+			_ = s.Reference.IsScript()
 			for _, tok := range []*TemplateToken{s.DisplayNameToken, s.Environment, s.Inputs, s.ContinueOnError, s.TimeoutInMinutes} {
 				checkToken(t, tok)
 			}
