@@ -230,6 +230,17 @@ func TestEgressPolicyHostMode(t *testing.T) {
 	alloc := n.waitRunning("egress-host")
 	targets := lab.targets("")
 	controls(t, "", targets, "private", "private-8080", "metadata", "host-lan-api")
+	chain := isolation.ChainName(egressGID)
+	lab.measure(t, n, alloc, targets, "host firewall reload", "",
+		"egress rules missing: chain "+chain+" not found in iptables (firewall reloaded?); reinstalled them")
+}
+
+// measure probes every target from the guest under the default policy,
+// with the private test host allow-listed, and after the rules were
+// deleted by hand (in netns, or the host's when empty), which must turn
+// the driver unhealthy with reason before the rules come back.
+func (lab *egressLab) measure(t *testing.T, n *Nomad, alloc *api.Allocation, targets []target, reload, netns, reason string) {
+	t.Helper()
 	before := lab.counts()
 	lab.expect(t, "default policy", n.probe(alloc, targets), targets, before, "public")
 
@@ -237,9 +248,7 @@ func TestEgressPolicyHostMode(t *testing.T) {
 	before = lab.counts()
 	lab.expect(t, "private allow-listed ("+allowed+")", n.probe(alloc, targets), targets, before, "public", "private")
 
-	chain := isolation.ChainName(egressGID)
-	n.expectUnhealthyAfter("host firewall reload", "",
-		"egress rules missing: chain "+chain+" not found in iptables (firewall reloaded?); reinstalled them")
+	n.expectUnhealthyAfter(reload, netns, reason)
 	before = lab.counts()
 	lab.expect(t, "after the repair", n.probe(alloc, targets), targets, before, "public", "private")
 }
@@ -257,18 +266,9 @@ func TestEgressPolicyBridgeMode(t *testing.T) {
 	gateway := defaultGateway(t, netns)
 	targets := lab.targets(gateway)
 	controls(t, netns, targets, "private", "private-8080", "metadata", "host-lan-api", "bridge-gateway-api")
-	before := lab.counts()
-	lab.expect(t, "default policy", n.probe(alloc, targets), targets, before, "public")
-
-	allowed := n.reconfigureEgress(lab.privateNet() + ":80")
-	before = lab.counts()
-	lab.expect(t, "private allow-listed ("+allowed+")", n.probe(alloc, targets), targets, before, "public", "private")
-
 	chain := isolation.ChainName(egressGID)
-	n.expectUnhealthyAfter("namespace firewall reload", netns,
+	lab.measure(t, n, alloc, targets, "namespace firewall reload", netns,
 		fmt.Sprintf("egress rules missing in the network namespace of task vm of alloc %.8s: chain %s not found in iptables (firewall reloaded?); reinstalled them", alloc.ID, chain))
-	before = lab.counts()
-	lab.expect(t, "after the repair", n.probe(alloc, targets), targets, before, "public", "private")
 }
 
 // defaultGateway is the bridge's address as the allocation sees it.

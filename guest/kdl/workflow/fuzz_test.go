@@ -17,23 +17,7 @@ func FuzzParse(f *testing.F) {
     step name="Build" run="cargo build --workspace"
   }
 }`,
-		`workflow name="CI" {
-    env A="1" B=2 C=#true
-    job id="build" runs_on="omnios" workdir="src" timeout="1h30m" {
-        env A="job"
-        setup path="one.sh"
-        setup path="two.sh"
-        step name="Build" run="""
-            make
-            make test
-            """ workdir="sub" timeout="90s" {
-            env X="step"
-            env X="later" Y=""
-        }
-        step "echo argument"
-    }
-    job id="_lint-2" runs_on="linux" { step run="lint"; }
-}`,
+		everyExtension,
 		"workflow {\n  job id=a runs_on=l\n  job id=b runs_on=l\n  job id=a runs_on=l\n}",
 		"workflow {\n  job id=x runs_on=l timeout=\"-5m\" {\n    step #true\n    step (sh)\"make\" wrokdir=b {\n      env \"1X\"=\"a\" A=1.5 B=#null\n    }\n  }\n}\nworkflow {}\n",
 		"(ci)workflow nmae=\"CI\" \"arg\" { jobs id=a; env A; }",

@@ -33,23 +33,7 @@ func TestParseValid(t *testing.T) {
 		},
 		{
 			name: "every extension",
-			in: `workflow name="CI" {
-    env A="1" B=2 C=#true
-    job id="build" runs_on="omnios" workdir="src" timeout="1h30m" {
-        env A="job"
-        setup path="one.sh"
-        setup path="two.sh"
-        step name="Build" run="""
-            make
-            make test
-            """ workdir="sub" timeout="90s" {
-            env X="step"
-            env X="later" Y=""
-        }
-        step "echo argument"
-    }
-    job id="_lint-2" runs_on="linux" { step run="lint"; }
-}`,
+			in:   everyExtension,
 			want: &Workflow{Name: "CI", Env: map[string]string{"A": "1", "B": "2", "C": "true"}, Jobs: []Job{
 				{
 					ID: "build", RunsOn: "omnios", Workdir: "src", Timeout: 90 * time.Minute,
@@ -194,3 +178,23 @@ func TestSuggest(t *testing.T) {
 		}
 	}
 }
+
+// everyExtension uses every extension of the KDL workflow format; the
+// fuzz target starts from it too.
+const everyExtension = `workflow name="CI" {
+    env A="1" B=2 C=#true
+    job id="build" runs_on="omnios" workdir="src" timeout="1h30m" {
+        env A="job"
+        setup path="one.sh"
+        setup path="two.sh"
+        step name="Build" run="""
+            make
+            make test
+            """ workdir="sub" timeout="90s" {
+            env X="step"
+            env X="later" Y=""
+        }
+        step "echo argument"
+    }
+    job id="_lint-2" runs_on="linux" { step run="lint"; }
+}`
