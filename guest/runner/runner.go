@@ -138,6 +138,7 @@ func New(p *contract.Plan, opt Options) (*Job, error) {
 		return nil, err
 	}
 	j.loadSecrets(opt.Secrets)
+	j.applyGuest()
 	j.workspace = j.layout.Workspace(stringProp(j.github, "repository"))
 	j.initRunnerContext()
 	j.initGitHubContext()

@@ -46,6 +46,9 @@ func (j *Job) resolveRunStep(s *stepRun) (script, error) {
 	if shell == "" {
 		shell = j.plan.Defaults.Run.Shell
 	}
+	if shell == "" && j.plan.Guest != nil {
+		shell = j.plan.Guest.Shell // the image's default, below the workflow's
+	}
 	if shell, err = expr.Interpolate(shell, ee); err != nil {
 		return script{}, err
 	}

@@ -30,6 +30,9 @@ type Plan struct {
 	Outputs              map[string]string          `json:"outputs,omitempty"`
 	Steps                []Step                     `json:"steps"`
 	Checkout             *Checkout                  `json:"checkout,omitempty"`
+	// Guest is set by the driver from the catalog image, not by a shim:
+	// optional, so plans without it stay version 1 and mean what they did.
+	Guest *GuestSettings `json:"guest,omitempty"`
 }
 
 // Job names the job.

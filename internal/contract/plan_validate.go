@@ -75,6 +75,9 @@ func (v *validator) plan(p *Plan) {
 			v.errorf("defaults.run.shell", "%v", err)
 		}
 	}
+	if err := CheckGuestSettings(p.Guest); err != nil {
+		v.errorf("guest", "%v", err)
+	}
 	v.env(p.Env)
 	v.contexts(p.Contexts)
 	v.secrets(p.Secrets)
