@@ -17,6 +17,7 @@ import (
 	"github.com/solstice-ci/solstice/driver/isolation"
 	"github.com/solstice-ci/solstice/driver/qemuuser"
 	"github.com/solstice-ci/solstice/driver/safehttp"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // configSpec is the client's plugin "solstice-vm" { config { … } } block.
@@ -58,6 +59,11 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		"os":          hclspec.NewDefault(hclspec.NewAttr("os", "string", false), hclspec.NewLiteral(`"illumos"`)),
 		"user":        hclspec.NewDefault(hclspec.NewAttr("user", "string", false), hclspec.NewLiteral(`"solstice"`)),
 		"aliases":     hclspec.NewAttr("aliases", "list(string)", false),
+		// Overrides of the OS's row in contract.GuestOSDefaults.
+		"path_prepend":     hclspec.NewAttr("path_prepend", "list(string)", false),
+		"default_shell":    hclspec.NewAttr("default_shell", "string", false),
+		"work_root":        hclspec.NewAttr("work_root", "string", false),
+		"poweroff_command": hclspec.NewAttr("poweroff_command", "string", false),
 	})),
 })
 
@@ -121,6 +127,12 @@ type ImageConfig struct {
 	OS          string   `codec:"os"`
 	User        string   `codec:"user"`
 	Aliases     []string `codec:"aliases"`
+	// PathPrepend, DefaultShell, WorkRoot and PowerOff override the OS's
+	// defaults (contract.GuestOSDefaults) when set; see Guest.
+	PathPrepend  []string `codec:"path_prepend"`
+	DefaultShell string   `codec:"default_shell"`
+	WorkRoot     string   `codec:"work_root"`
+	PowerOff     string   `codec:"poweroff_command"`
 }
 
 // DefaultConfig is what an empty plugin block means.
@@ -279,9 +291,10 @@ func (img *ImageConfig) validate(label string) []error {
 	default:
 		bad("compression %q: must be none, zstd, xz or gzip", img.Compression)
 	}
-	if img.OS != "illumos" && img.OS != "linux" {
-		bad("os %q: must be illumos or linux", img.OS)
+	if _, err := contract.DefaultsFor(img.OS); err != nil {
+		bad("os %q: must be one of %s", img.OS, strings.Join(contract.GuestOSNames(), ", "))
 	}
+	errs = append(errs, img.validateGuest(label)...)
 	if img.User == "" {
 		bad("user must not be empty")
 	}

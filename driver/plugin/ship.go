@@ -36,9 +36,13 @@ func (l *launch) launchJob(ctx context.Context, h *task.Handle) error {
 	if err != nil {
 		return err
 	}
+	plan, err := l.guestPlan()
+	if err != nil {
+		return err
+	}
 	files := jobrun.Files{
 		Agent:   agent,
-		Plan:    l.inputs.Plan,
+		Plan:    plan,
 		Secrets: l.inputs.Secrets,
 		Bundle:  bundle,
 	}
