@@ -3,6 +3,7 @@ package workflow
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -81,21 +82,25 @@ func (d *decoder) job(n *kdl.Node) Job {
 	}
 	d.checkShape(n, ctx, shape{
 		props:    []string{"id", "runs_on", "workdir", "timeout"},
-		children: []string{"env", "setup", "step"},
+		children: []string{"env", "runs_on", "setup", "step"},
 	})
 	j := Job{
 		ID:      d.str(n, ctx, "id", true),
-		RunsOn:  d.str(n, ctx, "runs_on", true),
 		Workdir: d.str(n, ctx, "workdir", false),
 		Timeout: d.duration(n, ctx),
 	}
 	if v, _ := n.Prop("id"); j.ID != "" && !jobIDPattern.MatchString(j.ID) {
 		d.failf(v.Pos, `%s: invalid id: use letters, digits, "-" and "_", starting with a letter or "_"`, ctx)
 	}
+	if v, ok := n.Prop("runs_on"); ok {
+		j.RunsOn = d.addLabel(j.RunsOn, v, ctx)
+	}
 	for _, c := range n.Children {
 		switch c.Name {
 		case "env":
 			j.Env = d.env(c, ctx, j.Env)
+		case "runs_on":
+			j.RunsOn = d.runsOnNode(c, ctx, j.RunsOn)
 		case "setup":
 			d.checkShape(c, ctx+": setup", shape{props: []string{"path"}})
 			j.Setup = append(j.Setup, d.str(c, ctx+": setup", "path", true))
@@ -103,7 +108,34 @@ func (d *decoder) job(n *kdl.Node) Job {
 			j.Steps = append(j.Steps, d.step(c, ctx, len(j.Steps)+1))
 		}
 	}
+	if len(j.RunsOn) == 0 {
+		d.failf(n.Pos, `%s: missing property "runs_on" (or a child runs_on "label" ...)`, ctx)
+	}
 	return j
+}
+
+// runsOnNode reads a `runs_on "a" "b"` child: the job runs once per label.
+func (d *decoder) runsOnNode(n *kdl.Node, ctx string, labels []string) []string {
+	ctx += ": runs_on"
+	d.checkShape(n, ctx, shape{args: len(n.Args)})
+	if len(n.Args) == 0 {
+		d.failf(n.Pos, "%s: name at least one label", ctx)
+	}
+	for _, a := range n.Args {
+		labels = d.addLabel(labels, a, ctx)
+	}
+	return labels
+}
+
+// addLabel appends a runs_on label, refusing a repeat: it would run the
+// same job twice on the same OS.
+func (d *decoder) addLabel(labels []string, v kdl.Value, ctx string) []string {
+	l := d.text(v, ctx, "runs_on")
+	if l != "" && slices.Contains(labels, l) {
+		d.failf(v.Pos, "%s: runs_on label %q is named twice", ctx, l)
+		return labels
+	}
+	return append(labels, l)
 }
 
 // step decodes the num-th step of a job; errors name it by its name, or

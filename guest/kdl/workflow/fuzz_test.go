@@ -41,7 +41,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("a workflow without jobs parsed")
 		}
 		for _, j := range wf.Jobs {
-			if j.ID == "" || j.RunsOn == "" || j.Timeout < 0 {
+			if j.ID == "" || len(j.RunsOn) == 0 || j.Timeout < 0 {
 				t.Fatalf("an invalid job parsed: %+v", j)
 			}
 		}

@@ -19,7 +19,9 @@
 //   - workflow: property name (optional); children env and job (at least
 //     one job).
 //   - job: properties id and runs_on (both required), workdir, timeout;
-//     children env, setup and step, in any order. Job ids are unique and,
+//     children env, setup and step, in any order. Instead of the runs_on
+//     property (or besides it) a child `runs_on "omnios" "freebsd-14"`
+//     names several labels: the job runs once per label (an extension). Job ids are unique and,
 //     as in GitHub Actions, start with a letter or "_" and continue with
 //     letters, digits, "-" or "_".
 //   - setup: property path (required). A job's setup scripts run in the
@@ -72,7 +74,7 @@ type Workflow struct {
 // steps.
 type Job struct {
 	ID      string
-	RunsOn  string
+	RunsOn  []string // one run per label, in the order written
 	Env     map[string]string
 	Workdir string
 	Timeout time.Duration // 0 when not set

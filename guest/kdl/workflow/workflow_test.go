@@ -26,7 +26,7 @@ func TestParseValid(t *testing.T) {
   }
 }`,
 			want: &Workflow{Name: "CI", Jobs: []Job{{
-				ID: "illumos-build", RunsOn: "illumos-latest",
+				ID: "illumos-build", RunsOn: []string{"illumos-latest"},
 				Setup: []string{".solstice/setup-illumos.sh"},
 				Steps: []Step{{Name: "Build", Run: "cargo build --workspace"}},
 			}}},
@@ -36,7 +36,7 @@ func TestParseValid(t *testing.T) {
 			in:   everyExtension,
 			want: &Workflow{Name: "CI", Env: map[string]string{"A": "1", "B": "2", "C": "true"}, Jobs: []Job{
 				{
-					ID: "build", RunsOn: "omnios", Workdir: "src", Timeout: 90 * time.Minute,
+					ID: "build", RunsOn: []string{"omnios"}, Workdir: "src", Timeout: 90 * time.Minute,
 					Env:   map[string]string{"A": "job"},
 					Setup: []string{"one.sh", "two.sh"},
 					Steps: []Step{
@@ -45,13 +45,18 @@ func TestParseValid(t *testing.T) {
 						{Run: "echo argument"},
 					},
 				},
-				{ID: "_lint-2", RunsOn: "linux", Steps: []Step{{Run: "lint"}}},
+				{ID: "_lint-2", RunsOn: []string{"linux"}, Steps: []Step{{Run: "lint"}}},
 			}},
+		},
+		{
+			name: "runs_on child: one run per label",
+			in:   "workflow {\n job id=a runs_on=omnios {\n  runs_on freebsd-14 openbsd\n  step run=make\n }\n}",
+			want: &Workflow{Jobs: []Job{{ID: "a", RunsOn: []string{"omnios", "freebsd-14", "openbsd"}, Steps: []Step{{Run: "make"}}}}},
 		},
 		{
 			name: "nameless workflow with only setup",
 			in:   "workflow {\n job id=a runs_on=b { setup path=s.sh }\n}",
-			want: &Workflow{Jobs: []Job{{ID: "a", RunsOn: "b", Setup: []string{"s.sh"}}}},
+			want: &Workflow{Jobs: []Job{{ID: "a", RunsOn: []string{"b"}, Setup: []string{"s.sh"}}}},
 		},
 	}
 	for _, tt := range tests {
@@ -99,7 +104,10 @@ func TestParseErrors(t *testing.T) {
 		{"dashed name", wrap(`id="x" runs-on="l"`, "step run=a"), `2:14: job "x": unknown property "runs-on" (did you mean "runs_on"?)`},
 		{"unrelated name", wrap(ok+" color=red", "step run=a"), `2:26: job "x": unknown property "color"`},
 		{"missing id", wrap(`runs_on="l"`, "step run=a"), `2:3: job: missing property "id"`},
-		{"missing runs_on", wrap(`id="x"`, "step run=a"), `2:3: job "x": missing property "runs_on"`},
+		{"missing runs_on", wrap(`id="x"`, "step run=a"), `2:3: job "x": missing property "runs_on" (or a child runs_on "label" ...)`},
+		{"empty runs_on child", wrap(`id="x"`, "    runs_on\n    step run=a"), `3:5: job "x": runs_on: name at least one label`},
+		{"repeated label", wrap(ok, "    runs_on m l"), `3:15: job "x": runs_on: runs_on label "l" is named twice`},
+		{"runs_on child not a string", wrap(`id="x"`, "    runs_on 5"), `3:13: job "x": runs_on: runs_on must be a string, found integer 5`},
 		{"id not a string", wrap(`id=1 runs_on="l"`, "step run=a"), `2:10: job: id must be a string, found integer 1`},
 		{"bad id", wrap(`id="a b" runs_on="l"`, "step run=a"), `2:10: job "a b": invalid id: use letters, digits, "-" and "_", starting with a letter or "_"`},
 		{"job argument", wrap(`build runs_on="l"`, "step run=a"), `2:7: job: unexpected argument build (write id="..." runs_on="...")`},
