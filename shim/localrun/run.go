@@ -88,11 +88,7 @@ func run(ctx context.Context, o Options, p *printer) (int, error) {
 
 // load parses the workflow and picks the runs the options ask for.
 func load(o Options) (*workflow.Workflow, []workflow.Run, error) {
-	data, err := os.ReadFile(o.Workflow)
-	if err != nil {
-		return nil, nil, err
-	}
-	w, err := workflow.Parse(data, o.Workflow)
+	w, err := workflow.ParseFile(o.Workflow) // .kdl or YAML, by extension
 	if err != nil {
 		return nil, nil, err
 	}

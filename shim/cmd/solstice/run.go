@@ -43,7 +43,7 @@ func (f *kvFlag) Set(s string) error {
 	return nil
 }
 
-const runUsage = `usage: solstice run [options] WORKFLOW.yml
+const runUsage = `usage: solstice run [options] WORKFLOW.yml|WORKFLOW.kdl
 
 Runs the workflow's jobs through Nomad, in the order their needs allow,
 checking out this repository's current commit (uncommitted changes
@@ -51,6 +51,8 @@ included). With NOMAD_ADDR set it uses that cluster; otherwise, or with
 -local, it starts a local Nomad agent with the solstice-vm driver and the
 test guest image. Ctrl-C cancels the jobs. The exit code is the result:
 0 success, 1 a job failed, 2 cancelled, 3 infrastructure failure.
+A .kdl file is a Solstice KDL workflow: each job runs once per runs_on
+label.
 
 options:
 `

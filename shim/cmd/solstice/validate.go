@@ -12,7 +12,7 @@ import (
 func cmdValidate(_ context.Context, args []string) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: solstice validate WORKFLOW.yml...\n\nReports, with file:line:col, everything in the workflows that Solstice cannot run.")
+		fmt.Fprintln(os.Stderr, "usage: solstice validate WORKFLOW.yml|WORKFLOW.kdl...\n\nReports, with file:line:col, everything in the workflows that Solstice cannot run.")
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -37,11 +37,7 @@ func cmdValidate(_ context.Context, args []string) int {
 }
 
 func validateFile(path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	w, err := workflow.Parse(data, path)
+	w, err := workflow.ParseFile(path) // .kdl or YAML, by extension
 	if err != nil {
 		return err
 	}
