@@ -28,6 +28,10 @@ type fakeVMs struct {
 	// powerDown is how a guest answers the power button; nil means it
 	// powers off at once.
 	powerDown func(m *fakeMachine) error
+	// powerOff is how a guest answers its OS's power-off command over
+	// SSH; nil means it cannot be reached (as before SSH power-off), so
+	// the driver falls back to ACPI.
+	powerOff func(m *fakeMachine, command string) error
 	// cancel is how a job answers Cancel; nil means it finishes cancelled.
 	cancel func(j *fakeJob) error
 
@@ -237,6 +241,14 @@ func (g *fakeGuest) WaitReady(ctx context.Context) error {
 
 func (g *fakeGuest) SSH(ctx context.Context) (*guestssh.Client, error) {
 	return nil, errors.New("the fake guest has no sshd")
+}
+
+func (g *fakeGuest) PowerOff(ctx context.Context, command string) error {
+	g.vms.record("poweroff-command %s", command)
+	if g.vms.powerOff == nil {
+		return errors.New("the fake guest has no sshd")
+	}
+	return g.vms.powerOff(g.machine, command)
 }
 
 func (g *fakeGuest) Close() error {

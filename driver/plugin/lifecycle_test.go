@@ -146,6 +146,41 @@ func TestStopTask(t *testing.T) {
 			maxTook:   10 * time.Second,
 		},
 		{
+			name: "guest ignoring ACPI stops by its OS's command",
+			tc:   plan,
+			setup: func(v *fakeVMs) {
+				v.powerDown = ignore
+				v.powerOff = func(m *fakeMachine, _ string) error { go m.exit(0); return nil }
+			},
+			timeout:   time.Minute,
+			wantCalls: []string{"cancel", "poweroff-command /usr/sbin/poweroff"},
+			never:     []string{"power-down", "kill"},
+			maxTook:   10 * time.Second,
+		},
+		{
+			name: "power-off command refused: the ACPI button next",
+			tc:   TaskConfig{Image: "omnios"},
+			setup: func(v *fakeVMs) {
+				v.powerOff = func(*fakeMachine, string) error { return errors.New("sudo: a password is required") }
+			},
+			timeout:   time.Minute,
+			wantCalls: []string{"poweroff-command /usr/sbin/poweroff", "power-down"},
+			never:     []string{"kill"},
+			maxTook:   10 * time.Second,
+		},
+		{
+			name: "command taken but the guest hangs: ACPI, then kill in time",
+			tc:   TaskConfig{Image: "omnios"},
+			setup: func(v *fakeVMs) {
+				v.powerDown = ignore
+				v.powerOff = func(*fakeMachine, string) error { return nil }
+			},
+			timeout:   400 * time.Millisecond,
+			wantCalls: []string{"poweroff-command /usr/sbin/poweroff", "power-down", "kill"},
+			minTook:   400 * time.Millisecond,
+			maxTook:   10 * time.Second,
+		},
+		{
 			name: "guest unreachable for the cancel",
 			tc:   plan,
 			setup: func(v *fakeVMs) {

@@ -175,6 +175,7 @@ func (l *launch) prepare(ctx context.Context, base string) error {
 		Seed:       filepath.Join(vmDir, "seed.iso"),
 		QMPSocket:  socketPath(l.d.runDir, l.cfg.ID),
 		User:       l.img.User,
+		PowerOff:   l.img.Guest().PowerOff,
 		KeyPath:    filepath.Join(l.cfg.TaskDir().SecretsDir, "solstice-vm-ssh-key"),
 	}
 	err := l.vms.CreateDisk(ctx, vm.Disk{Base: base, BaseFormat: l.img.Format, Path: l.st.Overlay, Size: l.settings.DiskSize})

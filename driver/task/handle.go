@@ -124,7 +124,7 @@ func (h *Handle) followJob() {
 		h.log.Error("lost the job's event stream", "error", err)
 	}
 	h.log.Info("job finished", "exit_code", code)
-	vm.Shutdown(context.Background(), h.machine, jobPowerOffTimeout)
+	vm.Stop(context.Background(), h.machine, h.guest, h.State().PowerOff, jobPowerOffTimeout)
 }
 
 // jobPowerOffTimeout bounds the power-off after a job has finished.
@@ -169,8 +169,9 @@ func (h *Handle) exitResult(qemuCode int) *drivers.ExitResult {
 
 // Stop ends the task within timeout (the job's kill_timeout): a running job
 // is cancelled first, so its cleanup steps run and its events say
-// "cancelled"; then the ACPI power button is pressed, and QEMU is killed if
-// the guest has not powered off in the time left.
+// "cancelled"; then the guest is asked to power off, by its OS's command
+// over SSH and then the ACPI button (vm.Stop), and QEMU is killed if the
+// guest has not powered off in the time left.
 func (h *Handle) Stop(ctx context.Context, timeout time.Duration) {
 	h.mu.Lock()
 	h.stopping = true
@@ -179,7 +180,7 @@ func (h *Handle) Stop(ctx context.Context, timeout time.Duration) {
 	if h.job != nil {
 		h.cancelJob(ctx, timeout/2)
 	}
-	clean := vm.Shutdown(ctx, h.machine, timeout-time.Since(start))
+	clean := vm.Stop(ctx, h.machine, h.guest, h.State().PowerOff, timeout-time.Since(start))
 	h.log.Info("vm stopped", "clean", clean, "took", time.Since(start).Round(time.Millisecond).String())
 }
 

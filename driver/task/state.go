@@ -38,6 +38,7 @@ type State struct {
 	HostKey    []byte              `codec:"host_key"` // the guest's, from its seed; every login insists on it
 	Netns      string              `codec:"netns"`    // the alloc's, under bridge networking
 	Events     string              `codec:"events"`   // host events.jsonl; empty for a plain VM
+	PowerOff   string              `codec:"poweroff"` // the guest OS's power-off command; empty: ACPI only
 	StartedAt  time.Time           `codec:"started_at"`
 	BootTime   time.Duration       `codec:"boot_time"`
 }

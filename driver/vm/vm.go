@@ -78,6 +78,10 @@ type Guest interface {
 	// SSH returns a logged-in client, logging in again when the last
 	// connection dropped.
 	SSH(ctx context.Context) (*guestssh.Client, error)
+	// PowerOff runs the guest OS's own power-off command (as root, through
+	// sudo when the login user is not). nil means the guest took it; the
+	// connection dropping as the guest goes down counts as taken.
+	PowerOff(ctx context.Context, command string) error
 	// Close drops the connection; the guest is unaffected.
 	Close() error
 }

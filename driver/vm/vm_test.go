@@ -2,6 +2,10 @@ package vm
 
 import (
 	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -94,5 +98,63 @@ func TestShutdown(t *testing.T) {
 				t.Errorf("took %s, want at least %s", took, tt.minTook)
 			}
 		})
+	}
+}
+
+// cmdGuest answers the power-off command as told.
+type cmdGuest struct {
+	Guest
+	m     *scripted
+	takes bool  // the guest powers off on the command
+	err   error // running the command fails
+	ran   string
+}
+
+func (g *cmdGuest) PowerOff(_ context.Context, command string) error {
+	g.ran = command
+	if g.err == nil && g.takes {
+		go g.m.exit()
+	}
+	return g.err
+}
+
+func TestStopTriesTheCommandFirst(t *testing.T) {
+	tests := []struct {
+		name        string
+		command     string
+		takes       bool
+		err         error
+		obeysACPI   bool
+		wantClean   bool
+		wantPressed bool
+		wantKilled  bool
+		wantRan     string
+	}{
+		{"command works, ACPI ignored", "poweroff", true, nil, false, true, false, false, "poweroff"},
+		{"command fails, ACPI works", "poweroff", false, errors.New("no sshd"), true, true, true, false, "poweroff"},
+		{"no command: ACPI only", "", false, nil, true, true, true, false, ""},
+		{"neither works: killed", "poweroff", false, nil, false, false, true, true, "poweroff"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newScripted(tc.obeysACPI, nil)
+			g := &cmdGuest{m: m, takes: tc.takes, err: tc.err}
+			clean := Stop(context.Background(), m, g, tc.command, 200*time.Millisecond)
+			if clean != tc.wantClean || m.pressed != tc.wantPressed || m.killed != tc.wantKilled || g.ran != tc.wantRan {
+				t.Errorf("clean %v pressed %v killed %v ran %q", clean, m.pressed, m.killed, g.ran)
+			}
+		})
+	}
+}
+
+func TestPowerOffScriptQuotes(t *testing.T) {
+	got := PowerOffScript("shutdown -y -i5 -g0; echo 'x'")
+	want := `if [ "$(id -u)" = 0 ]; then exec sh -c 'shutdown -y -i5 -g0; echo '\''x'\'''; else exec sudo -n sh -c 'shutdown -y -i5 -g0; echo '\''x'\'''; fi`
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	out, err := exec.Command("sh", "-c", strings.Replace(got, "exec sh -c", "exec echo", 1)).Output()
+	if err == nil && os.Getuid() == 0 && string(out) != "shutdown -y -i5 -g0; echo 'x'\n" {
+		t.Errorf("as root the command reads back as %q", out)
 	}
 }
