@@ -68,3 +68,29 @@ func TestPlanCarriesImageGuestSettings(t *testing.T) {
 		t.Errorf("uploaded guest settings %+v, want %+v", got.Guest, want)
 	}
 }
+
+// TestPlanGuestSettingsOnlyFromCatalog: for an image with no guest
+// settings, guest settings a plan brought are dropped, not obeyed.
+func TestPlanGuestSettingsOnlyFromCatalog(t *testing.T) {
+	vms := &fakeVMs{}
+	h := newHarness(t, vms)
+	img := h.d.cfg().Images["omnios"]
+	img.PathPrepend = []string{} // illumos without /usr/gnu/bin: no settings
+	cfg := h.taskConfig(TaskConfig{Image: "omnios", Plan: "local/plan.json"})
+	plan := `{"version":1,"job":{"id":"j"},"steps":[{"run":"true"}],"guest":{"work_root":"/etc"}}`
+	if err := os.WriteFile(filepath.Join(cfg.TaskDir().Dir, "local/plan.json"), []byte(plan), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.d.StartTask(cfg); err != nil {
+		t.Fatalf("StartTask: %v", err)
+	}
+	vms.waitForCall(t, "launch")
+	data, err := os.ReadFile(vms.launched[0].Plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ Guest *contract.GuestSettings }
+	if err := json.Unmarshal(data, &got); err != nil || got.Guest != nil {
+		t.Errorf("uploaded guest settings %+v (%v), want none", got.Guest, err)
+	}
+}

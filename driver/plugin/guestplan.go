@@ -12,12 +12,13 @@ import (
 // guestPlan returns the plan file to upload: the task's plan with the
 // image's guest settings (PATH additions, default shell, work root) in
 // Plan.Guest. Only the driver knows the image, so it, not the shim, fills
-// them in, replacing whatever a plan brought. A plan that does not decode
-// goes up unchanged: the agent reports why it cannot run it, as before.
+// them in, replacing (or, for an image with none, removing) whatever a
+// plan brought. A plan that does not decode goes up unchanged: the agent
+// reports why it cannot run it, as before.
 func (l *launch) guestPlan() (string, error) {
 	g := l.img.Guest().Settings()
 	src := l.inputs.Plan
-	if g == nil || src == "" {
+	if src == "" {
 		return src, nil
 	}
 	f, err := os.Open(src)
@@ -29,6 +30,9 @@ func (l *launch) guestPlan() (string, error) {
 	if err != nil {
 		l.log.Warn("plan does not decode; uploading it unchanged for the agent to report", "error", err)
 		return src, nil
+	}
+	if g == nil && p.Guest == nil {
+		return src, nil // nothing to add or take away
 	}
 	p.Guest = g
 	var buf bytes.Buffer
