@@ -8,6 +8,8 @@ import (
 	runnerv1 "code.gitea.io/actions-proto-go/runner/v1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // maxPending bounds the rows a task holds that the forge has not stored
@@ -83,6 +85,9 @@ func (j *journal) growSteps(n int) {
 func (j *journal) stepStarted(i int, t time.Time) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if i < 0 || i >= contract.MaxSteps {
+		return // the Tracker fails such a job; never index by it
+	}
 	j.growSteps(i + 1)
 	s := j.steps[i]
 	s.StartedAt, s.LogIndex, s.LogLength = timestamppb.New(t), j.total, 0
@@ -95,6 +100,9 @@ func (j *journal) stepStarted(i int, t time.Time) {
 func (j *journal) stepFinished(i int, r runnerv1.Result, t time.Time) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if i < 0 || i >= contract.MaxSteps {
+		return // the Tracker fails such a job; never index by it
+	}
 	j.growSteps(i + 1)
 	s := j.steps[i]
 	if s.StartedAt == nil {
