@@ -72,3 +72,30 @@ func TestForgedEventsFailTheJob(t *testing.T) {
 		})
 	}
 }
+
+// A job's log is held in memory until it ends, so it is capped: past
+// maxJobLog one warning says so and later lines are dropped, while the
+// closing lines still show.
+func TestJobLogIsCapped(t *testing.T) {
+	b := newBook(loadJob(t).JobID, loadJob(t).Steps)
+	chunk := strings.Repeat("x", 1<<20)
+	for i := 0; i < 80; i++ { // 80 MiB
+		b.jobStep(i%2).line(at(i), chunk)
+	}
+	b.complete().line(at(100), "Job failed")
+	total, warnings := 0, 0
+	for _, s := range b.steps {
+		for _, l := range s.lines {
+			total += len(l)
+			if strings.Contains(l, "Output truncated by the runner: the job's log is over 64 MiB") {
+				warnings++
+			}
+		}
+	}
+	if total > maxJobLog+1024 || total < maxJobLog-(2<<20) || warnings != 1 {
+		t.Fatalf("%d bytes held, %d warnings", total, warnings)
+	}
+	if !strings.Contains(string(b.complete().log()), "Job failed") {
+		t.Fatal("the closing line was dropped")
+	}
+}
