@@ -68,9 +68,12 @@ func (r *Runner) watchDeadline(ctx context.Context, stop context.CancelCauseFunc
 	if r.cancel != nil {
 		cancel = r.cancel
 	}
-	if err := cancel(ctx); err != nil && ctx.Err() == nil {
+	// A guest that does not answer must not hold the deadline back.
+	cctx, done := context.WithTimeout(ctx, time.Minute)
+	if err := cancel(cctx); err != nil && ctx.Err() == nil {
 		r.Log.Warn("could not cancel the overrunning job", "error", err)
 	}
+	done()
 	if !sleepUntil(ctx, time.Now().Add(r.grace())) {
 		return
 	}
