@@ -38,7 +38,17 @@ type Runner struct {
 	SSH    func(ctx context.Context) (*guestssh.Client, error)
 	Events string    // host path of events.jsonl
 	Out    io.Writer // the task's stdout
-	render renderer
+	// MaxEvents bounds the events file; DefaultMaxEvents when zero.
+	MaxEvents int64
+	// Deadline is when the job has overrun (see Deadline): it is
+	// cancelled then, and failed Grace later; zero means none.
+	Deadline time.Time
+	Grace    time.Duration // DeadlineMargin when zero
+	render   renderer
+
+	// Tests replace the guest: its event stream and its cancel.
+	open   contract.Source
+	cancel func(context.Context) error
 }
 
 // Launch uploads what the job needs and starts the agent detached, so the
@@ -107,7 +117,9 @@ func readSecrets(p string) (io.Reader, error) {
 // job finishes, reconnecting when the connection drops, and returns the
 // task exit code its conclusion means. It returns early only when ctx ends,
 // the guest is gone (guestGone closed), the events file cannot be written,
-// or the guest writes a line too long to be an event.
+// the guest writes a line too long to be an event, or the job breaks a
+// bound (MaxEvents, Deadline): then the events file ends with an
+// infra_error saying which.
 func (r *Runner) Follow(ctx context.Context, guestGone <-chan struct{}) (int, error) {
 	f, offset, err := openEvents(r.Events)
 	if err != nil {
@@ -115,10 +127,19 @@ func (r *Runner) Follow(ctx context.Context, guestGone <-chan struct{}) (int, er
 	}
 	defer f.Close()
 	r.render.out = r.Out
+	runCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go r.watchDeadline(runCtx, stop)
 	tail := contract.Tail{Open: r.agentStream, Resume: r.resume(guestGone)}
+	if r.open != nil {
+		tail.Open = r.open
+	}
 	code := contract.ExitInfrastructure
 	var buf []byte
-	_, err = tail.Run(ctx, offset, func(line []byte, _ int64) error {
+	_, err = tail.Run(runCtx, offset, func(line []byte, next int64) error {
+		if err := r.checkSize(next); err != nil {
+			return err
+		}
 		buf = append(append(buf[:0], line...), '\n') // one write: a crash leaves no torn line but the last
 		if _, err := f.Write(buf); err != nil {
 			return fmt.Errorf("append to events file: %w", err)
@@ -136,10 +157,21 @@ func (r *Runner) Follow(ctx context.Context, guestGone <-chan struct{}) (int, er
 		}
 		return nil
 	})
-	if err != nil {
-		return contract.ExitInfrastructure, err
+	if err == nil {
+		return code, nil
 	}
-	return code, nil
+	if cause := context.Cause(runCtx); ctx.Err() == nil {
+		if _, ok := bounded(cause); ok {
+			err = cause
+		}
+	}
+	if b, ok := bounded(err); ok {
+		r.Log.Error("the job broke a bound; ending it", "error", b)
+		if err := appendInfraError(f, b.msg); err != nil {
+			r.Log.Warn("could not record the failure in the events file", "error", err)
+		}
+	}
+	return contract.ExitInfrastructure, err
 }
 
 // resume is the tail's policy when the SSH stream breaks: try again after

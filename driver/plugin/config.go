@@ -51,6 +51,8 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		hclspec.NewLiteral(`"100GiB"`)),
 	"max_bundle_size": hclspec.NewDefault(hclspec.NewAttr("max_bundle_size", "string", false),
 		hclspec.NewLiteral(`"4GiB"`)),
+	"max_events_size": hclspec.NewDefault(hclspec.NewAttr("max_events_size", "string", false),
+		hclspec.NewLiteral(`"1GiB"`)),
 	"image": hclspec.NewBlockMap("image", []string{"label"}, hclspec.NewObject(map[string]*hclspec.Spec{
 		"source":      hclspec.NewAttr("source", "string", true),
 		"sha256":      hclspec.NewAttr("sha256", "string", false),
@@ -103,9 +105,12 @@ type Config struct {
 	BundleHosts []string `codec:"bundle_hosts"`
 	// MaxDiskSize caps a task's disk_size; MaxImageSize a catalog image,
 	// downloaded and decompressed; MaxBundleSize a downloaded bundle.
-	MaxDiskSize   string                  `codec:"max_disk_size"`
-	MaxImageSize  string                  `codec:"max_image_size"`
-	MaxBundleSize string                  `codec:"max_bundle_size"`
+	MaxDiskSize   string `codec:"max_disk_size"`
+	MaxImageSize  string `codec:"max_image_size"`
+	MaxBundleSize string `codec:"max_bundle_size"`
+	// MaxEventsSize caps a job's events file: a guest writing without end
+	// fails its job there instead of filling the client's disk.
+	MaxEventsSize string                  `codec:"max_events_size"`
 	Images        map[string]*ImageConfig `codec:"image"`
 
 	// limits holds the checked forms of the fields above (see Validate).
@@ -150,6 +155,7 @@ func DefaultConfig() *Config {
 		MaxDiskSize:    "100GiB",
 		MaxImageSize:   "100GiB",
 		MaxBundleSize:  "4GiB",
+		MaxEventsSize:  "1GiB",
 		Images:         map[string]*ImageConfig{},
 
 		IP6TablesBinary: "ip6tables",
@@ -166,6 +172,7 @@ type limits struct {
 	maxDisk     int64
 	maxImage    int64
 	maxBundle   int64
+	maxEvents   int64
 }
 
 // qemuAccount is the account QEMU runs as: qemu_user, in the isolation
@@ -191,6 +198,7 @@ func (c *Config) parseLimits() []error {
 	size("max_disk_size", c.MaxDiskSize, &c.limits.maxDisk)
 	size("max_image_size", c.MaxImageSize, &c.limits.maxImage)
 	size("max_bundle_size", c.MaxBundleSize, &c.limits.maxBundle)
+	size("max_events_size", c.MaxEventsSize, &c.limits.maxEvents)
 	hosts, err := safehttp.ParseHosts(c.BundleHosts)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("bundle_hosts: %w", err))

@@ -170,6 +170,7 @@ func TestConfigSpecDefaults(t *testing.T) {
 		"max_disk_size":    want.MaxDiskSize,
 		"max_image_size":   want.MaxImageSize,
 		"max_bundle_size":  want.MaxBundleSize,
+		"max_events_size":  want.MaxEventsSize,
 	} {
 		lit := configSpec.GetObject().GetAttributes()[key].GetDefault().GetDefault().GetLiteral().GetValue()
 		wantJSON, _ := json.Marshal(wantValue)

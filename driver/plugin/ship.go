@@ -9,7 +9,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/plugins/drivers"
 
 	"github.com/solstice-ci/solstice/driver/jobrun"
@@ -140,12 +142,46 @@ func (d *Driver) newJob(vms vm.Provider, h *task.Handle, cfg *drivers.TaskConfig
 	if err != nil {
 		return nil, err
 	}
+	log := d.log.With("task", cfg.Name, "alloc", cfg.AllocID)
+	start := h.State().StartedAt
+	if start.IsZero() {
+		start = time.Now() // a state from before StartedAt was kept
+	}
 	return vms.Job(vm.JobSpec{
-		Log:    d.log.With("task", cfg.Name, "alloc", cfg.AllocID),
-		SSH:    h.SSH,
-		Events: h.State().Events,
-		Out:    out,
+		Log:       log,
+		SSH:       h.SSH,
+		Events:    h.State().Events,
+		Out:       out,
+		MaxEvents: d.cfg().limits.maxEvents,
+		Deadline:  jobrun.Deadline(start, readPlan(log, cfg)),
 	}), nil
+}
+
+// readPlan reads the task's plan for its timeouts; nil (the defaults)
+// when it cannot. The deadline counts from the task's start, so an
+// adopted task keeps the deadline it had.
+func readPlan(log hclog.Logger, cfg *drivers.TaskConfig) *contract.Plan {
+	var tc TaskConfig
+	if err := cfg.DecodeDriverConfig(&tc); err != nil {
+		log.Warn("cannot read the task config for the job's deadline; using the default timeouts", "error", err)
+		return nil
+	}
+	p, err := confine(cfg.TaskDir().Dir, "plan", tc.Plan)
+	if err != nil || p == "" {
+		return nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		log.Warn("cannot read the plan for the job's deadline; using the default timeouts", "error", err)
+		return nil
+	}
+	defer f.Close()
+	plan, err := contract.DecodePlanAuto(f)
+	if err != nil {
+		log.Warn("cannot read the plan for the job's deadline; using the default timeouts", "error", err)
+		return nil
+	}
+	return plan
 }
 
 var (

@@ -74,7 +74,8 @@ func (h *Host) Guest(login Login) Guest { return &sshGuest{login: login} }
 
 // Job runs the plan with jobrun.
 func (h *Host) Job(spec JobSpec) Job {
-	return &jobrun.Runner{Log: spec.Log, SSH: spec.SSH, Events: spec.Events, Out: spec.Out}
+	return &jobrun.Runner{Log: spec.Log, SSH: spec.SSH, Events: spec.Events, Out: spec.Out,
+		MaxEvents: spec.MaxEvents, Deadline: spec.Deadline}
 }
 
 // qemuMachine is a QEMU instance and its QMP connection.

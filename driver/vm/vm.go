@@ -103,6 +103,9 @@ type JobSpec struct {
 	SSH    func(ctx context.Context) (*guestssh.Client, error)
 	Events string    // host path of events.jsonl
 	Out    io.Writer // the task's stdout
+	// MaxEvents and Deadline bound the job (see jobrun.Runner).
+	MaxEvents int64
+	Deadline  time.Time
 }
 
 // Shutdown presses the power button and gives the guest until timeout to

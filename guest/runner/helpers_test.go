@@ -100,6 +100,7 @@ func readEvents(t *testing.T, path string) []contract.Event {
 		t.Fatal(err)
 	}
 	var out []contract.Event
+	check := &contract.Checker{} // what the shims accept
 	for _, line := range bytes.SplitAfter(data, []byte("\n")) {
 		if len(line) == 0 {
 			continue
@@ -107,6 +108,9 @@ func readEvents(t *testing.T, path string) []contract.Event {
 		ev, err := contract.DecodeEvent(line)
 		if err != nil {
 			t.Fatalf("bad event line %q: %v", line, err)
+		}
+		if _, err := check.Check(&ev); err != nil {
+			t.Fatalf("the shims would refuse event line %q: %v", line, err)
 		}
 		out = append(out, ev)
 	}

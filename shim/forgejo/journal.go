@@ -8,12 +8,19 @@ import (
 	runnerv1 "code.gitea.io/actions-proto-go/runner/v1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // maxPending bounds the rows a task holds that the forge has not stored
 // yet. When the forge is slow or away, reading the events stops there: the
 // events file keeps the rest.
 const maxPending = 20000
+
+// maxPendingBytes bounds the same rows by size: a guest's rows can be
+// up to contract.MaxLine each, and 20000 of those would be 160 GiB. It is
+// checked before each event, so one event's rows may go past it.
+const maxPendingBytes = 64 << 20
 
 // journal is one task's log as the forge stores it: rows in order, step
 // states pointing into them, job outputs and the result. It is filled by
@@ -26,6 +33,7 @@ type journal struct {
 	total   int64 // rows rendered, the index of the next row
 	base    int64 // the forge has stored every row below base
 	pending []*runnerv1.LogRow
+	bytes   int // the pending rows' content
 	steps   []*runnerv1.StepState
 	open    int // the step whose rows are being written; -1 for none
 	outputs map[string]string
@@ -61,6 +69,7 @@ func (j *journal) row(t time.Time, content string) {
 	}
 	if j.total >= j.base {
 		j.pending = append(j.pending, &runnerv1.LogRow{Time: timestamppb.New(t), Content: content})
+		j.bytes += len(content)
 	}
 	j.total++
 	notify(j.changed)
@@ -83,6 +92,9 @@ func (j *journal) growSteps(n int) {
 func (j *journal) stepStarted(i int, t time.Time) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if i < 0 || i >= contract.MaxSteps {
+		return // the Tracker fails such a job; never index by it
+	}
 	j.growSteps(i + 1)
 	s := j.steps[i]
 	s.StartedAt, s.LogIndex, s.LogLength = timestamppb.New(t), j.total, 0
@@ -95,6 +107,9 @@ func (j *journal) stepStarted(i int, t time.Time) {
 func (j *journal) stepFinished(i int, r runnerv1.Result, t time.Time) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if i < 0 || i >= contract.MaxSteps {
+		return // the Tracker fails such a job; never index by it
+	}
 	j.growSteps(i + 1)
 	s := j.steps[i]
 	if s.StartedAt == nil {
@@ -208,17 +223,23 @@ func (j *journal) acked(ack int64) (lost int64) {
 		lost = j.base - ack
 		filler := make([]*runnerv1.LogRow, 0, lost+int64(len(j.pending)))
 		for range lost {
-			filler = append(filler, &runnerv1.LogRow{Time: timestamppb.Now(), Content: "(log line lost by the forge)"})
+			filler = append(filler, &runnerv1.LogRow{Time: timestamppb.Now(), Content: lostRow})
 		}
+		j.bytes += int(lost) * len(lostRow)
 		j.pending = append(filler, j.pending...)
 		j.base = ack
 	case ack > j.base:
 		n := min(ack-j.base, int64(len(j.pending)))
+		for _, r := range j.pending[:n] {
+			j.bytes -= len(r.Content)
+		}
 		j.pending = j.pending[n:]
 		j.base += n
 	}
 	return lost
 }
+
+const lostRow = "(log line lost by the forge)"
 
 // lag is how many rows wait for the forge.
 func (j *journal) lag() int {
@@ -227,9 +248,16 @@ func (j *journal) lag() int {
 	return len(j.pending)
 }
 
-// waitRoom blocks while too many rows wait for the forge.
+// full reports whether too many rows, or too many bytes, wait.
+func (j *journal) full() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.pending) >= maxPending || j.bytes >= maxPendingBytes
+}
+
+// waitRoom blocks while too many rows or bytes wait for the forge.
 func (j *journal) waitRoom(ctx context.Context) error {
-	for j.lag() >= maxPending {
+	for j.full() {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -150,6 +150,11 @@ func (rt *Runner) Run(ctx context.Context) error {
 		defer rt.tasks.Done()
 		rt.probeNomad(ctx)
 	}()
+	rt.tasks.Add(1)
+	go func() {
+		defer rt.tasks.Done()
+		nomad.SweepEvery(ctx, rt.nomad, nomad.SweepInterval, rt.log)
+	}()
 	if err := rt.connect(ctx); err != nil {
 		return rt.fatal(err)
 	}

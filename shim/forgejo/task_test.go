@@ -390,3 +390,28 @@ func TestNomadDownStopsFetching(t *testing.T) {
 	e.nomad.setDown(false)
 	waitFor(t, 5*time.Second, "polling", func() bool { return e.forge.count("FetchTask") > 0 })
 }
+
+// A hostile guest's forged line fails its job with a message saying
+// what was wrong; it used to panic the shim (and every restart after).
+func TestForgedEventFailsTheJob(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	id := e.forge.push(goodJob, "solstice-test")
+	waitFor(t, 5*time.Second, "a dispatch", func() bool { return e.nomad.dispatched() == 1 })
+	jobID := e.nomad.job(0).job.ID
+	e.nomad.place(jobID)
+	e.nomad.emit(jobID, script{steps: []scriptStep{{name: "a", lines: []string{"x"}}}}.events()[:1]...)
+	e.nomad.mu.Lock()
+	at := len(e.nomad.jobs[jobID].data)
+	e.nomad.jobs[jobID].data = append(e.nomad.jobs[jobID].data, `{"seq":9999,"type":"step_started","step":-1}`+"\n"...)
+	e.nomad.touch()
+	e.nomad.mu.Unlock()
+	ft := e.forge.waitDone(t, id, 10*time.Second)
+	if ft.result != runnerv1.Result_RESULT_FAILURE {
+		t.Fatalf("result %v, want failure", ft.result)
+	}
+	want := fmt.Sprintf("the guest sent an invalid event at offset %d: step_started: step index -1", at)
+	if lines := e.forge.lines(id); !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, want) }) {
+		t.Fatalf("no row with %q in:\n%s", want, strings.Join(lines, "\n"))
+	}
+}

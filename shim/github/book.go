@@ -25,6 +25,31 @@ type step struct {
 	completed  *time.Time
 	lines      []string // stamped log lines
 	fed        int      // lines sent to the live feed
+	budget     *budget  // the job's log bytes; nil for no bound
+}
+
+// maxJobLog bounds the log lines a job's steps hold in memory, which is
+// the whole log until the job ends: a guest may write without end.
+const maxJobLog = 64 << 20
+
+// budget is what is left of a job's maxJobLog, shared by its steps.
+type budget struct {
+	left      int
+	truncated bool
+}
+
+// take reports whether n more bytes fit, and whether this is the first
+// time they did not (the step then says so, once).
+func (b *budget) take(n int) (fits, first bool) {
+	if b == nil {
+		return true, false
+	}
+	if n <= b.left {
+		b.left -= n
+		return true, false
+	}
+	first, b.truncated = !b.truncated, true
+	return false, first
 }
 
 func (s *step) start(t time.Time) {
@@ -45,9 +70,19 @@ func (s *step) finish(t time.Time, c protocol.Conclusion) {
 
 func (s *step) line(t time.Time, text string) {
 	for _, l := range strings.Split(text, "\n") {
-		s.lines = append(s.lines, t.UTC().Format(lineTime)+" "+l)
+		l = t.UTC().Format(lineTime) + " " + l
+		fits, first := s.budget.take(len(l))
+		if first {
+			l = t.UTC().Format(lineTime) + " " + truncatedLine
+		}
+		if fits || first {
+			s.lines = append(s.lines, l)
+		}
 	}
 }
+
+// truncatedLine replaces what is over maxJobLog.
+var truncatedLine = fmt.Sprintf("##[warning]Output truncated by the runner: the job's log is over %d MiB; later lines are dropped.", maxJobLog>>20)
 
 func (s *step) log() []byte {
 	if len(s.lines) == 0 {
@@ -61,17 +96,20 @@ func (s *step) log() []byte {
 // steps the runner invents get ids derived from the job's id, so a
 // restarted shim reports them under the same ids.
 type book struct {
-	steps []*step
-	dirty bool // the steps changed since the last update sent
+	steps  []*step
+	dirty  bool // the steps changed since the last update sent
+	budget *budget
 }
 
 func newBook(jobID string, msgSteps []protocol.Step) *book {
-	b := &book{dirty: true}
+	b := &book{dirty: true, budget: &budget{left: maxJobLog}}
 	b.add(inventedID(jobID, "set-up-job"), "Set up job")
 	for _, s := range msgSteps {
 		b.add(s.ID, stepTitle(s))
 	}
 	b.add(inventedID(jobID, "complete-job"), "Complete job")
+	// The closing lines (the verdict) are few and always shown.
+	b.complete().budget = nil
 	return b
 }
 
@@ -80,7 +118,7 @@ func inventedID(jobID, what string) string {
 }
 
 func (b *book) add(id, name string) {
-	b.steps = append(b.steps, &step{id: id, number: len(b.steps) + 1, name: name, status: protocol.StatusPending})
+	b.steps = append(b.steps, &step{id: id, number: len(b.steps) + 1, name: name, status: protocol.StatusPending, budget: b.budget})
 }
 
 func (b *book) setup() *step    { return b.steps[0] }

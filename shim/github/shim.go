@@ -119,6 +119,8 @@ func (sh *Shim) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); sh.probeNomad(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); nomad.SweepEvery(ctx, sh.nomad, nomad.SweepInterval, sh.log) }()
 	for _, rn := range runners {
 		wg.Add(1)
 		go func() { defer wg.Done(); rn.run(ctx) }()

@@ -25,6 +25,7 @@ type scriptedJobs struct {
 	holdUntilCancel bool
 	cancelled       chan struct{}
 	onCancel        []nomad.Status // the statuses after a cancel
+	raw             []string       // lines written as they are after the events
 }
 
 func (s *scriptedJobs) Status(context.Context, *nomad.Job) (nomad.Status, error) {
@@ -51,6 +52,15 @@ func (s *scriptedJobs) Follow(ctx context.Context, _ nomad.Status, _ int64, fn f
 		line := contract.MarshalEvent(&ev)
 		off += int64(len(line))
 		if err := fn(line[:len(line)-1], off); err != nil {
+			if err == contract.ErrStop {
+				return nil
+			}
+			return err
+		}
+	}
+	for _, l := range s.raw {
+		off += int64(len(l) + 1)
+		if err := fn([]byte(l), off); err != nil {
 			if err == contract.ErrStop {
 				return nil
 			}
@@ -155,5 +165,22 @@ func TestWatchInterrupted(t *testing.T) {
 	}
 	if res.conclusion != contract.Cancelled || res.code != contract.ExitCancelled {
 		t.Errorf("result %+v", res)
+	}
+}
+
+// A hostile guest's forged line, then a truncated one: the job fails
+// with what was wrong, and watch returns (it used to hang).
+func TestWatchForgedEvent(t *testing.T) {
+	ended := nomad.Status{Stage: nomad.Finished, AllocID: "a1", ExitCode: contract.ExitInfrastructure}
+	s := &scriptedJobs{statuses: append(placed, ended), events: steps(contract.Event{})[:3],
+		raw: []string{`{"seq":9999,"type":"step_started","step":-1}`, `{"seq":10000,"type":"lo`}}
+	res, out := watchScript(t, context.Background(), s, 20*time.Millisecond)
+	want := "the guest sent an invalid event at offset "
+	if res.conclusion != contract.Failure || res.code != contract.ExitInfrastructure || !strings.Contains(res.note, want) ||
+		!strings.Contains(res.note, "step_started: step index -1, outside the plan's 1 steps") {
+		t.Errorf("result %+v", res)
+	}
+	if !strings.Contains(out, "build │ ✗ infrastructure error: "+want) {
+		t.Errorf("output:\n%s", out)
 	}
 }

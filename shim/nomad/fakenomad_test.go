@@ -26,13 +26,14 @@ type fakeNomad struct {
 
 	jobs     map[string]*api.Job
 	vars     map[string]bool                      // Variable paths that exist
+	varTimes map[string]int64                     // their create times (unix nano), zero unless set
 	allocs   map[string][]*api.AllocationListStub // by job id
 	requests []string                             // "GET /v1/job/{id}/allocations", …
 	streams  map[string]func(w http.ResponseWriter, r *http.Request, offset int64)
 }
 
 func newFakeNomad(t *testing.T) (*fakeNomad, *Client) {
-	f := &fakeNomad{t: t, jobs: map[string]*api.Job{}, vars: map[string]bool{}, allocs: map[string][]*api.AllocationListStub{},
+	f := &fakeNomad{t: t, jobs: map[string]*api.Job{}, vars: map[string]bool{}, varTimes: map[string]int64{}, allocs: map[string][]*api.AllocationListStub{},
 		streams: map[string]func(http.ResponseWriter, *http.Request, int64){}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
@@ -78,6 +79,8 @@ func (f *fakeNomad) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.reply(w, api.JobDeregisterResponse{EvalID: "eval-stop"})
 	case "GET /v1/jobs":
 		f.reply(w, f.list(r.URL.Query().Get("meta") == "true"))
+	case "GET /v1/vars":
+		f.listVars(w, r.URL.Query().Get("prefix"))
 	case "GET /v1/var/{id}":
 		f.peek(w, id)
 	case "PUT /v1/var/{id}":
@@ -141,6 +144,18 @@ func (f *fakeNomad) peek(w http.ResponseWriter, path string) {
 		return
 	}
 	f.reply(w, api.Variable{Path: path, Items: api.VariableItems{"_": ""}})
+}
+
+func (f *fakeNomad) listVars(w http.ResponseWriter, prefix string) {
+	f.mu.Lock()
+	var out []*api.VariableMetadata
+	for p := range f.vars {
+		if strings.HasPrefix(p, prefix) {
+			out = append(out, &api.VariableMetadata{Path: p, CreateTime: f.varTimes[p]})
+		}
+	}
+	f.mu.Unlock()
+	f.reply(w, out)
 }
 
 func (f *fakeNomad) setVar(path string, exists bool) {

@@ -3,6 +3,7 @@ package nomad
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -30,6 +31,9 @@ type Tracker struct {
 	Log    hclog.Logger
 	// OnStatus, if set, hears every status read.
 	OnStatus func(Status)
+	// Steps is the plan's step count, to check the guest's events
+	// against; zero takes the count the guest's job_started gives.
+	Steps int
 
 	mu     sync.Mutex
 	status Status
@@ -124,11 +128,23 @@ func (t *Tracker) Follow(ctx context.Context, fn func(context.Context, contract.
 	}
 }
 
+// onLine decodes, checks and hands on each line. The guest writes the
+// stream and is hostile: an event that does not fit the plan ends the
+// stream with an infra_error of the tracker's own, so the job fails with
+// a message saying why, and no renderer ever sees the bad event.
 func (t *Tracker) onLine(ctx context.Context, fn func(context.Context, contract.Event) error) func([]byte, int64) error {
-	return func(line []byte, _ int64) error {
+	check := &contract.Checker{Steps: t.Steps}
+	return func(line []byte, next int64) error {
 		ev, err := contract.DecodeEvent(line)
 		if err != nil {
 			t.Log.Warn("skipping a line of the events file", "error", err)
+			return nil
+		}
+		ok, err := check.Check(&ev)
+		if err != nil {
+			return t.invalid(ctx, fn, check, ev, next-int64(len(line))-1, err)
+		}
+		if !ok {
 			return nil
 		}
 		if err := fn(ctx, ev); err != nil {
@@ -139,6 +155,18 @@ func (t *Tracker) onLine(ctx context.Context, fn func(context.Context, contract.
 		}
 		return nil
 	}
+}
+
+// invalid ends the stream at a bad event with an infra_error that follows
+// the last good one, dated by the bad one so a replay renders the same.
+func (t *Tracker) invalid(ctx context.Context, fn func(context.Context, contract.Event) error, check *contract.Checker, bad contract.Event, offset int64, err error) error {
+	msg := fmt.Sprintf("the guest sent an invalid event at offset %d: %v", max(offset, 0), err)
+	t.Log.Warn("ending the job's event stream", "error", msg)
+	ev := contract.Event{Seq: check.Seq() + 1, Time: bad.Time, Type: contract.TypeInfraError, Step: contract.JobLevel, Message: msg}
+	if err := fn(ctx, ev); err != nil {
+		return err
+	}
+	return contract.ErrStop
 }
 
 // WaitEnd waits, up to EndWait, for the job's task to stop (the VM powers
