@@ -46,26 +46,13 @@ func TestPlanCarriesImageGuestSettings(t *testing.T) {
 	vms := &fakeVMs{}
 	h := newHarness(t, vms)
 	h.d.cfg().Images["omnios"].WorkRoot = "/export/ci"
-	cfg := h.taskConfig(TaskConfig{Image: "omnios", Plan: "local/plan.json"})
-	plan := `{"version":1,"job":{"id":"j"},"steps":[{"run":"true"}],"guest":{"shell":"sh"}}`
-	if err := os.WriteFile(filepath.Join(cfg.TaskDir().Dir, "local/plan.json"), []byte(plan), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := h.d.StartTask(cfg); err != nil {
-		t.Fatalf("StartTask: %v", err)
-	}
-	vms.waitForCall(t, "launch")
-	data, err := os.ReadFile(vms.launched[0].Plan)
+	got, err := uploadedGuest(t, h, vms, `{"version":1,"job":{"id":"j"},"steps":[{"run":"true"}],"guest":{"shell":"sh"}}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got struct{ Guest *contract.GuestSettings }
-	if err := json.Unmarshal(data, &got); err != nil {
-		t.Fatal(err)
-	}
 	want := &contract.GuestSettings{PathPrepend: []string{"/usr/gnu/bin"}, WorkRoot: "/export/ci"}
-	if !reflect.DeepEqual(got.Guest, want) {
-		t.Errorf("uploaded guest settings %+v, want %+v", got.Guest, want)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("uploaded guest settings %+v, want %+v", got, want)
 	}
 }
 
@@ -76,8 +63,17 @@ func TestPlanGuestSettingsOnlyFromCatalog(t *testing.T) {
 	h := newHarness(t, vms)
 	img := h.d.cfg().Images["omnios"]
 	img.PathPrepend = []string{} // illumos without /usr/gnu/bin: no settings
+	got, err := uploadedGuest(t, h, vms, `{"version":1,"job":{"id":"j"},"steps":[{"run":"true"}],"guest":{"work_root":"/etc"}}`)
+	if err != nil || got != nil {
+		t.Errorf("uploaded guest settings %+v (%v), want none", got, err)
+	}
+}
+
+// uploadedGuest starts an omnios task with plan and returns the guest
+// settings of the plan the driver uploaded.
+func uploadedGuest(t *testing.T, h *harness, vms *fakeVMs, plan string) (*contract.GuestSettings, error) {
+	t.Helper()
 	cfg := h.taskConfig(TaskConfig{Image: "omnios", Plan: "local/plan.json"})
-	plan := `{"version":1,"job":{"id":"j"},"steps":[{"run":"true"}],"guest":{"work_root":"/etc"}}`
 	if err := os.WriteFile(filepath.Join(cfg.TaskDir().Dir, "local/plan.json"), []byte(plan), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +86,6 @@ func TestPlanGuestSettingsOnlyFromCatalog(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got struct{ Guest *contract.GuestSettings }
-	if err := json.Unmarshal(data, &got); err != nil || got.Guest != nil {
-		t.Errorf("uploaded guest settings %+v (%v), want none", got.Guest, err)
-	}
+	err = json.Unmarshal(data, &got)
+	return got.Guest, err
 }

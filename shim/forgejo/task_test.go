@@ -283,10 +283,7 @@ func firstDiff(a, b []string) int {
 func TestForgeOutageLosesNothing(t *testing.T) {
 	e := newEnv(t)
 	e.start()
-	id := e.forge.push(goodJob, "solstice-test")
-	waitFor(t, 5*time.Second, "a dispatch", func() bool { return e.nomad.dispatched() == 1 })
-	jobID := e.nomad.job(0).job.ID
-	e.nomad.place(jobID)
+	id, jobID := e.pushPlaced(t)
 	evs := script{steps: []scriptStep{{name: "a", lines: manyLines(300)}, {name: "b", lines: []string{"after the outage"}}}}.events()
 	e.nomad.emit(jobID, evs[:100]...)
 	waitFor(t, 5*time.Second, "rows", func() bool { return len(e.forge.lines(id)) > 50 })
@@ -317,10 +314,7 @@ func (e *env) forgeHealth() (bool, string) { return e.lastRunner.rt.Metrics().He
 func TestRestartResumesAtTheForgesAck(t *testing.T) {
 	e := newEnv(t)
 	first := e.start()
-	id := e.forge.push(goodJob, "solstice-test")
-	waitFor(t, 5*time.Second, "a dispatch", func() bool { return e.nomad.dispatched() == 1 })
-	jobID := e.nomad.job(0).job.ID
-	e.nomad.place(jobID)
+	id, jobID := e.pushPlaced(t)
 	evs := script{steps: []scriptStep{{name: "a", lines: manyLines(400)}, {name: "b", lines: []string{"done"}}}}.events()
 	e.nomad.emit(jobID, evs[:200]...)
 	waitFor(t, 5*time.Second, "rows", func() bool { return len(e.forge.lines(id)) > 150 })
@@ -354,10 +348,7 @@ func TestRestartResumesAtTheForgesAck(t *testing.T) {
 func TestJobThatDiesWithoutItsLastEvent(t *testing.T) {
 	e := newEnv(t)
 	e.start()
-	id := e.forge.push(goodJob, "solstice-test")
-	waitFor(t, 5*time.Second, "a dispatch", func() bool { return e.nomad.dispatched() == 1 })
-	jobID := e.nomad.job(0).job.ID
-	e.nomad.place(jobID)
+	id, jobID := e.pushPlaced(t)
 	e.nomad.emit(jobID, script{steps: []scriptStep{{name: "a", lines: []string{"x"}}}}.events()[:3]...)
 	e.nomad.mu.Lock()
 	e.nomad.jobs[jobID].problem = "the Nomad client running the job was lost"
@@ -396,10 +387,7 @@ func TestNomadDownStopsFetching(t *testing.T) {
 func TestForgedEventFailsTheJob(t *testing.T) {
 	e := newEnv(t)
 	e.start()
-	id := e.forge.push(goodJob, "solstice-test")
-	waitFor(t, 5*time.Second, "a dispatch", func() bool { return e.nomad.dispatched() == 1 })
-	jobID := e.nomad.job(0).job.ID
-	e.nomad.place(jobID)
+	id, jobID := e.pushPlaced(t)
 	e.nomad.emit(jobID, script{steps: []scriptStep{{name: "a", lines: []string{"x"}}}}.events()[:1]...)
 	e.nomad.mu.Lock()
 	at := len(e.nomad.jobs[jobID].data)
@@ -414,4 +402,16 @@ func TestForgedEventFailsTheJob(t *testing.T) {
 	if lines := e.forge.lines(id); !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, want) }) {
 		t.Fatalf("no row with %q in:\n%s", want, strings.Join(lines, "\n"))
 	}
+}
+
+// pushPlaced queues goodJob in the forge and waits until the shim has
+// dispatched it; Nomad then places it. It returns the forge's task id and
+// the dispatched job's id.
+func (e *env) pushPlaced(t *testing.T) (int64, string) {
+	t.Helper()
+	id := e.forge.push(goodJob, "solstice-test")
+	waitFor(t, 5*time.Second, "a dispatch", func() bool { return e.nomad.dispatched() == 1 })
+	jobID := e.nomad.job(0).job.ID
+	e.nomad.place(jobID)
+	return id, jobID
 }
