@@ -219,12 +219,16 @@ func mustJobs(t *testing.T, n *Nomad) []*api.JobListStub {
 // qemuProcesses lists the QEMUs whose disks live under dir.
 func qemuProcesses(dir string) []int {
 	var pids []int
-	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, c := range cmdlines {
-		data, _ := os.ReadFile(c)
-		if strings.HasPrefix(string(data), "qemu-system") && strings.Contains(string(data), dir) {
-			var pid int
-			fmt.Sscan(strings.Split(c, "/")[2], &pid)
+	// QEMU's command line names no path (the driver hands it descriptors),
+	// so the running VMs are found by the pidfiles the driver writes in
+	// each task's VM dir.
+	pidfiles, _ := filepath.Glob(filepath.Join(dir, "alloc", "*", "*", "solstice-vm", "qemu.pid"))
+	for _, f := range pidfiles {
+		data, _ := os.ReadFile(f)
+		var pid int
+		fmt.Sscan(string(data), &pid)
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if pid > 0 && alive(pid) && strings.HasPrefix(string(cmdline), "qemu-system") {
 			pids = append(pids, pid)
 		}
 	}
