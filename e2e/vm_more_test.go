@@ -216,19 +216,36 @@ func taskMessages(a *api.Allocation) string {
 	return strings.Join(msgs, " | ")
 }
 
-// assertNothingLeft checks no QEMU mentions the alloc and its vm dir is gone.
-func assertNothingLeft(t *testing.T, n *Nomad, alloc *api.Allocation) {
-	t.Helper()
-	waitFor(t, 30*time.Second, "no qemu for the alloc", func() bool {
-		cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-		for _, c := range cmdlines {
-			data, _ := os.ReadFile(c)
-			if strings.Contains(string(data), "qemu-system") && strings.Contains(string(data), alloc.ID) {
-				return false
+// qemuHolding lists the QEMU processes that hold a file whose path
+// contains substr. QEMU's command line names no path (the driver hands it
+// descriptors), so its open files are what tie it to an allocation.
+func qemuHolding(substr string) []int {
+	var pids []int
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, c := range cmdlines {
+		data, _ := os.ReadFile(c)
+		if !strings.HasPrefix(string(data), "qemu-system") {
+			continue
+		}
+		dir := filepath.Dir(c)
+		fds, _ := filepath.Glob(filepath.Join(dir, "fd", "*"))
+		for _, fd := range fds {
+			if target, err := os.Readlink(fd); err == nil && strings.Contains(target, substr) {
+				var pid int
+				fmt.Sscan(filepath.Base(dir), &pid)
+				pids = append(pids, pid)
+				break
 			}
 		}
-		return true
-	})
+	}
+	return pids
+}
+
+// assertNothingLeft checks no QEMU holds a file of the alloc and its vm
+// dir is gone.
+func assertNothingLeft(t *testing.T, n *Nomad, alloc *api.Allocation) {
+	t.Helper()
+	waitFor(t, 30*time.Second, "no qemu for the alloc", func() bool { return len(qemuHolding(alloc.ID)) == 0 })
 	if _, err := os.Stat(n.vmDir(alloc)); !os.IsNotExist(err) {
 		t.Fatalf("the failed task left %s behind", n.vmDir(alloc))
 	}
