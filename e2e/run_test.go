@@ -178,10 +178,10 @@ jobs:
 `)
 	cmd, out := solsticeRun(t, n, dir, "ci.yml")
 	waitFor(t, 4*time.Minute, "the step to run", func() bool { return strings.Contains(out.String(), "still going 3") })
-	if len(qemuProcesses(n.DataDir())) != 1 {
-		t.Fatalf("want the job's one QEMU, found %v", qemuProcesses(n.DataDir()))
+	qemuPIDs := qemuHolding(n.DataDir())
+	if len(qemuPIDs) != 1 {
+		t.Fatalf("want the job's one QEMU, found %v", qemuPIDs)
 	}
-	qemuPIDs := qemuProcesses(n.DataDir())
 	start := time.Now()
 	cmd.Process.Signal(syscall.SIGINT)
 	err := cmd.Wait()
@@ -214,25 +214,6 @@ func mustJobs(t *testing.T, n *Nomad) []*api.JobListStub {
 		t.Fatal(err)
 	}
 	return stubs
-}
-
-// qemuProcesses lists the QEMUs whose disks live under dir.
-func qemuProcesses(dir string) []int {
-	var pids []int
-	// QEMU's command line names no path (the driver hands it descriptors),
-	// so the running VMs are found by the pidfiles the driver writes in
-	// each task's VM dir.
-	pidfiles, _ := filepath.Glob(filepath.Join(dir, "alloc", "*", "*", "solstice-vm", "qemu.pid"))
-	for _, f := range pidfiles {
-		data, _ := os.ReadFile(f)
-		var pid int
-		fmt.Sscan(string(data), &pid)
-		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if pid > 0 && alive(pid) && strings.HasPrefix(string(cmdline), "qemu-system") {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // TestFollowerRestartLosesNothing stops following a job mid-way and
