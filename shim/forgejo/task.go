@@ -24,6 +24,10 @@ type task struct {
 	rep     *reporter
 	log     hclog.Logger
 	fetched time.Time // zero for a resumed task
+	// planSteps is the step count of the plan this shim dispatched, to
+	// check the guest's events against; zero for a resumed task, whose
+	// plan this process never saw.
+	planSteps int
 
 	mu    sync.Mutex
 	tr    *nomad.Tracker // made once the job is dispatched
@@ -53,6 +57,7 @@ func (rt *Runner) runTask(ctx context.Context, pt *runnerv1.Task, catalog map[st
 		return
 	}
 	t.j.setSteps(p.steps)
+	t.planSteps = p.steps
 	job, err := rt.nomad.Dispatch(ctx, p.req)
 	if err != nil {
 		t.refuse(ctx, p.steps, []string{"The job cannot run: Nomad did not take it:", "  " + err.Error()})
@@ -177,7 +182,7 @@ func (t *task) tracker() *nomad.Tracker {
 	if t.tr == nil {
 		tm := t.rt.cfg.Timing
 		t.tr = &nomad.Tracker{
-			Nomad: t.rt.nomad, Job: t.job, Log: t.log,
+			Nomad: t.rt.nomad, Job: t.job, Log: t.log, Steps: t.planSteps,
 			Timing:   nomad.Timing{Status: tm.Status, NoEvent: tm.NoEvent, EndWait: tm.EndWait, RetryMin: tm.RetryMin, RetryMax: tm.RetryMax},
 			OnStatus: func(st nomad.Status) { t.setState(stageState(st.Stage)) },
 		}

@@ -211,7 +211,7 @@ func TestCapacity(t *testing.T) {
 	// One ends: the next task is fetched.
 	j := e.nomad.job(0)
 	e.nomad.place(j.job.ID)
-	e.nomad.emit(j.job.ID, script{steps: []scriptStep{{name: "a", lines: []string{"x"}}}}.events()...)
+	e.nomad.emit(j.job.ID, script{steps: []scriptStep{{name: "a", lines: []string{"x"}}, {name: "b"}}}.events()...)
 	e.nomad.end(j.job.ID, contract.ExitSuccess)
 	waitFor(t, 5*time.Second, "a third dispatch", func() bool { return e.nomad.dispatched() == 3 })
 	time.Sleep(100 * time.Millisecond)
@@ -237,7 +237,7 @@ func TestCancelFromTheForge(t *testing.T) {
 			jobID := e.nomad.job(0).job.ID
 			if tt.place {
 				e.nomad.place(jobID)
-				e.nomad.emit(jobID, script{steps: []scriptStep{{name: "long", lines: []string{"working"}}}}.events()[:3]...)
+				e.nomad.emit(jobID, script{steps: []scriptStep{{name: "long", lines: []string{"working"}}, {name: "b"}}}.events()[:3]...)
 				waitFor(t, 5*time.Second, "the step's output", func() bool { return slices.Contains(e.forge.lines(id), "working") })
 			}
 			e.forge.cancel(id)
@@ -257,7 +257,7 @@ func TestCancelFromTheForge(t *testing.T) {
 func TestLogResendsAreDeduplicated(t *testing.T) {
 	e := newEnv(t)
 	e.forge.dropLogs = 3 // stored, but the runner never hears so
-	s := script{steps: []scriptStep{{name: "chatty", lines: manyLines(1500)}}}
+	s := script{steps: []scriptStep{{name: "chatty", lines: manyLines(1500)}, {name: "b"}}}
 	e.nomad.auto = s.play(2 * time.Millisecond)
 	e.start()
 	id := e.forge.push(goodJob, "solstice-test")
@@ -349,7 +349,7 @@ func TestJobThatDiesWithoutItsLastEvent(t *testing.T) {
 	e := newEnv(t)
 	e.start()
 	id, jobID := e.pushPlaced(t)
-	e.nomad.emit(jobID, script{steps: []scriptStep{{name: "a", lines: []string{"x"}}}}.events()[:3]...)
+	e.nomad.emit(jobID, script{steps: []scriptStep{{name: "a", lines: []string{"x"}}, {name: "b"}}}.events()[:3]...)
 	e.nomad.mu.Lock()
 	e.nomad.jobs[jobID].problem = "the Nomad client running the job was lost"
 	e.nomad.mu.Unlock()
@@ -388,7 +388,7 @@ func TestForgedEventFailsTheJob(t *testing.T) {
 	e := newEnv(t)
 	e.start()
 	id, jobID := e.pushPlaced(t)
-	e.nomad.emit(jobID, script{steps: []scriptStep{{name: "a", lines: []string{"x"}}}}.events()[:1]...)
+	e.nomad.emit(jobID, script{steps: []scriptStep{{name: "a", lines: []string{"x"}}, {name: "b"}}}.events()[:1]...)
 	e.nomad.mu.Lock()
 	at := len(e.nomad.jobs[jobID].data)
 	e.nomad.jobs[jobID].data = append(e.nomad.jobs[jobID].data, `{"seq":9999,"type":"step_started","step":-1}`+"\n"...)
@@ -401,6 +401,32 @@ func TestForgedEventFailsTheJob(t *testing.T) {
 	want := fmt.Sprintf("the guest sent an invalid event at offset %d: step_started: step index -1", at)
 	if lines := e.forge.lines(id); !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, want) }) {
 		t.Fatalf("no row with %q in:\n%s", want, strings.Join(lines, "\n"))
+	}
+}
+
+// A guest that claims more steps than the plan the shim dispatched is
+// refused at its job_started: the count comes from the plan, not from the
+// guest, so a forged step index past the plan never reaches the forge.
+func TestForgedStepCountFailsTheJob(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	id, jobID := e.pushPlaced(t)
+	e.nomad.mu.Lock()
+	e.nomad.jobs[jobID].data = append(e.nomad.jobs[jobID].data,
+		`{"seq":1,"type":"job_started","steps":50}`+"\n"+`{"seq":2,"type":"step_started","step":40,"name":"forged"}`+"\n"...)
+	e.nomad.touch()
+	e.nomad.mu.Unlock()
+	ft := e.forge.waitDone(t, id, 10*time.Second)
+	if ft.result != runnerv1.Result_RESULT_FAILURE {
+		t.Fatalf("result %v, want failure", ft.result)
+	}
+	want := "the guest sent an invalid event at offset 0: job_started: 50 steps, but the plan has 2"
+	lines := e.forge.lines(id)
+	if !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, want) }) {
+		t.Fatalf("no row with %q in:\n%s", want, strings.Join(lines, "\n"))
+	}
+	if slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "forged") }) {
+		t.Fatalf("the forged step reached the forge:\n%s", strings.Join(lines, "\n"))
 	}
 }
 

@@ -2,6 +2,7 @@ package github
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +71,27 @@ func TestForgedEventsFailTheJob(t *testing.T) {
 				t.Errorf("logs lack %q:\n%s", tc.want, log)
 			}
 		})
+	}
+}
+
+// The tracker checks the guest's events against the step count of the
+// plan the shim dispatched, not the one the guest's job_started claims.
+func TestTrackerTakesStepsFromThePlan(t *testing.T) {
+	msg := loadJob(t)
+	tk := &task{sh: &Shim{}, msg: msg, job: &nomad.Job{ID: "solstice-solstice-test/dispatch-1"}, log: hclog.NewNullLogger()}
+	tr := tk.tracker()
+	tr.Nomad = rawJobs{lines: []string{`{"seq":1,"type":"job_started","steps":50}`, `{"seq":2,"type":"step_started","step":40}`}}
+	tr.Timing = nomad.Timing{Status: 5 * time.Millisecond, NoEvent: 20 * time.Millisecond}
+	var evs []contract.Event
+	if err := tr.Follow(t.Context(), func(_ context.Context, ev contract.Event) error {
+		evs = append(evs, ev)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("job_started: 50 steps, but the plan has %d", len(msg.Steps))
+	if len(evs) != 1 || evs[0].Type != contract.TypeInfraError || !strings.Contains(evs[0].Message, want) {
+		t.Fatalf("events %+v, want one infra_error saying %q", evs, want)
 	}
 }
 

@@ -118,7 +118,9 @@ func (t *task) holdsLock(ctx context.Context) bool {
 
 // tracker sees the dispatched job through Nomad.
 func (t *task) tracker() *nomad.Tracker {
-	return &nomad.Tracker{Nomad: t.sh.nomad, Job: t.job, Timing: t.sh.cfg.Timing.Watch, Log: t.log.With("job", t.job.ID)}
+	// The plan has one step per step of GitHub's message (prepare refuses
+	// a job with a step it cannot plan), so the message gives its count.
+	return &nomad.Tracker{Nomad: t.sh.nomad, Job: t.job, Timing: t.sh.cfg.Timing.Watch, Log: t.log.With("job", t.job.ID), Steps: len(t.msg.Steps)}
 }
 
 // dispatch prepares and dispatches the job; it reports whether there is a

@@ -33,7 +33,9 @@ var errNotStopped = errors.New("did not stop within " + cancelGrace.String())
 func (r *runner) watch(ctx context.Context, res *result, job *nomad.Job) {
 	name := res.run.Name
 	r.print.job(name, "queued as Nomad job %s", job.ID)
-	tr := &nomad.Tracker{Nomad: r.d, Job: job, Timing: timing, Log: r.opts.Log.With("job", job.ID), OnStatus: r.stages(res)}
+	// The plan has one step per step of the run (translate.Plan), so the
+	// run gives the count the guest's events are checked against.
+	tr := &nomad.Tracker{Nomad: r.d, Job: job, Timing: timing, Log: r.opts.Log.With("job", job.ID), OnStatus: r.stages(res), Steps: len(res.run.Steps)}
 	wctx, stop := r.cancelOnInterrupt(ctx, name, tr)
 	defer stop(nil)
 	end, st, err := r.follow(wctx, tr, res)

@@ -87,7 +87,7 @@ func watchScript(t *testing.T, ctx context.Context, s *scriptedJobs, noEvent tim
 	var out strings.Builder
 	s.cancelled = make(chan struct{})
 	r := &runner{opts: Options{Log: hclog.NewNullLogger()}, print: newPrinter(&out), d: s}
-	res := &result{run: workflow.Run{Name: "build"}, label: "solstice-test", started: time.Now()}
+	res := &result{run: workflow.Run{Name: "build", Steps: []*workflow.Step{{Run: "make"}}}, label: "solstice-test", started: time.Now()}
 	done := make(chan struct{})
 	go func() { defer close(done); r.watch(ctx, res, &nomad.Job{ID: "solstice-solstice-test/dispatch-1"}) }()
 	select {
@@ -182,5 +182,21 @@ func TestWatchForgedEvent(t *testing.T) {
 	}
 	if !strings.Contains(out, "build │ ✗ infrastructure error: "+want) {
 		t.Errorf("output:\n%s", out)
+	}
+}
+
+// A guest that claims more steps than the run's plan is refused at its
+// job_started: the count comes from the plan solstice run dispatched.
+func TestWatchForgedStepCount(t *testing.T) {
+	ended := nomad.Status{Stage: nomad.Finished, AllocID: "a1", ExitCode: contract.ExitInfrastructure}
+	s := &scriptedJobs{statuses: append(placed, ended),
+		raw: []string{`{"seq":1,"type":"job_started","steps":50}`, `{"seq":2,"type":"step_started","step":40,"name":"forged"}`}}
+	res, out := watchScript(t, context.Background(), s, 20*time.Millisecond)
+	want := "the guest sent an invalid event at offset 0: job_started: 50 steps, but the plan has 1"
+	if res.conclusion != contract.Failure || res.code != contract.ExitInfrastructure || !strings.Contains(res.note, want) {
+		t.Errorf("result %+v", res)
+	}
+	if strings.Contains(out, "forged") {
+		t.Errorf("the forged step was shown:\n%s", out)
 	}
 }
