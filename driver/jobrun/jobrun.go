@@ -130,7 +130,7 @@ func (r *Runner) Follow(ctx context.Context, guestGone <-chan struct{}) (int, er
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	go r.watchDeadline(runCtx, stop)
-	tail := contract.Tail{Open: r.agentStream, Resume: r.resume(guestGone)}
+	tail := contract.Tail{Open: r.agentStream, Resume: resumeChecked(&agentEnds{}, r.resume(guestGone))}
 	if r.open != nil {
 		tail.Open = r.open
 	}
@@ -207,13 +207,15 @@ func (r *Runner) agentStream(ctx context.Context, offset int64) (io.ReadCloser, 
 		sess.Close()
 		return nil, fmt.Errorf("open an SSH session: %w", err)
 	}
+	stderr := &tailBuffer{max: 512}
+	sess.Stderr = stderr
 	cmd := contract.AgentCommand(contract.AgentFollow, "--from", strconv.FormatInt(offset, 10))
 	if err := sess.Start(cmd); err != nil {
 		sess.Close()
 		return nil, fmt.Errorf("start the agent's follow: %w", err)
 	}
 	stop := context.AfterFunc(ctx, func() { sess.Close() })
-	return sessionStream{Reader: stdout, close: func() error { stop(); return sess.Close() }}, nil
+	return sessionStream{Reader: exitReader{Reader: stdout, wait: sess.Wait, stderr: stderr}, close: func() error { stop(); return sess.Close() }}, nil
 }
 
 // sessionStream reads a session's stdout; closing it ends the session.
