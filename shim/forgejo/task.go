@@ -26,7 +26,7 @@ type task struct {
 	fetched time.Time // zero for a resumed task
 	// planSteps is the step count of the plan this shim dispatched, to
 	// check the guest's events against; zero for a resumed task, whose
-	// plan this process never saw.
+	// count the Tracker takes from the job (read back from Nomad).
 	planSteps int
 
 	mu    sync.Mutex

@@ -86,6 +86,9 @@ type Job struct {
 	Label      string
 	Meta       Meta
 	SecretsKey string
+	// Steps is the step count of the job's plan as dispatched, read back
+	// from Nomad for a job found by InFlight; zero when unknown.
+	Steps int
 
 	learned learned // what Status found out that never changes
 }

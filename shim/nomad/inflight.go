@@ -1,6 +1,7 @@
 package nomad
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -41,7 +42,11 @@ func (c *Client) InFlight(ctx context.Context, forge, instance string) ([]*Job, 
 		if v == nil {
 			continue // finished and reported
 		}
-		job := &Job{ID: s.ID, Label: strings.TrimPrefix(s.ParentID, contract.ParentPrefix), Meta: m, SecretsKey: key}
+		steps, err := c.planSteps(ctx, s.ID)
+		if err != nil {
+			return nil, err
+		}
+		job := &Job{ID: s.ID, Label: strings.TrimPrefix(s.ParentID, contract.ParentPrefix), Meta: m, SecretsKey: key, Steps: steps}
 		job.learned.fromJob(s.SubmitTime, s.Stop)
 		jobs = append(jobs, job)
 	}
@@ -71,4 +76,20 @@ func (c *Client) jobMeta(ctx context.Context, s *api.JobListStub) (map[string]st
 		return nil, false, fmt.Errorf("read job %s: %w", s.ID, err)
 	}
 	return job.Meta, job.ParameterizedJob != nil, nil
+}
+
+// planSteps reads a dispatched job's plan back from its payload, for the
+// step count a resumed job's events are checked against: the guest's own
+// job_started is not to be trusted. A payload that is no plan gives 0.
+func (c *Client) planSteps(ctx context.Context, id string) (int, error) {
+	job, _, err := c.API.Jobs().Info(id, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return 0, fmt.Errorf("read job %s: %w", id, err)
+	}
+	p, err := contract.DecodePlanAuto(bytes.NewReader(job.Payload))
+	if err != nil {
+		c.log().Warn("cannot read the plan of a dispatched job; its guest's step count is taken", "job", id, "error", err)
+		return 0, nil
+	}
+	return len(p.Steps), nil
 }

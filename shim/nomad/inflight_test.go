@@ -1,7 +1,9 @@
 package nomad
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"reflect"
 	"sort"
 	"testing"
@@ -26,6 +28,20 @@ func child(id, forge, instance, key, status string) *api.Job {
 			contract.MetaJobName: "build", contract.MetaSecretsKey: key}}
 }
 
+// planPayload is a dispatch payload: a compressed plan of n steps.
+func planPayload(t *testing.T, n int) []byte {
+	p := &contract.Plan{Version: contract.PlanVersion, Job: contract.Job{ID: "build", Name: "build"}}
+	for i := range n {
+		p.Steps = append(p.Steps, contract.Step{Run: fmt.Sprintf("echo %d", i)})
+	}
+	var b bytes.Buffer
+	if err := contract.EncodePlanCompressed(&b, p); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// A resumed job's step count comes from the plan in its payload.
 func TestInFlight(t *testing.T) {
 	f, c := newFakeNomad(t)
 	f.addJob(child("solstice-solstice-test/dispatch-1", "forgejo", "https://forge#r", "k1", "running"))
@@ -34,6 +50,9 @@ func TestInFlight(t *testing.T) {
 	f.addJob(child("solstice-solstice-test/dispatch-4", "forgejo", "https://forge#r", "k4", "pending"))
 	f.addJob(&api.Job{ID: ptr("solstice-solstice-test"), ParameterizedJob: &api.ParameterizedJobConfig{},
 		Meta: map[string]string{contract.MetaLabel: "solstice-test"}})
+	// dispatch-1's plan has two steps; dispatch-4's payload is no plan.
+	f.jobs["solstice-solstice-test/dispatch-1"].Payload = planPayload(t, 2)
+	f.jobs["solstice-solstice-test/dispatch-4"].Payload = []byte("not a plan")
 	for _, k := range []string{"k1", "k3", "k4"} {
 		f.setVar(contract.SecretsPrefix+k, true)
 	}
@@ -51,10 +70,11 @@ func TestInFlight(t *testing.T) {
 	}
 	got := f.take()
 	sort.Strings(got)
-	if want := []string{"GET /v1/jobs", "GET /v1/var/{id}", "GET /v1/var/{id}", "GET /v1/var/{id}"}; !reflect.DeepEqual(got, want) {
+	want := []string{"GET /v1/job/{id}", "GET /v1/job/{id}", "GET /v1/jobs", "GET /v1/var/{id}", "GET /v1/var/{id}", "GET /v1/var/{id}"}
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("requests %q, want %q", got, want)
 	}
-	if jobs[0].Meta.Forge != "forgejo" || jobs[0].SecretsKey != "k1" || jobs[0].Label != "solstice-test" {
+	if jobs[0].Meta.Forge != "forgejo" || jobs[0].SecretsKey != "k1" || jobs[0].Label != "solstice-test" || jobs[0].Steps != 2 || jobs[1].Steps != 0 {
 		t.Errorf("job %+v", jobs[0])
 	}
 	// The list's submit time is kept for the status reads.

@@ -32,7 +32,8 @@ type Tracker struct {
 	// OnStatus, if set, hears every status read.
 	OnStatus func(Status)
 	// Steps is the plan's step count, to check the guest's events
-	// against; zero takes the count the guest's job_started gives.
+	// against; zero takes Job.Steps, and when that is zero too the count
+	// the guest's job_started gives.
 	Steps int
 
 	mu     sync.Mutex
@@ -133,7 +134,11 @@ func (t *Tracker) Follow(ctx context.Context, fn func(context.Context, contract.
 // stream with an infra_error of the tracker's own, so the job fails with
 // a message saying why, and no renderer ever sees the bad event.
 func (t *Tracker) onLine(ctx context.Context, fn func(context.Context, contract.Event) error) func([]byte, int64) error {
-	check := &contract.Checker{Steps: t.Steps}
+	steps := t.Steps
+	if steps == 0 && t.Job != nil {
+		steps = t.Job.Steps
+	}
+	check := &contract.Checker{Steps: steps}
 	return func(line []byte, next int64) error {
 		ev, err := contract.DecodeEvent(line)
 		if err != nil {

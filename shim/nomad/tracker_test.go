@@ -1,0 +1,76 @@
+package nomad
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/solstice-ci/solstice/internal/contract"
+)
+
+// linesJobs is a finished job whose events file holds lines.
+type linesJobs struct {
+	Jobs
+	lines []string
+}
+
+func (j linesJobs) Status(context.Context, *Job) (Status, error) {
+	return Status{Stage: Finished, AllocID: "a1"}, nil
+}
+
+func (j linesJobs) Follow(ctx context.Context, _ Status, _ int64, fn func([]byte, int64) error) error {
+	var off int64
+	for _, l := range j.lines {
+		off += int64(len(l) + 1)
+		if err := fn([]byte(l), off); err != nil {
+			if err == contract.ErrStop {
+				return nil
+			}
+			return err
+		}
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// The step count the guest's events are checked against comes from the
+// plan: Tracker.Steps, else the Job's (a resumed job's, read back from
+// Nomad), and only when neither is known from the guest's job_started.
+func TestTrackerStepCount(t *testing.T) {
+	lines := []string{`{"seq":1,"type":"job_started","steps":50}`, `{"seq":2,"type":"step_started","step":40}`}
+	tests := []struct {
+		name       string
+		steps, job int
+		want       string // the infra_error's text; empty for none
+	}{
+		{"from the tracker", 2, 0, "job_started: 50 steps, but the plan has 2"},
+		{"from the resumed job", 0, 3, "job_started: 50 steps, but the plan has 3"},
+		{"the tracker's first", 2, 3, "job_started: 50 steps, but the plan has 2"},
+		{"unknown: the guest's", 0, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := &Tracker{Nomad: linesJobs{lines: lines}, Job: &Job{ID: "j", Steps: tt.job}, Steps: tt.steps,
+				Timing: Timing{Status: 5 * time.Millisecond, NoEvent: 20 * time.Millisecond}, Log: hclog.NewNullLogger()}
+			var got []contract.Event
+			if err := tr.Follow(t.Context(), func(_ context.Context, ev contract.Event) error {
+				got = append(got, ev)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if tt.want == "" {
+				if len(got) != 2 || got[1].Type != contract.TypeStepStarted {
+					t.Fatalf("events %+v, want both", got)
+				}
+				return
+			}
+			if len(got) != 1 || got[0].Type != contract.TypeInfraError || !strings.Contains(got[0].Message, tt.want) {
+				t.Fatalf("events %+v, want one infra_error saying %q", got, tt.want)
+			}
+		})
+	}
+}
