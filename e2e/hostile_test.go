@@ -134,6 +134,9 @@ func TestHostileJobs(t *testing.T) {
 		if j.Conclusion != "failure" || !strings.Contains(log, c.want) {
 			t.Errorf("gitea %s: %s, want failure with %q", c.job, j.Conclusion, c.want)
 		}
+		if j.CompletedAt.Before(j.StartedAt) || strings.Contains(log, "0001-01-01") {
+			t.Errorf("gitea %s: dated wrong: started %s, completed %s", c.job, j.StartedAt, j.CompletedAt)
+		}
 	}
 	after := findJob(t, jobs, "after")
 	if log := g.jobLogTail(t, "hostile", after.ID, 1<<20); after.Conclusion != "success" || !strings.Contains(log, "still serving") {

@@ -139,6 +139,7 @@ func (t *Tracker) onLine(ctx context.Context, fn func(context.Context, contract.
 		steps = t.Job.Steps
 	}
 	check := &contract.Checker{Steps: steps}
+	var last time.Time // of the last good event
 	return func(line []byte, next int64) error {
 		ev, err := contract.DecodeEvent(line)
 		if err != nil {
@@ -147,11 +148,12 @@ func (t *Tracker) onLine(ctx context.Context, fn func(context.Context, contract.
 		}
 		ok, err := check.Check(&ev)
 		if err != nil {
-			return t.invalid(ctx, fn, check, ev, next-int64(len(line))-1, err)
+			return t.invalid(ctx, fn, check, last, next-int64(len(line))-1, err)
 		}
 		if !ok {
 			return nil
 		}
+		last = ev.Time
 		if err := fn(ctx, ev); err != nil {
 			return err
 		}
@@ -163,11 +165,16 @@ func (t *Tracker) onLine(ctx context.Context, fn func(context.Context, contract.
 }
 
 // invalid ends the stream at a bad event with an infra_error that follows
-// the last good one, dated by the bad one so a replay renders the same.
-func (t *Tracker) invalid(ctx context.Context, fn func(context.Context, contract.Event) error, check *contract.Checker, bad contract.Event, offset int64, err error) error {
+// the last good one, dated by it so a replay renders the same. The bad
+// event's own time is the guest's word: a forged line has none (the forge
+// showed year 1 and a negative duration) or any it likes.
+func (t *Tracker) invalid(ctx context.Context, fn func(context.Context, contract.Event) error, check *contract.Checker, at time.Time, offset int64, err error) error {
 	msg := fmt.Sprintf("the guest sent an invalid event at offset %d: %v", max(offset, 0), err)
 	t.Log.Warn("ending the job's event stream", "error", msg)
-	ev := contract.Event{Seq: check.Seq() + 1, Time: bad.Time, Type: contract.TypeInfraError, Step: contract.JobLevel, Message: msg}
+	if at.IsZero() {
+		at = time.Now().UTC()
+	}
+	ev := contract.Event{Seq: check.Seq() + 1, Time: at, Type: contract.TypeInfraError, Step: contract.JobLevel, Message: msg}
 	if err := fn(ctx, ev); err != nil {
 		return err
 	}

@@ -74,3 +74,29 @@ func TestTrackerStepCount(t *testing.T) {
 		})
 	}
 }
+
+// The infra_error that ends a stream at a forged event is dated by the
+// last good event, never by the forged one (which has no time, or any).
+func TestTrackerDatesInvalidByLastGood(t *testing.T) {
+	good := time.Date(2026, 12, 2, 4, 31, 22, 0, time.UTC)
+	for _, tt := range []struct{ name, bad string }{
+		{"no time", `{"seq":9999,"type":"step_started","step":-1}`},
+		{"a forged time", `{"seq":9999,"time":"9999-01-01T00:00:00Z","type":"step_started","step":-1}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			lines := []string{`{"seq":1,"time":"` + good.Format(time.RFC3339Nano) + `","type":"job_started","steps":1}`, tt.bad}
+			tr := &Tracker{Nomad: linesJobs{lines: lines}, Job: &Job{ID: "j"}, Steps: 1,
+				Timing: Timing{Status: 5 * time.Millisecond, NoEvent: 20 * time.Millisecond}, Log: hclog.NewNullLogger()}
+			var got []contract.Event
+			if err := tr.Follow(t.Context(), func(_ context.Context, ev contract.Event) error {
+				got = append(got, ev)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 2 || got[1].Type != contract.TypeInfraError || !got[1].Time.Equal(good) {
+				t.Fatalf("events %+v, want the infra_error dated %s", got, good)
+			}
+		})
+	}
+}
