@@ -92,11 +92,12 @@ type agentEnds struct {
 // maxAgentEnds times in a row at the same offset.
 func (a *agentEnds) check(offset int64, err error) error {
 	var ended errAgentEnded
-	if !errors.As(err, &ended) || (a.n > 0 && offset != a.offset) {
-		a.n = 0
-	}
 	if !errors.As(err, &ended) {
+		a.n = 0
 		return nil
+	}
+	if offset != a.offset {
+		a.n = 0
 	}
 	a.n, a.offset = a.n+1, offset
 	if a.n < maxAgentEnds {
