@@ -9,9 +9,10 @@
 #   nomad acl policy apply -namespace default -job solstice-omnios-r151056 \
 #     solstice-omnios-r151056-default /tmp/parent.hcl
 #
-# Read only, and only the secrets: a dispatch cannot list them, read
-# other Variables, or do anything else through Nomad's API (the guest
-# never sees the token anyway).
+# Read only (Nomad lets read imply listing the paths), and only the
+# secrets: a dispatch cannot write them, read other Variables, or do
+# anything else through Nomad's API. The token stays on the host: the
+# driver never hands it to the guest.
 namespace "${namespace}" {
 
   variables {
