@@ -119,7 +119,11 @@ func explainDenied(err error, missing string) error {
 	return fmt.Errorf("permission denied: %s: %w", missing, err)
 }
 
-// secretsPolicyHint is what a dispatch that cannot read its secrets lacks.
-func secretsPolicyHint(parent string) string {
-	return fmt.Sprintf("the parent job %s needs an ACL policy granting read on Variables %s* (`solstice jobs sync` applies jobspecs/acl/parent.policy.hcl), or the Variable was removed", parent, contract.SecretsPrefix)
+// missingHint says what a dispatch whose template waits for data (its
+// problem names it) lacks: for its secrets, the parent job's policy.
+func missingHint(problem, parent string) string {
+	if strings.Contains(problem, "("+contract.SecretsPrefix) || strings.Contains(problem, " "+contract.SecretsPrefix) {
+		return fmt.Sprintf("the parent job %s needs an ACL policy granting read on Variables %s* (`solstice jobs sync` applies jobspecs/acl/parent.policy.hcl), or the Variable was removed", parent, contract.SecretsPrefix)
+	}
+	return fmt.Sprintf("the parent job %s's workload identity may not read it (its policy grants only Variables %s*), or it does not exist", parent, contract.SecretsPrefix)
 }

@@ -130,7 +130,7 @@ func (c *Client) Status(ctx context.Context, job *Job) (Status, error) {
 		sort.Slice(stubs, func(i, j int) bool { return stubs[i].CreateIndex > stubs[j].CreateIndex })
 		st = statusOf(stubs[0])
 		if st.Stuck {
-			st.Problem += ": " + secretsPolicyHint(contract.ParentJob(job.Label))
+			st.Problem += ": " + missingHint(st.Problem, contract.ParentJob(job.Label))
 		}
 	case stopped:
 		st = Status{Stage: Finished, ExitCode: contract.ExitCancelled, Problem: "cancelled before it was placed"}

@@ -205,3 +205,17 @@ func TestStatusStuckNamesThePolicy(t *testing.T) {
 		}
 	}
 }
+
+func TestMissingHint(t *testing.T) {
+	tests := []struct{ problem, want, not string }{
+		{"(Missing: nomad.var.block(solstice/secrets/k@ci.global))", "needs an ACL policy granting read", "may not read it"},
+		{"(Missing: nomad.var.block(ops/db@ci.global))", "may not read it", "needs an ACL policy"},
+		{"(Missing: nomad.var.block(ops/db@ci.global), nomad.var.block(solstice/secrets/k@ci.global))", "needs an ACL policy", "may not read it"},
+	}
+	for _, tt := range tests {
+		got := missingHint(tt.problem, "solstice-x")
+		if !strings.Contains(got, tt.want) || strings.Contains(got, tt.not) || !strings.Contains(got, "solstice-x") {
+			t.Errorf("missingHint(%q) = %q, want %q and not %q", tt.problem, got, tt.want, tt.not)
+		}
+	}
+}
