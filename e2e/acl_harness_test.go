@@ -8,6 +8,9 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,6 +96,24 @@ func (v *nsView) solstice(token string, args ...string) (string, error) {
 // nomadAs runs the nomad CLI with token.
 func (v *nsView) nomadAs(token string, args ...string) (string, error) {
 	return v.cli(token, env(v.t, "SOLSTICE_NOMAD"), args...)
+}
+
+// rawGet sends GET path?namespace=NS with token straight to the HTTP
+// API (no api package mapping of statuses) and returns status and body.
+func (v *nsView) rawGet(t *testing.T, token, path string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testContext(t, time.Minute), "GET", v.Addr+path+"?namespace="+url.QueryEscape(v.ns), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Nomad-Token", token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, strings.TrimSpace(string(body))
 }
 
 // runShimsOnIdentity runs jobspecs/runner-shims.nomad.hcl in the view's

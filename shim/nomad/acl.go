@@ -111,12 +111,24 @@ func IsPermissionDenied(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "Permission denied")
 }
 
+// identityRefused reports whether Nomad refused a workload identity on
+// an endpoint that takes only ACL tokens: Nomad 1.6.3 looks the token up
+// as an ACL secret there (Job.Register, the jobspec parser, the ACL
+// endpoints) and answers with a lookup error, not a 403.
+func identityRefused(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "ACL token is invalid") ||
+		strings.Contains(err.Error(), "UUID must be 36 characters"))
+}
+
 // explainDenied adds what was missing to a refusal; other errors pass.
 func explainDenied(err error, missing string) error {
-	if !IsPermissionDenied(err) {
-		return err
+	switch {
+	case IsPermissionDenied(err):
+		return fmt.Errorf("permission denied: %s: %w", missing, err)
+	case identityRefused(err):
+		return fmt.Errorf("permission denied: %s, and Nomad takes only an ACL token here, not a workload identity: %w", missing, err)
 	}
-	return fmt.Errorf("permission denied: %s: %w", missing, err)
+	return err
 }
 
 // missingHint says what a dispatch whose template waits for data (its

@@ -130,3 +130,32 @@ func TestApplyPoliciesNeedsManagement(t *testing.T) {
 		t.Fatalf("ApplyPolicies with a plain token: %v, want an error naming the policy and the management token", err)
 	}
 }
+
+func TestExplainDenied(t *testing.T) {
+	denied := []struct {
+		name string
+		body string
+		code int
+		want []string
+	}{
+		{"a policy without the capability", "Permission denied", 403, []string{"permission denied: needs X", "Permission denied"}},
+		{"a workload identity where Nomad takes only ACL tokens", "ACL token is invalid", 500, []string{"permission denied: needs X", "not a workload identity"}},
+		{"a lookup of a JWT as an ACL secret", "acl token lookup failed: index error: UUID must be 36 characters", 500, []string{"not a workload identity"}},
+		{"something else", "no leader", 500, []string{"no leader"}},
+	}
+	for _, tt := range denied {
+		t.Run(tt.name, func(t *testing.T) {
+			_, c := newACLNomad(t, map[string]answer{"GET /v1/acl/token/self": {tt.code, tt.body}})
+			_, _, err := c.API.ACLTokens().Self(nil)
+			got := explainDenied(err, "needs X").Error()
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("explainDenied: %q lacks %q", got, w)
+				}
+			}
+			if tt.name == "something else" && strings.Contains(got, "permission denied") {
+				t.Errorf("explainDenied called %q a refusal", got)
+			}
+		})
+	}
+}
