@@ -124,6 +124,7 @@ func (v *nsView) forgesOnIdentity(t *testing.T, g *Gitea) {
 	}
 	res := gh.wait(t, ghJob, 10*time.Minute)
 	secretLog := stepLog(t, res, "Secret")
+	t.Logf("GitHub job %s: %s %v\n%s", ghJob.ID(), res.Conclusion, stepsOf(res), secretLog)
 	if res.Conclusion != "succeeded" || !strings.Contains(secretLog, "secret is ***") {
 		t.Errorf("GitHub job: %s %v, Secret step log:\n%s", res.Conclusion, stepsOf(res), secretLog)
 	}
