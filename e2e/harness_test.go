@@ -46,6 +46,7 @@ type nomadOptions struct {
 	rawExec      bool
 	bridge       bool
 	consul       string
+	acl          bool
 }
 
 // Option changes how StartNomad configures the agent.
@@ -60,6 +61,10 @@ func WithBridge() Option { return func(o *nomadOptions) { o.bridge = true } }
 // WithConsul points the agent at a Consul agent's HTTP address
 // (host:port), as StartConsul returns it.
 func WithConsul(addr string) Option { return func(o *nomadOptions) { o.consul = addr } }
+
+// WithACL enables Nomad's ACLs and bootstraps them: API and nomadCLI use
+// the management token (Nomad.Token); see acl_harness_test.go.
+func WithACL() Option { return func(o *nomadOptions) { o.acl = true } }
 
 // WithPlugin loads bin/solstice-vm with the given plugin config body.
 func WithPlugin(config string) Option { return func(o *nomadOptions) { o.pluginConfig = config } }
@@ -78,6 +83,7 @@ func StartNomad(t testing.TB, opts ...Option) *Nomad {
 		PluginConfig: o.pluginConfig,
 		RawExec:      o.rawExec,
 		Consul:       o.consul,
+		ACL:          o.acl,
 	}
 	if o.bridge {
 		cfg.CNIPath = "/usr/lib/cni"
@@ -93,6 +99,9 @@ func StartNomad(t testing.TB, opts ...Option) *Nomad {
 	}
 	n := &Nomad{Agent: agent, t: t}
 	t.Cleanup(n.cleanup)
+	if o.acl {
+		bootstrapACL(t, ctx, agent)
+	}
 	if n.API, err = agent.Client(); err != nil {
 		t.Fatal(err)
 	}

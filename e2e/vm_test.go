@@ -133,7 +133,7 @@ func (n *Nomad) nomadCLI(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, env(n.t, "SOLSTICE_NOMAD"), args...)
-	cmd.Env = append(os.Environ(), "NOMAD_ADDR="+n.Addr)
+	cmd.Env = append(os.Environ(), "NOMAD_ADDR="+n.Addr, "NOMAD_TOKEN="+n.Token)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

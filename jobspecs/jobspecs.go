@@ -10,3 +10,10 @@ import "embed"
 //
 //go:embed labels/*.nomad.hcl
 var Labels embed.FS
+
+// ACL holds acl/*.policy.hcl: the least-privilege policies of the shims'
+// service job and of each label parent job, with "${namespace}" for the
+// namespace they apply to.
+//
+//go:embed acl/*.policy.hcl
+var ACL embed.FS

@@ -1,10 +1,17 @@
 # The runner shims as a Nomad service job. Run it with the forges' URLs
 # (a shim runs for each URL given):
 #
-#   nomad var put nomad/jobs/solstice-runners \
-#     forgejo_registration_token=TOKEN nomad_token=ACL_TOKEN_OR_EMPTY
+#   nomad var put nomad/jobs/solstice-runners forgejo_registration_token=TOKEN
 #   nomad job run -var forgejo_url=https://forge.example.org/ \
 #     -var github_url=https://github.com/OWNER/REPO runner-shims.nomad.hcl
+#
+# The shims talk to Nomad on their workload identity (identity { env =
+# true } puts its token in NOMAD_TOKEN): on a cluster with ACLs, `solstice
+# jobs sync` attaches jobspecs/acl/shims.policy.hcl to this job, and no
+# Nomad token is handed to the shims anywhere. A nomad_token item in the
+# Variable, if set, overrides the identity (for clusters that cannot use
+# workload identities). Everything works in the namespace given with
+# -var namespace=NS (the parent jobs synced with NOMAD_NAMESPACE=NS).
 #
 # GitHub runners are registered beforehand (`solstice github register`,
 # see docs/github.md); the GitHub shim runs every runner registered for
@@ -60,13 +67,20 @@ variable "solstice_binary" {
   default = "/usr/local/bin/solstice"
 }
 
+variable "namespace" {
+  type        = string
+  default     = "default"
+  description = "the Nomad namespace of the shims, the label parent jobs and their Variables"
+}
+
 variable "nomad_addr" {
   type    = string
   default = "http://127.0.0.1:4646"
 }
 
 job "solstice-runners" {
-  type = "service"
+  type      = "service"
+  namespace = var.namespace
 
   group "forgejo" {
     count = var.forgejo_url == "" ? 0 : 1
@@ -119,13 +133,22 @@ job "solstice-runners" {
         NOMAD_ADDR = var.nomad_addr
       }
 
+      # The shim's Nomad token (NOMAD_TOKEN): its workload identity, with
+      # the policy `solstice jobs sync` attaches to this job. Nomad sets
+      # NOMAD_NAMESPACE for the task too.
+      identity {
+        env = true
+      }
+
       template {
         destination = "secrets/solstice.env"
         env         = true
         change_mode = "restart"
         data        = <<-EOT
         {{- with nomadVar "nomad/jobs/solstice-runners" }}
-        NOMAD_TOKEN={{ .nomad_token }}
+        {{- with index .ItemsMap "nomad_token" }}
+        NOMAD_TOKEN={{ . }}
+        {{- end }}
         SOLSTICE_FORGEJO_REGISTRATION_TOKEN={{ .forgejo_registration_token }}
         {{- end }}
         EOT
@@ -183,13 +206,22 @@ job "solstice-runners" {
         NOMAD_ADDR = var.nomad_addr
       }
 
+      # The shim's Nomad token (NOMAD_TOKEN): its workload identity, with
+      # the policy `solstice jobs sync` attaches to this job. Nomad sets
+      # NOMAD_NAMESPACE for the task too.
+      identity {
+        env = true
+      }
+
       template {
         destination = "secrets/solstice.env"
         env         = true
         change_mode = "restart"
         data        = <<-EOT
         {{- with nomadVar "nomad/jobs/solstice-runners" }}
-        NOMAD_TOKEN={{ .nomad_token }}
+        {{- with index .ItemsMap "nomad_token" }}
+        NOMAD_TOKEN={{ . }}
+        {{- end }}
         {{- end }}
         EOT
       }

@@ -15,6 +15,10 @@ func ParentJob(label string) string { return ParentPrefix + label }
 // TaskName is the task of every parent job that runs the VM.
 const TaskName = "job"
 
+// GroupName is the group that holds TaskName: a shim that may not stop
+// jobs stops a dispatch by scaling this group to zero.
+const GroupName = "job"
+
 // Meta keys every dispatched job carries. They are how a restarted shim
 // finds its jobs again.
 const (

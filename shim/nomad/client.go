@@ -117,7 +117,7 @@ func (c *Client) Dispatch(ctx context.Context, req Request) (*Job, error) {
 	resp, _, err := c.API.Jobs().Dispatch(contract.ParentJob(req.Label), meta, req.Plan, idPrefix(req.Meta), q)
 	if err != nil {
 		c.deleteSecrets(context.WithoutCancel(ctx), key)
-		return nil, fmt.Errorf("dispatch %s to %s: %w", req.Meta.JobName, contract.ParentJob(req.Label), err)
+		return nil, fmt.Errorf("dispatch %s to %s: %w", req.Meta.JobName, contract.ParentJob(req.Label), explainDenied(err, "dispatching needs the dispatch-job capability in the namespace"))
 	}
 	c.log().Info("dispatched", "job", resp.DispatchedJobID, "label", req.Label, "forge_task", req.Meta.TaskID)
 	job := &Job{ID: resp.DispatchedJobID, Label: req.Label, Meta: req.Meta, SecretsKey: key}
@@ -164,7 +164,7 @@ func (c *Client) putSecrets(ctx context.Context, key string, secrets map[string]
 	}
 	v := &api.Variable{Path: contract.SecretsPrefix + key, Items: items}
 	if _, _, err := c.API.Variables().Create(v, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
-		return fmt.Errorf("store job secrets: %w", err)
+		return fmt.Errorf("store job secrets: %w", explainDenied(err, "the token needs write on Variables "+contract.SecretsPrefix+"*"))
 	}
 	return nil
 }
@@ -186,13 +186,30 @@ func IsNotFound(err error) bool {
 }
 
 // Cancel stops the dispatched job; the driver powers its VM off within the
-// job's kill_timeout.
+// job's kill_timeout. Nomad 1.6.3's Job.Deregister needs submit-job,
+// which would let the shims register any job, so the shims' policy has
+// scale-job instead: refused a stop, Cancel scales the job's group to 0,
+// which stops its allocation just the same and never re-runs it.
 func (c *Client) Cancel(ctx context.Context, job *Job) error {
-	if _, _, err := c.API.Jobs().Deregister(job.ID, false, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
+	_, _, err := c.API.Jobs().Deregister(job.ID, false, (&api.WriteOptions{}).WithContext(ctx))
+	if IsPermissionDenied(err) {
+		err = c.scaleToZero(ctx, job)
+	}
+	if err != nil {
 		return fmt.Errorf("cancel %s: %w", job.ID, err)
 	}
 	job.learned.stop()
 	c.log().Info("cancelled", "job", job.ID)
+	return nil
+}
+
+// scaleToZero stops a job's allocations with scale-job only.
+func (c *Client) scaleToZero(ctx context.Context, job *Job) error {
+	zero := 0
+	_, _, err := c.API.Jobs().Scale(job.ID, contract.GroupName, &zero, "cancelled by Solstice", false, nil, (&api.WriteOptions{}).WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("scale group %s to 0: %w", contract.GroupName, explainDenied(err, "stopping a job needs submit-job or scale-job in the namespace"))
+	}
 	return nil
 }
 

@@ -47,7 +47,7 @@ func (c *Client) syncOne(ctx context.Context, file string) (Synced, error) {
 	}
 	job, err := c.API.Jobs().ParseHCLOpts(&api.JobsParseRequest{JobHCL: string(src), Canonicalize: true})
 	if err != nil {
-		return Synced{}, fmt.Errorf("%s: %w", file, err)
+		return Synced{}, fmt.Errorf("%s: %w", file, explainDenied(err, "parsing a jobspec needs the parse-job capability in the namespace"))
 	}
 	label := job.Meta[contract.MetaLabel]
 	switch {
@@ -57,9 +57,11 @@ func (c *Client) syncOne(ctx context.Context, file string) (Synced, error) {
 		return Synced{}, fmt.Errorf("%s: a parent job for label %q must be named %q, not %q", file, label, contract.ParentJob(label), *job.ID)
 	case job.ParameterizedJob == nil:
 		return Synced{}, fmt.Errorf("%s: job %q is not parameterized", file, *job.ID)
+	case !hasGroup(job, contract.GroupName):
+		return Synced{}, fmt.Errorf("%s: job %q has no group %q: the shims stop a dispatch by scaling that group", file, *job.ID, contract.GroupName)
 	}
 	if _, _, err := c.API.Jobs().Register(job, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
-		return Synced{}, fmt.Errorf("%s: register %s: %w", file, *job.ID, err)
+		return Synced{}, fmt.Errorf("%s: register %s: %w", file, *job.ID, explainDenied(err, "registering a job needs the submit-job capability in the namespace"))
 	}
 	return Synced{File: file, JobID: *job.ID, Label: label}, nil
 }
@@ -105,4 +107,13 @@ func (c *Client) Catalog(ctx context.Context) (map[string]string, error) {
 		}
 	}
 	return cat, nil
+}
+
+func hasGroup(job *api.Job, name string) bool {
+	for _, g := range job.TaskGroups {
+		if g.Name != nil && *g.Name == name {
+			return true
+		}
+	}
+	return false
 }

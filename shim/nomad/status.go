@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +38,10 @@ type Status struct {
 	Node     string // the node's name, for people
 	ExitCode int    // when Finished: the task's exit code (contract.Exit*)
 	Problem  string // when Finished abnormally: what Nomad said (lost node, driver failure)
+	// Stuck is set when the task cannot start and Nomad will not end it by
+	// itself (its template waits for a Variable it cannot read): Problem
+	// says why, and the job is to be stopped and reported as failed.
+	Stuck bool
 
 	Submitted time.Time // when the job was dispatched
 	Placed    time.Time // when its allocation was created; zero while queued
@@ -124,6 +129,9 @@ func (c *Client) Status(ctx context.Context, job *Job) (Status, error) {
 	case len(stubs) > 0:
 		sort.Slice(stubs, func(i, j int) bool { return stubs[i].CreateIndex > stubs[j].CreateIndex })
 		st = statusOf(stubs[0])
+		if st.Stuck {
+			st.Problem += ": " + missingHint(st.Problem, contract.ParentJob(job.Label))
+		}
 	case stopped:
 		st = Status{Stage: Finished, ExitCode: contract.ExitCancelled, Problem: "cancelled before it was placed"}
 	case placed: // it had an allocation: it was purged and collected
@@ -176,6 +184,8 @@ func statusOf(a *api.AllocationListStub) Status {
 		return st
 	case ts == nil:
 		return st
+	case ts.State == "pending":
+		st.Problem, st.Stuck = missingTemplate(ts, time.Now())
 	case ts.State == "running":
 		st.Stage = Running
 	case ts.State == "dead":
@@ -206,6 +216,37 @@ func exitOf(ts *api.TaskState) (int, string) {
 	}
 	return 0, ""
 }
+
+// templateGrace is how long a task may wait for a template's data before
+// the job is given up: Nomad reports a missing dependency only after it
+// has been missing a few seconds already, and keeps waiting for good.
+const templateGrace = 10 * time.Second
+
+// missingTemplate finds the event Nomad emits while a task's template
+// waits for data it cannot read ("Missing: nomad.var.block(path@ns.region)"
+// for a Variable that is gone or that the job's identity may not read).
+// Once that has lasted templateGrace the task will not start.
+func missingTemplate(ts *api.TaskState, now time.Time) (string, bool) {
+	for i := len(ts.Events) - 1; i >= 0; i-- {
+		e := ts.Events[i]
+		if e.Type != templateEvent || !strings.HasPrefix(e.DisplayMessage, "Missing: ") {
+			continue
+		}
+		if now.Sub(time.Unix(0, e.Time)) < templateGrace {
+			return "", false
+		}
+		msg := e.DisplayMessage
+		if len(msg) > 300 { // a Nomad message, but bound what reaches a forge
+			msg = msg[:300] + "…"
+		}
+		return "the task cannot start: its template waits for data Nomad will not give it (" + msg + ")", true
+	}
+	return "", false
+}
+
+// templateEvent is the type of the task events Nomad's template runner
+// emits.
+const templateEvent = "Template"
 
 // bootMessage finds the driver's "Booting" task event.
 func bootMessage(ts *api.TaskState) string {

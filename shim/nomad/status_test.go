@@ -3,6 +3,7 @@ package nomad
 import (
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,5 +153,69 @@ func TestStatusNewestAllocation(t *testing.T) {
 	f.mu.Unlock()
 	if st := statusOnce(t, f, c, job, readAlls); st.AllocID != "new" {
 		t.Fatalf("status of allocation %q", st.AllocID)
+	}
+}
+
+// A task whose template waits for a Variable it cannot read is stuck once
+// Nomad has reported it missing for templateGrace; not before, and not a
+// task that started after all.
+func TestMissingTemplate(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	missing := func(age time.Duration) *api.TaskEvent {
+		return &api.TaskEvent{Type: "Template", Time: now.Add(-age).UnixNano(),
+			DisplayMessage: "Missing: nomad.var.block(solstice/secrets/k@ci.global)"}
+	}
+	tests := []struct {
+		name   string
+		events []*api.TaskEvent
+		stuck  bool
+	}{
+		{"no events", nil, false},
+		{"missing just now", []*api.TaskEvent{missing(2 * time.Second)}, false},
+		{"missing for long", []*api.TaskEvent{missing(time.Minute)}, true},
+		{"newest missing event decides", []*api.TaskEvent{missing(time.Minute), missing(time.Second)}, false},
+		{"other template event", []*api.TaskEvent{{Type: "Template", Time: now.Add(-time.Minute).UnixNano(), DisplayMessage: "Template failed: x"}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg, stuck := missingTemplate(&api.TaskState{State: "pending", Events: tt.events}, now)
+			if stuck != tt.stuck {
+				t.Fatalf("stuck = %v, want %v (%q)", stuck, tt.stuck, msg)
+			}
+			if stuck && !strings.Contains(msg, "nomad.var.block(solstice/secrets/k@ci.global)") {
+				t.Errorf("problem %q does not name the missing Variable", msg)
+			}
+		})
+	}
+}
+
+// A stuck task's status names the parent job's missing policy.
+func TestStatusStuckNamesThePolicy(t *testing.T) {
+	f, c := newFakeNomad(t)
+	ts := &api.TaskState{State: "pending", Events: []*api.TaskEvent{{Type: "Template",
+		Time: time.Now().Add(-time.Minute).UnixNano(), DisplayMessage: "Missing: nomad.var.block(solstice/secrets/k@default.global)"}}}
+	f.allocs[jobID] = []*api.AllocationListStub{{ID: "a1", NodeID: "n1", ClientStatus: "pending", TaskStates: map[string]*api.TaskState{contract.TaskName: ts}}}
+	st := statusOnce(t, f, c, &Job{ID: jobID, Label: "solstice-test"}, readAlls)
+	if !st.Stuck || st.Stage == Finished {
+		t.Fatalf("status %+v, want stuck and not finished", st)
+	}
+	for _, want := range []string{"solstice/secrets/k", "solstice-solstice-test", "solstice jobs sync"} {
+		if !strings.Contains(st.Problem, want) {
+			t.Errorf("problem %q lacks %q", st.Problem, want)
+		}
+	}
+}
+
+func TestMissingHint(t *testing.T) {
+	tests := []struct{ problem, want, not string }{
+		{"(Missing: nomad.var.block(solstice/secrets/k@ci.global))", "needs an ACL policy granting read", "may not read it"},
+		{"(Missing: nomad.var.block(ops/db@ci.global))", "may not read it", "needs an ACL policy"},
+		{"(Missing: nomad.var.block(ops/db@ci.global), nomad.var.block(solstice/secrets/k@ci.global))", "needs an ACL policy", "may not read it"},
+	}
+	for _, tt := range tests {
+		got := missingHint(tt.problem, "solstice-x")
+		if !strings.Contains(got, tt.want) || strings.Contains(got, tt.not) || !strings.Contains(got, "solstice-x") {
+			t.Errorf("missingHint(%q) = %q, want %q and not %q", tt.problem, got, tt.want, tt.not)
+		}
 	}
 }

@@ -117,6 +117,10 @@ func (t *Tracker) Follow(ctx context.Context, fn func(context.Context, contract.
 				continue
 			}
 			t.set(st)
+			if st.Stuck { // it will never write an event
+				stop()
+				continue
+			}
 			if st.Stage != Finished {
 				continue
 			}
@@ -194,6 +198,9 @@ func (t *Tracker) WaitEnd(ctx context.Context) (Status, error) {
 		if st.Stage == Finished {
 			return st, nil
 		}
+		if st.Stuck {
+			return t.giveUp(ctx, st)
+		}
 		if time.Now().After(deadline) {
 			t.Log.Warn("the VM did not stop after the job's last event; stopping it")
 			return st, t.Cancel(ctx)
@@ -202,6 +209,18 @@ func (t *Tracker) WaitEnd(ctx context.Context) (Status, error) {
 			return st, ctx.Err()
 		}
 	}
+}
+
+// giveUp stops a job that cannot start and returns it as failed for
+// the infrastructure, with the reason its status found.
+func (t *Tracker) giveUp(ctx context.Context, st Status) (Status, error) {
+	t.Log.Error("the job cannot start; stopping it", "problem", st.Problem)
+	if err := t.Cancel(ctx); err != nil {
+		return st, err
+	}
+	st.Stage, st.Stuck, st.ExitCode = Finished, false, contract.ExitInfrastructure
+	t.set(st)
+	return st, nil
 }
 
 // Cancel stops the job, retrying until Nomad takes it or ctx ends.

@@ -44,6 +44,9 @@ type Config struct {
 	// services with provider "consul" register there. Unset, Nomad still
 	// looks for Consul at its default 127.0.0.1:8500.
 	Consul string
+	// ACL enables Nomad's ACL system; Bootstrap then makes the first
+	// management token, which Client uses.
+	ACL bool
 }
 
 // Agent is a running Nomad agent.
@@ -54,6 +57,8 @@ type Agent struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	LogPath string
+	// Token is the ACL token Client sends (see Bootstrap).
+	Token string
 }
 
 type ports struct{ HTTP, RPC, Serf int }
@@ -107,6 +112,11 @@ plugin "raw_exec" {
 {{- if .Consul}}
 consul {
   address = "{{.Consul}}"
+}
+{{- end}}
+{{- if .ACL}}
+acl {
+  enabled = true
 }
 {{- end}}
 {{- if .PluginConfig}}
@@ -204,7 +214,7 @@ func (a *Agent) PID() int { return a.cmd.Process.Pid }
 
 // Client returns an API client for the agent.
 func (a *Agent) Client() (*api.Client, error) {
-	return api.NewClient(&api.Config{Address: a.Addr})
+	return api.NewClient(&api.Config{Address: a.Addr, SecretID: a.Token})
 }
 
 func (a *Agent) waitLeader(ctx context.Context) error {

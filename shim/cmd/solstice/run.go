@@ -47,9 +47,10 @@ const runUsage = `usage: solstice run [options] WORKFLOW.yml|WORKFLOW.kdl
 
 Runs the workflow's jobs through Nomad, in the order their needs allow,
 checking out this repository's current commit (uncommitted changes
-included). With NOMAD_ADDR set it uses that cluster; otherwise, or with
--local, it starts a local Nomad agent with the solstice-vm driver and the
-test guest image. Ctrl-C cancels the jobs. The exit code is the result:
+included). With NOMAD_ADDR set it uses that cluster (with NOMAD_TOKEN and
+NOMAD_NAMESPACE, as Nomad's CLI does); otherwise, or with -local, it
+starts a local Nomad agent with the solstice-vm driver and the test guest
+image. Ctrl-C cancels the jobs. The exit code is the result:
 0 success, 1 a job failed, 2 cancelled, 3 infrastructure failure.
 A .kdl file is a Solstice KDL workflow: each job runs once per runs_on
 label.
