@@ -152,7 +152,12 @@ const imageFetchTimeout = 2 * time.Hour
 
 func (l *launch) fetchImage(ctx context.Context) (string, error) {
 	l.d.emit(l.cfg, "Fetching image", fmt.Sprintf("image %s from the client's cache", l.label))
-	base, err := l.vms.Image(ctx, imageSource(l.label, l.img))
+	src := imageSource(l.label, l.img)
+	progress := &downloadReporter{label: l.label, now: time.Now, emit: func(msg string, a map[string]string) {
+		l.d.emitAnnotated(l.cfg, msg, a)
+	}}
+	src.Progress = progress.report
+	base, err := l.vms.Image(ctx, src)
 	if err != nil {
 		return "", err
 	}
