@@ -5,39 +5,38 @@ import (
 	"flag"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
-
-	"github.com/hashicorp/nomad/api"
 
 	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
+const jobsUsage = `usage:
+  solstice jobs sync [-dir DIR] [nomad options]
+  solstice jobs list [nomad options]
+
+The runs-on catalog: each label is a parameterized parent job. sync
+registers the jobspecs of DIR; list prints every label and alias.
+Run 'solstice jobs <subcommand> -h' for the options.
+`
+
 func cmdJobs(ctx context.Context, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: solstice jobs sync [-dir DIR] | solstice jobs list")
-		return 2
-	}
-	c, err := api.NewClient(api.DefaultConfig()) // NOMAD_ADDR, NOMAD_TOKEN, …
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "solstice jobs:", err)
-		return 1
-	}
-	switch args[0] {
-	case "sync":
-		return jobsSync(ctx, c, args[1:])
-	case "list":
-		return jobsList(ctx, c)
-	}
-	fmt.Fprintf(os.Stderr, "solstice jobs: unknown subcommand %q\n", args[0])
-	return 2
+	return group("jobs", jobsUsage, map[string]func([]string) int{
+		"sync": func(a []string) int { return jobsSync(ctx, a) },
+		"list": func(a []string) int { return jobsList(ctx, a) },
+	}, args)
 }
 
-func jobsSync(ctx context.Context, c *api.Client, args []string) int {
+func jobsSync(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("jobs sync", flag.ContinueOnError)
 	dir := fs.String("dir", "jobspecs/labels", "directory of label parent jobspecs")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	var nf nomadFlags
+	nf.add(fs)
+	if code, ok := parseFlags(fs, "usage: solstice jobs sync [options]\n\nRegisters the label parent jobs in DIR.\n", args); !ok {
+		return code
+	}
+	c, err := nf.client()
+	if err != nil {
+		return exitCode("solstice jobs sync", err)
 	}
 	files, err := nomad.ParentFiles(*dir)
 	if err == nil {
@@ -47,18 +46,23 @@ func jobsSync(ctx context.Context, c *api.Client, args []string) int {
 			fmt.Printf("registered %s (runs-on: %s) from %s\n", s.JobID, s.Label, s.File)
 		}
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "solstice jobs sync:", err)
-		return 1
-	}
-	return 0
+	return exitCode("solstice jobs sync", err)
 }
 
-func jobsList(ctx context.Context, c *api.Client) int {
+func jobsList(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("jobs list", flag.ContinueOnError)
+	var nf nomadFlags
+	nf.add(fs)
+	if code, ok := parseFlags(fs, "usage: solstice jobs list [options]\n\nPrints every runs-on label and alias of the cluster's catalog.\n", args); !ok {
+		return code
+	}
+	c, err := nf.client()
+	if err != nil {
+		return exitCode("solstice jobs list", err)
+	}
 	cat, err := (&nomad.Client{API: c}).Catalog(ctx)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "solstice jobs list:", err)
-		return 1
+		return exitCode("solstice jobs list", err)
 	}
 	for _, n := range slices.Sorted(maps.Keys(cat)) {
 		if cat[n] == n {

@@ -9,17 +9,19 @@ import (
 	"github.com/solstice-ci/solstice/shim/workflow"
 )
 
+const validateUsage = `usage: solstice validate WORKFLOW.yml|WORKFLOW.kdl...
+
+Reports, with file:line:col, everything in the workflows that Solstice
+cannot run. Exits 1 when a file has a problem.
+`
+
 func cmdValidate(_ context.Context, args []string) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: solstice validate WORKFLOW.yml|WORKFLOW.kdl...\n\nReports, with file:line:col, everything in the workflows that Solstice cannot run.")
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, validateUsage, args); !ok {
+		return code
 	}
 	if fs.NArg() == 0 {
-		fs.Usage()
-		return 2
+		return usageError(fs, validateUsage, "want at least one workflow file")
 	}
 	bad := 0
 	for _, f := range fs.Args() {
