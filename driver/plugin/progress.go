@@ -13,7 +13,8 @@ import (
 // in the task's events (nomad alloc status, solstice run). Nomad keeps only
 // a task's last ten events, so progress is reported in steps, not on
 // every report: at each further tenth of the image (at most once a second)
-// and at least every downloadQuiet, so a slow download never goes silent.
+// and at least every downloadQuiet, so a slow download never goes silent;
+// the end of a download is always reported.
 const (
 	downloadStep  = 10 // percent
 	downloadGap   = time.Second
@@ -44,8 +45,9 @@ func (r *downloadReporter) report(p image.Progress) {
 		pct = p.Done * 100 / p.Total
 	}
 	since := t.Sub(r.lastAt)
-	due := !r.reported || since >= downloadQuiet ||
-		(pct >= 0 && since >= downloadGap && (pct >= r.lastPct+downloadStep || pct == 100 && r.lastPct < 100))
+	finished := pct == 100 && r.lastPct < 100 // always said, however soon
+	due := !r.reported || finished || since >= downloadQuiet ||
+		(pct >= 0 && since >= downloadGap && pct >= r.lastPct+downloadStep)
 	if !due {
 		return
 	}

@@ -30,6 +30,15 @@ func TestDownloadReporter(t *testing.T) {
 			},
 		},
 		{
+			name:    "the end is reported however soon after the last report",
+			total:   total,
+			reports: [][2]int64{{0, 85}, {0, 95}, {0, 100}},
+			want: []string{
+				"Downloading image: img: 85.0 MiB of 100.0 MiB (85%), 1.0 MiB/s",
+				"Downloading image: img: 100.0 MiB of 100.0 MiB (100%), 1.0 MiB/s",
+			},
+		},
+		{
 			name:    "a slow download still reports every 30s",
 			total:   total,
 			reports: [][2]int64{{0, 1}, {20, 2}, {31, 3}, {50, 4}, {61, 5}},

@@ -67,7 +67,7 @@ func cmdRun(ctx context.Context, args []string) int {
 	nf.add(fs)
 	l := localDefaults()
 	fs.StringVar(&l.Nomad, "nomad", l.Nomad, "nomad binary for the local agent")
-	fs.StringVar(&l.Plugin, "plugin", l.Plugin, "the solstice-vm plugin binary (the solstice-guest builds beside it)")
+	fs.StringVar(&l.Plugin, "plugin", l.Plugin, "the solstice-vm plugin binary (make build embeds the guest agents in it)")
 	fs.StringVar(&l.Image, "image", l.Image, "test guest image (qcow2, with IMAGE.sha256 beside it)")
 	fs.StringVar(&l.CacheDir, "cache-dir", l.CacheDir, "the local driver's image cache")
 	verbose := fs.Bool("v", false, "log what solstice does")
