@@ -181,7 +181,8 @@ func firstPull(t *testing.T, n *Nomad, cache string) {
 	if st, err := os.Stat(img); err != nil || done[len(done)-1] != st.Size() {
 		t.Fatalf("the last download event says %d bytes, want the whole image (%v)", done[len(done)-1], err)
 	}
-	if !strings.Contains(text, "79.6 MiB of 79.6 MiB (100%)") {
+	whole := imageMiB(t)
+	if !strings.Contains(text, whole+" of "+whole+" (100%)") {
 		t.Fatalf("solstice run did not print the download's end:\n%s", text)
 	}
 	var printed []int64
@@ -261,15 +262,37 @@ func imageList(t *testing.T, n *Nomad) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The driver fingerprints as soon as an image enters its cache, and
+	// Nomad passes node updates on within seconds.
+	cached := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(node.Name) + `\s+solstice-test\s+true\s+` + regexp.QuoteMeta(imageMiB(t)) + `\s+[0-9a-f]{64}$`)
 	var out string
-	waitFor(t, 45*time.Second, "image list to show the cached image", func() bool {
+	for deadline := time.Now().Add(20 * time.Second); !cached.MatchString(out); time.Sleep(time.Second) {
+		if time.Now().After(deadline) {
+			info, _, err := n.API.Nodes().Info(node.ID, nil)
+			var attrs []string
+			for k, v := range info.Attributes {
+				if strings.Contains(k, "solstice-vm.image") {
+					attrs = append(attrs, k+"="+v)
+				}
+			}
+			t.Fatalf("image list does not show the cached image:\n%s\nnode attributes (%v): %v", out, err, attrs)
+		}
 		out, _, _ = cli(t, nil, "image", "list", "-address", n.Addr)
-		return regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(node.Name) + `\s+solstice-test\s+true\s+79\.6 MiB\s+[0-9a-f]{64}$`).MatchString(out)
-	})
+	}
 	if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(node.Name) + `\s+debian-test \(alias of solstice-test\)`).MatchString(out) {
 		t.Fatalf("image list does not show the alias:\n%s", out)
 	}
 	t.Logf("solstice image list:\n%s", out)
+}
+
+// imageMiB is the test image's size as the CLI prints it.
+func imageMiB(t *testing.T) string {
+	img, _ := testImage(t)
+	st, err := os.Stat(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%.1f MiB", float64(st.Size())/(1<<20))
 }
 
 func closedPort(t *testing.T) string {

@@ -147,6 +147,15 @@ func (d *Driver) reprobeIfUnverified() {
 	}
 }
 
+// refingerprint asks for a fingerprint now, without waiting for the
+// period; a request while one is pending is the same request.
+func (d *Driver) refingerprint() {
+	select {
+	case d.fingerprintNow <- struct{}{}:
+	default:
+	}
+}
+
 // testBoot returns a boot test over the first catalog image already on this
 // client, or nil when there is none yet.
 func (d *Driver) testBoot() accel.TestBoot {
@@ -251,8 +260,9 @@ func (d *Driver) Fingerprint(ctx context.Context) (<-chan *drivers.Fingerprint, 
 			case <-d.ctx.Done():
 				return
 			case <-timer.C:
-				timer.Reset(fingerprintPeriod)
+			case <-d.fingerprintNow:
 			}
+			timer.Reset(fingerprintPeriod)
 			select {
 			case ch <- d.fingerprint(ctx):
 			case <-ctx.Done():

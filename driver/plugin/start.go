@@ -157,9 +157,18 @@ func (l *launch) fetchImage(ctx context.Context) (string, error) {
 		l.d.emitAnnotated(l.cfg, msg, a)
 	}}
 	src.Progress = progress.report
+	// Whether the image is cached is a node attribute (imageState); only
+	// a source with a sha256 is looked up cheaply enough to ask.
+	wasCached := true
+	if src.SHA256 != "" {
+		_, wasCached = l.d.cache().Cached(src)
+	}
 	base, err := l.vms.Image(ctx, src)
 	if err != nil {
 		return "", err
+	}
+	if !wasCached {
+		l.d.refingerprint()
 	}
 	l.d.reprobeIfUnverified()
 	return base, nil
