@@ -43,6 +43,7 @@ type Nomad struct {
 
 type nomadOptions struct {
 	pluginConfig string
+	pluginBinary string
 	rawExec      bool
 	bridge       bool
 	consul       string
@@ -69,6 +70,9 @@ func WithACL() Option { return func(o *nomadOptions) { o.acl = true } }
 // WithPlugin loads bin/solstice-vm with the given plugin config body.
 func WithPlugin(config string) Option { return func(o *nomadOptions) { o.pluginConfig = config } }
 
+// WithPluginBinary loads this solstice-vm binary instead of bin/'s.
+func WithPluginBinary(path string) Option { return func(o *nomadOptions) { o.pluginBinary = path } }
+
 // StartNomad starts an agent for t and stops it, by PID, when t ends,
 // whether t passed or not. The agent's log is printed when t failed.
 func StartNomad(t testing.TB, opts ...Option) *Nomad {
@@ -90,6 +94,9 @@ func StartNomad(t testing.TB, opts ...Option) *Nomad {
 	}
 	if o.pluginConfig != "" {
 		cfg.Plugin = filepath.Join(env(t, "SOLSTICE_BIN"), "solstice-vm")
+		if o.pluginBinary != "" {
+			cfg.Plugin = o.pluginBinary
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

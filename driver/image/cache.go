@@ -28,6 +28,9 @@ type Source struct {
 	SHA256      string // of the bytes at URL; required for http(s)
 	Format      string // qcow2 or raw, after decompression
 	Compression string // none, zstd, xz or gzip
+	// Progress, when set, hears how a download of this image comes along,
+	// whether this call started the download or joined one under way.
+	Progress func(Progress)
 }
 
 // Verifier checks a decompressed image before it enters the cache, so a
@@ -51,6 +54,7 @@ type Cache struct {
 }
 
 type fetch struct {
+	watchers
 	done chan struct{}
 	path string
 	err  error
@@ -68,11 +72,12 @@ func (c *Cache) Ensure(ctx context.Context, src Source) (string, error) {
 		return final, nil
 	}
 	f, leader := c.join(key)
+	defer f.add(src.Progress)()
 	if leader {
 		// The fetch outlives the task that asked first: another task may be
 		// waiting for the same image, and a resumed download wastes nothing.
 		go func() {
-			f.path, f.err = c.fetch(context.WithoutCancel(ctx), src, key, final)
+			f.path, f.err = c.fetch(context.WithoutCancel(ctx), src, key, final, f.report)
 			c.leave(key, f)
 		}()
 	}
@@ -123,13 +128,13 @@ func (c *Cache) key(src Source) (string, error) {
 	return sum, nil
 }
 
-func (c *Cache) fetch(ctx context.Context, src Source, key, final string) (string, error) {
+func (c *Cache) fetch(ctx context.Context, src Source, key, final string, progress func(Progress)) (string, error) {
 	log := c.Log.With("image", src.Label, "source", src.URL)
 	log.Info("fetching image")
 	if err := os.MkdirAll(filepath.Join(c.Dir, "partial"), 0o755); err != nil {
 		return "", fmt.Errorf("image %q: create cache dir: %w", src.Label, err)
 	}
-	raw, temporary, err := c.download(ctx, src, key)
+	raw, temporary, err := c.download(ctx, src, key, progress)
 	if err != nil {
 		return "", fmt.Errorf("image %q: %w", src.Label, err)
 	}

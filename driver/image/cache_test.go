@@ -331,3 +331,63 @@ func TestEnsureCapsWhatIsSent(t *testing.T) {
 	}
 	assertNoEntries(t, c.Dir)
 }
+
+func TestEnsureReportsProgress(t *testing.T) {
+	srv := newServer(t)
+	url := srv.put("/img", payload)
+	srv.cutAfter.Store(100_000)
+	c := newCache(t)
+	src := Source{Label: "test", URL: url, SHA256: sum(payload), Format: "qcow2"}
+	if _, err := c.Ensure(ctx(t), src); err == nil {
+		t.Fatal("a cut-off download succeeded")
+	}
+	var mu sync.Mutex
+	var seen []Progress
+	src.Progress = func(p Progress) {
+		mu.Lock()
+		seen = append(seen, p)
+		mu.Unlock()
+	}
+	if _, err := c.Ensure(ctx(t), src); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) == 0 {
+		t.Fatal("no progress reported")
+	}
+	for i, p := range seen {
+		if p.Total != int64(len(payload)) {
+			t.Errorf("report %d: total %d, want %d", i, p.Total, len(payload))
+		}
+		if p.Done < 100_000 || (i > 0 && p.Done < seen[i-1].Done) {
+			t.Errorf("report %d: done %d after %v: a resumed download counts from what it has, and never goes back", i, p.Done, seen[:i])
+		}
+	}
+	if last := seen[len(seen)-1]; last.Done != int64(len(payload)) {
+		t.Errorf("last report: done %d, want %d", last.Done, len(payload))
+	}
+}
+
+func TestCounterReportsAtMostEveryInterval(t *testing.T) {
+	var got []Progress
+	now := time.Unix(1000, 0)
+	c := newCounter(func(p Progress) { got = append(got, p) }, 10, 1010)
+	c.start, c.last, c.now = now, now, func() time.Time { return now }
+	for _, step := range []struct {
+		after time.Duration
+		bytes int
+	}{{0, 100}, {progressEvery / 2, 100}, {progressEvery, 100}, {progressEvery, 200}} {
+		now = now.Add(step.after)
+		c.Write(make([]byte, step.bytes))
+	}
+	c.flush()
+	want := []Progress{
+		{Done: 310, Total: 1010, Rate: 300 / (1.5 * progressEvery.Seconds())},
+		{Done: 510, Total: 1010, Rate: 500 / (2.5 * progressEvery.Seconds())},
+		{Done: 510, Total: 1010, Rate: 500 / (2.5 * progressEvery.Seconds())},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("reports %v, want %v", got, want)
+	}
+}

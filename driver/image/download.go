@@ -18,7 +18,7 @@ import (
 
 // download brings the source bytes to a local file and checks their sha256.
 // It reports whether that file is a temporary one the caller must remove.
-func (c *Cache) download(ctx context.Context, src Source, key string) (string, bool, error) {
+func (c *Cache) download(ctx context.Context, src Source, key string, progress func(Progress)) (string, bool, error) {
 	if path, ok := localPath(src.URL); ok {
 		if src.SHA256 != "" {
 			if err := checkSum(path, src.SHA256); err != nil {
@@ -28,7 +28,7 @@ func (c *Cache) download(ctx context.Context, src Source, key string) (string, b
 		return path, false, nil
 	}
 	part := filepath.Join(c.Dir, "partial", key+".download")
-	if err := c.httpGet(ctx, src.URL, part); err != nil {
+	if err := c.httpGet(ctx, src.URL, part, progress); err != nil {
 		if errors.Is(err, safehttp.ErrTooLarge) {
 			os.Remove(part) // resuming would only run into the cap again
 		}
@@ -44,7 +44,7 @@ func (c *Cache) download(ctx context.Context, src Source, key string) (string, b
 
 // httpGet fetches url into part, resuming from what part already holds when
 // the server honours a Range request.
-func (c *Cache) httpGet(ctx context.Context, url, part string) error {
+func (c *Cache) httpGet(ctx context.Context, url, part string, progress func(Progress)) error {
 	f, err := os.OpenFile(part, os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("open partial download: %w", err)
@@ -72,7 +72,7 @@ func (c *Cache) httpGet(ctx context.Context, url, part string) error {
 	default:
 		return fmt.Errorf("download %s: server answered %s", url, resp.Status)
 	}
-	if err := c.copyCapped(f, resp, have); err != nil {
+	if err := c.copyCapped(f, resp, have, progress); err != nil {
 		return fmt.Errorf("download %s: %w", url, err)
 	}
 	return f.Sync()
@@ -96,8 +96,13 @@ func (c *Cache) get(ctx context.Context, url string, have int64) (*http.Response
 
 // copyCapped appends the body to f, which already holds have bytes, never
 // letting the whole grow past MaxBytes.
-func (c *Cache) copyCapped(f *os.File, resp *http.Response, have int64) error {
+func (c *Cache) copyCapped(f *os.File, resp *http.Response, have int64, progress func(Progress)) error {
 	body := io.Reader(resp.Body)
+	if progress != nil {
+		cnt := newCounter(progress, have, sizeOf(resp, have))
+		defer cnt.flush()
+		body = io.TeeReader(body, cnt)
+	}
 	if c.MaxBytes > 0 {
 		left := c.MaxBytes - have
 		if left <= 0 {
@@ -106,7 +111,7 @@ func (c *Cache) copyCapped(f *os.File, resp *http.Response, have int64) error {
 		if err := safehttp.CheckLength(resp, left); err != nil {
 			return c.tooLarge(err)
 		}
-		body = safehttp.LimitReader(resp.Body, left)
+		body = safehttp.LimitReader(body, left)
 	}
 	if _, err := io.Copy(f, body); err != nil {
 		if errors.Is(err, safehttp.ErrTooLarge) {
@@ -115,6 +120,21 @@ func (c *Cache) copyCapped(f *os.File, resp *http.Response, have int64) error {
 		return fmt.Errorf("%w (will resume from here next time)", err)
 	}
 	return nil
+}
+
+// sizeOf is the whole image's size as the response gives it (0 when it
+// does not): a resumed download's Content-Range names the whole, its
+// Content-Length only the rest.
+func sizeOf(resp *http.Response, have int64) int64 {
+	if _, whole, ok := strings.Cut(resp.Header.Get("Content-Range"), "/"); ok {
+		if n, err := strconv.ParseInt(whole, 10, 64); err == nil && n > 0 {
+			return n
+		}
+	}
+	if resp.ContentLength > 0 {
+		return have + resp.ContentLength
+	}
+	return 0
 }
 
 func (c *Cache) tooLarge(err error) error {

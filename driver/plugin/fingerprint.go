@@ -147,6 +147,15 @@ func (d *Driver) reprobeIfUnverified() {
 	}
 }
 
+// refingerprint asks for a fingerprint now, without waiting for the
+// period; a request while one is pending is the same request.
+func (d *Driver) refingerprint() {
+	select {
+	case d.fingerprintNow <- struct{}{}:
+	default:
+	}
+}
+
 // testBoot returns a boot test over the first catalog image already on this
 // client, or nil when there is none yet.
 func (d *Driver) testBoot() accel.TestBoot {
@@ -251,8 +260,9 @@ func (d *Driver) Fingerprint(ctx context.Context) (<-chan *drivers.Fingerprint, 
 			case <-d.ctx.Done():
 				return
 			case <-timer.C:
-				timer.Reset(fingerprintPeriod)
+			case <-d.fingerprintNow:
 			}
+			timer.Reset(fingerprintPeriod)
 			select {
 			case ch <- d.fingerprint(ctx):
 			case <-ctx.Done():
@@ -316,7 +326,33 @@ func (d *Driver) fingerprint(ctx context.Context) *drivers.Fingerprint {
 		set(".image."+label, pstructs.NewBoolAttribute(true))
 		for _, alias := range img.Aliases {
 			set(".image."+alias, pstructs.NewBoolAttribute(true))
+			set(".image."+alias+".alias_of", pstructs.NewStringAttribute(label))
+		}
+		for k, v := range d.imageState(label, img) {
+			set(".image."+label+"."+k, v)
 		}
 	}
 	return fp
+}
+
+// imageState is what `solstice image list` shows of a catalog image on
+// this client: its checksum, whether it is in the cache (so a task starts
+// without a download) and the cached base's size. Only an image with a
+// sha256 is looked up: without one the cache key is the file's hash, too
+// costly to compute at every fingerprint.
+func (d *Driver) imageState(label string, img *ImageConfig) map[string]*pstructs.Attribute {
+	if img.SHA256 == "" {
+		return nil
+	}
+	attrs := map[string]*pstructs.Attribute{
+		"sha256": pstructs.NewStringAttribute(strings.ToLower(img.SHA256)),
+		"cached": pstructs.NewBoolAttribute(false),
+	}
+	if path, ok := d.cache().Cached(imageSource(label, img)); ok {
+		attrs["cached"] = pstructs.NewBoolAttribute(true)
+		if st, err := os.Stat(path); err == nil {
+			attrs["size"] = pstructs.NewIntAttribute(st.Size(), "")
+		}
+	}
+	return attrs
 }

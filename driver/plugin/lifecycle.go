@@ -182,13 +182,17 @@ func (d *Driver) TaskEvents(ctx context.Context) (<-chan *drivers.TaskEvent, err
 }
 
 func (d *Driver) emit(cfg *drivers.TaskConfig, msg, detail string) {
+	d.emitAnnotated(cfg, msg, map[string]string{"detail": detail})
+}
+
+func (d *Driver) emitAnnotated(cfg *drivers.TaskConfig, msg string, annotations map[string]string) {
 	d.eventer.EmitEvent(&drivers.TaskEvent{
 		TaskID:      cfg.ID,
 		TaskName:    cfg.Name,
 		AllocID:     cfg.AllocID,
 		Timestamp:   time.Now(),
 		Message:     msg,
-		Annotations: map[string]string{"detail": detail},
+		Annotations: annotations,
 	})
 }
 

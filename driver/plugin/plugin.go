@@ -59,6 +59,9 @@ type Driver struct {
 	qemuErr error
 	// egress keeps the guests' egress policy installed and checked.
 	egress egressGuard
+	// fingerprintNow asks for a fingerprint before the next period (an
+	// image entered the cache: solstice image list should say so).
+	fingerprintNow chan struct{}
 }
 
 var (
@@ -79,6 +82,8 @@ func New(log hclog.Logger) *Driver {
 		runDir:  defaultRunDir,
 		config:  DefaultConfig(),
 		accel:   accelState{result: accel.Result{Name: accel.TCG, Reason: "probe not run yet"}},
+
+		fingerprintNow: make(chan struct{}, 1),
 	}
 }
 

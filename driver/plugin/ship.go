@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/plugins/drivers"
 
+	"github.com/solstice-ci/solstice/driver/guestagents"
 	"github.com/solstice-ci/solstice/driver/jobrun"
 	"github.com/solstice-ci/solstice/driver/safehttp"
 	"github.com/solstice-ci/solstice/driver/task"
@@ -118,9 +119,19 @@ func (l *launch) eventsPath() string {
 }
 
 // agentBinary finds the solstice-guest build for a guest OS: in
-// guest_agent_dir, or next to the plugin binary.
-func (d *Driver) agentBinary(os string) (string, error) {
-	dir := d.cfg().GuestAgentDir
+// guest_agent_dir when the operator set one, else the build embedded in
+// this binary (unpacked under cache_dir), else next to the plugin binary
+// (a plain `go build` embeds none).
+func (d *Driver) agentBinary(guestOS string) (string, error) {
+	conf := d.cfg()
+	dir := conf.GuestAgentDir
+	if dir == "" && guestagents.Embedded() {
+		p, err := guestagents.Path(filepath.Join(conf.CacheDir, "guest-agents"), guestOS)
+		if err != nil {
+			return "", fmt.Errorf("guest agent for %s: %w", guestOS, err)
+		}
+		return p, nil
+	}
 	if dir == "" {
 		exe, err := osExecutable()
 		if err != nil {
@@ -128,9 +139,9 @@ func (d *Driver) agentBinary(os string) (string, error) {
 		}
 		dir = filepath.Dir(exe)
 	}
-	p := filepath.Join(dir, "solstice-guest-"+os+"-amd64")
+	p := filepath.Join(dir, guestagents.Name(guestOS))
 	if _, err := osStat(p); err != nil {
-		return "", fmt.Errorf("guest agent for %s: %w (set guest_agent_dir in the plugin config)", os, err)
+		return "", fmt.Errorf("guest agent for %s: %w (this solstice-vm embeds no agents: build it with make build, or set guest_agent_dir in the plugin config)", guestOS, err)
 	}
 	return p, nil
 }

@@ -152,9 +152,23 @@ const imageFetchTimeout = 2 * time.Hour
 
 func (l *launch) fetchImage(ctx context.Context) (string, error) {
 	l.d.emit(l.cfg, "Fetching image", fmt.Sprintf("image %s from the client's cache", l.label))
-	base, err := l.vms.Image(ctx, imageSource(l.label, l.img))
+	src := imageSource(l.label, l.img)
+	progress := &downloadReporter{label: l.label, now: time.Now, emit: func(msg string, a map[string]string) {
+		l.d.emitAnnotated(l.cfg, msg, a)
+	}}
+	src.Progress = progress.report
+	// Whether the image is cached is a node attribute (imageState); only
+	// a source with a sha256 is looked up cheaply enough to ask.
+	wasCached := true
+	if src.SHA256 != "" {
+		_, wasCached = l.d.cache().Cached(src)
+	}
+	base, err := l.vms.Image(ctx, src)
 	if err != nil {
 		return "", err
+	}
+	if !wasCached {
+		l.d.refingerprint()
 	}
 	l.d.reprobeIfUnverified()
 	return base, nil

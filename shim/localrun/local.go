@@ -20,7 +20,7 @@ import (
 // machine with the solstice-vm plugin and one image, the test guest.
 type Local struct {
 	Nomad    string // nomad binary
-	Plugin   string // the solstice-vm binary; the solstice-guest builds lie beside it
+	Plugin   string // the solstice-vm binary (make build embeds the guest agents in it)
 	Image    string // qcow2 served as runs-on: solstice-test
 	CacheDir string // the driver's image cache
 	DataDir  string // the agent's data dir (a temp dir when empty)

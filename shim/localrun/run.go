@@ -26,13 +26,18 @@ type Options struct {
 	Secrets  map[string]string
 	Vars     map[string]string
 	// Local, when set, runs everything on an embedded local agent;
-	// otherwise NOMAD_ADDR (and NOMAD_TOKEN) name the cluster.
+	// otherwise Nomad is the cluster (nil: api.DefaultConfig, i.e. the
+	// environment). A cluster that does not answer fails the run: never a
+	// silent fallback to a local agent.
 	Local *Local
+	Nomad *api.Config
 	// BundleListen is where the repository bundle is served from; the
 	// Nomad clients must reach it. Defaults to 127.0.0.1:0.
 	BundleListen string
 	Out          io.Writer
-	Log          hclog.Logger
+	// Err gets the error that ends a run ("solstice run: …"); nil: Out.
+	Err io.Writer
+	Log hclog.Logger
 }
 
 // Run runs the workflow and returns the process exit code: 0 when every
@@ -45,7 +50,11 @@ func Run(ctx context.Context, o Options) int {
 	p := newPrinter(o.Out)
 	code, err := run(ctx, o, p)
 	if err != nil {
-		p.say("error: %v", err)
+		errOut := o.Err
+		if errOut == nil {
+			errOut = o.Out
+		}
+		fmt.Fprintf(errOut, "solstice run: %v\n", err)
 		if code == 0 {
 			code = 3
 		}
@@ -134,7 +143,7 @@ func matrixMatches(m workflow.Map, want map[string]string) bool {
 // local agent. stop undoes it.
 func connect(ctx context.Context, o Options, p *printer) (*api.Client, func(), error) {
 	if o.Local == nil {
-		c, err := api.NewClient(api.DefaultConfig())
+		c, err := reach(ctx, o.Nomad)
 		return c, func() {}, err
 	}
 	a, err := startLocal(ctx, *o.Local, p.say)
@@ -153,6 +162,31 @@ func connect(ctx context.Context, o Options, p *printer) (*api.Client, func(), e
 		return nil, nil, err
 	}
 	return c, stop, nil
+}
+
+// reachTimeout bounds the first request to the cluster: a user at a
+// terminal learns within seconds that the address is wrong.
+const reachTimeout = 10 * time.Second
+
+// reach connects to the cluster conf names and asks it for its leader, so
+// an address that does not answer (or fails TLS verification) is reported
+// at once, with what to do.
+func reach(ctx context.Context, conf *api.Config) (*api.Client, error) {
+	if conf == nil {
+		conf = api.DefaultConfig()
+	}
+	c, err := api.NewClient(conf)
+	if err != nil {
+		return nil, fmt.Errorf("nomad client for %s: %w", conf.Address, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, reachTimeout)
+	defer cancel()
+	var leader string
+	_, err = c.Raw().Query("/v1/status/leader", &leader, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("the Nomad cluster at %s does not answer: %w (check -address or NOMAD_ADDR, or pass -local to run on a local Nomad agent)", conf.Address, err)
+	}
+	return c, nil
 }
 
 func prepareCheckout(ctx context.Context, o Options, p *printer) (*Snapshot, *BundleServer, error) {

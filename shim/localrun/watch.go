@@ -78,22 +78,26 @@ func (r *runner) follow(ctx context.Context, tr *nomad.Tracker, res *result) (*c
 	return end, st, err
 }
 
-// stages prints the job's stage when it changes.
+// stages prints the job's stage when it changes, and a first image
+// download's progress as the driver reports it.
 func (r *runner) stages(res *result) func(nomad.Status) {
 	var mu sync.Mutex
-	stage := nomad.Queued
+	stage, download := nomad.Queued, ""
 	return func(st nomad.Status) {
 		mu.Lock()
 		defer mu.Unlock()
-		if st.Stage == stage {
-			return
+		if st.Stage != stage {
+			stage = st.Stage
+			switch st.Stage {
+			case nomad.Booting:
+				r.print.job(res.run.Name, "booting a %s VM on %s", res.label, st.Node)
+			case nomad.Running:
+				r.print.job(res.run.Name, "running")
+			}
 		}
-		stage = st.Stage
-		switch st.Stage {
-		case nomad.Booting:
-			r.print.job(res.run.Name, "booting a %s VM on %s", res.label, st.Node)
-		case nomad.Running:
-			r.print.job(res.run.Name, "running")
+		if st.Stage == nomad.Booting && st.Download != download {
+			download = st.Download
+			r.print.job(res.run.Name, "downloading image %s", st.Download)
 		}
 	}
 }

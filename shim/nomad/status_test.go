@@ -189,6 +189,30 @@ func TestMissingTemplate(t *testing.T) {
 	}
 }
 
+func TestDownloadMessage(t *testing.T) {
+	driver := func(msg string) *api.TaskEvent { return &api.TaskEvent{Type: "Driver", DriverMessage: msg} }
+	tests := []struct {
+		name string
+		ts   *api.TaskState
+		want string
+	}{
+		{"no task state", nil, ""},
+		{"no download", &api.TaskState{Events: []*api.TaskEvent{driver("Fetching image"), driver("Booting")}}, ""},
+		{"latest progress", &api.TaskState{Events: []*api.TaskEvent{
+			driver("Downloading image: img: 1.0 MiB of 10.0 MiB (10%), 1.0 MiB/s"),
+			driver("Downloading image: img: 5.0 MiB of 10.0 MiB (50%), 2.0 MiB/s"),
+			{Type: "Received"},
+		}}, "img: 5.0 MiB of 10.0 MiB (50%), 2.0 MiB/s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := downloadMessage(tt.ts); got != tt.want {
+				t.Errorf("downloadMessage = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 // A stuck task's status names the parent job's missing policy.
 func TestStatusStuckNamesThePolicy(t *testing.T) {
 	f, c := newFakeNomad(t)

@@ -113,11 +113,12 @@ func (p *parser) checkJob(j *Job, fs []field) {
 // runsOn reads a label, a list of labels or {group, labels}.
 func (p *parser) runsOn(id string, n *yaml.Node) RunsOn {
 	n = deref(n)
-	r := RunsOn{Pos: posOf(n)}
+	r := RunsOn{Pos: posOf(n), LabelPos: map[string]Pos{}}
 	if n.Kind == yaml.MappingNode {
 		p.runsOnMapping(id, n, &r)
 	} else {
 		r.Labels, _ = p.strList(n, featRunsOn, "runs-on")
+		labelPositions(n, r.LabelPos)
 	}
 	for _, l := range r.Labels {
 		if strings.TrimSpace(l) == "" {
@@ -138,8 +139,25 @@ func (p *parser) runsOnMapping(id string, n *yaml.Node, r *RunsOn) {
 			r.Group = p.str(f.val, featRunsOn, "runs-on.group")
 		case "labels":
 			r.Labels, _ = p.strList(f.val, featRunsOn, "runs-on.labels")
+			labelPositions(f.val, r.LabelPos)
 		default:
 			p.unknownKey(f.key, fmt.Sprintf("runs-on of job %q", id), featRunsOn, []string{"group", "labels"})
+		}
+	}
+}
+
+// labelPositions records where each label of a runs-on scalar or list is.
+func labelPositions(n *yaml.Node, into map[string]Pos) {
+	n = deref(n)
+	items := []*yaml.Node{n}
+	if n.Kind == yaml.SequenceNode {
+		items = n.Content
+	}
+	for _, it := range items {
+		if it = deref(it); it.Kind == yaml.ScalarNode {
+			if _, dup := into[it.Value]; !dup {
+				into[it.Value] = posOf(it)
+			}
 		}
 	}
 }

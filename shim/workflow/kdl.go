@@ -31,7 +31,24 @@ func ParseKDL(data []byte, filename, repoPath string) (*Workflow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: the KDL workflow as an Actions workflow: %w", filename, err)
 	}
+	kdlPositions(w, kw)
 	return w, nil
+}
+
+// kdlPositions points the jobs' runs-on at the KDL file, so a message
+// about a label (no such image) names the line the user wrote.
+func kdlPositions(w *Workflow, kw *kdlwf.Workflow) {
+	for _, kj := range kw.Jobs {
+		j := w.Job(kj.ID)
+		if j == nil || len(kj.RunsOnPos) == 0 {
+			continue
+		}
+		j.RunsOn.Pos = Pos(kj.RunsOnPos[0])
+		j.RunsOn.LabelPos = map[string]Pos{}
+		for i, l := range kj.RunsOn {
+			j.RunsOn.LabelPos[l] = Pos(kj.RunsOnPos[i])
+		}
+	}
 }
 
 // kdlAsYAML writes the Actions workflow for kw. Every value is written as

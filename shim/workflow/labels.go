@@ -40,6 +40,19 @@ func ResolveLabel(runsOn []string, catalog map[string]string) (string, error) {
 	return image, nil
 }
 
+// labelPos is where the first label of a run that names no image is
+// written, or the job's runs-on when it is not written as is.
+func labelPos(r Run, catalog map[string]string) Pos {
+	for _, l := range r.RunsOn {
+		_, known := lookupLabel(catalog, l)
+		ignored := slices.ContainsFunc(ignoredLabels, func(s string) bool { return strings.EqualFold(s, l) })
+		if pos, ok := r.Job.RunsOn.LabelPos[l]; ok && !known && !ignored {
+			return pos
+		}
+	}
+	return r.Job.RunsOn.Pos
+}
+
 func lookupLabel(catalog map[string]string, label string) (string, bool) {
 	if c, ok := catalog[label]; ok {
 		return c, true
@@ -91,7 +104,7 @@ func (w *Workflow) ResolveLabels(runs []Run, catalog map[string]string) ([]strin
 	for i, r := range runs {
 		img, err := ResolveLabel(r.RunsOn, catalog)
 		if err != nil {
-			errs = append(errs, w.errorAt(r.Job.RunsOn.Pos, featRunsOn, "run %q: %v", r.Name, err))
+			errs = append(errs, w.errorAt(labelPos(r, catalog), featRunsOn, "run %q: %v", r.Name, err))
 			continue
 		}
 		images[i] = img

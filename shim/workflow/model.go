@@ -168,6 +168,9 @@ type RunsOn struct {
 	Labels []string
 	Group  string
 	Pos    Pos
+	// LabelPos is where each label is written, when it is written as is
+	// (not built by an expression), for messages about one label.
+	LabelPos map[string]Pos
 }
 
 // Strategy is a job's strategy.

@@ -37,6 +37,11 @@ func (p *parser) parse(data []byte) (*Workflow, error) {
 	}
 	w := p.workflow(root)
 	p.checkWorkflow(w)
+	if !p.single {
+		// A forge's single-job payload was checked by the forge, and its
+		// values are partly interpolated already.
+		p.checkExpressions(root)
+	}
 	if err := p.errs.err(); err != nil {
 		return nil, err
 	}
@@ -105,6 +110,7 @@ func (p *parser) defaultsRun(n *yaml.Node, where string, d *RunDefaults) {
 		switch f.name {
 		case "shell":
 			d.Shell = p.str(f.val, featDefaults, where+".shell")
+			p.checkShell(f.val, featDefaults)
 		case "working-directory":
 			d.WorkingDirectory = p.str(f.val, featDefaults, where+".working-directory")
 		default:

@@ -78,7 +78,7 @@ func TestParseModel(t *testing.T) {
 	checkBuildJob(t, w.Jobs[0])
 	checkSteps(t, w.Jobs[0].Steps)
 	test := w.Jobs[1]
-	if !reflect.DeepEqual(test.RunsOn, RunsOn{Labels: []string{"omnios"}, Group: "illumos", Pos: Pos{45, 7}}) {
+	if !reflect.DeepEqual(test.RunsOn, RunsOn{Labels: []string{"omnios"}, Group: "illumos", Pos: Pos{45, 7}, LabelPos: map[string]Pos{"omnios": {46, 15}}}) {
 		t.Errorf("test runs-on = %+v", test.RunsOn)
 	}
 	if !reflect.DeepEqual(test.Needs, []string{"build"}) || test.NeedsPos[0] != (Pos{47, 12}) {

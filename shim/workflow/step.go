@@ -12,13 +12,16 @@ import (
 type stepField func(p *parser, s *Step, f field)
 
 var stepFields = map[string]stepField{
-	"id":                func(p *parser, s *Step, f field) { s.ID = p.str(f.val, featStepID, "id") },
-	"name":              func(p *parser, s *Step, f field) { s.Name = p.str(f.val, featStep, "name") },
-	"if":                func(p *parser, s *Step, f field) { s.If = p.str(f.val, featStep, "if") },
-	"run":               func(p *parser, s *Step, f field) { s.Run = p.str(f.val, featStep, "run") },
-	"uses":              func(p *parser, s *Step, f field) { s.Uses = p.str(f.val, featUses, "uses") },
-	"with":              func(p *parser, s *Step, f field) { s.With = p.pairs(f.val, featStep, "with") },
-	"shell":             func(p *parser, s *Step, f field) { s.Shell = p.str(f.val, featStep, "shell") },
+	"id":   func(p *parser, s *Step, f field) { s.ID = p.str(f.val, featStepID, "id") },
+	"name": func(p *parser, s *Step, f field) { s.Name = p.str(f.val, featStep, "name") },
+	"if":   func(p *parser, s *Step, f field) { s.If = p.str(f.val, featStep, "if") },
+	"run":  func(p *parser, s *Step, f field) { s.Run = p.str(f.val, featStep, "run") },
+	"uses": func(p *parser, s *Step, f field) { s.Uses = p.str(f.val, featUses, "uses") },
+	"with": func(p *parser, s *Step, f field) { s.With = p.pairs(f.val, featStep, "with") },
+	"shell": func(p *parser, s *Step, f field) {
+		s.Shell = p.str(f.val, featShell, "shell")
+		p.checkShell(f.val, featShell)
+	},
 	"working-directory": func(p *parser, s *Step, f field) { s.WorkingDirectory = p.str(f.val, featStep, "working-directory") },
 	"env":               func(p *parser, s *Step, f field) { s.Env = p.pairs(f.val, featEnv, "env") },
 	"continue-on-error": func(p *parser, s *Step, f field) {

@@ -17,6 +17,7 @@ type parser struct {
 	file   string
 	single bool
 	errs   Errors
+	src    []byte // the document, to place errors inside values
 }
 
 func (p *parser) errorAt(pos Pos, feature, format string, args ...any) {
@@ -68,6 +69,7 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // document decodes the one YAML document in data and returns its root.
 func (p *parser) document(data []byte) *yaml.Node {
+	p.src = data
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {

@@ -93,14 +93,14 @@ func (d *decoder) job(n *kdl.Node) Job {
 		d.failf(v.Pos, `%s: invalid id: use letters, digits, "-" and "_", starting with a letter or "_"`, ctx)
 	}
 	if v, ok := n.Prop("runs_on"); ok {
-		j.RunsOn = d.addLabel(j.RunsOn, v, ctx)
+		d.addLabel(&j, v, ctx)
 	}
 	for _, c := range n.Children {
 		switch c.Name {
 		case "env":
 			j.Env = d.env(c, ctx, j.Env)
 		case "runs_on":
-			j.RunsOn = d.runsOnNode(c, ctx, j.RunsOn)
+			d.runsOnNode(c, ctx, &j)
 		case "setup":
 			d.checkShape(c, ctx+": setup", shape{props: []string{"path"}})
 			j.Setup = append(j.Setup, d.str(c, ctx+": setup", "path", true))
@@ -115,27 +115,27 @@ func (d *decoder) job(n *kdl.Node) Job {
 }
 
 // runsOnNode reads a `runs_on "a" "b"` child: the job runs once per label.
-func (d *decoder) runsOnNode(n *kdl.Node, ctx string, labels []string) []string {
+func (d *decoder) runsOnNode(n *kdl.Node, ctx string, j *Job) {
 	ctx += ": runs_on"
 	d.checkShape(n, ctx, shape{args: len(n.Args)})
 	if len(n.Args) == 0 {
 		d.failf(n.Pos, "%s: name at least one label", ctx)
 	}
 	for _, a := range n.Args {
-		labels = d.addLabel(labels, a, ctx)
+		d.addLabel(j, a, ctx)
 	}
-	return labels
 }
 
 // addLabel appends a runs_on label, refusing a repeat: it would run the
 // same job twice on the same OS.
-func (d *decoder) addLabel(labels []string, v kdl.Value, ctx string) []string {
+func (d *decoder) addLabel(j *Job, v kdl.Value, ctx string) {
 	l := d.text(v, ctx, "runs_on")
-	if l != "" && slices.Contains(labels, l) {
+	if l != "" && slices.Contains(j.RunsOn, l) {
 		d.failf(v.Pos, "%s: runs_on label %q is named twice", ctx, l)
-		return labels
+		return
 	}
-	return append(labels, l)
+	j.RunsOn = append(j.RunsOn, l)
+	j.RunsOnPos = append(j.RunsOnPos, v.Pos)
 }
 
 // step decodes the num-th step of a job; errors name it by its name, or

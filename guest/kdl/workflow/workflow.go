@@ -73,13 +73,16 @@ type Workflow struct {
 // Job is one job: a VM of the runs_on label running setup scripts, then
 // steps.
 type Job struct {
-	ID      string
-	RunsOn  []string // one run per label, in the order written
-	Env     map[string]string
-	Workdir string
-	Timeout time.Duration // 0 when not set
-	Setup   []string      // script paths, in order
-	Steps   []Step
+	ID     string
+	RunsOn []string // one run per label, in the order written
+	// RunsOnPos is where each label of RunsOn is written, for messages
+	// about a label (solstice validate: no such image).
+	RunsOnPos []kdl.Pos
+	Env       map[string]string
+	Workdir   string
+	Timeout   time.Duration // 0 when not set
+	Setup     []string      // script paths, in order
+	Steps     []Step
 }
 
 // Step is one script of a job.

@@ -65,6 +65,12 @@ func TestParseValid(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
+			for i := range got.Jobs { // label positions: TestRunsOnPositions
+				if len(got.Jobs[i].RunsOnPos) != len(got.Jobs[i].RunsOn) {
+					t.Errorf("job %s: %d label positions for %d labels", got.Jobs[i].ID, len(got.Jobs[i].RunsOnPos), len(got.Jobs[i].RunsOn))
+				}
+				got.Jobs[i].RunsOnPos = nil
+			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got\n%#v\nwant\n%#v", got, tt.want)
 			}
@@ -206,3 +212,15 @@ const everyExtension = `workflow name="CI" {
     }
     job id="_lint-2" runs_on="linux" { step run="lint"; }
 }`
+
+func TestRunsOnPositions(t *testing.T) {
+	in := "workflow {\n  job id=a runs_on=\"omnios\" {\n    runs_on \"freebsd-14\" \"linux\"\n    step \"make\"\n  }\n}"
+	got, err := Parse(strings.NewReader(in), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []kdl.Pos{{Line: 2, Col: 20}, {Line: 3, Col: 13}, {Line: 3, Col: 26}}
+	if !reflect.DeepEqual(got.Jobs[0].RunsOnPos, want) {
+		t.Fatalf("positions %v, want %v", got.Jobs[0].RunsOnPos, want)
+	}
+}

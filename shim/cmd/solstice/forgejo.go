@@ -24,29 +24,23 @@ const forgejoUsage = `usage:
                        [--listen 127.0.0.1:PORT] [--registration-token T]
 
 The runner shim for Forgejo and Gitea Actions. Nomad is reached through
-NOMAD_ADDR and NOMAD_TOKEN; the runner's credentials are kept in the Nomad
+Nomad's options (-address …) or environment (NOMAD_ADDR …); the runner's credentials are kept in the Nomad
 Variable solstice/runners/forgejo/<forge host>/<name>. Labels default to
 every label and alias of the catalog (solstice jobs list).
+Run 'solstice forgejo <subcommand> -h' for the options.
 `
 
 func cmdForgejo(ctx context.Context, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(os.Stderr, forgejoUsage)
-		return 2
-	}
-	switch args[0] {
-	case "register":
-		return forgejoRegister(ctx, args[1:])
-	case "run":
-		return forgejoRun(ctx, args[1:])
-	}
-	fmt.Fprintf(os.Stderr, "solstice forgejo: unknown subcommand %q\n\n%s", args[0], forgejoUsage)
-	return 2
+	return group("forgejo", forgejoUsage, map[string]func([]string) int{
+		"register": func(a []string) int { return forgejoRegister(ctx, a) },
+		"run":      func(a []string) int { return forgejoRun(ctx, a) },
+	}, args)
 }
 
 // forgejoFlags are the flags both subcommands share.
 type forgejoFlags struct {
 	url, name, labels string
+	nomad             nomadFlags
 }
 
 func (f *forgejoFlags) add(fs *flag.FlagSet) {
@@ -54,6 +48,7 @@ func (f *forgejoFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.url, "url", "", "the forge's root URL, e.g. https://forge.example.org/")
 	fs.StringVar(&f.name, "name", "solstice-"+host, "the runner's name in the forge")
 	fs.StringVar(&f.labels, "labels", "", "comma-separated labels (default: every label and alias of the Nomad catalog)")
+	f.nomad.add(fs)
 }
 
 func (f *forgejoFlags) store(c *api.Client) (*forgejo.NomadStore, error) {
@@ -89,12 +84,12 @@ func forgejoRegister(ctx context.Context, args []string) int {
 	var f forgejoFlags
 	f.add(fs)
 	token := fs.String("token", "", "a runner registration token from the forge (or $SOLSTICE_FORGEJO_REGISTRATION_TOKEN)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, forgejoUsage, args); !ok {
+		return code
 	}
 	orEnv(token, "SOLSTICE_FORGEJO_REGISTRATION_TOKEN") // not a flag default: usage text would print it
 	err := func() error {
-		c, err := api.NewClient(api.DefaultConfig())
+		c, err := f.nomad.client()
 		if err != nil {
 			return err
 		}
@@ -116,11 +111,7 @@ func forgejoRegister(ctx context.Context, args []string) int {
 			f.name, creds.ID, f.url, strings.Join(labels, ","), store.Path)
 		return nil
 	}()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "solstice forgejo register:", err)
-		return 1
-	}
-	return 0
+	return exitCode("solstice forgejo register", err)
 }
 
 func forgejoRun(ctx context.Context, args []string) int {
@@ -130,8 +121,8 @@ func forgejoRun(ctx context.Context, args []string) int {
 	capacity := fs.Int("capacity", 4, "most tasks in flight")
 	listen := fs.String("listen", "127.0.0.1:9464", "address for /metrics and /healthz (empty: none)")
 	token := fs.String("registration-token", "", "registers the runner if it is not yet (or no longer) registered (or $SOLSTICE_FORGEJO_REGISTRATION_TOKEN)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, forgejoUsage, args); !ok {
+		return code
 	}
 	orEnv(token, "SOLSTICE_FORGEJO_REGISTRATION_TOKEN") // not a flag default: usage text would print it
 	log := hclog.New(&hclog.LoggerOptions{Name: "solstice-forgejo", Level: hclog.LevelFromString(envOr("SOLSTICE_LOG_LEVEL", "info"))})
@@ -143,9 +134,9 @@ func forgejoRun(ctx context.Context, args []string) int {
 }
 
 func runForgejo(ctx context.Context, log hclog.Logger, f forgejoFlags, capacity int, listen, token string) error {
-	c, err := api.NewClient(api.DefaultConfig())
+	c, err := f.nomad.client()
 	if err != nil {
-		return fmt.Errorf("nomad client: %w", err)
+		return err
 	}
 	store, err := f.store(c)
 	if err != nil {

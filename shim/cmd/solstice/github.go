@@ -32,33 +32,28 @@ const githubUsage = `usage:
 The runner shim for GitHub Actions on github.com and GitHub Enterprise
 Server (https://HOST/OWNER[/REPO]; the API is found under /api/v3). Each
 registered runner runs one job at a time, so --runners N runs N at once;
-more wait in Nomad's queue. Nomad is reached through NOMAD_ADDR and
-NOMAD_TOKEN; runner ids and private keys live in Nomad Variables under
+more wait in Nomad's queue. Nomad is reached through Nomad's options
+(-address …) or environment (NOMAD_ADDR …); runner ids and private keys live in Nomad Variables under
 solstice/runners/github/, acquired jobs under solstice/jobs/github/.
 
 GitHub sends jobs only to current runner releases: --runner-version
 (default ` + protocol.DefaultRunnerVersion + `) must name a recent actions/runner
 release, or the broker answers RunnerVersionTooOld.
+Run 'solstice github <subcommand> -h' for the options.
 `
 
 func cmdGitHub(ctx context.Context, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(os.Stderr, githubUsage)
-		return 2
-	}
-	cmds := map[string]func(context.Context, []string) int{
-		"register": githubRegister, "run": githubRun, "remove": githubRemove,
-	}
-	if fn, ok := cmds[args[0]]; ok {
-		return fn(ctx, args[1:])
-	}
-	fmt.Fprintf(os.Stderr, "solstice github: unknown subcommand %q\n\n%s", args[0], githubUsage)
-	return 2
+	return group("github", githubUsage, map[string]func([]string) int{
+		"register": func(a []string) int { return githubRegister(ctx, a) },
+		"run":      func(a []string) int { return githubRun(ctx, a) },
+		"remove":   func(a []string) int { return githubRemove(ctx, a) },
+	}, args)
 }
 
 // githubFlags are the flags the subcommands share.
 type githubFlags struct {
 	url, name, labels, version string
+	nomad                      nomadFlags
 }
 
 func (f *githubFlags) add(fs *flag.FlagSet, nameHelp string) {
@@ -67,6 +62,7 @@ func (f *githubFlags) add(fs *flag.FlagSet, nameHelp string) {
 	fs.StringVar(&f.name, "name", "solstice-"+host, nameHelp)
 	fs.StringVar(&f.labels, "labels", "", "comma-separated runner labels; exactly one must name an image of the Nomad catalog")
 	fs.StringVar(&f.version, "runner-version", protocol.DefaultRunnerVersion, "the actions/runner release the shim reports")
+	f.nomad.add(fs)
 }
 
 func (f *githubFlags) store(c *api.Client) (*github.Store, error) {
@@ -101,8 +97,8 @@ func githubRegister(ctx context.Context, args []string) int {
 	token := fs.String("token", "", "a runner registration token from GitHub (or $SOLSTICE_GITHUB_REGISTRATION_TOKEN)")
 	runners := fs.Int("runners", 1, "how many runners to register (jobs run at once)")
 	jit := fs.String("jit-config", "", "register from an encoded JIT config instead of a token: @FILE or - (stdin) keeps its private key off the command line")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, githubUsage, args); !ok {
+		return code
 	}
 	orEnv(token, "SOLSTICE_GITHUB_REGISTRATION_TOKEN") // not a flag default: usage text would print it
 	err := f.withStore(ctx, func(ctx context.Context, store *github.Store) error {
@@ -135,8 +131,8 @@ func githubRemove(ctx context.Context, args []string) int {
 	var f githubFlags
 	f.add(fs, "comma-separated runners to remove (empty: every runner of --url)")
 	token := fs.String("token", "", "a runner removal (or registration) token from GitHub (or $SOLSTICE_GITHUB_REGISTRATION_TOKEN)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, githubUsage, args); !ok {
+		return code
 	}
 	orEnv(token, "SOLSTICE_GITHUB_REGISTRATION_TOKEN") // not a flag default: usage text would print it
 	err := f.withStore(ctx, func(ctx context.Context, store *github.Store) error {
@@ -165,15 +161,15 @@ func (f *githubFlags) withStore(ctx context.Context, fn func(context.Context, *g
 func exitCode(cmd string, err error) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, cmd+":", err)
-		return 1
+		return exitFail
 	}
-	return 0
+	return exitOK
 }
 
 func githubStore(f *githubFlags) (*github.Store, error) {
-	c, err := api.NewClient(api.DefaultConfig())
+	c, err := f.nomad.client()
 	if err != nil {
-		return nil, fmt.Errorf("nomad client: %w", err)
+		return nil, err
 	}
 	return f.store(c)
 }
@@ -185,8 +181,8 @@ func githubRun(ctx context.Context, args []string) int {
 	fs.Lookup("name").DefValue, f.name = "", ""
 	label := fs.String("label", "", "the catalog label jobs run on when a runner's labels name none (JIT runners)")
 	listen := fs.String("listen", "127.0.0.1:9465", "address for /metrics and /healthz (empty: none)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, githubUsage, args); !ok {
+		return code
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "solstice-github", Level: hclog.LevelFromString(envOr("SOLSTICE_LOG_LEVEL", "info"))})
 	if err := runGitHub(ctx, log, f, *label, *listen); err != nil && !errors.Is(err, context.Canceled) {
@@ -197,9 +193,9 @@ func githubRun(ctx context.Context, args []string) int {
 }
 
 func runGitHub(ctx context.Context, log hclog.Logger, f githubFlags, label, listen string) error {
-	c, err := api.NewClient(api.DefaultConfig())
+	c, err := f.nomad.client()
 	if err != nil {
-		return fmt.Errorf("nomad client: %w", err)
+		return err
 	}
 	store, err := f.store(c)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 
 	"github.com/hashicorp/nomad/api"
@@ -14,51 +13,46 @@ import (
 	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
-func cmdJobs(ctx context.Context, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: solstice jobs sync [-dir DIR] | solstice jobs list")
-		return 2
-	}
-	cfg := api.DefaultConfig() // NOMAD_ADDR, NOMAD_TOKEN, NOMAD_NAMESPACE, …
-	c, err := api.NewClient(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "solstice jobs:", err)
-		return 1
-	}
-	switch args[0] {
-	case "sync":
-		return jobsSync(ctx, c, namespaceOf(cfg), args[1:])
-	case "list":
-		return jobsList(ctx, c)
-	}
-	fmt.Fprintf(os.Stderr, "solstice jobs: unknown subcommand %q\n", args[0])
-	return 2
-}
+const jobsUsage = `usage:
+  solstice jobs sync [-dir DIR] [nomad options]
+  solstice jobs list [nomad options]
 
-const syncUsage = `usage: solstice jobs sync [-dir DIR]
-
-Registers the label parent jobs in DIR with Nomad (NOMAD_ADDR, NOMAD_TOKEN,
-NOMAD_NAMESPACE). When the cluster enforces ACLs it also applies the
-policies of jobspecs/acl, built into this binary: the parent policy to each
-parent job (its dispatches read their secrets with it) and the shims'
-policy to the solstice-runners job (the shims run on its workload
-identity). Applying policies needs a management token.
-
-options:
+The runs-on catalog: each label is a parameterized parent job. sync
+registers the jobspecs of DIR; list prints every label and alias.
+Run 'solstice jobs <subcommand> -h' for the options.
 `
 
-func jobsSync(ctx context.Context, c *api.Client, namespace string, args []string) int {
+func cmdJobs(ctx context.Context, args []string) int {
+	return group("jobs", jobsUsage, map[string]func([]string) int{
+		"sync": func(a []string) int { return jobsSync(ctx, a) },
+		"list": func(a []string) int { return jobsList(ctx, a) },
+	}, args)
+}
+
+const syncUsage = `usage: solstice jobs sync [-dir DIR] [nomad options]
+
+Registers the label parent jobs in DIR with Nomad. When the cluster
+enforces ACLs it also applies the policies of jobspecs/acl, built into this
+binary: the parent policy to each parent job (its dispatches read their
+secrets with it) and the shims' policy to the solstice-runners job (the
+shims run on its workload identity). Applying policies needs a management
+token.
+`
+
+func jobsSync(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("jobs sync", flag.ContinueOnError)
 	dir := fs.String("dir", "jobspecs/labels", "directory of label parent jobspecs")
-	fs.Usage = func() { fmt.Fprint(os.Stderr, syncUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		return 2
+	var nf nomadFlags
+	nf.add(fs)
+	if code, ok := parseFlags(fs, syncUsage, args); !ok {
+		return code
 	}
-	if err := syncJobs(ctx, &nomad.Client{API: c}, namespace, *dir); err != nil {
-		fmt.Fprintln(os.Stderr, "solstice jobs sync:", err)
-		return 1
+	cfg := nf.config()
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return exitCode("solstice jobs sync", fmt.Errorf("nomad client: %w", err))
 	}
-	return 0
+	return exitCode("solstice jobs sync", syncJobs(ctx, &nomad.Client{API: c}, namespaceOf(cfg), *dir))
 }
 
 // syncJobs registers the parent jobs and, with ACLs on, applies the
@@ -101,11 +95,20 @@ func namespaceOf(cfg *api.Config) string {
 	return cfg.Namespace
 }
 
-func jobsList(ctx context.Context, c *api.Client) int {
+func jobsList(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("jobs list", flag.ContinueOnError)
+	var nf nomadFlags
+	nf.add(fs)
+	if code, ok := parseFlags(fs, "usage: solstice jobs list [options]\n\nPrints every runs-on label and alias of the cluster's catalog.\n", args); !ok {
+		return code
+	}
+	c, err := nf.client()
+	if err != nil {
+		return exitCode("solstice jobs list", err)
+	}
 	cat, err := (&nomad.Client{API: c}).Catalog(ctx)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "solstice jobs list:", err)
-		return 1
+		return exitCode("solstice jobs list", err)
 	}
 	for _, n := range slices.Sorted(maps.Keys(cat)) {
 		if cat[n] == n {

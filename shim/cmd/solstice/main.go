@@ -4,7 +4,9 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/signal"
@@ -26,27 +28,40 @@ var commands = map[string]command{
 	"jobs":     {"register the label parent jobs (jobs sync) or list the catalog (jobs list)", cmdJobs},
 	"forgejo":  {"the runner shim for Forgejo and Gitea Actions (forgejo register, forgejo run)", cmdForgejo},
 	"github":   {"the runner shim for GitHub Actions (github register, github run, github remove)", cmdGitHub},
+	"image":    {"the image catalog as the cluster sees it (image list)", cmdImage},
 	"version":  {"print the version", cmdVersion},
 }
 
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: solstice <command> [arguments]\n\ncommands:")
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: solstice <command> [arguments]\n\ncommands:")
 	for _, n := range slices.Sorted(maps.Keys(commands)) {
-		fmt.Fprintf(os.Stderr, "  %-9s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(os.Stderr, "\nRun 'solstice <command> -h' for a command's options.")
+	fmt.Fprintln(w, "\nRun 'solstice <command> -h' for a command's options; 'solstice --version' prints the version.")
 }
 
 func main() {
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
-		usage()
-		os.Exit(2)
+	os.Exit(dispatch(os.Args[1:]))
+}
+
+func dispatch(args []string) int {
+	switch {
+	case len(args) == 0:
+		usage(os.Stderr)
+		return exitUsage
+	case isHelp(args[0]) && len(args) > 1: // solstice help run
+		return dispatch([]string{args[1], "-h"})
+	case isHelp(args[0]):
+		usage(os.Stdout)
+		return exitOK
+	case args[0] == "--version" || args[0] == "-version":
+		return cmdVersion(context.Background(), nil)
 	}
-	cmd, ok := commands[os.Args[1]]
+	cmd, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "solstice: unknown command %q\n\n", os.Args[1])
-		usage()
-		os.Exit(2)
+		fmt.Fprintf(os.Stderr, "solstice: unknown command %q\n\n", args[0])
+		usage(os.Stderr)
+		return exitUsage
 	}
 	// The first interrupt cancels the context (commands clean up: solstice
 	// run stops its Nomad jobs); a second one exits at once.
@@ -55,10 +70,22 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	os.Exit(cmd.run(ctx, os.Args[2:]))
+	return cmd.run(ctx, args[1:])
 }
 
-func cmdVersion(context.Context, []string) int {
+const versionUsage = `usage: solstice version
+
+Prints the version (as solstice --version does).
+`
+
+func cmdVersion(_ context.Context, args []string) int {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	if code, ok := parseFlags(fs, versionUsage, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(fs, versionUsage, "unexpected argument %q", fs.Arg(0))
+	}
 	fmt.Println("solstice", version)
-	return 0
+	return exitOK
 }

@@ -4,11 +4,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -47,47 +45,48 @@ const runUsage = `usage: solstice run [options] WORKFLOW.yml|WORKFLOW.kdl
 
 Runs the workflow's jobs through Nomad, in the order their needs allow,
 checking out this repository's current commit (uncommitted changes
-included). With NOMAD_ADDR set it uses that cluster (with NOMAD_TOKEN and
-NOMAD_NAMESPACE, as Nomad's CLI does); otherwise, or with -local, it
-starts a local Nomad agent with the solstice-vm driver and the test guest
-image. Ctrl-C cancels the jobs. The exit code is the result:
-0 success, 1 a job failed, 2 cancelled, 3 infrastructure failure.
-A .kdl file is a Solstice KDL workflow: each job runs once per runs_on
-label.
-
-options:
+included). With -address or NOMAD_ADDR it uses that cluster (with
+-token/NOMAD_TOKEN and -namespace/NOMAD_NAMESPACE, as Nomad's CLI does),
+and fails (exit 3) when the cluster does not answer; with neither, or with
+-local, it starts a local Nomad agent with the solstice-vm driver and the
+test guest image. Ctrl-C cancels the jobs. The exit code is the result:
+0 success, 1 a job failed, 2 cancelled, 3 infrastructure failure
+(2 also for a usage error). A .kdl file is a Solstice KDL workflow: each
+job runs once per runs_on label.
 `
 
 func cmdRun(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	o := localrun.Options{Out: os.Stdout, Matrix: map[string]string{}, Secrets: map[string]string{}, Vars: map[string]string{}}
+	o := localrun.Options{Out: os.Stdout, Err: os.Stderr, Matrix: map[string]string{}, Secrets: map[string]string{}, Vars: map[string]string{}}
 	fs.StringVar(&o.Job, "job", "", "run only this job")
 	fs.Var(&kvFlag{m: o.Matrix, flagName: "matrix"}, "matrix", "run only matrix combinations with KEY=VALUE (repeatable)")
 	fs.Var(&kvFlag{m: o.Secrets, fromEnv: true, flagName: "secret"}, "secret", "a secret KEY=VALUE, or KEY to take it from the environment (repeatable)")
 	fs.Var(&kvFlag{m: o.Vars, flagName: "var"}, "var", "a configuration variable KEY=VALUE (repeatable)")
 	fs.StringVar(&o.BundleListen, "bundle-listen", "", "address to serve the repository bundle on (default 127.0.0.1:0)")
-	local := fs.Bool("local", false, "start a local Nomad agent even if NOMAD_ADDR is set")
+	local := fs.Bool("local", false, "start a local Nomad agent even if -address or NOMAD_ADDR is set")
+	var nf nomadFlags
+	nf.add(fs)
 	l := localDefaults()
 	fs.StringVar(&l.Nomad, "nomad", l.Nomad, "nomad binary for the local agent")
-	fs.StringVar(&l.Plugin, "plugin", l.Plugin, "the solstice-vm plugin binary (the solstice-guest builds beside it)")
+	fs.StringVar(&l.Plugin, "plugin", l.Plugin, "the solstice-vm plugin binary (make build embeds the guest agents in it)")
 	fs.StringVar(&l.Image, "image", l.Image, "test guest image (qcow2, with IMAGE.sha256 beside it)")
 	fs.StringVar(&l.CacheDir, "cache-dir", l.CacheDir, "the local driver's image cache")
 	verbose := fs.Bool("v", false, "log what solstice does")
-	fs.Usage = func() { fmt.Fprint(os.Stderr, runUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, runUsage, args); !ok {
+		return code
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
+		return usageError(fs, runUsage, "want one workflow file, got %d arguments", fs.NArg())
 	}
 	o.Workflow = fs.Arg(0)
 	o.Log = hclog.NewNullLogger()
 	if *verbose {
 		o.Log = hclog.New(&hclog.LoggerOptions{Name: "solstice", Level: hclog.Debug})
 	}
-	if *local || !nomadReachable() {
+	if *local || !nf.set() {
 		o.Local = &l
+	} else {
+		o.Nomad = nf.config()
 	}
 	return localrun.Run(ctx, o)
 }
@@ -109,20 +108,4 @@ func localDefaults() localrun.Local {
 		Nomad: nomad, Plugin: filepath.Join(bin, "solstice-vm"), Image: image,
 		CacheDir: filepath.Join(home, "solstice", "images"),
 	}
-}
-
-// nomadReachable reports whether NOMAD_ADDR (or Nomad's default address)
-// answers.
-func nomadReachable() bool {
-	addr := os.Getenv("NOMAD_ADDR")
-	if addr == "" {
-		return false
-	}
-	c := http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get(strings.TrimSuffix(addr, "/") + "/v1/status/leader")
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return true
 }

@@ -1,0 +1,106 @@
+// Package guestagents holds the solstice-guest builds that `make build`
+// embeds into solstice-vm, so installing the driver is copying one file
+// into Nomad's plugin_dir: Nomad loads every file there as a plugin, so the
+// agents cannot sit beside the driver as separate files.
+//
+// The builds travel as one xz-compressed tar (about a third of their size),
+// and each is unpacked on first use into a directory named by the archive's
+// hash, so a driver upgrade never runs an older agent.
+package guestagents
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/ulikunitz/xz"
+)
+
+// ErrNotEmbedded means this solstice-vm was built without the agents
+// (a plain `go build`, not `make build`).
+var ErrNotEmbedded = errors.New("no guest agents are embedded in this build")
+
+// maxAgentSize bounds one unpacked agent; the real ones are a few MiB.
+const maxAgentSize = 64 << 20
+
+// Embedded reports whether this binary carries the agents.
+func Embedded() bool { return len(archive) > 0 }
+
+// Name is an agent build's file name for a guest OS.
+func Name(guestOS string) string { return "solstice-guest-" + guestOS + "-amd64" }
+
+// Path returns the agent for guestOS, unpacked under dir (created if
+// needed) on first use.
+func Path(dir, guestOS string) (string, error) {
+	return unpack(archive, dir, guestOS)
+}
+
+func unpack(arch []byte, dir, guestOS string) (string, error) {
+	if len(arch) == 0 {
+		return "", ErrNotEmbedded
+	}
+	sum := sha256.Sum256(arch)
+	dst := filepath.Join(dir, hex.EncodeToString(sum[:8]), Name(guestOS))
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", fmt.Errorf("create the guest agent directory: %w", err)
+	}
+	if err := extract(arch, Name(guestOS), dst); err != nil {
+		return "", fmt.Errorf("unpack the embedded guest agent for %s: %w", guestOS, err)
+	}
+	return dst, nil
+}
+
+// extract writes the archive member name to dst, through a temporary file
+// and a rename, so concurrent tasks never see half an agent.
+func extract(arch []byte, name, dst string) error {
+	zr, err := xz.NewReader(bytes.NewReader(arch))
+	if err != nil {
+		return err
+	}
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("%s is not in the archive", name)
+		}
+		if err != nil {
+			return err
+		}
+		if filepath.Base(h.Name) != name || h.Typeflag != tar.TypeReg {
+			continue
+		}
+		if h.Size > maxAgentSize {
+			return fmt.Errorf("%s is %d bytes, more than %d", name, h.Size, maxAgentSize)
+		}
+		return writeAtomic(dst, io.LimitReader(tr, maxAgentSize))
+	}
+}
+
+func writeAtomic(dst string, r io.Reader) error {
+	f, err := os.CreateTemp(filepath.Dir(dst), ".agent-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // a no-op after the rename
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o755); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), dst)
+}

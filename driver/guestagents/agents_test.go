@@ -1,0 +1,96 @@
+package guestagents
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ulikunitz/xz"
+)
+
+func archiveOf(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := xz.NewWriter(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(zw)
+	for name, body := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(body))
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestUnpack(t *testing.T) {
+	arch := archiveOf(t, map[string]string{
+		"solstice-guest-linux-amd64":   "linux agent",
+		"solstice-guest-illumos-amd64": "illumos agent",
+	})
+	tests := []struct {
+		os, want, wantErr string
+	}{
+		{os: "linux", want: "linux agent"},
+		{os: "illumos", want: "illumos agent"},
+		{os: "freebsd", wantErr: "solstice-guest-freebsd-amd64 is not in the archive"},
+	}
+	dir := t.TempDir()
+	for _, tt := range tests {
+		t.Run(tt.os, func(t *testing.T) {
+			p, err := unpack(arch, dir, tt.os)
+			if tt.wantErr != "" {
+				if err == nil || !bytes.Contains([]byte(err.Error()), []byte(tt.wantErr)) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(p)
+			if err != nil || string(got) != tt.want {
+				t.Fatalf("%s holds %q (%v), want %q", p, got, err, tt.want)
+			}
+			if st, _ := os.Stat(p); st.Mode().Perm() != 0o755 {
+				t.Errorf("mode %v, want executable", st.Mode())
+			}
+			again, err := unpack(arch, dir, tt.os)
+			if err != nil || again != p {
+				t.Errorf("second unpack = %q, %v; want the same file", again, err)
+			}
+		})
+	}
+	// A different archive (a driver upgrade) gets its own directory.
+	other := archiveOf(t, map[string]string{"solstice-guest-linux-amd64": "newer"})
+	p, err := unpack(other, dir, "linux")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); string(got) != "newer" {
+		t.Errorf("upgraded agent holds %q", got)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("%d version directories, want 2", len(entries))
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(dir, "*", ".agent-*")); len(leftovers) > 0 {
+		t.Errorf("temporary files left: %v", leftovers)
+	}
+}
+
+func TestNotEmbedded(t *testing.T) {
+	if _, err := unpack(nil, t.TempDir(), "linux"); !errors.Is(err, ErrNotEmbedded) {
+		t.Fatalf("err = %v, want ErrNotEmbedded", err)
+	}
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"maps"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestMain lets the tests run this binary as the solstice command: with
+// SOLSTICE_CLI_MAIN set, the test binary is solstice.
+func TestMain(m *testing.M) {
+	if os.Getenv("SOLSTICE_CLI_MAIN") == "1" {
+		os.Exit(dispatch(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// solstice runs the CLI with args and returns its stdout, stderr and exit
+// status.
+func solstice(t *testing.T, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(append(os.Environ(), "SOLSTICE_CLI_MAIN=1"), env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("solstice %v: %v", args, err)
+	}
+	return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
+}
+
+// everyCommand is every command and subcommand a user can ask for help.
+var everyCommand = [][]string{
+	{},
+	{"run"}, {"validate"}, {"version"},
+	{"jobs"}, {"jobs", "sync"}, {"jobs", "list"},
+	{"image"}, {"image", "list"},
+	{"forgejo"}, {"forgejo", "register"}, {"forgejo", "run"},
+	{"github"}, {"github", "register"}, {"github", "run"}, {"github", "remove"},
+}
+
+func TestEveryCommandIsTested(t *testing.T) {
+	tested := map[string]bool{}
+	for _, c := range everyCommand {
+		if len(c) > 0 {
+			tested[c[0]] = true
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(commands)) {
+		if !tested[name] {
+			t.Errorf("command %q is missing from everyCommand", name)
+		}
+	}
+}
+
+func TestHelpGoesToStdoutWithExitZero(t *testing.T) {
+	for _, c := range everyCommand {
+		for _, flag := range []string{"--help", "-h"} {
+			args := append(slices.Clone(c), flag)
+			t.Run(strings.Join(args, " "), func(t *testing.T) {
+				out, errOut, code := solstice(t, nil, args...)
+				if code != 0 || errOut != "" || !strings.HasPrefix(out, "usage:") {
+					t.Fatalf("exit %d, stdout %q, stderr %q; want 0, the usage on stdout, nothing on stderr", code, out, errOut)
+				}
+			})
+		}
+	}
+	t.Run("help run", func(t *testing.T) {
+		out, _, code := solstice(t, nil, "help", "run")
+		if code != 0 || !strings.HasPrefix(out, "usage: solstice run") {
+			t.Fatalf("exit %d, stdout %q", code, out)
+		}
+	})
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args       []string
+		wantStderr string
+	}{
+		{nil, "usage: solstice <command>"},
+		{[]string{"frobnicate"}, `solstice: unknown command "frobnicate"`},
+		{[]string{"jobs"}, "solstice jobs: a subcommand is required"},
+		{[]string{"image", "pull"}, `solstice image: unknown subcommand "pull"`},
+		{[]string{"run", "-no-such-flag", "ci.yml"}, "solstice run: flag provided but not defined: -no-such-flag"},
+		{[]string{"run"}, "solstice run: want one workflow file, got 0 arguments"},
+		{[]string{"validate"}, "solstice validate: want at least one workflow file"},
+		{[]string{"version", "extra"}, `solstice version: unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			out, errOut, code := solstice(t, nil, tt.args...)
+			if code != exitUsage || out != "" || !strings.HasPrefix(errOut, tt.wantStderr) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want %d and stderr starting %q", code, out, errOut, exitUsage, tt.wantStderr)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"-version"}, {"version"}} {
+		t.Run(args[0], func(t *testing.T) {
+			out, errOut, code := solstice(t, nil, args...)
+			if code != 0 || errOut != "" || out != "solstice "+version+"\n" {
+				t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+			}
+		})
+	}
+}
+
+func TestNomadFlagsOverrideTheEnvironment(t *testing.T) {
+	tests := []struct {
+		name     string
+		env      map[string]string
+		args     []string
+		wantAddr string
+		wantNS   string
+		wantSet  bool
+	}{
+		{name: "neither", wantAddr: "http://127.0.0.1:4646", wantNS: ""},
+		{name: "environment", env: map[string]string{"NOMAD_ADDR": "http://env:4646", "NOMAD_NAMESPACE": "ci"},
+			wantAddr: "http://env:4646", wantNS: "ci", wantSet: true},
+		{name: "flag", args: []string{"-address", "http://flag:4646"}, wantAddr: "http://flag:4646", wantSet: true},
+		{name: "flag over environment", env: map[string]string{"NOMAD_ADDR": "http://env:4646", "NOMAD_NAMESPACE": "ci"},
+			args: []string{"-address", "http://flag:4646", "-namespace", "other"}, wantAddr: "http://flag:4646", wantNS: "other", wantSet: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, k := range []string{"NOMAD_ADDR", "NOMAD_NAMESPACE", "NOMAD_REGION", "NOMAD_CACERT"} {
+				t.Setenv(k, tt.env[k])
+			}
+			fs := newTestFlagSet()
+			var nf nomadFlags
+			nf.add(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			c := nf.config()
+			if c.Address != tt.wantAddr || c.Namespace != tt.wantNS || nf.set() != tt.wantSet {
+				t.Errorf("address %q namespace %q set %v; want %q %q %v", c.Address, c.Namespace, nf.set(), tt.wantAddr, tt.wantNS, tt.wantSet)
+			}
+		})
+	}
+}
+
+func newTestFlagSet() *flag.FlagSet { return flag.NewFlagSet("test", flag.ContinueOnError) }
