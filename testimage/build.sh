@@ -10,7 +10,7 @@
 # FLAVOUR "cloudinit" builds the cloud-init flavour instead
 # (solstice-cloudinit.qcow2, versioned by cloudinit/VERSION): the same
 # image plus Debian's cloud-init package, which reads the NoCloud seed in
-# place of our own seed reader (see cloudinit/README.md).
+# place of our own seed reader (see README.md, "The cloud-init flavour").
 #
 # Steps: mmdebstrap a small Debian root from the host's Debian apt sources;
 # fetch Debian's cloud kernel; add our files from testimage/rootfs; make a
