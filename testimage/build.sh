@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Builds the solstice-test guest image from Debian packages:
 #
-#   testimage/build.sh OUTDIR    (as root)
+#   testimage/build.sh OUTDIR [FLAVOUR]    (as root)
 #
 # writes OUTDIR/solstice-test.qcow2, OUTDIR/solstice-test.qcow2.sha256 and
 # OUTDIR/solstice-test.manifest (the Debian packages inside). See README.md
 # for what the image is and the contract it honours.
+#
+# FLAVOUR "cloudinit" builds the cloud-init flavour instead
+# (solstice-cloudinit.qcow2, versioned by cloudinit/VERSION): the same
+# image plus Debian's cloud-init package, which reads the NoCloud seed in
+# place of our own seed reader (see README.md, "The cloud-init flavour").
 #
 # Steps: mmdebstrap a small Debian root from the host's Debian apt sources;
 # fetch Debian's cloud kernel; add our files from testimage/rootfs; make a
@@ -64,13 +69,27 @@ BUILD_DEPS=(mmdebstrap extlinux syslinux-common e2fsprogs qemu-utils cpio gzip)
 log() { printf '%s build.sh: %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-[ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
+[ $# -eq 1 ] || [ $# -eq 2 ] || { echo "usage: $0 OUTDIR [cloudinit]" >&2; exit 2; }
+FLAVOUR=${2:-plain}
+APTOPTS=()
 [ "$(id -u)" -eq 0 ] || die "must run as root (mmdebstrap in root mode, loop mount for extlinux)"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 mkdir -p "$1"
 OUTDIR=$(cd "$1" && pwd)
 VERSION=$(tr -d '[:space:]' <"$HERE/VERSION")
+case "$FLAVOUR" in
+  plain) ;;
+  cloudinit)
+    IMAGE=solstice-cloudinit.qcow2
+    VERSION=$VERSION-cloudinit-$(tr -d '[:space:]' <"$HERE/cloudinit/VERSION")
+    # python3 and cloud-init's modules come as its dependencies (no
+    # Recommends: see the mmdebstrap call).
+    PACKAGES+=(cloud-init)
+    APTOPTS=(--aptopt='APT::Install-Recommends "false"') ;;
+  *) die "unknown flavour $FLAVOUR (plain or cloudinit)" ;;
+esac
+MANIFEST=${IMAGE%.qcow2}.manifest
 
 # ---- one build at a time per OUTDIR; skip when current ----------------------
 exec 9>"$OUTDIR/.lock"
@@ -79,10 +98,12 @@ flock 9
 recipe_hash() {
   (
     cd "$HERE"
-    find build.sh VERSION initramfs rootfs -type f -print0 | LC_ALL=C sort -z |
+    dirs=(initramfs rootfs)
+    [ "$FLAVOUR" = plain ] || dirs+=("$FLAVOUR")
+    find build.sh VERSION "${dirs[@]}" -type f -print0 | LC_ALL=C sort -z |
       xargs -0 sha256sum
-    find rootfs initramfs -type f -perm -u+x -print | LC_ALL=C sort
-    echo "$DISK_SIZE"
+    find "${dirs[@]}" -type f -perm -u+x -print | LC_ALL=C sort
+    echo "$DISK_SIZE $FLAVOUR"
   ) | sha256sum | cut -d' ' -f1
 }
 RECIPE=$(recipe_hash)
@@ -140,6 +161,7 @@ export SOLSTICE_KDIR=$WORK/kernel SOLSTICE_KMETA=$KERNEL_META
 # The customize hook runs with mmdebstrap's apt configuration, so the kernel
 # comes from the same fresh package lists as the rest.
 mmdebstrap --mode=root --variant=essential --format=directory --quiet \
+  "${APTOPTS[@]}" \
   --include="$(IFS=,; echo "${PACKAGES[*]}")" \
   --dpkgopt='path-exclude=/usr/share/man/*' \
   --dpkgopt='path-exclude=/usr/share/info/*' \
@@ -167,6 +189,8 @@ cp "$WORK/kernel/x/boot/config-$KVER" "$ROOT/boot/config"
 # without touching the modes of directories that already exist.
 stage=$WORK/stage
 cp -R "$HERE/rootfs" "$stage"
+# A flavour's rootfs goes over the common one.
+[ "$FLAVOUR" = plain ] || cp -R "$HERE/$FLAVOUR/rootfs/." "$stage/"
 chown -R 0:0 "$stage"
 find "$stage" -type d -exec chmod 0755 {} +
 find "$stage" -type f -perm -u+x -exec chmod 0755 {} +
@@ -191,6 +215,16 @@ printf '127.0.0.1\tlocalhost\n127.0.1.1\tsolstice-test\n::1\t\tlocalhost ip6-loc
 : >"$ROOT/etc/resolv.conf"
 printf 'LABEL=%s\t/\text2\trw\t0\t0\n' "$ROOT_LABEL" >"$ROOT/etc/fstab"
 printf 'solstice-test image version %s\nkernel %s\n' "$VERSION" "$KVER" >"$ROOT/etc/solstice-test-release"
+if [ "$FLAVOUR" = cloudinit ]; then
+  # Our cloud.cfg (from cloudinit/rootfs) is the whole configuration: the
+  # package's drop-ins (datasource_list from debconf, 01_debian_cloud.cfg)
+  # would widen the search and the module lists again; keep only logging.
+  find "$ROOT/etc/cloud/cloud.cfg.d" -type f ! -name 05_logging.cfg ! -name 99_solstice.cfg -delete
+  # cloud-init locks the passwords of the users it creates (lock_passwd),
+  # and sshd refuses locked accounts unless PAM decides: as on Debian's
+  # own cloud images, PAM stays on here.
+  sed -i 's/^UsePAM no/UsePAM yes/' "$ROOT/etc/ssh/sshd_config.d/solstice.conf"
+fi
 rm -rf "$ROOT"/var/cache/apt/* "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/log/* "$ROOT"/tmp/* \
   "$ROOT"/var/cache/debconf/*-old "$ROOT"/var/lib/dpkg/*-old
 chmod 1777 "$ROOT/tmp"
@@ -252,7 +286,7 @@ log "qcow2 (compressed)"
 qemu-img convert -c -O qcow2 -o compat=1.1 "$RAW" "$WORK/$IMAGE"
 qemu-img check -q "$WORK/$IMAGE"
 
-mv -f "$WORK/manifest" "$OUTDIR/solstice-test.manifest"
+mv -f "$WORK/manifest" "$OUTDIR/$MANIFEST"
 mv -f "$WORK/$IMAGE" "$OUTDIR/$IMAGE"
 (cd "$OUTDIR" && sha256sum "$IMAGE" >"$IMAGE.sha256.new" && mv -f "$IMAGE.sha256.new" "$IMAGE.sha256")
 echo "$RECIPE" >"$OUTDIR/.recipe"

@@ -1,6 +1,7 @@
 // Package cloudinit writes the NoCloud seed a Solstice guest reads on first
-// boot: an ISO 9660 volume labelled "cidata" holding meta-data and a
-// #cloud-config user-data, the way cloud-init's NoCloud datasource expects.
+// boot: a volume labelled "cidata" holding meta-data and a #cloud-config
+// user-data, the way cloud-init's NoCloud datasource expects. The volume is
+// ISO 9660 (FormatISO) or FAT (FormatFAT), whichever the image reads.
 package cloudinit
 
 import (
@@ -20,8 +21,48 @@ import (
 // VolumeLabel is the label cloud-init's NoCloud datasource looks for.
 const VolumeLabel = "cidata"
 
-// A seed is a few KiB of text; the ISO needs room for its own metadata too.
-const isoSize = 1 << 20
+// A seed is a few KiB of text; the volume needs room for its own metadata
+// too.
+const (
+	isoSize = 1 << 20
+	fatSize = 1 << 20
+)
+
+// Format is the kind of volume a seed is written as: the catalog's
+// seed_format for an image.
+type Format string
+
+const (
+	// FormatISO is an ISO 9660 volume, attached as a CD-ROM: what
+	// cloud-init images read.
+	FormatISO Format = "nocloud"
+	// FormatFAT is a FAT volume, attached as a read-only disk: what
+	// illumos/metadata-agent images look for (pcfs), and cloud-init reads
+	// it too. Its seed gives the login key as meta-data public-keys, for
+	// the image's default user.
+	FormatFAT Format = "nocloud-fat"
+)
+
+// Formats lists the seed formats the driver writes.
+var Formats = []Format{FormatISO, FormatFAT}
+
+// ParseFormat checks a catalog's seed_format.
+func ParseFormat(s string) (Format, error) {
+	for _, f := range Formats {
+		if string(f) == s {
+			return f, nil
+		}
+	}
+	return "", fmt.Errorf("cloudinit: seed format %q is neither %q nor %q", s, FormatISO, FormatFAT)
+}
+
+// FileName is the seed's file name in a task's directory.
+func (f Format) FileName() string {
+	if f == FormatFAT {
+		return "seed.img"
+	}
+	return "seed.iso"
+}
 
 // User is one entry of the cloud-config "users" list.
 type User struct {
@@ -36,6 +77,10 @@ type Seed struct {
 	InstanceID string
 	Hostname   string
 	Users      []User
+	// PublicKeys go into meta-data public-keys: cloud-init gives them to
+	// the image's default user (metadata-agent to root). A seed names
+	// Users, PublicKeys or both.
+	PublicKeys []string
 	// HostKey, when set, is the guest's SSH host key (cloud-config
 	// ssh_keys), so whoever made the seed knows the key before the first
 	// login instead of trusting whatever answers then.
@@ -60,8 +105,13 @@ func (s Seed) Validate() error {
 		return errors.New("cloudinit: seed needs an instance-id")
 	case s.Hostname == "":
 		return errors.New("cloudinit: seed needs a local-hostname")
-	case len(s.Users) == 0:
-		return errors.New("cloudinit: seed needs at least one user")
+	case len(s.Users) == 0 && len(s.PublicKeys) == 0:
+		return errors.New("cloudinit: seed needs a user or a public key")
+	}
+	for i, k := range s.PublicKeys {
+		if k == "" || strings.ContainsAny(k, "\r\n") {
+			return fmt.Errorf("cloudinit: public-keys[%d] is not one key line", i)
+		}
 	}
 	for i, u := range s.Users {
 		if u.Name == "" {
@@ -79,16 +129,18 @@ func (s Seed) Validate() error {
 
 // MetaData renders the NoCloud meta-data file.
 func (s Seed) MetaData() ([]byte, error) {
-	return yaml.Marshal(map[string]string{
-		"instance-id":    s.InstanceID,
-		"local-hostname": s.Hostname,
-	})
+	return yaml.Marshal(struct {
+		InstanceID string   `yaml:"instance-id"`
+		Hostname   string   `yaml:"local-hostname"`
+		PublicKeys []string `yaml:"public-keys,omitempty"`
+	}{s.InstanceID, s.Hostname, s.PublicKeys})
 }
 
-// UserData renders the #cloud-config user-data file.
+// UserData renders the #cloud-config user-data file. With no Users it
+// names none, so cloud-init creates the image's default user.
 func (s Seed) UserData() ([]byte, error) {
 	body, err := yaml.Marshal(struct {
-		Users   []User   `yaml:"users"`
+		Users   []User   `yaml:"users,omitempty"`
 		SSHKeys *HostKey `yaml:"ssh_keys,omitempty"`
 	}{s.Users, s.HostKey})
 	if err != nil {
@@ -97,11 +149,14 @@ func (s Seed) UserData() ([]byte, error) {
 	return append([]byte("#cloud-config\n"), body...), nil
 }
 
-// WriteISO writes the seed as a cidata ISO at path, replacing any file
-// there. The ISO is readable by its owner only, and its files are staged
-// next to it, not in the host's shared temporary directory: a seed may
-// carry a host key.
-func WriteISO(path string, s Seed) error {
+// WriteISO writes the seed as a cidata ISO at path (see Write).
+func WriteISO(path string, s Seed) error { return Write(path, FormatISO, s) }
+
+// Write writes the seed as a cidata volume of format f at path, replacing
+// any file there. The volume is readable by its owner only, and its files
+// are staged next to it, not in the host's shared temporary directory: a
+// seed may carry a host key.
+func Write(path string, f Format, s Seed) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
@@ -112,7 +167,15 @@ func WriteISO(path string, s Seed) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("cloudinit: replace %s: %w", path, err)
 	}
-	if err := writeISO(path, files); err != nil {
+	write := writeISO
+	switch f {
+	case FormatISO:
+	case FormatFAT:
+		write = writeFAT
+	default:
+		return fmt.Errorf("cloudinit: write seed %s: unknown format %q", path, f)
+	}
+	if err := write(path, files); err != nil {
 		os.Remove(path)
 		return fmt.Errorf("cloudinit: write seed %s: %w", path, err)
 	}
@@ -170,4 +233,34 @@ func writeISO(path string, files map[string][]byte) error {
 		RockRidge:        true,
 		VolumeIdentifier: VolumeLabel,
 	})
+}
+
+// writeFAT writes a FAT12 volume labelled cidata, as mkfs.fat would make
+// one this small: every FAT reader (Linux vfat, illumos pcfs) knows it.
+func writeFAT(path string, files map[string][]byte) error {
+	d, err := diskfs.Create(path, fatSize, diskfs.SectorSizeDefault)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := os.Chmod(path, 0o600); err != nil {
+		return err
+	}
+	fs, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 0, FSType: filesystem.TypeFat12, VolumeLabel: VolumeLabel})
+	if err != nil {
+		return err
+	}
+	for name, data := range files {
+		f, err := fs.OpenFile("/"+name, os.O_CREATE|os.O_RDWR)
+		if err != nil {
+			return fmt.Errorf("create %s: %w", name, err)
+		}
+		if _, err := f.Write(data); err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("close %s: %w", name, err)
+		}
+	}
+	return nil
 }

@@ -1,12 +1,14 @@
 package cloudinit
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	diskfs "github.com/diskfs/go-diskfs"
 	"gopkg.in/yaml.v3"
 )
 
@@ -32,7 +34,9 @@ func TestValidate(t *testing.T) {
 		{"complete", func(*Seed) {}, ""},
 		{"no instance id", func(s *Seed) { s.InstanceID = "" }, "instance-id"},
 		{"no hostname", func(s *Seed) { s.Hostname = "" }, "local-hostname"},
-		{"no users", func(s *Seed) { s.Users = nil }, "at least one user"},
+		{"no users", func(s *Seed) { s.Users = nil }, "a user or a public key"},
+		{"public keys instead of users", func(s *Seed) { s.Users, s.PublicKeys = nil, []string{"ssh-ed25519 AAAA k"} }, ""},
+		{"two lines as one public key", func(s *Seed) { s.PublicKeys = []string{"ssh-ed25519 AAAA k\nssh-rsa B"} }, "public-keys[0]"},
 		{"nameless user", func(s *Seed) { s.Users[0].Name = "" }, "users[0] has no name"},
 		{"keyless user", func(s *Seed) { s.Users[0].SSHAuthorizedKeys = nil }, `user "solstice" has no ssh_authorized_keys`},
 		{"host key", func(s *Seed) { s.HostKey = testHostKey() }, ""},
@@ -127,6 +131,103 @@ func TestMetaData(t *testing.T) {
 	}
 	if doc["instance-id"] != "i-123" || doc["local-hostname"] != "job-1" {
 		t.Fatalf("meta-data = %v", doc)
+	}
+	if strings.Contains(string(data), "public-keys") {
+		t.Errorf("meta-data without public keys names public-keys:\n%s", data)
+	}
+}
+
+// TestFATSeedContent: a seed for a FAT image gives its key as meta-data
+// public-keys and names no users, so the image's default user gets it.
+func TestFATSeedContent(t *testing.T) {
+	s := Seed{InstanceID: "i-1", Hostname: "job-1", PublicKeys: []string{"ssh-ed25519 AAAA k"}, HostKey: testHostKey()}
+	meta, err := s.MetaData()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md struct {
+		Keys []string `yaml:"public-keys"`
+	}
+	if err := yaml.Unmarshal(meta, &md); err != nil || len(md.Keys) != 1 || md.Keys[0] != "ssh-ed25519 AAAA k" {
+		t.Fatalf("meta-data public-keys = %v (%v):\n%s", md.Keys, err, meta)
+	}
+	user, err := s.UserData()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(user), "users:") || !strings.Contains(string(user), "ssh_keys:") {
+		t.Fatalf("user-data should carry the host key and no users:\n%s", user)
+	}
+}
+
+func TestParseFormat(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want Format
+		file string
+	}{{"nocloud", FormatISO, "seed.iso"}, {"nocloud-fat", FormatFAT, "seed.img"}, {"iso", "", ""}, {"", "", ""}} {
+		got, err := ParseFormat(tt.in)
+		if got != tt.want || (err == nil) != (tt.want != "") {
+			t.Errorf("ParseFormat(%q) = %q, %v", tt.in, got, err)
+		}
+		if tt.want != "" && got.FileName() != tt.file {
+			t.Errorf("%s.FileName() = %q, want %q", got, got.FileName(), tt.file)
+		}
+	}
+}
+
+// TestWriteFAT checks the volume with blkid (util-linux), an independent
+// prober: it is how cloud-init finds the seed. The files are read back
+// through go-diskfs; the e2e test has real cloud-init mount it.
+func TestWriteFAT(t *testing.T) {
+	blkid, err := exec.LookPath("blkid")
+	if err != nil {
+		t.Fatal("blkid not found: install Debian's util-linux")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "seed.img")
+	seed := Seed{InstanceID: "i-1", Hostname: "job-1", PublicKeys: []string{"ssh-ed25519 AAAA k"}, HostKey: testHostKey()}
+	if err := Write(path, FormatFAT, seed); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("seed mode %v (%v), want 0600", st.Mode(), err)
+	}
+	out, err := exec.Command(blkid, "-p", "-o", "export", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("blkid: %v\n%s", err, out)
+	}
+	for _, want := range []string{"TYPE=vfat", "LABEL=cidata"} {
+		if !strings.Contains(string(out), want+"\n") {
+			t.Fatalf("blkid does not report %s:\n%s", want, out)
+		}
+	}
+	d, err := diskfs.Open(path, diskfs.WithOpenMode(diskfs.ReadOnly))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	fs, err := d.GetFilesystem(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := seed.files()
+	for name, data := range want {
+		f, err := fs.OpenFile("/"+name, os.O_RDONLY)
+		if err != nil {
+			t.Fatalf("open %s: %v", name, err)
+		}
+		got, err := io.ReadAll(f)
+		if err != nil || string(got) != string(data) {
+			t.Fatalf("%s on the volume = %q (%v), want %q", name, got, err, data)
+		}
+	}
+}
+
+func TestWriteUnknownFormat(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "seed")
+	if err := Write(path, Format("floppy"), testSeed()); err == nil || !strings.Contains(err.Error(), "unknown format") {
+		t.Fatalf("Write with an unknown format = %v", err)
 	}
 }
 

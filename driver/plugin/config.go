@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/nomad/plugins/shared/hclspec"
 
+	"github.com/solstice-ci/solstice/driver/cloudinit"
 	"github.com/solstice-ci/solstice/driver/disk"
 	"github.com/solstice-ci/solstice/driver/isolation"
 	"github.com/solstice-ci/solstice/driver/qemuuser"
@@ -66,6 +67,8 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		"default_shell":    hclspec.NewAttr("default_shell", "string", false),
 		"work_root":        hclspec.NewAttr("work_root", "string", false),
 		"poweroff_command": hclspec.NewAttr("poweroff_command", "string", false),
+		// The NoCloud seed the image reads (cloudinit.Formats).
+		"seed_format": hclspec.NewDefault(hclspec.NewAttr("seed_format", "string", false), hclspec.NewLiteral(`"nocloud"`)),
 	})),
 })
 
@@ -138,6 +141,19 @@ type ImageConfig struct {
 	DefaultShell string   `codec:"default_shell"`
 	WorkRoot     string   `codec:"work_root"`
 	PowerOff     string   `codec:"poweroff_command"`
+	// SeedFormat is the seed volume the image reads: "nocloud" (ISO 9660,
+	// users in cloud-config) or "nocloud-fat" (FAT, the key as meta-data
+	// public-keys for the image's own user); see package cloudinit.
+	SeedFormat string `codec:"seed_format"`
+}
+
+// Seed is the image's seed format; an unset one (a config built in code)
+// is nocloud, as the block's default.
+func (img *ImageConfig) Seed() cloudinit.Format {
+	if img.SeedFormat == "" {
+		return cloudinit.FormatISO
+	}
+	return cloudinit.Format(img.SeedFormat)
 }
 
 // DefaultConfig is what an empty plugin block means.
@@ -303,6 +319,9 @@ func (img *ImageConfig) validate(label string) []error {
 		bad("os %q: must be one of %s", img.OS, strings.Join(contract.GuestOSNames(), ", "))
 	}
 	errs = append(errs, img.validateGuest(label)...)
+	if _, err := cloudinit.ParseFormat(string(img.Seed())); err != nil {
+		bad("seed_format %q: must be one of %v", img.SeedFormat, cloudinit.Formats)
+	}
 	if img.User == "" {
 		bad("user must not be empty")
 	}

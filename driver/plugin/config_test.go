@@ -56,6 +56,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bad default_shell", func(c *Config) { c.Images["omnios"].DefaultShell = "ksh -e" }, "", "shell: invalid shell option"},
 		{"relative work_root", func(c *Config) { c.Images["omnios"].WorkRoot = "ci" }, "", `work_root: "ci"`},
 		{"no user", func(c *Config) { c.Images["omnios"].User = "" }, "", "user must not be empty"},
+		{"nocloud-fat seed", func(c *Config) { c.Images["omnios"].SeedFormat = "nocloud-fat" }, "", ""},
+		{"bad seed_format", func(c *Config) { c.Images["omnios"].SeedFormat = "configdrive" }, "", `seed_format "configdrive"`},
 		{"bad alias", func(c *Config) { c.Images["omnios"].Aliases = []string{"has space"} }, "", `alias "has space"`},
 		{"bad max_disk_size", func(c *Config) { c.MaxDiskSize = "huge" }, `max_disk_size = "huge"`, ""},
 		{"bad max_bundle_size", func(c *Config) { c.MaxBundleSize = "" }, `max_bundle_size = "": size is empty`, ""},

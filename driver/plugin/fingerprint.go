@@ -187,11 +187,11 @@ func (d *Driver) bootOnce(ctx context.Context, name, base string, img *ImageConf
 		return err
 	}
 	defer os.RemoveAll(dir)
-	overlay, seed := filepath.Join(dir, "disk.qcow2"), filepath.Join(dir, "seed.iso")
+	overlay, seed := filepath.Join(dir, "disk.qcow2"), filepath.Join(dir, img.Seed().FileName())
 	if err := d.provider().CreateDisk(ctx, vm.Disk{Base: base, BaseFormat: img.Format, Path: overlay}); err != nil {
 		return err
 	}
-	login, err := probeSeed(seed, img.User)
+	login, err := probeSeed(seed, img)
 	if err != nil {
 		return err
 	}
@@ -209,7 +209,8 @@ func (d *Driver) bootOnce(ctx context.Context, name, base string, img *ImageConf
 	defer cancel()
 	inst, q, err := qemu.Start(ctx, qemu.Spec{
 		Binary: d.cfg().QemuBinary, Name: "probe", Accel: name, MemoryMB: 512, CPUs: 1, User: user, Ephemeral: true,
-		Disk: overlay, Base: base, BaseFormat: img.Format, Seed: seed, SSHHost: "127.0.0.1", SSHPort: port,
+		Disk: overlay, Base: base, BaseFormat: img.Format, Seed: seed, SeedDisk: img.Seed() == cloudinit.FormatFAT,
+		SSHHost: "127.0.0.1", SSHPort: port,
 		QMP: filepath.Join(dir, "qmp.sock"), PIDFile: filepath.Join(dir, "qemu.pid"),
 	}, qemu.Output{Console: devnull, Log: filepath.Join(dir, "qemu.log")})
 	if err != nil {
@@ -228,7 +229,7 @@ func (d *Driver) bootOnce(ctx context.Context, name, base string, img *ImageConf
 
 // probeSeed writes the probe guest's seed, with a login key and a host key
 // of its own, and returns how to log in (all but the address).
-func probeSeed(seed, user string) (guestssh.Target, error) {
+func probeSeed(path string, img *ImageConfig) (guestssh.Target, error) {
 	key, err := guestssh.NewKey("solstice-vm probe")
 	if err != nil {
 		return guestssh.Target{}, err
@@ -237,13 +238,12 @@ func probeSeed(seed, user string) (guestssh.Target, error) {
 	if err != nil {
 		return guestssh.Target{}, err
 	}
-	err = cloudinit.WriteISO(seed, cloudinit.Seed{InstanceID: "probe", Hostname: "solstice-probe",
-		Users:   []cloudinit.User{{Name: user, Sudo: cloudinit.PasswordlessSudo, SSHAuthorizedKeys: []string{key.AuthorizedKey}}},
-		HostKey: hostKey})
-	if err != nil {
+	seed := seedFor(img, "probe", "solstice-probe", key.AuthorizedKey)
+	seed.HostKey = hostKey
+	if err := cloudinit.Write(path, img.Seed(), seed); err != nil {
 		return guestssh.Target{}, err
 	}
-	return guestssh.Target{User: user, PrivatePEM: key.PrivatePEM, HostKey: pin}, nil
+	return guestssh.Target{User: img.User, PrivatePEM: key.PrivatePEM, HostKey: pin}, nil
 }
 
 // Fingerprint reports health and node attributes now and then periodically.

@@ -21,6 +21,18 @@ import (
 // seedHostKey reads the ssh_keys the task's seed gives its guest.
 func seedHostKey(t *testing.T, seed string) (private, public string) {
 	t.Helper()
+	var doc struct {
+		SSHKeys map[string]string `yaml:"ssh_keys"`
+	}
+	if err := yaml.Unmarshal(seedFile(t, seed, "user-data"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc.SSHKeys["ed25519_private"], doc.SSHKeys["ed25519_public"]
+}
+
+// seedFile reads one file of a seed volume (ISO or FAT).
+func seedFile(t *testing.T, seed, name string) []byte {
+	t.Helper()
 	d, err := diskfs.Open(seed, diskfs.WithOpenMode(diskfs.ReadOnly))
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +42,7 @@ func seedHostKey(t *testing.T, seed string) (private, public string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := fsys.OpenFile("/user-data", os.O_RDONLY)
+	f, err := fsys.OpenFile("/"+name, os.O_RDONLY)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,13 +50,7 @@ func seedHostKey(t *testing.T, seed string) (private, public string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var doc struct {
-		SSHKeys map[string]string `yaml:"ssh_keys"`
-	}
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		t.Fatal(err)
-	}
-	return doc.SSHKeys["ed25519_private"], doc.SSHKeys["ed25519_public"]
+	return data
 }
 
 // assertHostKeyPinned checks the host-key flow of a started task: the seed
@@ -120,4 +126,14 @@ func TestRecoverKeepsThePinnedHostKey(t *testing.T) {
 	if !bytes.Equal(login.HostKey, stored.HostKey) {
 		t.Error("the recovered task's login does not insist on the stored host key")
 	}
+}
+
+// mustPublicKey is a private key's authorized_keys line, without comment.
+func mustPublicKey(t *testing.T, privatePEM []byte) []byte {
+	t.Helper()
+	signer, err := ssh.ParsePrivateKey(privatePEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.TrimSpace(ssh.MarshalAuthorizedKey(signer.PublicKey()))
 }

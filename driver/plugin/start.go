@@ -186,7 +186,7 @@ func (l *launch) prepare(ctx context.Context, base string) error {
 		Image:      l.label,
 		VMDir:      vmDir,
 		Overlay:    filepath.Join(vmDir, "disk.qcow2"),
-		Seed:       filepath.Join(vmDir, "seed.iso"),
+		Seed:       filepath.Join(vmDir, l.img.Seed().FileName()),
 		QMPSocket:  socketPath(l.d.runDir, l.cfg.ID),
 		User:       l.img.User,
 		PowerOff:   l.img.Guest().PowerOff,
@@ -222,15 +222,27 @@ func (l *launch) writeSeed() error {
 	}
 	l.onFailure(func() { os.Remove(l.st.KeyPath) })
 	l.st.HostKey = pin
-	return cloudinit.WriteISO(l.st.Seed, cloudinit.Seed{
-		InstanceID: l.cfg.AllocID,
-		Hostname:   hostname(l.cfg),
-		Users: []cloudinit.User{{
-			Name: l.img.User, Sudo: cloudinit.PasswordlessSudo, Shell: "/bin/sh",
-			SSHAuthorizedKeys: []string{key.AuthorizedKey},
-		}},
-		HostKey: hostKey,
-	})
+	seed := seedFor(l.img, l.cfg.AllocID, hostname(l.cfg), key.AuthorizedKey)
+	seed.HostKey = hostKey
+	return cloudinit.Write(l.st.Seed, l.img.Seed(), seed)
+}
+
+// seedFor is the seed that lets loginKey in as the image's user, in the
+// shape the image's seed format reads: a nocloud seed creates the user
+// with passwordless sudo; a nocloud-fat seed gives the key to the image's
+// own user (cloud-init's default user, metadata-agent's root), whose
+// rights the image decides.
+func seedFor(img *ImageConfig, instance, host, loginKey string) cloudinit.Seed {
+	s := cloudinit.Seed{InstanceID: instance, Hostname: host}
+	if img.Seed() == cloudinit.FormatFAT {
+		s.PublicKeys = []string{loginKey}
+		return s
+	}
+	s.Users = []cloudinit.User{{
+		Name: img.User, Sudo: cloudinit.PasswordlessSudo, Shell: "/bin/sh",
+		SSHAuthorizedKeys: []string{loginKey},
+	}}
+	return s
 }
 
 // newHostKey makes a guest's ed25519 host key: the seed's copy and the
@@ -286,6 +298,7 @@ func (l *launch) startQEMU(ctx context.Context) (vm.Machine, error) {
 	defer console.Close() // QEMU holds its own copy
 	spec := l.d.qemuSpec(l.cfg, l.st)
 	spec.Base, spec.BaseFormat = l.base, l.img.Format
+	spec.SeedDisk = l.img.Seed() == cloudinit.FormatFAT
 	if spec.User, err = l.d.qemuUser(spec.Accel); err != nil {
 		return nil, fmt.Errorf("start qemu for image %q: %w", l.label, err)
 	}

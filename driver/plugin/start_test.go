@@ -272,3 +272,37 @@ func TestStartTaskTwice(t *testing.T) {
 		t.Fatalf("%d VMs started, want 1", n)
 	}
 }
+
+// TestStartTaskSeedFormats: the image's seed_format decides the seed's
+// volume, how QEMU attaches it and who gets the login key: nocloud names
+// the image's user with sudo; nocloud-fat hands the key to the image's own
+// user as meta-data public-keys. Both pin the host key.
+func TestStartTaskSeedFormats(t *testing.T) {
+	for _, tt := range []struct {
+		format   string
+		file     string
+		disk     bool
+		metaKeys bool
+	}{
+		{"nocloud", "seed.iso", false, false},
+		{"nocloud-fat", "seed.img", true, true},
+	} {
+		t.Run(tt.format, func(t *testing.T) {
+			vms := &fakeVMs{}
+			h := newHarness(t, vms)
+			h.d.cfg().Images["omnios"].SeedFormat = tt.format
+			cfg, th := h.start(TaskConfig{Image: "omnios"})
+			st := driverState(t, th)
+			if filepath.Base(st.Seed) != tt.file || vms.specs[0].Seed != st.Seed || vms.specs[0].SeedDisk != tt.disk {
+				t.Fatalf("seed %s attached as disk=%v, want %s as disk=%v", st.Seed, vms.specs[0].SeedDisk, tt.file, tt.disk)
+			}
+			assertHostKeyPinned(t, cfg, st, vms.logins[0])
+			login := strings.TrimSpace(string(mustPublicKey(t, vms.logins[0].PrivatePEM)))
+			meta, user := string(seedFile(t, st.Seed, "meta-data")), string(seedFile(t, st.Seed, "user-data"))
+			inMeta, inUsers := strings.Contains(meta, login), strings.Contains(user, "users:")
+			if inMeta != tt.metaKeys || inUsers == tt.metaKeys || strings.Contains(user, login) == tt.metaKeys {
+				t.Errorf("login key in meta-data %v, users in user-data %v:\n%s\n%s", inMeta, inUsers, meta, user)
+			}
+		})
+	}
+}

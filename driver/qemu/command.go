@@ -27,11 +27,15 @@ type Spec struct {
 	Disk       string // the task's qcow2 overlay
 	Base       string // the read-only base image under the overlay
 	BaseFormat string // qcow2 or raw
-	Seed       string // the NoCloud ISO
-	SSHHost    string // host address the guest's port 22 is forwarded from
-	SSHPort    int
-	QMP        string // unix socket path, bound by the driver (see Start)
-	PIDFile    string // written by Start with QEMU's pid
+	Seed       string // the NoCloud seed volume
+	// SeedDisk attaches the seed as a read-only virtio disk instead of an
+	// IDE CD-ROM: a FAT seed (cloudinit.FormatFAT) is a disk image, and
+	// Linux will not mount FAT from a CD-ROM's 2048-byte sectors.
+	SeedDisk bool
+	SSHHost  string // host address the guest's port 22 is forwarded from
+	SSHPort  int
+	QMP      string // unix socket path, bound by the driver (see Start)
+	PIDFile  string // written by Start with QEMU's pid
 	// User is the account QEMU runs as; nil keeps the caller's (only a
 	// plugin that is not root, and so cannot switch, leaves it nil).
 	User *User
@@ -146,7 +150,7 @@ func (s Spec) Args() []string {
 		// buys nothing and cache=unsafe saves every guest fsync.
 		"-drive", "file="+FDSet(setDisk)+",if=virtio,format=qcow2,cache=unsafe,discard=unmap,"+
 			"backing.driver="+s.BaseFormat+",backing.file.driver=file,backing.file.filename="+FDSet(setBase),
-		"-drive", "file="+FDSet(setSeed)+",if=ide,media=cdrom,readonly=on,format=raw",
+		"-drive", s.seedDrive(),
 		// IPv6 is off: slirp would map the guest's fec0::2 to the host's
 		// ::1, a second way around the isolation of the host's services.
 		"-netdev", fmt.Sprintf("user,id=net0,ipv6=off,hostfwd=tcp:%s:%d-:22", s.SSHHost, s.SSHPort),
@@ -157,4 +161,12 @@ func (s Spec) Args() []string {
 		"-chardev", fmt.Sprintf("socket,id=qmp,fd=%d,server=on,wait=off", fdQMP),
 		"-mon", "chardev=qmp,mode=control",
 	)
+}
+
+// seedDrive is the -drive value of the seed (see SeedDisk).
+func (s Spec) seedDrive() string {
+	if s.SeedDisk {
+		return "file=" + FDSet(setSeed) + ",if=virtio,readonly=on,format=raw"
+	}
+	return "file=" + FDSet(setSeed) + ",if=ide,media=cdrom,readonly=on,format=raw"
 }

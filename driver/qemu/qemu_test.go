@@ -148,6 +148,13 @@ func TestArgs(t *testing.T) {
 			t.Errorf("args name %q:\n%s", path, got)
 		}
 	}
+	// A FAT seed is a disk image: a read-only virtio disk, no CD-ROM.
+	s.SeedDisk = true
+	got = strings.Join(s.Args(), " ")
+	if !strings.Contains(got, "file=/dev/fdset/3,if=virtio,readonly=on,format=raw") || strings.Contains(got, "media=cdrom") {
+		t.Errorf("a seed disk is not a read-only virtio disk:\n%s", got)
+	}
+	s.SeedDisk = false
 	s.Accel, s.BaseFormat = AccelKVM, "raw"
 	got = strings.Join(s.Args(), " ")
 	for _, want := range []string{"-cpu host", "backing.driver=raw"} {
