@@ -90,11 +90,16 @@ type nomadFlags struct {
 	tlsSkipVerify                 bool
 }
 
-func (n *nomadFlags) add(fs *flag.FlagSet) {
+func (n *nomadFlags) add(fs *flag.FlagSet) { n.addWithToken(fs, "token") }
+
+// addWithToken names the token flag: the forge commands keep -token for
+// the forge's registration token, as act_runner and GitHub's config.sh do,
+// so theirs is -nomad-token.
+func (n *nomadFlags) addWithToken(fs *flag.FlagSet, tokenFlag string) {
 	fs.StringVar(&n.address, "address", "", "the Nomad HTTP API address (or $NOMAD_ADDR; default http://127.0.0.1:4646)")
 	fs.StringVar(&n.region, "region", "", "the Nomad region (or $NOMAD_REGION)")
 	fs.StringVar(&n.namespace, "namespace", "", "the Nomad namespace (or $NOMAD_NAMESPACE)")
-	fs.StringVar(&n.token, "token", "", "the Nomad ACL token (or $NOMAD_TOKEN)")
+	fs.StringVar(&n.token, tokenFlag, "", "the Nomad ACL token (or $NOMAD_TOKEN)")
 	fs.StringVar(&n.caCert, "ca-cert", "", "CA certificate to verify Nomad's TLS certificate (or $NOMAD_CACERT)")
 	fs.StringVar(&n.clientCert, "client-cert", "", "client certificate for Nomad's TLS (or $NOMAD_CLIENT_CERT)")
 	fs.StringVar(&n.clientKey, "client-key", "", "client key for Nomad's TLS (or $NOMAD_CLIENT_KEY)")

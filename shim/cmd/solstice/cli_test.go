@@ -123,18 +123,20 @@ func TestNomadFlagsOverrideTheEnvironment(t *testing.T) {
 		args     []string
 		wantAddr string
 		wantNS   string
+		wantTok  string
 		wantSet  bool
 	}{
 		{name: "neither", wantAddr: "http://127.0.0.1:4646", wantNS: ""},
-		{name: "environment", env: map[string]string{"NOMAD_ADDR": "http://env:4646", "NOMAD_NAMESPACE": "ci"},
-			wantAddr: "http://env:4646", wantNS: "ci", wantSet: true},
+		{name: "environment", env: map[string]string{"NOMAD_ADDR": "http://env:4646", "NOMAD_NAMESPACE": "ci", "NOMAD_TOKEN": "env-token"},
+			wantAddr: "http://env:4646", wantNS: "ci", wantTok: "env-token", wantSet: true},
 		{name: "flag", args: []string{"-address", "http://flag:4646"}, wantAddr: "http://flag:4646", wantSet: true},
-		{name: "flag over environment", env: map[string]string{"NOMAD_ADDR": "http://env:4646", "NOMAD_NAMESPACE": "ci"},
-			args: []string{"-address", "http://flag:4646", "-namespace", "other"}, wantAddr: "http://flag:4646", wantNS: "other", wantSet: true},
+		{name: "flag over environment", env: map[string]string{"NOMAD_ADDR": "http://env:4646", "NOMAD_NAMESPACE": "ci", "NOMAD_TOKEN": "env-token"},
+			args:     []string{"-address", "http://flag:4646", "-namespace", "other", "-token", "flag-token"},
+			wantAddr: "http://flag:4646", wantNS: "other", wantTok: "flag-token", wantSet: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, k := range []string{"NOMAD_ADDR", "NOMAD_NAMESPACE", "NOMAD_REGION", "NOMAD_CACERT"} {
+			for _, k := range []string{"NOMAD_ADDR", "NOMAD_NAMESPACE", "NOMAD_TOKEN", "NOMAD_REGION", "NOMAD_CACERT"} {
 				t.Setenv(k, tt.env[k])
 			}
 			fs := newTestFlagSet()
@@ -144,8 +146,9 @@ func TestNomadFlagsOverrideTheEnvironment(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := nf.config()
-			if c.Address != tt.wantAddr || c.Namespace != tt.wantNS || nf.set() != tt.wantSet {
-				t.Errorf("address %q namespace %q set %v; want %q %q %v", c.Address, c.Namespace, nf.set(), tt.wantAddr, tt.wantNS, tt.wantSet)
+			if c.Address != tt.wantAddr || c.Namespace != tt.wantNS || c.SecretID != tt.wantTok || nf.set() != tt.wantSet {
+				t.Errorf("address %q namespace %q token %q set %v; want %q %q %q %v",
+					c.Address, c.Namespace, c.SecretID, nf.set(), tt.wantAddr, tt.wantNS, tt.wantTok, tt.wantSet)
 			}
 		})
 	}

@@ -48,7 +48,7 @@ func (f *forgejoFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.url, "url", "", "the forge's root URL, e.g. https://forge.example.org/")
 	fs.StringVar(&f.name, "name", "solstice-"+host, "the runner's name in the forge")
 	fs.StringVar(&f.labels, "labels", "", "comma-separated labels (default: every label and alias of the Nomad catalog)")
-	f.nomad.add(fs)
+	f.nomad.addWithToken(fs, "nomad-token")
 }
 
 func (f *forgejoFlags) store(c *api.Client) (*forgejo.NomadStore, error) {

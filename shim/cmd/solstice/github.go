@@ -62,7 +62,7 @@ func (f *githubFlags) add(fs *flag.FlagSet, nameHelp string) {
 	fs.StringVar(&f.name, "name", "solstice-"+host, nameHelp)
 	fs.StringVar(&f.labels, "labels", "", "comma-separated runner labels; exactly one must name an image of the Nomad catalog")
 	fs.StringVar(&f.version, "runner-version", protocol.DefaultRunnerVersion, "the actions/runner release the shim reports")
-	f.nomad.add(fs)
+	f.nomad.addWithToken(fs, "nomad-token")
 }
 
 func (f *githubFlags) store(c *api.Client) (*github.Store, error) {
