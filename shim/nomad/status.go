@@ -37,6 +37,11 @@ type Status struct {
 	Node     string // the node's name, for people
 	ExitCode int    // when Finished: the task's exit code (contract.Exit*)
 	Problem  string // when Finished abnormally: what Nomad said (lost node, driver failure)
+	// Displaced is set when Nomad took the job off its node (the node was
+	// lost, or drained past its deadline) and would place it again
+	// elsewhere: the job is over, and whoever tracks it must stop the
+	// Nomad job so that nothing runs it a second time.
+	Displaced bool
 
 	Submitted time.Time // when the job was dispatched
 	Placed    time.Time // when its allocation was created; zero while queued
@@ -122,8 +127,7 @@ func (c *Client) Status(ctx context.Context, job *Job) (Status, error) {
 	var st Status
 	switch {
 	case len(stubs) > 0:
-		sort.Slice(stubs, func(i, j int) bool { return stubs[i].CreateIndex > stubs[j].CreateIndex })
-		st = statusOf(stubs[0])
+		st = statusOfAllocs(stubs)
 	case stopped:
 		st = Status{Stage: Finished, ExitCode: contract.ExitCancelled, Problem: "cancelled before it was placed"}
 	case placed: // it had an allocation: it was purged and collected
@@ -165,15 +169,51 @@ func deref[T any](p *T) T {
 	return *p
 }
 
+// statusOfAllocs reads the status from a job's allocations. The first one
+// Nomad took off its node decides: a replacement Nomad placed for it is a
+// second run nobody asked for, which the tracker stops. Otherwise the
+// newest decides.
+func statusOfAllocs(stubs []*api.AllocationListStub) Status {
+	sort.Slice(stubs, func(i, j int) bool { return stubs[i].CreateIndex > stubs[j].CreateIndex })
+	for i := len(stubs) - 1; i >= 0; i-- {
+		if why := displacedBy(stubs[i]); why != "" {
+			st := statusOf(stubs[i])
+			st.Stage, st.ExitCode, st.Displaced = Finished, contract.ExitInfrastructure, true
+			st.Problem = fmt.Sprintf("the Nomad client node %s %s", nodeName(stubs[i]), why)
+			return st
+		}
+	}
+	return statusOf(stubs[0])
+}
+
+// allocMigrating is the desired-status description Nomad's scheduler gives
+// an allocation it stops to move it elsewhere (a drain reached its
+// deadline, or `nomad alloc stop`).
+const allocMigrating = "alloc is being migrated"
+
+// displacedBy says why Nomad took the allocation off its node, or "" when
+// it did not.
+func displacedBy(a *api.AllocationListStub) string {
+	switch {
+	case a.ClientStatus == api.AllocClientStatusLost:
+		return "running the job was lost (it stopped heartbeating: agent or host down); the job was not re-run"
+	case a.DesiredStatus == api.AllocDesiredStatusStop && a.DesiredDescription == allocMigrating:
+		return "stopped the job to move it elsewhere (the node is draining, or the allocation was stopped); the job was not re-run"
+	}
+	return ""
+}
+
+// nodeName names a node for people and for grep: its name and its ID.
+func nodeName(a *api.AllocationListStub) string {
+	return fmt.Sprintf("%q (ID %s)", a.NodeName, a.NodeID)
+}
+
 // statusOf reads the stage from an allocation and its task's events.
 func statusOf(a *api.AllocationListStub) Status {
 	st := Status{AllocID: a.ID, NodeID: a.NodeID, Node: a.NodeName, Stage: Booting, Placed: time.Unix(0, a.CreateTime)}
 	ts := a.TaskStates[contract.TaskName]
 	st.Boot = bootMessage(ts)
 	switch {
-	case a.ClientStatus == api.AllocClientStatusLost:
-		st.Stage, st.ExitCode, st.Problem = Finished, contract.ExitInfrastructure, "the Nomad client running the job was lost"
-		return st
 	case ts == nil:
 		return st
 	case ts.State == "running":
