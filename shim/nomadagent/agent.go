@@ -58,6 +58,10 @@ type Config struct {
 	// after its last heartbeat.
 	HeartbeatGrace  time.Duration
 	MinHeartbeatTTL time.Duration
+	// CgroupParent, when set, is the client's cgroup_parent: two clients
+	// on one host must not share Nomad's default, or each rewrites the
+	// cpusets the other reserved.
+	CgroupParent string
 }
 
 // Role is which part of Nomad an agent runs.
@@ -125,6 +129,9 @@ client {
   servers = [{{range $i, $s := .JoinServers}}{{if $i}}, {{end}}"{{$s}}"{{end}}]
 {{- if .CNIPath}}
   cni_path = "{{.CNIPath}}"
+{{- end}}
+{{- if .CgroupParent}}
+  cgroup_parent = "{{.CgroupParent}}"
 {{- end}}
   meta {
 {{- range $k, $v := .NodeMeta}}

@@ -62,8 +62,8 @@ func TestConfigRoles(t *testing.T) {
 		{"single node", Config{}, []string{`name       = "solstice-local"`, "server {", "client {", `servers = ["127.0.0.1:4647"]`}, []string{"heartbeat_grace"}},
 		{"server", Config{Role: ServerOnly, Name: "srv", HeartbeatGrace: 5 * time.Second, MinHeartbeatTTL: 3 * time.Second},
 			[]string{`name       = "srv"`, "server {", `heartbeat_grace   = "5s"`, `min_heartbeat_ttl = "3s"`}, []string{"client {"}},
-		{"client", Config{Role: ClientOnly, Name: "alpha", Servers: []string{"127.0.0.1:9000", "127.0.0.1:9001"}},
-			[]string{`name       = "alpha"`, "client {", `servers = ["127.0.0.1:9000", "127.0.0.1:9001"]`}, []string{"server {"}},
+		{"client", Config{Role: ClientOnly, Name: "alpha", Servers: []string{"127.0.0.1:9000", "127.0.0.1:9001"}, CgroupParent: "/solstice-alpha"},
+			[]string{`name       = "alpha"`, "client {", `servers = ["127.0.0.1:9000", "127.0.0.1:9001"]`, `cgroup_parent = "/solstice-alpha"`}, []string{"server {"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
