@@ -48,9 +48,16 @@ func TestClusterPlacementAndLostNode(t *testing.T) {
 	e.runShim(t, github.Config{})
 
 	spreadStart := time.Now()
+	stopSampling := sampleRunning(c.Server)
 	ten := tenJobs(t, e)
-	t.Logf("ten jobs on two clients: %s", time.Since(spreadStart).Round(time.Second))
+	most := stopSampling()
+	t.Logf("ten jobs on two clients: %s; most VMs running at once per client: %v", time.Since(spreadStart).Round(time.Second), most)
 	checkPlacement(t, ten)
+	for node, n := range most {
+		if n > 2 {
+			t.Errorf("%d VMs ran at once on %s, a client of two cores", n, node)
+		}
+	}
 
 	lostStart := time.Now()
 	killAClientMidJob(t, c, e)
@@ -261,28 +268,39 @@ func checkPlacement(t *testing.T, ran []ranJob) {
 			t.Errorf("%s of the alpha-only label ran on %q", r.name, r.node)
 		}
 	}
-	most := maxConcurrent(ran)
-	t.Logf("jobs per client: %v; at most %d at once", perNode, most)
+	t.Logf("jobs per client: %v", perNode)
 	if perNode["alpha"] == 0 || perNode["beta"] == 0 {
 		t.Errorf("the jobs did not spread over both clients: %v", perNode)
 	}
-	if most > 4 {
-		t.Errorf("%d jobs ran at once on two clients of two cores each", most)
-	}
 }
 
-func maxConcurrent(ran []ranJob) int {
-	most := 0
-	for _, a := range ran {
-		n := 0
-		for _, b := range ran {
-			if !b.res.AcquiredAt.After(a.res.AcquiredAt) && b.res.CompletedAt.After(a.res.AcquiredAt) {
-				n++
+// sampleRunning counts, every half second, the running allocations on
+// each node; the function it returns stops it and gives the most seen.
+func sampleRunning(n *Nomad) func() map[string]int {
+	most := map[string]int{}
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			if allocs, _, err := n.API.Allocations().List(nil); err == nil {
+				now := map[string]int{}
+				for _, a := range allocs {
+					if a.ClientStatus == api.AllocClientStatusRunning {
+						now[a.NodeName]++
+					}
+				}
+				for node, c := range now {
+					most[node] = max(most[node], c)
+				}
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(500 * time.Millisecond):
 			}
 		}
-		most = max(most, n)
-	}
-	return most
+	}()
+	return func() map[string]int { close(done); <-stopped; return most }
 }
 
 // lostReportBound is how soon after alpha dies GitHub must show its job
@@ -385,13 +403,17 @@ func checkNothingLeft(t *testing.T, c *Cluster, victimJob string) {
 	if err != nil || !*job.Stop {
 		t.Errorf("the lost job was not stopped: %v", err)
 	}
+	// A stopped job may read "pending" for a while: the follow-up
+	// evaluation stop_after_client_disconnect scheduled is still due, and
+	// finds nothing to place when it runs.
 	waitFor(t, time.Minute, "every dispatch to be over", func() bool {
 		stubs, _, err := nc.Jobs().List(nil)
 		if err != nil {
 			return false
 		}
 		for _, s := range stubs {
-			if s.ParentID != "" && s.Status != "dead" {
+			if s.ParentID != "" && ((s.Status != "dead" && !s.Stop) || liveAllocs(nc, s.ID) > 0) {
+				t.Logf("dispatch %s: %s, stop %v, %d live allocations", s.ID, s.Status, s.Stop, liveAllocs(nc, s.ID))
 				return false
 			}
 		}
@@ -407,6 +429,21 @@ func checkNothingLeft(t *testing.T, c *Cluster, victimJob string) {
 	if pids := c.Client("alpha").QEMUs(); len(pids) != 0 {
 		t.Errorf("QEMU of the dead alpha still runs: %v", pids)
 	}
+}
+
+// liveAllocs counts a job's allocations that are not over.
+func liveAllocs(nc *api.Client, jobID string) int {
+	stubs, _, err := nc.Jobs().Allocations(jobID, true, nil)
+	if err != nil {
+		return -1
+	}
+	live := 0
+	for _, s := range stubs {
+		if s.ClientStatus == api.AllocClientStatusPending || s.ClientStatus == api.AllocClientStatusRunning {
+			live++
+		}
+	}
+	return live
 }
 
 func describeStubs(stubs []*api.AllocationListStub) string {
