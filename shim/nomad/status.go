@@ -179,7 +179,7 @@ func statusOfAllocs(stubs []*api.AllocationListStub) Status {
 		if why := displacedBy(stubs[i]); why != "" {
 			st := statusOf(stubs[i])
 			st.Stage, st.ExitCode, st.Displaced = Finished, contract.ExitInfrastructure, true
-			st.Problem = fmt.Sprintf("the Nomad client node %s %s", nodeName(stubs[i]), why)
+			st.Problem = why
 			return st
 		}
 	}
@@ -191,14 +191,14 @@ func statusOfAllocs(stubs []*api.AllocationListStub) Status {
 // deadline, or `nomad alloc stop`).
 const allocMigrating = "alloc is being migrated"
 
-// displacedBy says why Nomad took the allocation off its node, or "" when
-// it did not.
+// displacedBy says why Nomad took the allocation off its node, naming
+// the node, or "" when it did not.
 func displacedBy(a *api.AllocationListStub) string {
 	switch {
 	case a.ClientStatus == api.AllocClientStatusLost:
-		return "running the job was lost (it stopped heartbeating: agent or host down); the job was not re-run"
+		return fmt.Sprintf("the Nomad client node %s running the job was lost (it stopped heartbeating: agent or host down); the job was not re-run", nodeName(a))
 	case a.DesiredStatus == api.AllocDesiredStatusStop && a.DesiredDescription == allocMigrating:
-		return "stopped the job to move it elsewhere (the node is draining, or the allocation was stopped); the job was not re-run"
+		return fmt.Sprintf("Nomad stopped the job on client node %s to move it elsewhere (the node is draining, or someone stopped the allocation); the job was not re-run", nodeName(a))
 	}
 	return ""
 }
