@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -58,6 +59,10 @@ func TestClusterPlacementAndLostNode(t *testing.T) {
 			t.Errorf("%d VMs ran at once on %s, a client of two cores", n, node)
 		}
 	}
+
+	drainStart := time.Now()
+	drainAClientMidJob(t, c, e)
+	t.Logf("drain phase: %s", time.Since(drainStart).Round(time.Second))
 
 	lostStart := time.Now()
 	killAClientMidJob(t, c, e)
@@ -351,6 +356,62 @@ func killAClientMidJob(t *testing.T, c *Cluster, e *ghEnv) {
 		t.Errorf("beta's job was hurt by alpha's death: %s %v", sres.Conclusion, stepsOf(sres))
 	}
 	checkNothingLeft(t, c, victimJob)
+}
+
+// drainAClientMidJob drains beta past a one-second deadline while it runs
+// a job: GitHub shows the job failed as an infrastructure failure naming
+// beta, and the replacement Nomad places on alpha at once is stopped
+// before it runs a step.
+func drainAClientMidJob(t *testing.T, c *Cluster, e *ghEnv) {
+	t.Helper()
+	alpha, beta := c.Client("alpha"), c.Client("beta")
+	toggleEligibility(t, c.Server, alpha.NodeID, false)
+	j := e.fake.QueueJob(githubfake.JobSpec{
+		Name: "drained", Labels: []string{"solstice-test"}, ContextData: map[string]any{"github": e.github()},
+		Steps: []githubfake.Step{{DisplayName: "Forever", Run: "echo started; sleep 600"}},
+	})
+	e.waitStep(t, j, "Forever")
+	toggleEligibility(t, c.Server, alpha.NodeID, true)
+	jobID := dispatchOf(t, c.Server, "drained")
+	drained := time.Now()
+	if _, err := c.Server.API.Nodes().UpdateDrain(beta.NodeID, &api.DrainSpec{Deadline: time.Second}, false, nil); err != nil {
+		t.Fatalf("drain beta: %v", err)
+	}
+	res := e.wait(t, j, 3*time.Minute)
+	complete := stepLog(t, res, "Complete job")
+	t.Logf("beta drained; GitHub showed the job %s %s later:\n%s", res.Conclusion, res.CompletedAt.Sub(drained).Round(100*time.Millisecond), complete)
+	if res.Conclusion != "failed" || !strings.Contains(complete, `"beta"`) || !strings.Contains(complete, beta.NodeID) || !strings.Contains(complete, "to move it elsewhere") {
+		t.Errorf("the drained job's end does not say Nomad took it off beta: %s", res.Conclusion)
+	}
+	waitFor(t, 2*time.Minute, "the drained job's allocations to end", func() bool { return liveAllocs(c.Server.API, jobID) == 0 })
+	allocs, _, err := c.Server.API.Jobs().Allocations(jobID, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the drained job's allocations: %s", describeStubs(allocs))
+	for _, s := range allocs {
+		if s.NodeID != beta.NodeID && ranAStep(c.Server, s.ID) {
+			t.Errorf("Nomad's replacement %s on %s ran a step of the drained job", s.ID[:8], s.NodeName)
+		}
+	}
+	if _, err := c.Server.API.Nodes().UpdateDrain(beta.NodeID, nil, true, nil); err != nil {
+		t.Fatalf("end beta's drain: %v", err)
+	}
+}
+
+// ranAStep says whether the allocation's events file shows a step start.
+func ranAStep(n *Nomad, allocID string) bool {
+	a, _, err := n.API.Allocations().Info(allocID, nil)
+	if err != nil {
+		return false
+	}
+	r, err := n.API.AllocFS().Cat(a, contract.EventsPath(contract.TaskName), nil)
+	if err != nil {
+		return false // no events file: the guest never started
+	}
+	defer r.Close()
+	data, _ := io.ReadAll(io.LimitReader(r, 1<<20))
+	return strings.Contains(string(data), `"type":"`+contract.TypeStepStarted+`"`)
 }
 
 // waitStep waits until GitHub shows the job's step in progress.
