@@ -1,7 +1,8 @@
 // Package nomadagent runs a single-node Nomad agent (server and client in
 // one process) on 127.0.0.1 with the solstice-vm plugin loaded: the
 // embedded default behind `solstice run` and the real Nomad the e2e tests
-// use.
+// use. It also runs a server alone or a client of other servers, which
+// the e2e tests combine into a cluster on one host.
 package nomadagent
 
 import (
