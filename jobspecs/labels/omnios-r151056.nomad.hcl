@@ -26,6 +26,13 @@ job "solstice-omnios-r151056" {
     value     = "true"
   }
 
+  # illumos under TCG is slow; to keep this label off clients without a
+  # working KVM, uncomment:
+  # constraint {
+  #   attribute = "${attr.driver.solstice-vm.accelerator}"
+  #   value     = "kvm"
+  # }
+
   group "job" {
     # A CI job is never silently re-run: a failure is the job's result, and
     # a lost node is reported by the shim, not retried behind its back.
@@ -37,6 +44,12 @@ job "solstice-omnios-r151056" {
       attempts  = 0
       unlimited = false
     }
+    # Nomad places a lost node's allocation again whatever the reschedule
+    # policy says. This holds that placement back (lost + 10m + kill_timeout)
+    # so that the shim, which stops the job as soon as Nomad marks it lost,
+    # always comes first; a client cut off from the servers that long also
+    # stops the VM by itself.
+    stop_after_client_disconnect = "10m"
 
     task "job" {
       driver       = "solstice-vm"

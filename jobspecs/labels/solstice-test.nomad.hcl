@@ -38,6 +38,12 @@ job "solstice-solstice-test" {
       attempts  = 0
       unlimited = false
     }
+    # Nomad places a lost node's allocation again whatever the reschedule
+    # policy says. This holds that placement back (lost + 10m + kill_timeout)
+    # so that the shim, which stops the job as soon as Nomad marks it lost,
+    # always comes first; a client cut off from the servers that long also
+    # stops the VM by itself.
+    stop_after_client_disconnect = "10m"
 
     task "job" {
       driver       = "solstice-vm"

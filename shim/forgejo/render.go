@@ -175,7 +175,7 @@ func (r *renderer) finished(job *nomad.Job, st nomad.Status, t time.Time) runner
 	}
 	out := nomad.Outcome(r.end, st)
 	res := results.Of(out.Conclusion)
-	if r.end == nil && res != runnerv1.Result_RESULT_CANCELLED {
+	if out.HasProblem(r.end, st) {
 		r.row(t, "Error: the job ended without a result from the guest: %s", out.Problem)
 	}
 	r.row(t, "%s", r.verdict(res, st))

@@ -143,7 +143,7 @@ func (r *renderer) finished(job *nomad.Job, st nomad.Status, t time.Time) string
 	r.b.closeOpen(t, conclusionFor(res))
 	s := r.b.complete()
 	s.start(t)
-	if job != nil && r.end == nil && res != "canceled" {
+	if job != nil && out.HasProblem(r.end, st) {
 		s.line(t, "##[error]The job ended without a result from the guest: "+out.Problem)
 	}
 	if job != nil && st.Stage == nomad.Finished {

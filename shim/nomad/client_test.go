@@ -48,7 +48,7 @@ func TestStatusOf(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st := statusOf(tt.alloc)
+			st := statusOfAllocs([]*api.AllocationListStub{tt.alloc})
 			if st.Stage != tt.wantStage || st.ExitCode != tt.wantCode || !strings.Contains(st.Problem, tt.wantProb) {
 				t.Fatalf("statusOf = %v code %d problem %q", st.Stage, st.ExitCode, st.Problem)
 			}

@@ -21,10 +21,15 @@ type Result struct {
 // first: its last event (end; nil when none arrived) is job_finished with
 // the job's conclusion, or infra_error, a failure. Without it the task's
 // end in Nomad decides: stopped means cancelled, anything else is a
-// failure of the infrastructure. The guest's conclusion is never read
-// back from the exit code it was turned into.
+// failure of the infrastructure. One exception: a guest's "cancelled"
+// after Nomad took the job off its node (Status.Displaced, a drain's
+// deadline) is that infrastructure failure, not a cancel anyone asked
+// for. The guest's conclusion is never read back from the exit code it
+// was turned into.
 func Outcome(end *contract.Event, st Status) Result {
 	switch {
+	case end != nil && end.Type == contract.TypeJobFinished && stoppedByNomad(end, st):
+		return Result{Conclusion: contract.Failure, Code: contract.ExitInfrastructure, Problem: st.Problem}
 	case end != nil && end.Type == contract.TypeJobFinished:
 		return Result{Conclusion: end.Conclusion, Code: contract.ExitFor(end.Conclusion)}
 	case end != nil:
@@ -33,6 +38,19 @@ func Outcome(end *contract.Event, st Status) Result {
 		return Result{Conclusion: contract.Cancelled, Code: contract.ExitCancelled, Problem: st.Problem}
 	}
 	return Result{Conclusion: contract.Failure, Code: contract.ExitInfrastructure, Problem: problem(st)}
+}
+
+// stoppedByNomad is a guest's "cancelled" that nobody asked for: Nomad
+// stopped the task to take it off its node (a drain reached its
+// deadline), and the guest only saw its steps being cancelled.
+func stoppedByNomad(end *contract.Event, st Status) bool {
+	return st.Displaced && end.Conclusion == contract.Cancelled
+}
+
+// HasProblem says whether a job's end needs Problem shown: nothing the
+// guest said covers it.
+func (r Result) HasProblem(end *contract.Event, st Status) bool {
+	return r.Conclusion != contract.Cancelled && (end == nil || stoppedByNomad(end, st))
 }
 
 // problem is why a job ended without the guest's word on it.

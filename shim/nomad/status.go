@@ -42,6 +42,11 @@ type Status struct {
 	// itself (its template waits for a Variable it cannot read): Problem
 	// says why, and the job is to be stopped and reported as failed.
 	Stuck bool
+	// Displaced is set when Nomad took the job off its node (the node was
+	// lost, or drained past its deadline) and would place it again
+	// elsewhere: the job is over, and whoever tracks it must stop the
+	// Nomad job so that nothing runs it a second time.
+	Displaced bool
 
 	Submitted time.Time // when the job was dispatched
 	Placed    time.Time // when its allocation was created; zero while queued
@@ -131,8 +136,7 @@ func (c *Client) Status(ctx context.Context, job *Job) (Status, error) {
 	var st Status
 	switch {
 	case len(stubs) > 0:
-		sort.Slice(stubs, func(i, j int) bool { return stubs[i].CreateIndex > stubs[j].CreateIndex })
-		st = statusOf(stubs[0])
+		st = statusOfAllocs(stubs)
 		if st.Stuck {
 			st.Problem += ": " + missingHint(st.Problem, contract.ParentJob(job.Label))
 		}
@@ -177,6 +181,45 @@ func deref[T any](p *T) T {
 	return *p
 }
 
+// statusOfAllocs reads the status from a job's allocations. The first one
+// Nomad took off its node decides: a replacement Nomad placed for it is a
+// second run nobody asked for, which the tracker stops. Otherwise the
+// newest decides.
+func statusOfAllocs(stubs []*api.AllocationListStub) Status {
+	sort.Slice(stubs, func(i, j int) bool { return stubs[i].CreateIndex > stubs[j].CreateIndex })
+	for i := len(stubs) - 1; i >= 0; i-- {
+		if why := displacedBy(stubs[i]); why != "" {
+			st := statusOf(stubs[i])
+			st.Stage, st.ExitCode, st.Displaced = Finished, contract.ExitInfrastructure, true
+			st.Problem = why
+			return st
+		}
+	}
+	return statusOf(stubs[0])
+}
+
+// allocMigrating is the desired-status description Nomad's scheduler gives
+// an allocation it stops to move it elsewhere (a drain reached its
+// deadline, or `nomad alloc stop`).
+const allocMigrating = "alloc is being migrated"
+
+// displacedBy says why Nomad took the allocation off its node, naming
+// the node, or "" when it did not.
+func displacedBy(a *api.AllocationListStub) string {
+	switch {
+	case a.ClientStatus == api.AllocClientStatusLost:
+		return fmt.Sprintf("the Nomad client node %s running the job was lost (it stopped heartbeating: agent or host down); the job was not re-run", nodeName(a))
+	case a.DesiredStatus == api.AllocDesiredStatusStop && a.DesiredDescription == allocMigrating:
+		return fmt.Sprintf("Nomad stopped the job on client node %s to move it elsewhere (the node is draining, or someone stopped the allocation); the job was not re-run", nodeName(a))
+	}
+	return ""
+}
+
+// nodeName names a node for people and for grep: its name and its ID.
+func nodeName(a *api.AllocationListStub) string {
+	return fmt.Sprintf("%q (ID %s)", a.NodeName, a.NodeID)
+}
+
 // statusOf reads the stage from an allocation and its task's events.
 func statusOf(a *api.AllocationListStub) Status {
 	st := Status{AllocID: a.ID, NodeID: a.NodeID, Node: a.NodeName, Stage: Booting, Placed: time.Unix(0, a.CreateTime)}
@@ -184,9 +227,6 @@ func statusOf(a *api.AllocationListStub) Status {
 	st.Boot = bootMessage(ts)
 	st.Download = downloadMessage(ts)
 	switch {
-	case a.ClientStatus == api.AllocClientStatusLost:
-		st.Stage, st.ExitCode, st.Problem = Finished, contract.ExitInfrastructure, "the Nomad client running the job was lost"
-		return st
 	case ts == nil:
 		return st
 	case ts.State == "pending":

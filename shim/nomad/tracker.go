@@ -36,8 +36,9 @@ type Tracker struct {
 	// the guest's job_started gives.
 	Steps int
 
-	mu     sync.Mutex
-	status Status
+	mu               sync.Mutex
+	status           Status
+	displacedStopped bool // stopDisplaced has stopped the Nomad job
 }
 
 // Latest is the newest status read.
@@ -64,7 +65,7 @@ func (t *Tracker) ReadStatus(ctx context.Context) (Status, error) {
 		st, err := t.Nomad.Status(ctx, t.Job)
 		if err == nil {
 			t.set(st)
-			return st, nil
+			return st, t.stopDisplaced(ctx, st)
 		}
 		d := backoff.Next()
 		t.Log.Warn("cannot read the job's status; retrying", "in", d, "error", err)
@@ -122,6 +123,14 @@ func (t *Tracker) Follow(ctx context.Context, fn func(context.Context, contract.
 				continue
 			}
 			if st.Stage != Finished {
+				continue
+			}
+			if st.Displaced {
+				// Its node is gone or going: no more events will come.
+				stop()
+				if err := t.stopDisplaced(ctx, st); err != nil {
+					return err
+				}
 				continue
 			}
 			if endedAt.IsZero() {
@@ -221,6 +230,28 @@ func (t *Tracker) giveUp(ctx context.Context, st Status) (Status, error) {
 	st.Stage, st.Stuck, st.ExitCode = Finished, false, contract.ExitInfrastructure
 	t.set(st)
 	return st, nil
+}
+
+// stopDisplaced stops the Nomad job once Nomad has taken it off its node:
+// Nomad places a lost or migrated allocation again, regardless of the
+// job's reschedule policy, and a CI job must never run twice behind the
+// user's back. The parent jobs' stop_after_client_disconnect delays that
+// placement for a lost node, so this stop comes first.
+func (t *Tracker) stopDisplaced(ctx context.Context, st Status) error {
+	t.mu.Lock()
+	done := t.displacedStopped
+	t.mu.Unlock()
+	if !st.Displaced || done {
+		return nil
+	}
+	t.Log.Warn("Nomad took the job off its node; stopping it so that it is not run again", "node", st.Node, "node_id", st.NodeID, "problem", st.Problem)
+	if err := t.Cancel(ctx); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.displacedStopped = true
+	t.mu.Unlock()
+	return nil
 }
 
 // Cancel stops the job, retrying until Nomad takes it or ctx ends.

@@ -1,7 +1,8 @@
 // Package nomadagent runs a single-node Nomad agent (server and client in
 // one process) on 127.0.0.1 with the solstice-vm plugin loaded: the
 // embedded default behind `solstice run` and the real Nomad the e2e tests
-// use.
+// use. It also runs a server alone or a client of other servers, which
+// the e2e tests combine into a cluster on one host.
 package nomadagent
 
 import (
@@ -47,7 +48,38 @@ type Config struct {
 	// ACL enables Nomad's ACL system; Bootstrap then makes the first
 	// management token, which Client uses.
 	ACL bool
+
+	// Role is the part of Nomad the agent runs: both (the zero value, a
+	// single-node agent), only a server, or only a client of Servers.
+	Role Role
+	// Name is the agent's node name; empty is "solstice-local".
+	Name string
+	// Servers are the RPC addresses (host:port) a client-only agent joins.
+	Servers []string
+	// HeartbeatGrace and MinHeartbeatTTL, when set, replace a server's
+	// defaults (10s each): a client that stops heartbeating is marked down,
+	// and its allocations lost, at most 2×MinHeartbeatTTL+HeartbeatGrace
+	// after its last heartbeat.
+	HeartbeatGrace  time.Duration
+	MinHeartbeatTTL time.Duration
+	// CgroupParent, when set, is the client's cgroup_parent: two clients
+	// on one host must not share Nomad's default, or each rewrites the
+	// cpusets the other reserved.
+	CgroupParent string
 }
+
+// Role is which part of Nomad an agent runs.
+type Role int
+
+// The roles.
+const (
+	ServerAndClient Role = iota
+	ServerOnly
+	ClientOnly
+)
+
+func (r Role) server() bool { return r != ClientOnly }
+func (r Role) client() bool { return r != ServerOnly }
 
 // Agent is a running Nomad agent.
 type Agent struct {
@@ -64,7 +96,7 @@ type Agent struct {
 type ports struct{ HTTP, RPC, Serf int }
 
 const agentHCL = `
-name       = "solstice-local"
+name       = "{{.NodeName}}"
 data_dir   = "{{.DataDir}}"
 bind_addr  = "127.0.0.1"
 log_level  = "DEBUG"
@@ -85,16 +117,27 @@ advertise {
   serf = "127.0.0.1"
 }
 
+{{- if .Role.Server}}
 server {
   enabled          = true
   bootstrap_expect = 1
+{{- if .HeartbeatGrace}}
+  heartbeat_grace   = "{{.HeartbeatGrace}}"
+{{- end}}
+{{- if .MinHeartbeatTTL}}
+  min_heartbeat_ttl = "{{.MinHeartbeatTTL}}"
+{{- end}}
 }
-
+{{- end}}
+{{if .Role.Client}}
 client {
   enabled = true
-  servers = ["127.0.0.1:{{.Ports.RPC}}"]
+  servers = [{{range $i, $s := .JoinServers}}{{if $i}}, {{end}}"{{$s}}"{{end}}]
 {{- if .CNIPath}}
   cni_path = "{{.CNIPath}}"
+{{- end}}
+{{- if .CgroupParent}}
+  cgroup_parent = "{{.CgroupParent}}"
 {{- end}}
   meta {
 {{- range $k, $v := .NodeMeta}}
@@ -102,6 +145,7 @@ client {
 {{- end}}
   }
 }
+{{- end}}
 {{if .RawExec}}
 plugin "raw_exec" {
   config {
@@ -177,8 +221,11 @@ func (a *Agent) writeConfig(path string) error {
 	tmpl := template.Must(template.New("agent").Parse(agentHCL))
 	err := tmpl.Execute(&buf, struct {
 		Config
-		Ports ports
-	}{a.cfg, a.ports})
+		Ports       ports
+		NodeName    string
+		Role        roleView
+		JoinServers []string
+	}{a.cfg, a.ports, a.NodeName(), roleView{a.cfg.Role.server(), a.cfg.Role.client()}, a.joinServers()})
 	if err != nil {
 		return fmt.Errorf("render nomad agent config: %w", err)
 	}
@@ -207,6 +254,28 @@ func (a *Agent) start(ctx context.Context, confPath string) error {
 		return fmt.Errorf("%w\n%s", err, a.logTail())
 	}
 	return nil
+}
+
+type roleView struct{ Server, Client bool }
+
+// NodeName is the agent's node name.
+func (a *Agent) NodeName() string {
+	if a.cfg.Name == "" {
+		return "solstice-local"
+	}
+	return a.cfg.Name
+}
+
+// RPCAddr is the agent's RPC address, for clients to join.
+func (a *Agent) RPCAddr() string { return fmt.Sprintf("127.0.0.1:%d", a.ports.RPC) }
+
+// joinServers is what the client block's servers lists: the agent itself
+// unless it is a client of others.
+func (a *Agent) joinServers() []string {
+	if a.cfg.Role == ClientOnly {
+		return a.cfg.Servers
+	}
+	return []string{a.RPCAddr()}
 }
 
 // PID is the agent's process id.
@@ -241,11 +310,11 @@ func (a *Agent) WaitNode(ctx context.Context, driver string) (*api.Node, error) 
 		what += " with a healthy " + driver + " driver"
 	}
 	err = a.poll(ctx, what, func() (bool, error) {
-		stubs, _, err := c.Nodes().List(nil)
-		if err != nil || len(stubs) == 0 || stubs[0].Status != "ready" {
+		stub := a.ownNode(c)
+		if stub == nil || stub.Status != "ready" {
 			return false, nil
 		}
-		n, _, err := c.Nodes().Info(stubs[0].ID, nil)
+		n, _, err := c.Nodes().Info(stub.ID, nil)
 		if err != nil {
 			return false, nil
 		}
@@ -257,6 +326,20 @@ func (a *Agent) WaitNode(ctx context.Context, driver string) (*api.Node, error) 
 		return di != nil && di.Detected && di.Healthy, nil
 	})
 	return node, err
+}
+
+// ownNode finds this agent's node among the cluster's by its name.
+func (a *Agent) ownNode(c *api.Client) *api.NodeListStub {
+	stubs, _, err := c.Nodes().List(nil)
+	if err != nil {
+		return nil
+	}
+	for _, s := range stubs {
+		if s.Name == a.NodeName() {
+			return s
+		}
+	}
+	return nil
 }
 
 // poll calls check until it says done, the agent dies or ctx ends.
@@ -299,6 +382,17 @@ func (a *Agent) Stop(grace time.Duration) error {
 	_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
 	<-a.exited
 	return errors.New("nomad agent did not stop in time and was killed")
+}
+
+// Kill kills the agent and the plugins it spawned (its process group) at
+// once, as a crash or a power cut would; processes in sessions of their
+// own (QEMU) live on. It waits for the agent to be gone.
+func (a *Agent) Kill() {
+	if a.cmd == nil || a.cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+	<-a.exited
 }
 
 // Exited is closed when the agent process has exited.

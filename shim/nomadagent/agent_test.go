@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMountsUnder(t *testing.T) {
@@ -47,6 +48,41 @@ func TestConfigConsulBlock(t *testing.T) {
 			}
 			if !strings.Contains(hcl, tt.want) {
 				t.Fatalf("the config lacks %q:\n%s", tt.want, hcl)
+			}
+		})
+	}
+}
+
+func TestConfigRoles(t *testing.T) {
+	tests := []struct {
+		name      string
+		cfg       Config
+		want, not []string
+	}{
+		{"single node", Config{}, []string{`name       = "solstice-local"`, "server {", "client {", `servers = ["127.0.0.1:4647"]`}, []string{"heartbeat_grace"}},
+		{"server", Config{Role: ServerOnly, Name: "srv", HeartbeatGrace: 5 * time.Second, MinHeartbeatTTL: 3 * time.Second},
+			[]string{`name       = "srv"`, "server {", `heartbeat_grace   = "5s"`, `min_heartbeat_ttl = "3s"`}, []string{"client {"}},
+		{"client", Config{Role: ClientOnly, Name: "alpha", Servers: []string{"127.0.0.1:9000", "127.0.0.1:9001"}, CgroupParent: "/solstice-alpha"},
+			[]string{`name       = "alpha"`, "client {", `servers = ["127.0.0.1:9000", "127.0.0.1:9001"]`, `cgroup_parent = "/solstice-alpha"`}, []string{"server {"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.DataDir = "/tmp/n"
+			a := &Agent{cfg: tt.cfg, ports: ports{HTTP: 4646, RPC: 4647, Serf: 4648}}
+			path := filepath.Join(t.TempDir(), "agent.hcl")
+			if err := a.writeConfig(path); err != nil {
+				t.Fatal(err)
+			}
+			data, _ := os.ReadFile(path)
+			for _, w := range tt.want {
+				if !strings.Contains(string(data), w) {
+					t.Errorf("the config lacks %q:\n%s", w, data)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(string(data), n) {
+					t.Errorf("the config has %q:\n%s", n, data)
+				}
 			}
 		})
 	}
