@@ -27,6 +27,16 @@ var (
 	sharedCacheDir  string
 )
 
+// TestMain removes the shared image cache after the run: each run makes
+// its own, and a copy of the image per run would fill /tmp.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sharedCacheDir != "" {
+		os.RemoveAll(sharedCacheDir)
+	}
+	os.Exit(code)
+}
+
 func imageCacheDir(t testing.TB) string {
 	sharedCacheOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "solstice-e2e-cache-")

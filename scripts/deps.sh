@@ -12,6 +12,7 @@ packages=(
   containernetworking-plugins  # CNI for bridge-networked task groups
   util-linux        # nsenter: QEMU inside an allocation's namespace
   openssh-client    # ssh-keygen in scripts and tests
+  socat             # testimage/smoke.sh talks to the guest's serial console
 )
 
 missing=()
