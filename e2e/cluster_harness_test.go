@@ -16,6 +16,8 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/solstice-ci/solstice/driver/isolation"
+	"github.com/solstice-ci/solstice/jobspecs"
+	"github.com/solstice-ci/solstice/shim/nomad"
 	"github.com/solstice-ci/solstice/shim/nomadagent"
 )
 
@@ -38,9 +40,10 @@ const clusterGIDBase = 64980
 
 // Cluster is one Nomad server and several clients on this host, each its
 // own agent with its own data dir, ports, plugin config, image cache,
-// isolation group and cgroup parent. Server is the server agent as a
-// *Nomad, so what takes a single agent (the forge environments, job
-// syncs) takes the cluster.
+// isolation group and cgroup parent, with ACLs on as in production.
+// Server is the server agent as a *Nomad holding the management token,
+// so what takes a single agent (the forge environments, job syncs) takes
+// the cluster.
 type Cluster struct {
 	Server  *Nomad
 	Clients []*ClusterClient
@@ -72,7 +75,7 @@ func StartCluster(t *testing.T, specs ...ClientSpec) *Cluster {
 	dir := t.TempDir()
 	srv, err := nomadagent.Start(ctx, nomadagent.Config{
 		Binary: env(t, "SOLSTICE_NOMAD"), DataDir: filepath.Join(dir, "server"),
-		Role: nomadagent.ServerOnly, Name: "server",
+		Role: nomadagent.ServerOnly, Name: "server", ACL: true,
 		HeartbeatGrace: clusterHeartbeatGrace, MinHeartbeatTTL: clusterHeartbeatTTL,
 	})
 	if err != nil {
@@ -80,6 +83,7 @@ func StartCluster(t *testing.T, specs ...ClientSpec) *Cluster {
 	}
 	c := &Cluster{Server: &Nomad{Agent: srv, t: t}, t: t}
 	t.Cleanup(c.cleanup)
+	bootstrapACL(t, ctx, srv)
 	if c.Server.API, err = srv.Client(); err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +106,30 @@ func StartCluster(t *testing.T, specs ...ClientSpec) *Cluster {
 	return c
 }
 
+// ShimClient is an API client on a token holding exactly the shims'
+// shipped policy (jobspecs/acl), which their workload identity gets in
+// production: what the shims do on a cluster must need nothing more.
+func (c *Cluster) ShimClient(t *testing.T) *api.Client {
+	t.Helper()
+	pols, err := nomad.LoadPolicies(jobspecs.ACL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := strings.ReplaceAll(pols.Shims, "${namespace}", api.DefaultNamespace)
+	if _, err := c.Server.API.ACLPolicies().Upsert(&api.ACLPolicy{Name: "e2e-shims", Rules: rules}, nil); err != nil {
+		t.Fatalf("write the shims' policy: %v", err)
+	}
+	tok, _, err := c.Server.API.ACLTokens().Create(&api.ACLToken{Name: "e2e-shims", Type: "client", Policies: []string{"e2e-shims"}}, nil)
+	if err != nil {
+		t.Fatalf("make a token with the shims' policy: %v", err)
+	}
+	sc, err := api.NewClient(&api.Config{Address: c.Server.Addr, SecretID: tok.SecretID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
 func (c *Cluster) startClient(ctx context.Context, dir string, i int, spec ClientSpec) *ClusterClient {
 	cl := &ClusterClient{Spec: spec, gid: clusterGIDBase + i, cgroup: "/solstice-e2e-" + spec.Name}
 	cacheDir := filepath.Join(dir, spec.Name+"-images")
@@ -110,11 +138,12 @@ func (c *Cluster) startClient(ctx context.Context, dir string, i int, spec Clien
 		Role: nomadagent.ClientOnly, Name: spec.Name, Servers: []string{c.Server.RPCAddr()},
 		Plugin:       filepath.Join(env(c.t, "SOLSTICE_BIN"), "solstice-vm"),
 		PluginConfig: clientPluginConfig(c.t, cacheDir, cl.gid, spec.Images),
-		CgroupParent: cl.cgroup,
+		CgroupParent: cl.cgroup, ACL: true,
 	})
 	if err != nil {
 		c.t.Fatalf("start nomad client %s: %v", spec.Name, err)
 	}
+	agent.Token = c.Server.Token // what the test asks a client's API
 	cl.Agent = agent
 	return cl
 }

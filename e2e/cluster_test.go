@@ -17,6 +17,7 @@ import (
 
 	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/internal/githubfake"
+	"github.com/solstice-ci/solstice/jobspecs"
 	"github.com/solstice-ci/solstice/shim/github"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
 	"github.com/solstice-ci/solstice/shim/nomad"
@@ -40,7 +41,9 @@ func TestClusterPlacementAndLostNode(t *testing.T) {
 	t.Run("shipped parent jobs", func(t *testing.T) { checkShippedParents(t, c.Server) })
 	t.Run("accelerator constraint", func(t *testing.T) { checkAcceleratorConstraint(t, c) })
 
-	e := newGitHubEnv(t, githubfake.Options{}, c.Server)
+	// The shim runs on a token holding only the shipped shims' policy, as
+	// its workload identity would.
+	e := newGitHubEnv(t, githubfake.Options{}, &Nomad{Agent: c.Server.Agent, API: c.ShimClient(t), t: t})
 	// --runners against cores: four solstice-test runners for the four
 	// cores of the two clients, one for each single-client label.
 	registerRunners(t, e, "test", "solstice-test", 4)
@@ -98,8 +101,23 @@ func syncClusterLabels(t *testing.T, n *Nomad) {
 		}
 		files = append(files, f)
 	}
-	if _, err := (&nomad.Client{API: n.API}).Sync(testContext(t, time.Minute), files); err != nil {
+	nc := &nomad.Client{API: n.API}
+	ctx := testContext(t, time.Minute)
+	synced, err := nc.Sync(ctx, files)
+	if err != nil {
 		t.Fatal(err)
+	}
+	// As `solstice jobs sync` does on an ACL-enabled cluster.
+	pols, err := nomad.LoadPolicies(jobspecs.ACL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, s := range synced {
+		ids = append(ids, s.JobID)
+	}
+	if _, err := nc.ApplyPolicies(ctx, pols, api.DefaultNamespace, ids); err != nil {
+		t.Fatalf("apply the ACL policies: %v", err)
 	}
 }
 
