@@ -214,14 +214,8 @@ func writeISO(path string, files map[string][]byte) error {
 	if err != nil {
 		return err
 	}
-	for name, data := range files {
-		f, err := fs.OpenFile("/"+name, os.O_CREATE|os.O_RDWR)
-		if err != nil {
-			return fmt.Errorf("create %s: %w", name, err)
-		}
-		if _, err := f.Write(data); err != nil {
-			return fmt.Errorf("write %s: %w", name, err)
-		}
+	if err := writeFiles(fs, files); err != nil {
+		return err
 	}
 	iso, ok := fs.(*iso9660.FileSystem)
 	if !ok {
@@ -250,12 +244,18 @@ func writeFAT(path string, files map[string][]byte) error {
 	if err != nil {
 		return err
 	}
+	return writeFiles(fs, files)
+}
+
+// writeFiles writes the seed's files into the root of a file system.
+func writeFiles(fs filesystem.FileSystem, files map[string][]byte) error {
 	for name, data := range files {
 		f, err := fs.OpenFile("/"+name, os.O_CREATE|os.O_RDWR)
 		if err != nil {
 			return fmt.Errorf("create %s: %w", name, err)
 		}
 		if _, err := f.Write(data); err != nil {
+			f.Close()
 			return fmt.Errorf("write %s: %w", name, err)
 		}
 		if err := f.Close(); err != nil {

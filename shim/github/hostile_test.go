@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/solstice-ci/solstice/internal/contract"
+	"github.com/solstice-ci/solstice/internal/eventstest"
 	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
@@ -24,18 +25,7 @@ func (j rawJobs) Status(context.Context, *nomad.Job) (nomad.Status, error) {
 }
 
 func (j rawJobs) Follow(ctx context.Context, _ nomad.Status, _ int64, fn func([]byte, int64) error) error {
-	var off int64
-	for _, l := range j.lines {
-		off += int64(len(l) + 1)
-		if err := fn([]byte(l), off); err != nil {
-			if err == contract.ErrStop {
-				return nil
-			}
-			return err
-		}
-	}
-	<-ctx.Done()
-	return ctx.Err()
+	return eventstest.Feed(ctx, 0, j.lines, fn)
 }
 
 // Forged events reach the renderer only as the Tracker's infra_error: the

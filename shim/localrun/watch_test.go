@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/solstice-ci/solstice/internal/contract"
+	"github.com/solstice-ci/solstice/internal/eventstest"
 	"github.com/solstice-ci/solstice/shim/nomad"
 	"github.com/solstice-ci/solstice/shim/workflow"
 )
@@ -58,17 +59,7 @@ func (s *scriptedJobs) Follow(ctx context.Context, _ nomad.Status, _ int64, fn f
 			return err
 		}
 	}
-	for _, l := range s.raw {
-		off += int64(len(l) + 1)
-		if err := fn([]byte(l), off); err != nil {
-			if err == contract.ErrStop {
-				return nil
-			}
-			return err
-		}
-	}
-	<-ctx.Done()
-	return ctx.Err()
+	return eventstest.Feed(ctx, off, s.raw, fn)
 }
 
 func (s *scriptedJobs) Cancel(context.Context, *nomad.Job) error {

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/solstice-ci/solstice/internal/contract"
+	"github.com/solstice-ci/solstice/internal/eventstest"
 )
 
 // linesJobs is a finished job whose events file holds lines.
@@ -22,18 +23,7 @@ func (j linesJobs) Status(context.Context, *Job) (Status, error) {
 }
 
 func (j linesJobs) Follow(ctx context.Context, _ Status, _ int64, fn func([]byte, int64) error) error {
-	var off int64
-	for _, l := range j.lines {
-		off += int64(len(l) + 1)
-		if err := fn([]byte(l), off); err != nil {
-			if err == contract.ErrStop {
-				return nil
-			}
-			return err
-		}
-	}
-	<-ctx.Done()
-	return ctx.Err()
+	return eventstest.Feed(ctx, 0, j.lines, fn)
 }
 
 // The step count the guest's events are checked against comes from the
