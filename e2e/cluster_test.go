@@ -343,13 +343,7 @@ func killAClientMidJob(t *testing.T, c *Cluster, e *ghEnv) {
 	e.waitStep(t, survivor, "Outlive")
 	// Keep the solstice-test job off beta, so that beta could take a
 	// replacement of it: nothing but Solstice stops that.
-	toggleEligibility(t, c.Server, beta.NodeID, false)
-	victim := e.fake.QueueJob(githubfake.JobSpec{
-		Name: "victim", Labels: []string{"solstice-test"}, ContextData: map[string]any{"github": e.github()},
-		Steps: []githubfake.Step{{DisplayName: "Forever", Run: "echo started; sleep 600"}},
-	})
-	e.waitStep(t, victim, "Forever")
-	toggleEligibility(t, c.Server, beta.NodeID, true)
+	victim := foreverJobOff(t, c, e, "victim", beta)
 	victimJob := dispatchOf(t, c.Server, "victim")
 	if allocs, _, err := c.Server.API.Jobs().Allocations(victimJob, true, nil); err != nil || len(allocs) != 1 || allocs[0].NodeName != "alpha" {
 		t.Fatalf("the victim does not run on alpha alone: %v %s", err, describeStubs(allocs))
@@ -376,6 +370,20 @@ func killAClientMidJob(t *testing.T, c *Cluster, e *ghEnv) {
 	checkNothingLeft(t, c, victimJob)
 }
 
+// foreverJobOff queues a solstice-test job that sleeps for good and waits
+// until it runs, on a client other than away.
+func foreverJobOff(t *testing.T, c *Cluster, e *ghEnv, name string, away *ClusterClient) *githubfake.Job {
+	t.Helper()
+	toggleEligibility(t, c.Server, away.NodeID, false)
+	j := e.fake.QueueJob(githubfake.JobSpec{
+		Name: name, Labels: []string{"solstice-test"}, ContextData: map[string]any{"github": e.github()},
+		Steps: []githubfake.Step{{DisplayName: "Forever", Run: "echo started; sleep 600"}},
+	})
+	e.waitStep(t, j, "Forever")
+	toggleEligibility(t, c.Server, away.NodeID, true)
+	return j
+}
+
 // drainAClientMidJob drains beta past a one-second deadline while it runs
 // a job: GitHub shows the job failed as an infrastructure failure naming
 // beta, and the replacement Nomad places on alpha at once is stopped
@@ -383,13 +391,7 @@ func killAClientMidJob(t *testing.T, c *Cluster, e *ghEnv) {
 func drainAClientMidJob(t *testing.T, c *Cluster, e *ghEnv) {
 	t.Helper()
 	alpha, beta := c.Client("alpha"), c.Client("beta")
-	toggleEligibility(t, c.Server, alpha.NodeID, false)
-	j := e.fake.QueueJob(githubfake.JobSpec{
-		Name: "drained", Labels: []string{"solstice-test"}, ContextData: map[string]any{"github": e.github()},
-		Steps: []githubfake.Step{{DisplayName: "Forever", Run: "echo started; sleep 600"}},
-	})
-	e.waitStep(t, j, "Forever")
-	toggleEligibility(t, c.Server, alpha.NodeID, true)
+	j := foreverJobOff(t, c, e, "drained", alpha)
 	jobID := dispatchOf(t, c.Server, "drained")
 	drained := time.Now()
 	if _, err := c.Server.API.Nodes().UpdateDrain(beta.NodeID, &api.DrainSpec{Deadline: time.Second}, false, nil); err != nil {
