@@ -59,12 +59,16 @@ func TestConcurrentTasksAreIsolated(t *testing.T) {
 	}
 }
 
+// cachedBase is the test image's base in the shared cache, which also
+// holds the bases of other tests' images (the cloud-init flavour).
 func cachedBase(t *testing.T) string {
-	matches, _ := filepath.Glob(filepath.Join(imageCacheDir(t), "bases", "*.qcow2"))
-	if len(matches) != 1 {
-		t.Fatalf("want one cached base, found %v", matches)
+	_, sum := testImage(t)
+	base := filepath.Join(imageCacheDir(t), "bases", sum+".qcow2")
+	if _, err := os.Stat(base); err != nil {
+		all, _ := filepath.Glob(filepath.Join(imageCacheDir(t), "bases", "*.qcow2"))
+		t.Fatalf("the test image's base is not cached (%v); the cache holds %v", err, all)
 	}
-	return matches[0]
+	return base
 }
 
 // pluginPIDs lists running solstice-vm plugin processes.
