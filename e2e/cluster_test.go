@@ -480,8 +480,7 @@ func checkNothingLeft(t *testing.T, c *Cluster, victimJob string) {
 	if err != nil || len(allocs) != 1 || allocs[0].NodeName != "alpha" || allocs[0].ClientStatus != "lost" {
 		t.Errorf("the lost job's allocations: %v %s", err, describeStubs(allocs))
 	}
-	job, _, err := nc.Jobs().Info(victimJob, nil)
-	if err != nil || !*job.Stop {
+	if job, _, err := nc.Jobs().Info(victimJob, nil); err != nil || !stopped(job) {
 		t.Errorf("the lost job was not stopped: %v", err)
 	}
 	// A stopped job may read "pending" for a while: the follow-up
@@ -493,8 +492,12 @@ func checkNothingLeft(t *testing.T, c *Cluster, victimJob string) {
 			return false
 		}
 		for _, s := range stubs {
-			if s.ParentID != "" && ((s.Status != "dead" && !s.Stop) || liveAllocs(nc, s.ID) > 0) {
-				t.Logf("dispatch %s: %s, stop %v, %d live allocations", s.ID, s.Status, s.Stop, liveAllocs(nc, s.ID))
+			if s.ParentID == "" {
+				continue
+			}
+			job, _, err := nc.Jobs().Info(s.ID, nil)
+			if err != nil || (s.Status != "dead" && !stopped(job)) || liveAllocs(nc, s.ID) > 0 {
+				t.Logf("dispatch %s: %s, stopped %v, %d live allocations (%v)", s.ID, s.Status, err == nil && stopped(job), liveAllocs(nc, s.ID), err)
 				return false
 			}
 		}
@@ -510,6 +513,21 @@ func checkNothingLeft(t *testing.T, c *Cluster, victimJob string) {
 	if pids := c.Client("alpha").QEMUs(); len(pids) != 0 {
 		t.Errorf("QEMU of the dead alpha still runs: %v", pids)
 	}
+}
+
+// stopped: the job was stopped, or, by a shim on its workload identity
+// (which may not deregister jobs on an ACL-enabled cluster), scaled to
+// zero, so that nothing can place it again.
+func stopped(job *api.Job) bool {
+	if job.Stop != nil && *job.Stop {
+		return true
+	}
+	for _, g := range job.TaskGroups {
+		if g.Count == nil || *g.Count != 0 {
+			return false
+		}
+	}
+	return len(job.TaskGroups) > 0
 }
 
 // liveAllocs counts a job's allocations that are not over.
