@@ -50,6 +50,7 @@ const (
 // dispatch anything outside solstice/secrets/; solstice run --secret
 // works, and without the parent job's policy fails fast, saying why.
 func TestACLCluster(t *testing.T) {
+	alongside(t)
 	g := StartGitea(t)
 	n := StartNomad(t, WithACL(), WithRawExec(), WithPlugin(pluginConfig(t, pluginOpts{})))
 	if _, err := n.WaitNode(testContext(t, 2*time.Minute), "solstice-vm"); err != nil {

@@ -32,6 +32,7 @@ import (
 // on GitHub as an infrastructure failure naming alpha, within the bound,
 // is not run again, and beta's job succeeds.
 func TestClusterPlacementAndLostNode(t *testing.T) {
+	alongside(t)
 	start := time.Now()
 	c := StartCluster(t,
 		ClientSpec{Name: "alpha", Images: []string{"solstice-test", "solstice-alpha"}},

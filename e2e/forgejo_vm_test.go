@@ -199,6 +199,7 @@ func assertNoSecretsInNomad(t *testing.T, n *Nomad, secret string) {
 // as a Nomad service job (token from its Variable, registered in Nomad's
 // service catalog with a passing /healthz check), then the same workflow.
 func TestGiteaShimAsNomadService(t *testing.T) {
+	alongside(t)
 	f := &forgeVM{g: StartGitea(t), n: StartNomad(t, WithRawExec(), WithPlugin(pluginConfig(t, pluginOpts{}))), repo: "demo"}
 	if _, err := f.n.WaitNode(testContext(t, 2*time.Minute), "solstice-vm"); err != nil {
 		t.Fatal(err)

@@ -179,6 +179,7 @@ func (e *ghEnv) fullJob() githubfake.JobSpec {
 // are renewed at the configured cadence and secrets stay out of Nomad
 // and the logs.
 func TestGitHubJobsInVMs(t *testing.T) {
+	alongside(t)
 	e := startGitHubEnv(t, githubfake.Options{LockDuration: 10 * time.Second})
 	e.register(t, 2, protocol.DefaultRunnerVersion)
 	renew := 3 * time.Second

@@ -284,3 +284,15 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// alongside lets a long test that mostly waits (on boots under TCG, on
+// Nomad's evaluations, on a forge's polls) run beside another such test
+// once the serial tests are done: go test runs two at a time on a 2-core
+// machine, which keeps the suite inside its CI budget. Such a test owns
+// all it uses (agents, forges and test hosts on addresses it reserves,
+// ports picked free, the default isolation_gid only with the default
+// egress policy) and never looks at processes it did not start, except to
+// bound their memory.
+func alongside(t *testing.T) {
+	t.Parallel()
+}

@@ -103,6 +103,7 @@ var hostileCases = []hostileCase{
 // through the same shim afterwards, and the plugin's and the shims'
 // resident memory stays under the stated bounds throughout.
 func TestHostileJobs(t *testing.T) {
+	alongside(t)
 	start := time.Now()
 	g := StartGitea(t)
 	n := StartNomad(t, WithPlugin(pluginConfig(t, pluginOpts{extra: fmt.Sprintf("max_events_size = \"%dMiB\"", floodBound>>20)})))

@@ -138,6 +138,7 @@ jobs:
 // are GitHub's (product in key order, first key outermost, exclude, then
 // include extending a match or adding a combination).
 func TestRunMatrixIncludeExclude(t *testing.T) {
+	alongside(t)
 	n := StartNomad(t, WithPlugin(pluginConfig(t, pluginOpts{})))
 	syncLabel(t, n, nil)
 	dir := runRepo(t, matrixWorkflow)
@@ -271,6 +272,7 @@ func TestFollowerRestartLosesNothing(t *testing.T) {
 // TestTwentyJobsRoomForTwo: twenty jobs against a client with room for
 // two all finish; Nomad holds the rest in its queue.
 func TestTwentyJobsRoomForTwo(t *testing.T) {
+	alongside(t)
 	n := StartNomad(t, WithPlugin(pluginConfig(t, pluginOpts{})))
 	var node *api.Node
 	nodes, _, _ := n.API.Nodes().List(nil)

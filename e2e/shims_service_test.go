@@ -116,6 +116,7 @@ func waitHealth(t *testing.T, reg registry, limit time.Duration, status, output 
 // Gitea passes again after); the services leave the catalog when the job
 // stops.
 func TestShimServiceHealth(t *testing.T) {
+	alongside(t)
 	tests := []struct {
 		provider string
 		start    func(t *testing.T) (*Nomad, func(service string) registry)
