@@ -91,7 +91,10 @@ func WriteInfraError(path, message string) error {
 // after the job's own stream has ended, numbered after its last event,
 // and renders it on out (the task's stdout; may be nil).
 func Record(path string, out io.Writer, ev contract.Event) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0o644)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create the events file's directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("open events file: %w", err)
 	}
