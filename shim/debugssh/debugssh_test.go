@@ -1,0 +1,89 @@
+package debugssh
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+const aliceKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH3k5DTGmXc0f0Yk3c8s8kqG3tJb0x6jvI1i0JwL0XyZ alice@laptop"
+
+func TestPolicyCheck(t *testing.T) {
+	tests := []struct {
+		name   string
+		policy Policy
+		run    Run
+		want   error
+		reason string
+	}{
+		{"opted in", Policy{}, Run{OptIn: true, User: "alice"}, nil, ""},
+		{"not asked", Policy{}, Run{User: "alice"}, ErrNotAsked, ""},
+		{"operator off", Policy{Disabled: true}, Run{OptIn: true, User: "alice"}, ErrNoSession, "turned debug sessions off"},
+		{"fork", Policy{}, Run{OptIn: true, User: "mallory", FromFork: true}, ErrNoSession, "fork"},
+		{"fork allowed", Policy{AllowForks: true}, Run{OptIn: true, User: "mallory", FromFork: true}, nil, ""},
+		{"no user", Policy{}, Run{OptIn: true}, ErrNoSession, "who triggered"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.policy.Check(tt.run)
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("Check = %v, want %v", err, tt.want)
+			}
+			if err != nil && !strings.Contains(err.Error(), tt.reason) {
+				t.Fatalf("reason %q lacks %q", err, tt.reason)
+			}
+		})
+	}
+}
+
+func TestOptedIn(t *testing.T) {
+	for v, want := range map[string]bool{"true": true, "TRUE": true, " true ": true, "1": false, "yes": false, "": false} {
+		if got := OptedIn(map[string]string{OptInVar: v}); got != want {
+			t.Errorf("OptedIn(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+func TestGiteaKeys(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/v1/users/alice/keys":
+			w.Write([]byte(`[{"id":1,"key":"` + aliceKey + `\n","title":"laptop"},{"id":2,"key":"command=\"x\" ` + aliceKey + `"}]`))
+		case "/api/v1/users/nokeys/keys":
+			w.Write([]byte(`[]`))
+		case "/api/v1/users/huge/keys":
+			w.Write([]byte("[" + strings.Repeat(" ", maxKeysBody) + "]"))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	keys, err := GiteaKeys(ctx, srv.Client(), srv.URL, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := Request("alice", keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(req.Keys) != 1 || req.Keys[0] != aliceKey {
+		t.Fatalf("keys %q, want alice's one plain key (the one with options dropped)", req.Keys)
+	}
+	keys, err = GiteaKeys(ctx, srv.Client(), srv.URL, "nokeys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Request("nokeys", keys); !errors.Is(err, ErrNoSession) || !strings.Contains(err.Error(), "has no SSH public keys") {
+		t.Fatalf("no keys: %v", err)
+	}
+	if _, err := GiteaKeys(ctx, srv.Client(), srv.URL, "huge"); err == nil || !strings.Contains(err.Error(), "over") {
+		t.Fatalf("huge listing: %v", err)
+	}
+	if _, err := GiteaKeys(ctx, srv.Client(), srv.URL, "ghost"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("unknown user: %v", err)
+	}
+}
