@@ -69,6 +69,9 @@ const (
 	EndLoggedOut = "the user logged out"
 	EndExpired   = "the session expired"
 	EndStopped   = "the job was stopped"
+	// EndInterrupted is recorded by a restarted driver, which no longer
+	// watches the session.
+	EndInterrupted = "the Solstice driver restarted during the session"
 )
 
 // Run opens the session and waits for its end. It returns why the session

@@ -110,3 +110,25 @@ func Record(path string, out io.Writer, ev contract.Event) error {
 	(&renderer{out: out, host: true}).event(ev)
 	return f.Sync()
 }
+
+// LastEvent is the events file's last event; ok is false when the file
+// is missing or its last line does not decode.
+func LastEvent(path string) (ev contract.Event, ok bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return contract.Event{}, false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return contract.Event{}, false
+	}
+	start := max(st.Size()-contract.MaxLine-1, 0)
+	buf := make([]byte, st.Size()-start)
+	if _, err := f.ReadAt(buf, start); err != nil && err != io.EOF {
+		return contract.Event{}, false
+	}
+	buf = bytes.TrimSuffix(buf, []byte("\n"))
+	ev, err = contract.DecodeEvent(buf[bytes.LastIndexByte(buf, '\n')+1:])
+	return ev, err == nil
+}

@@ -155,3 +155,34 @@ func TestStopEndsDebugSession(t *testing.T) {
 		t.Fatalf("exit code %d, want the job's failure %d", res.ExitCode, contract.ExitJobFailed)
 	}
 }
+
+// TestRecoverDuringDebugSession: a plugin restarted while a failed job's
+// session was open cannot watch it any more; the adopted task records its
+// end, powers the VM off and keeps the job's failure, without asking the
+// guest agent for events past its stream's end.
+func TestRecoverDuringDebugSession(t *testing.T) {
+	before := newHarness(t, &fakeVMs{})
+	cfg, th := before.start(TaskConfig{Image: "omnios", Plan: "local/plan.json"})
+	p := eventsPath(cfg)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	finished := contract.Event{Seq: 5, Time: time.Now().UTC(), Type: contract.TypeJobFinished, Conclusion: contract.Failure}
+	session := contract.Event{Seq: 6, Time: time.Now().UTC(), Type: contract.TypeDebugSession,
+		Debug: &contract.DebugSession{Host: "h", Port: 31022, User: "solstice", Expires: time.Now().Add(time.Hour)}}
+	if err := os.WriteFile(p, append(contract.MarshalEvent(&finished), contract.MarshalEvent(&session)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vms := &fakeVMs{}
+	after := newHarness(t, vms)
+	if err := after.d.RecoverTask(th.Copy()); err != nil {
+		t.Fatalf("RecoverTask: %v", err)
+	}
+	if res := after.wait(cfg.ID); res.ExitCode != contract.ExitJobFailed {
+		t.Fatalf("exit code %d, want the job's failure", res.ExitCode)
+	}
+	assertCalls(t, vms, []string{"attach", "power-down"}, []string{"job", "follow"})
+	if got := debugEnded(t, cfg); !strings.Contains(got, "the Solstice driver restarted during the session") {
+		t.Fatalf("debug_ended %q", got)
+	}
+}
