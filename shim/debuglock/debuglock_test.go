@@ -3,10 +3,13 @@ package debuglock
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/nomad/api"
+
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // casVars keeps Variables in memory with Nomad's check-and-set rules: a
@@ -119,5 +122,35 @@ func TestPathFitsNomad(t *testing.T) {
 	long := string(make([]byte, 500))
 	if p := Path(long); len(p) > 128 {
 		t.Fatalf("path %q is over Nomad's 128 characters", p)
+	}
+}
+
+func TestGuard(t *testing.T) {
+	ctx := context.Background()
+	vars := &casVars{vars: map[string]*api.Variable{}}
+	now := time.Now()
+	session := contract.Event{Type: contract.TypeDebugSession, Debug: &contract.DebugSession{Host: "h", Port: 1, User: "u", Expires: now.Add(time.Hour)}}
+	ended := contract.Event{Type: contract.TypeDebugEnded}
+	first := &Guard{Vars: vars, Repository: "r", Holder: "job-1"}
+	second := &Guard{Vars: vars, Repository: "r", Holder: "job-2"}
+	if v, err := first.On(ctx, session, now); err != nil || !v.Show || !v.Opened {
+		t.Fatalf("first session: %+v %v", v, err)
+	}
+	v, err := second.On(ctx, session, now)
+	if err != nil || v.Show || !strings.Contains(v.Refusal, "No debug session: job job-1 holds this repository's debug session") {
+		t.Fatalf("second session: %+v %v", v, err)
+	}
+	if v, _ := second.On(ctx, ended, now); v.Show || v.Closed {
+		t.Fatalf("a refused session's end is shown: %+v", v)
+	}
+	if v, err := first.On(ctx, ended, now); err != nil || !v.Show || !v.Closed {
+		t.Fatalf("first session's end: %+v %v", v, err)
+	}
+	if len(vars.vars) != 0 {
+		t.Fatalf("the lock was not released: %v", vars.vars)
+	}
+	// A request the driver could not serve: only its debug_ended comes.
+	if v, _ := (&Guard{Vars: vars}).On(ctx, contract.Event{Type: contract.TypeDebugEnded, Message: "No debug session: x."}, now); !v.Show || v.Closed {
+		t.Fatalf("refusal by the driver: %+v", v)
 	}
 }

@@ -122,7 +122,6 @@ func get(ctx context.Context, hc *http.Client, u string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
@@ -139,4 +138,56 @@ func get(ctx context.Context, hc *http.Client, u string) ([]byte, error) {
 		return nil, fmt.Errorf("the key listing is over %d bytes", maxKeysBody)
 	}
 	return body, nil
+}
+
+// RunOf reads the triggering user and whether the run comes from a fork
+// from a job's github context; optIn is the forge's own opt-in answer.
+func RunOf(github map[string]any, optIn bool) Run {
+	return Run{OptIn: optIn, User: triggeringUser(github), FromFork: fromFork(github)}
+}
+
+// triggeringUser is who started the run: the re-runner of a re-run, else
+// the actor.
+func triggeringUser(github map[string]any) string {
+	if u := text(github["triggering_actor"]); u != "" {
+		return u
+	}
+	return text(github["actor"])
+}
+
+// fromFork reports a pull request whose head lives in another repository.
+func fromFork(github map[string]any) bool {
+	ev, _ := github["event"].(map[string]any)
+	pr, _ := ev["pull_request"].(map[string]any)
+	if pr == nil {
+		return false
+	}
+	head, _ := pr["head"].(map[string]any)
+	repo, _ := head["repo"].(map[string]any)
+	return text(repo["full_name"]) != text(github["repository"])
+}
+
+func text(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+// GitHubKeys lists a GitHub (or GHES) user's public keys from the web
+// server's /{user}.keys, one authorized_keys line each.
+func GitHubKeys(ctx context.Context, hc *http.Client, webURL, user string) ([]string, error) {
+	u, err := url.JoinPath(webURL, url.PathEscape(user)+".keys")
+	if err != nil {
+		return nil, fmt.Errorf("list %s's keys: %w", user, err)
+	}
+	body, err := get(ctx, hc, u)
+	if err != nil {
+		return nil, fmt.Errorf("list %s's keys: %w", user, err)
+	}
+	var keys []string
+	for _, l := range strings.Split(string(body), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			keys = append(keys, l)
+		}
+	}
+	return keys, nil
 }

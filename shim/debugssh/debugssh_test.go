@@ -87,3 +87,43 @@ func TestGiteaKeys(t *testing.T) {
 		t.Fatalf("unknown user: %v", err)
 	}
 }
+
+func TestGitHubKeys(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/octocat.keys" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte(aliceKey + "\n\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ\n"))
+	}))
+	defer srv.Close()
+	keys, err := GitHubKeys(context.Background(), srv.Client(), srv.URL+"/", "octocat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 2 || keys[0] != aliceKey {
+		t.Fatalf("keys %q", keys)
+	}
+}
+
+func TestRunOf(t *testing.T) {
+	pr := func(head string) map[string]any {
+		return map[string]any{"repository": "alice/app", "actor": "bob", "event": map[string]any{
+			"pull_request": map[string]any{"head": map[string]any{"repo": map[string]any{"full_name": head}}}}}
+	}
+	tests := []struct {
+		name string
+		gh   map[string]any
+		want Run
+	}{
+		{"push", map[string]any{"repository": "alice/app", "actor": "alice"}, Run{OptIn: true, User: "alice"}},
+		{"re-run", map[string]any{"actor": "alice", "triggering_actor": "carol"}, Run{OptIn: true, User: "carol"}},
+		{"same-repo PR", pr("alice/app"), Run{OptIn: true, User: "bob"}},
+		{"fork PR", pr("mallory/app"), Run{OptIn: true, User: "bob", FromFork: true}},
+	}
+	for _, tt := range tests {
+		if got := RunOf(tt.gh, true); got != tt.want {
+			t.Errorf("%s: %+v, want %+v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -30,11 +30,8 @@ type task struct {
 	// count the Tracker takes from the job (read back from Nomad).
 	planSteps int
 
-	// debugLease holds the repository's debug session; debugRefused says
-	// the session was refused (another one is open) and the job stopped.
-	debugLease   *debuglock.Lease
-	debugRefused bool
-	debugOpen    bool // a session is open (counted in the metrics)
+	// debug is the job's side of the repository's debug lock.
+	debug *debuglock.Guard
 
 	mu    sync.Mutex
 	tr    *nomad.Tracker // made once the job is dispatched
