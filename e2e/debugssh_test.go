@@ -3,9 +3,11 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"net"
 	"regexp"
 	"strconv"
@@ -13,7 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/nomad/api"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/solstice-ci/solstice/internal/contract"
+	"github.com/solstice-ci/solstice/internal/githubfake"
+	"github.com/solstice-ci/solstice/shim/github"
+	"github.com/solstice-ci/solstice/shim/github/protocol"
 )
 
 // debugHost is what the test client's operator tells users to connect to.
@@ -239,4 +247,117 @@ func runDebug(t *testing.T, c *ssh.Client, cmd string) string {
 		t.Fatalf("%s: %v\n%s", cmd, err, out)
 	}
 	return string(out)
+}
+
+// TestGitHubDebugSSH: a job re-run with debug logging on the fake GitHub
+// fails; its VM takes the triggering user's keys from the fake's
+// /{user}.keys, the connection line is in nomad alloc logs and, with how
+// the session ended, in the job's last step; a stranger's key is refused;
+// the user logs in, sees the workspace and logs out; GitHub gets failure.
+func TestGitHubDebugSSH(t *testing.T) {
+	start := time.Now()
+	extra := fmt.Sprintf("debug_ssh_host = %q\n    debug_ssh_max = %q\n", debugHost, debugTTL.String())
+	e := startGitHubEnvWith(t, githubfake.Options{}, pluginOpts{extra: extra})
+	e.register(t, 1, protocol.DefaultRunnerVersion)
+	e.runShim(t, github.Config{DebugLock: e.n.API.Variables()})
+	userKey, userSigner := newTestKey(t)
+	_, strangerSigner := newTestKey(t)
+	e.fake.SetUserKeys("octocat", userKey)
+	gh := e.github()
+	gh["actor"], gh["triggering_actor"] = "octocat", "octocat"
+	job := e.fake.QueueJob(githubfake.JobSpec{
+		Name: "debugged", Labels: []string{"solstice-test"}, ContextData: map[string]any{"github": gh},
+		Variables: map[string]githubfake.Variable{"ACTIONS_STEP_DEBUG": {Value: "true"}},
+		Steps: []githubfake.Step{
+			{Uses: "actions/checkout@v4"},
+			{DisplayName: "Breaks", Run: "echo left by the job > left-behind.txt\nexit 1"},
+		},
+	})
+	alloc, session := waitDebugSession(t, e.n, 15*time.Minute)
+	t.Logf("session on port %d after %s", session.Port, time.Since(start).Round(time.Second))
+	if logs := e.n.Logs(alloc, contract.TaskName, "stdout"); !strings.Contains(logs, session.Command()) {
+		t.Errorf("nomad alloc logs lack the connection line %q", session.Command())
+	}
+	addr := allocDebugAddr(t, alloc, session.Port)
+	if _, err := dialDebug(addr, strangerSigner); err == nil {
+		t.Fatal("a key that is not the user's logged in")
+	}
+	c, err := dialDebug(addr, userSigner)
+	if err != nil {
+		t.Fatalf("the user's key: %v", err)
+	}
+	if out := runDebug(t, c, "cat left-behind.txt; ls"); !strings.Contains(out, "left by the job") || !strings.Contains(out, "README.md") {
+		t.Fatalf("the session is not in the job's workspace:\n%s", out)
+	}
+	c.Close()
+	loggedOut := time.Now()
+	res := e.wait(t, job, 2*time.Minute)
+	t.Logf("GitHub completed the job %s after the logout", time.Since(loggedOut).Round(time.Second))
+	if res.Conclusion != "failed" {
+		t.Errorf("conclusion %s, want failed", res.Conclusion)
+	}
+	last := stepLog(t, res, "Complete job")
+	for _, want := range []string{session.Command(), "Debug session ended: the user logged out."} {
+		if !strings.Contains(last, want) {
+			t.Errorf("the last step's log lacks %q:\n%s", want, last)
+		}
+	}
+	e.assertNothingRejected(t)
+	e.assertCleanedUp(t)
+	t.Logf("TestGitHubDebugSSH took %s", time.Since(start).Round(time.Second))
+}
+
+// waitDebugSession waits for a debug_session event in any allocation's
+// events file and returns the allocation and the session.
+func waitDebugSession(t *testing.T, n *Nomad, limit time.Duration) (*api.Allocation, *contract.DebugSession) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		stubs, _, err := n.API.Allocations().List(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, stub := range stubs {
+			a, _, err := n.API.Allocations().Info(stub.ID, nil)
+			if err != nil || a.ClientStatus != api.AllocClientStatusRunning {
+				continue
+			}
+			if s := debugSessionOf(n, a); s != nil {
+				return a, s
+			}
+		}
+		time.Sleep(2 * time.Second)
+	}
+	t.Fatalf("no debug session within %s", limit)
+	return nil, nil
+}
+
+func debugSessionOf(n *Nomad, a *api.Allocation) *contract.DebugSession {
+	r, err := n.API.AllocFS().Cat(a, contract.EventsPath(contract.TaskName), nil)
+	if err != nil {
+		return nil
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil
+	}
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		if ev, err := contract.DecodeEvent(line); err == nil && ev.Type == contract.TypeDebugSession {
+			return ev.Debug
+		}
+	}
+	return nil
+}
+
+// allocDebugAddr is the debug port's host address in the allocation.
+func allocDebugAddr(t *testing.T, a *api.Allocation, port int) string {
+	t.Helper()
+	for _, p := range a.AllocatedResources.Shared.Ports {
+		if p.Label == "debug" && p.Value == port {
+			return net.JoinHostPort(p.HostIP, strconv.Itoa(port))
+		}
+	}
+	t.Fatalf("allocation %.8s has no debug port %d", a.ID, port)
+	return ""
 }
