@@ -190,18 +190,18 @@ func (f *forgeVM) waitJob(t *testing.T, name string, limit time.Duration) GiteaJ
 // address in the allocation that holds port.
 func (f *forgeVM) debugAddr(t *testing.T, port int) string {
 	t.Helper()
-	allocs, _, err := f.n.API.Allocations().List(nil)
+	stubs, _, err := f.n.API.Allocations().List(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, stub := range allocs {
+	for _, stub := range stubs {
 		a, _, err := f.n.API.Allocations().Info(stub.ID, nil)
 		if err != nil || a.AllocatedResources == nil {
 			continue
 		}
 		for _, p := range a.AllocatedResources.Shared.Ports {
 			if p.Label == "debug" && p.Value == port {
-				return net.JoinHostPort(p.HostIP, strconv.Itoa(port))
+				return allocDebugAddr(t, a, port)
 			}
 		}
 	}
