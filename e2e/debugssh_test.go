@@ -136,7 +136,7 @@ func (f *forgeVM) waitDebugOutcome(t *testing.T, n int, limit time.Duration) (ho
 		holder, refused, port = GiteaJob{}, GiteaJob{}, 0
 		jobs := f.g.Jobs(f.repo)
 		for _, j := range jobs {
-			log := f.g.JobLog(f.repo, j.ID)
+			log := f.logSoFar(j.ID)
 			if m := connectRe.FindStringSubmatch(log); m != nil {
 				holder = j
 				port, _ = strconv.Atoi(m[1])
@@ -154,13 +154,22 @@ func (f *forgeVM) waitDebugOutcome(t *testing.T, n int, limit time.Duration) (ho
 	return
 }
 
+// logSoFar is a job's log, "" while the job has not started.
+func (f *forgeVM) logSoFar(job int64) string {
+	var s string
+	if err := f.g.api("GET", fmt.Sprintf("repos/%s/%s/actions/jobs/%d/logs", f.g.User, f.repo, job), nil, 200, &s); err != nil {
+		return ""
+	}
+	return s
+}
+
 // waitConnectLine waits for a job's connection line.
 func (f *forgeVM) waitConnectLine(t *testing.T, name string, limit time.Duration) GiteaJob {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		for _, j := range f.g.Jobs(f.repo) {
-			if j.Name == name && connectRe.MatchString(f.g.JobLog(f.repo, j.ID)) {
+			if j.Name == name && connectRe.MatchString(f.logSoFar(j.ID)) {
 				return j
 			}
 		}
