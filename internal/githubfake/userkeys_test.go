@@ -36,7 +36,7 @@ func TestUserKeys(t *testing.T) {
 		t.Errorf("%d rejections recorded, want 3 (ghost, POST, bad login): %+v", n, s.Rejections())
 	}
 	// The shim's client reads the listing as the real one.
-	keys, err := debugssh.GitHubKeys(context.Background(), http.DefaultClient, s.GitHubURL(""), "octocat")
+	keys, err := debugssh.WebKeys(context.Background(), http.DefaultClient, s.GitHubURL(""), "octocat")
 	if err != nil || len(keys) != 1 || keys[0] != key {
 		t.Fatalf("GitHubKeys = %q, %v", keys, err)
 	}

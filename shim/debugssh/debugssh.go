@@ -6,7 +6,6 @@ package debugssh
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -90,30 +89,6 @@ const maxKeysBody = 256 << 10
 // fetchTimeout bounds one key listing.
 const fetchTimeout = 20 * time.Second
 
-// GiteaKeys lists a Gitea or Forgejo user's public keys:
-// GET /api/v1/users/{name}/keys, which needs no token for a visible user.
-func GiteaKeys(ctx context.Context, hc *http.Client, forgeURL, user string) ([]string, error) {
-	u, err := url.JoinPath(forgeURL, "api/v1/users", url.PathEscape(user), "keys")
-	if err != nil {
-		return nil, fmt.Errorf("list %s's keys: %w", user, err)
-	}
-	body, err := get(ctx, hc, u+"?limit=50")
-	if err != nil {
-		return nil, fmt.Errorf("list %s's keys: %w", user, err)
-	}
-	var listed []struct {
-		Key string `json:"key"`
-	}
-	if err := json.Unmarshal(body, &listed); err != nil {
-		return nil, fmt.Errorf("list %s's keys: decode: %w", user, err)
-	}
-	keys := make([]string, 0, len(listed))
-	for _, k := range listed {
-		keys = append(keys, k.Key)
-	}
-	return keys, nil
-}
-
 // get fetches a small document, bounded in time and size.
 func get(ctx context.Context, hc *http.Client, u string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
@@ -172,9 +147,11 @@ func text(v any) string {
 	return s
 }
 
-// GitHubKeys lists a GitHub (or GHES) user's public keys from the web
-// server's /{user}.keys, one authorized_keys line each.
-func GitHubKeys(ctx context.Context, hc *http.Client, webURL, user string) ([]string, error) {
+// WebKeys lists a user's public keys from the forge's web server at
+// /{user}.keys, one authorized_keys line each: GitHub, GHES, Gitea and
+// Forgejo all serve it without a token (Gitea's /api/v1/users/{name}/keys
+// wants one, which the shims do not have). Comment lines are skipped.
+func WebKeys(ctx context.Context, hc *http.Client, webURL, user string) ([]string, error) {
 	u, err := url.JoinPath(webURL, url.PathEscape(user)+".keys")
 	if err != nil {
 		return nil, fmt.Errorf("list %s's keys: %w", user, err)
@@ -185,7 +162,7 @@ func GitHubKeys(ctx context.Context, hc *http.Client, webURL, user string) ([]st
 	}
 	var keys []string
 	for _, l := range strings.Split(string(body), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
 			keys = append(keys, l)
 		}
 	}

@@ -47,57 +47,16 @@ func TestOptedIn(t *testing.T) {
 	}
 }
 
-func TestGiteaKeys(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/api/v1/users/alice/keys":
-			w.Write([]byte(`[{"id":1,"key":"` + aliceKey + `\n","title":"laptop"},{"id":2,"key":"command=\"x\" ` + aliceKey + `"}]`))
-		case "/api/v1/users/nokeys/keys":
-			w.Write([]byte(`[]`))
-		case "/api/v1/users/huge/keys":
-			w.Write([]byte("[" + strings.Repeat(" ", maxKeysBody) + "]"))
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	defer srv.Close()
-	ctx := context.Background()
-	keys, err := GiteaKeys(ctx, srv.Client(), srv.URL, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := Request("alice", keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(req.Keys) != 1 || req.Keys[0] != aliceKey {
-		t.Fatalf("keys %q, want alice's one plain key (the one with options dropped)", req.Keys)
-	}
-	keys, err = GiteaKeys(ctx, srv.Client(), srv.URL, "nokeys")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Request("nokeys", keys); !errors.Is(err, ErrNoSession) || !strings.Contains(err.Error(), "has no SSH public keys") {
-		t.Fatalf("no keys: %v", err)
-	}
-	if _, err := GiteaKeys(ctx, srv.Client(), srv.URL, "huge"); err == nil || !strings.Contains(err.Error(), "over") {
-		t.Fatalf("huge listing: %v", err)
-	}
-	if _, err := GiteaKeys(ctx, srv.Client(), srv.URL, "ghost"); err == nil || !strings.Contains(err.Error(), "404") {
-		t.Fatalf("unknown user: %v", err)
-	}
-}
-
-func TestGitHubKeys(t *testing.T) {
+func TestWebKeys(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/octocat.keys" {
 			http.NotFound(w, r)
 			return
 		}
-		w.Write([]byte(aliceKey + "\n\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ\n"))
+		w.Write([]byte("# Gitea isn't a key server.\n" + aliceKey + "\n\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ\n"))
 	}))
 	defer srv.Close()
-	keys, err := GitHubKeys(context.Background(), srv.Client(), srv.URL+"/", "octocat")
+	keys, err := WebKeys(context.Background(), srv.Client(), srv.URL+"/", "octocat")
 	if err != nil {
 		t.Fatal(err)
 	}

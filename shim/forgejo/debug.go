@@ -24,7 +24,7 @@ func (rt *Runner) debugRequest(ctx context.Context, pt *runnerv1.Task) (req *con
 	}
 	if err == nil {
 		var keys []string
-		keys, err = debugssh.GiteaKeys(ctx, rt.keysClient(), rt.cfg.URL, run.User)
+		keys, err = debugssh.WebKeys(ctx, rt.keysClient(), rt.cfg.URL, run.User)
 		if err == nil {
 			req, err = debugssh.Request(run.User, keys)
 		}

@@ -54,7 +54,7 @@ func (t *task) debugRequest(ctx context.Context) (*contract.DebugSSH, string) {
 	var req *contract.DebugSSH
 	if err == nil {
 		var keys []string
-		keys, err = debugssh.GitHubKeys(ctx, t.sh.cfg.HTTP, webRoot(t.sh.cfg.URL), run.User)
+		keys, err = debugssh.WebKeys(ctx, t.sh.cfg.HTTP, webRoot(t.sh.cfg.URL), run.User)
 		if err == nil {
 			req, err = debugssh.Request(run.User, keys)
 		}
