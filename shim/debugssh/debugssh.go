@@ -11,6 +11,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -160,11 +162,52 @@ func WebKeys(ctx context.Context, hc *http.Client, webURL, user string) ([]strin
 	if err != nil {
 		return nil, fmt.Errorf("list %s's keys: %w", user, err)
 	}
+	return keyLines(body), nil
+}
+
+// FileKeys lists the public keys in dir's *.pub files (solstice run's
+// ~/.ssh), one authorized_keys line each, comment lines skipped. Each file
+// is read up to the same bound as a forge's listing.
+func FileKeys(dir string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.pub"))
+	if err != nil {
+		return nil, fmt.Errorf("list %s/*.pub: %w", dir, err)
+	}
+	var keys []string
+	for _, f := range files {
+		body, err := readBounded(f)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, keyLines(body)...)
+	}
+	return keys, nil
+}
+
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read public key %s: %w", path, err)
+	}
+	defer f.Close()
+	body, err := io.ReadAll(io.LimitReader(f, maxKeysBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("read public key %s: %w", path, err)
+	}
+	if len(body) > maxKeysBody {
+		return nil, fmt.Errorf("public key file %s is over %d bytes", path, maxKeysBody)
+	}
+	return body, nil
+}
+
+// keyLines splits a key listing into its keys, skipping blank and comment
+// lines.
+func keyLines(body []byte) []string {
 	var keys []string
 	for _, l := range strings.Split(string(body), "\n") {
 		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
 			keys = append(keys, l)
 		}
 	}
-	return keys, nil
+	return keys
 }

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -84,5 +87,41 @@ func TestRunOf(t *testing.T) {
 		if got := RunOf(tt.gh, true); got != tt.want {
 			t.Errorf("%s: %+v, want %+v", tt.name, got, tt.want)
 		}
+	}
+}
+
+func TestFileKeys(t *testing.T) {
+	const bobKey = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 bob@desk"
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  []string
+		err   string
+	}{
+		{"none", map[string]string{"id_ed25519": "PRIVATE"}, nil, ""},
+		{"one per file, private keys and comments left out", map[string]string{
+			"id_ed25519.pub": aliceKey + "\n", "id_rsa.pub": "# old\n\n" + bobKey, "id_ed25519": "PRIVATE", "known_hosts": "h ssh-ed25519 AAAA",
+		}, []string{aliceKey, bobKey}, ""},
+		{"oversized", map[string]string{"huge.pub": strings.Repeat("x", maxKeysBody+1)}, nil, "over"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, body := range tt.files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := FileKeys(dir)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want one saying %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Fatalf("FileKeys = %q, %v; want %q", got, err, tt.want)
+			}
+		})
 	}
 }
