@@ -81,7 +81,10 @@ func watchScript(t *testing.T, ctx context.Context, s *scriptedJobs, noEvent tim
 	r := &runner{opts: Options{Log: hclog.NewNullLogger()}, print: newPrinter(&out), d: s}
 	res := &result{run: workflow.Run{Name: "build", Steps: []*workflow.Step{{Run: "make"}}}, label: "solstice-test", started: time.Now()}
 	done := make(chan struct{})
-	go func() { defer close(done); r.watch(ctx, res, &nomad.Job{ID: "solstice-solstice-test/dispatch-1", Debug: s.debug}) }()
+	go func() {
+		defer close(done)
+		r.watch(ctx, res, &nomad.Job{ID: "solstice-solstice-test/dispatch-1", Debug: s.debug})
+	}()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
