@@ -154,3 +154,56 @@ func TestGuard(t *testing.T) {
 		t.Fatalf("refusal by the driver: %+v", v)
 	}
 }
+
+// deniedVars is Nomad answering as it does when the shim's token lacks the
+// Variables capability on the lock's path (or is down): reads, writes or
+// both fail.
+type deniedVars struct {
+	casVars
+	read, write error
+}
+
+func (d *deniedVars) Peek(path string, q *api.QueryOptions) (*api.Variable, *api.QueryMeta, error) {
+	if d.read != nil {
+		return nil, nil, d.read
+	}
+	return d.casVars.Peek(path, q)
+}
+
+func (d *deniedVars) CheckedUpdate(v *api.Variable, q *api.WriteOptions) (*api.Variable, *api.WriteMeta, error) {
+	if d.write != nil {
+		return nil, nil, d.write
+	}
+	return d.casVars.CheckedUpdate(v, q)
+}
+
+// TestGuardWithoutTheLock: a lock that cannot be read or taken gives no
+// session, and the forge log's line says so and why.
+func TestGuardWithoutTheLock(t *testing.T) {
+	denied := errors.New("Unexpected response code: 403 (Permission denied)")
+	session := contract.Event{Type: contract.TypeDebugSession, Debug: &contract.DebugSession{Host: "h", Port: 1, User: "u", Expires: time.Now().Add(time.Hour)}}
+	tests := []struct {
+		name        string
+		read, write error
+		want        string
+	}{
+		{"read denied", denied, nil, "read the debug lock of alice/app: Unexpected response code: 403 (Permission denied)"},
+		{"write denied", nil, denied, "take the debug lock of alice/app: Unexpected response code: 403 (Permission denied)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vars := &deniedVars{casVars: casVars{vars: map[string]*api.Variable{}}, read: tt.read, write: tt.write}
+			g := &Guard{Vars: vars, Repository: "alice/app", Holder: "job-1"}
+			v, err := g.On(context.Background(), session, time.Now())
+			if !errors.Is(err, denied) {
+				t.Errorf("error %v, want the denial", err)
+			}
+			if v.Show || v.Opened || !strings.HasPrefix(v.Refusal, "No debug session: the runner could not use the debug lock") || !strings.Contains(v.Refusal, tt.want) {
+				t.Fatalf("verdict %+v, want a refusal saying %q", v, tt.want)
+			}
+			if v, _ := g.On(context.Background(), contract.Event{Type: contract.TypeDebugEnded}, time.Now()); v.Show || v.Closed {
+				t.Fatalf("the refused session's end is shown: %+v", v)
+			}
+		})
+	}
+}

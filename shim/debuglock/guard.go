@@ -52,7 +52,7 @@ func (g *Guard) On(ctx context.Context, ev contract.Event, now time.Time) (Verdi
 			// Without the lock the promise of one session per
 			// repository cannot be kept: no session.
 			g.refused = true
-			return Verdict{Refusal: fmt.Sprintf("No debug session: %v.", err)}, err
+			return Verdict{Refusal: fmt.Sprintf("No debug session: the runner could not use the debug lock that keeps a repository to one session (%v).", err)}, err
 		}
 		g.lease = lease
 	}
