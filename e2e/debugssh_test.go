@@ -6,12 +6,17 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,6 +74,7 @@ func TestGiteaDebugSSH(t *testing.T) {
 	f.shim = startShim(t, f.g, f.n, "e2e-vm")
 	f.shim.waitRegistered(t)
 	f.g.CreateRepo(f.repo)
+	f.g.CreateRepo(plainRepo)
 	userKey, userSigner := newTestKey(t)
 	_, strangerSigner := newTestKey(t)
 	f.g.API("POST", "user/keys", map[string]any{"title": "laptop", "key": userKey}, 201, nil)
@@ -111,9 +117,13 @@ func TestGiteaDebugSSH(t *testing.T) {
 	}
 
 	// The workflow file is replaced, so this push runs only the new job.
+	// The same user's failing job in a repository without the opt-in runs
+	// beside it on the runner's other slot.
 	f.g.UpdateFile(f.repo, ".gitea/workflows/debug.yml", expiryWorkflow)
+	f.g.PushFile(plainRepo, ".gitea/workflows/plain.yml", expiryWorkflow)
 	expiring := f.waitConnectLine(t, "alone", 10*time.Minute)
 	opened := time.Now()
+	assertNoSession(t, f.g, plainRepo, debugTTL)
 	done := f.waitJob(t, expiring.Name, debugTTL+2*time.Minute)
 	lasted := time.Since(opened)
 	t.Logf("an unused session lasted %s (limit %s)", lasted.Round(time.Second), debugTTL)
@@ -125,6 +135,31 @@ func TestGiteaDebugSSH(t *testing.T) {
 	}
 	f.assertCleanedUp(t)
 	t.Logf("TestGiteaDebugSSH took %s", time.Since(start).Round(time.Second))
+}
+
+// plainRepo is the debug test's repository without the opt-in.
+const plainRepo = "plain"
+
+// assertNoSession: without the opt-in a failing job behaves as before
+// debug sessions existed: it ends with failure within limit (while a
+// session elsewhere is still open, so it waited for none) and its log
+// says nothing of a session.
+func assertNoSession(t *testing.T, g *Gitea, repo string, limit time.Duration) {
+	t.Helper()
+	start := time.Now()
+	jobs := g.WaitJobsDone(repo, 1, limit)
+	t.Logf("%s: the failing job without the opt-in ended %s after the other's session opened", repo, time.Since(start).Round(time.Second))
+	for _, j := range jobs {
+		if j.Conclusion != "failure" {
+			t.Errorf("%s/%s: %s, want failure", repo, j.Name, j.Conclusion)
+		}
+		log := g.JobLog(repo, j.ID)
+		for _, not := range []string{"ssh -p", "Debug session", "Debug SSH", "No debug session"} {
+			if strings.Contains(log, not) {
+				t.Errorf("%s/%s: the log of a job without the opt-in says %q:\n%s", repo, j.Name, not, log)
+			}
+		}
+	}
 }
 
 // waitDebugOutcome waits until one of n running jobs shows a connection
@@ -369,4 +404,114 @@ func allocDebugAddr(t *testing.T, a *api.Allocation, port int) string {
 	}
 	t.Fatalf("allocation %.8s has no debug port %d", a.ID, port)
 	return ""
+}
+
+// runDebugTTL is solstice run's test-shortened -debug-ssh-max: the test
+// logs out long before, it only bounds a failure.
+const runDebugTTL = 3 * time.Minute
+
+var localConnectRe = regexp.MustCompile(`ssh -p (\d+) solstice@127\.0\.0\.1 \(`)
+
+// TestRunDebugSSH: solstice run -debug-ssh on its own local agent (the
+// path a user at a terminal takes): a failing job's output shows the
+// connection line on the loopback address with its expiry and how to end
+// it; the caller's ~/.ssh key logs in and sees the job's workspace, a
+// stranger's is refused; logging out ends the run with the job's result
+// (exit 1) and leaves no VM behind.
+func TestRunDebugSSH(t *testing.T) {
+	start := time.Now()
+	home := t.TempDir()
+	userKey, userSigner := newTestKey(t)
+	_, strangerSigner := newTestKey(t)
+	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
+	os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519.pub"), []byte(userKey+"\n"), 0o644)
+	dir := runRepo(t, "on: push\njobs:\n  broken:\n    runs-on: solstice-test\n    steps:\n      - uses: actions/checkout@v4\n      - run: |\n          echo left by the job > left-behind.txt\n          exit 1\n")
+	img, _ := testImage(t)
+	bin := env(t, "SOLSTICE_BIN")
+	cmd := exec.Command(filepath.Join(bin, "solstice"), "run", "-local", "-debug-ssh", "-debug-ssh-max", runDebugTTL.String(),
+		"-nomad", env(t, "SOLSTICE_NOMAD"), "-plugin", filepath.Join(bin, "solstice-vm"), "-image", img, "-cache-dir", imageCacheDir(t), "ci.yml")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HOME="+home)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var runErr error
+	exited := make(chan struct{})
+	go func() { runErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { stopRun(cmd, exited) })
+
+	var port string
+	waitFor(t, 10*time.Minute, "the connection line", func() bool {
+		if m := localConnectRe.FindStringSubmatch(out.String()); m != nil {
+			port = m[1]
+			return true
+		}
+		select {
+		case <-exited:
+			t.Fatalf("solstice run ended (%v) without a connection line:\n%s", runErr, out)
+		default:
+		}
+		return false
+	})
+	text := out.String()
+	t.Logf("connection line after %s:\n%s", time.Since(start).Round(time.Second), tail(text, 6))
+	for _, want := range []string{"open until ", "log out to end it earlier", "Ctrl-C ends the session and the run"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the run's output lacks %q", want)
+		}
+	}
+	addr := net.JoinHostPort("127.0.0.1", port)
+	if _, err := dialDebug(addr, strangerSigner); err == nil {
+		t.Fatal("a key that is not the caller's logged in")
+	}
+	c, err := dialDebug(addr, userSigner)
+	if err != nil {
+		t.Fatalf("the caller's key: %v", err)
+	}
+	if got := runDebug(t, c, "cat left-behind.txt; ls"); !strings.Contains(got, "left by the job") || !strings.Contains(got, "ci.yml") {
+		t.Fatalf("the session is not in the job's workspace:\n%s", got)
+	}
+	c.Close()
+	loggedOut := time.Now()
+	select {
+	case <-exited:
+		err = runErr
+	case <-time.After(2 * time.Minute):
+		err = errors.New("still running 2m after the logout")
+	}
+	t.Logf("solstice run ended %s after the logout; output tail:\n%s", time.Since(loggedOut).Round(time.Second), tail(out.String(), 8))
+	if code := exitCode(err); code != contract.ExitJobFailed {
+		t.Errorf("exit code %d, want %d (the job failed)", code, contract.ExitJobFailed)
+	}
+	if time.Since(loggedOut) > time.Minute {
+		t.Errorf("the run ended %s after the logout, want within a minute", time.Since(loggedOut))
+	}
+	if !strings.Contains(out.String(), "Debug session ended: the user logged out.") {
+		t.Error("the output does not say the session ended at the logout")
+	}
+	if m := regexp.MustCompile(`data in (\S+)\)`).FindStringSubmatch(out.String()); m == nil {
+		t.Error("the run did not say where its agent's data is")
+	} else if pids := qemuHolding(m[1]); len(pids) != 0 {
+		t.Errorf("QEMU %v still holds the local agent's files", pids)
+	}
+	t.Logf("TestRunDebugSSH took %s", time.Since(start).Round(time.Second))
+}
+
+// stopRun interrupts a solstice run still going, as Ctrl-C would, so it
+// stops its jobs and its local agent (a kill would leave the agent, in its
+// own process group, and its VM behind); a kill only if that hangs.
+func stopRun(cmd *exec.Cmd, exited chan struct{}) {
+	select {
+	case <-exited:
+		return
+	default:
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-exited:
+	case <-time.After(3 * time.Minute):
+		cmd.Process.Kill()
+	}
 }
