@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	runnerv1 "code.gitea.io/actions-proto-go/runner/v1"
@@ -48,7 +49,10 @@ func (rt *Runner) keysClient() *http.Client {
 // saying why. It reports whether the event is to be rendered.
 func (t *task) onDebugEvent(ctx context.Context, ev contract.Event) bool {
 	if t.debug == nil {
-		t.debug = &debuglock.Guard{Vars: t.rt.cfg.DebugLock, Repository: t.job.Meta.Instance + " " + t.job.Meta.Repository, Holder: t.job.ID}
+		// Keyed by the forge, not the runner (Meta.Instance names both):
+		// every runner of the forge shares a repository's one session.
+		repo := strings.TrimRight(t.rt.cfg.URL, "/") + " " + t.job.Meta.Repository
+		t.debug = &debuglock.Guard{Vars: t.rt.cfg.DebugLock, Repository: repo, Holder: t.job.ID}
 	}
 	v, err := t.debug.On(ctx, ev, time.Now())
 	if err != nil {

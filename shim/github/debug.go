@@ -81,7 +81,11 @@ func webRoot(registration string) string {
 // reports whether the event goes into the log.
 func (t *task) onDebugEvent(ctx context.Context, ev contract.Event) bool {
 	if t.debug == nil {
-		t.debug = &debuglock.Guard{Vars: t.sh.cfg.DebugLock, Repository: t.job.Meta.Instance + " " + t.job.Meta.Repository, Holder: t.job.ID}
+		// Keyed by GitHub's host, not the registration URL (a runner may be
+		// registered for the organisation or for the repository): every
+		// shim shares a repository's one session.
+		repo := strings.TrimRight(webRoot(t.sh.cfg.URL), "/") + " " + t.job.Meta.Repository
+		t.debug = &debuglock.Guard{Vars: t.sh.cfg.DebugLock, Repository: repo, Holder: t.job.ID}
 	}
 	v, err := t.debug.On(ctx, ev, time.Now())
 	if err != nil {
