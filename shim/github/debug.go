@@ -99,7 +99,11 @@ func (t *task) onDebugEvent(ctx context.Context, ev contract.Event) bool {
 		}
 	}
 	if v.Opened {
+		t.sh.metrics.debugSession(1)
 		t.log.Info("debug session open; the runner stays busy until it ends", "message", ev.Message)
+	}
+	if v.Closed {
+		t.sh.metrics.debugSession(-1)
 	}
 	return v.Show
 }
