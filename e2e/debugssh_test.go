@@ -65,7 +65,8 @@ var connectRe = regexp.MustCompile(`ssh -p (\d+) solstice@` + regexp.QuoteMeta(d
 // session into a failed job's VM with the pushing user's Gitea keys; a
 // stranger's key is refused; the concurrent second failure gets none and
 // says why; logging out ends the VM and the forge shows failure; a session
-// nobody uses ends at its expiry.
+// nobody uses ends at its expiry, while a failing job of a repository
+// without the opt-in ends at once, as it always did.
 func TestGiteaDebugSSH(t *testing.T) {
 	start := time.Now()
 	extra := fmt.Sprintf("debug_ssh_host = %q\n    debug_ssh_max = %q\n", debugHost, debugTTL.String())
