@@ -37,6 +37,7 @@ func startShim(t *testing.T, g *Gitea, n *Nomad, name string) *shim {
 	s.rt, err = forgejo.New(forgejo.Config{
 		URL: g.URL, Name: name, Capacity: 2, RegistrationToken: g.RegistrationToken(), Version: "e2e",
 		Store: s.store, Nomad: &nomad.Client{API: n.API, Log: log.Named("nomad")}, Log: log,
+		DebugLock: n.API.Variables(),
 	})
 	if err != nil {
 		t.Fatal(err)

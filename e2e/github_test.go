@@ -41,7 +41,13 @@ type ghEnv struct {
 
 func startGitHubEnv(t *testing.T, opts githubfake.Options) *ghEnv {
 	t.Helper()
-	n := StartNomad(t, WithPlugin(pluginConfig(t, pluginOpts{})))
+	return startGitHubEnvWith(t, opts, pluginOpts{})
+}
+
+// startGitHubEnvWith is startGitHubEnv with a plugin config of its own.
+func startGitHubEnvWith(t *testing.T, opts githubfake.Options, plugin pluginOpts) *ghEnv {
+	t.Helper()
+	n := StartNomad(t, WithPlugin(pluginConfig(t, plugin)))
 	syncLabels(t, n)
 	e := newGitHubEnv(t, opts, n)
 	repoURL, sha := gitServer(t, NewTestHost(t), map[string]string{"README.md": "hello from the repository\n"})

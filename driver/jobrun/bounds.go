@@ -1,11 +1,9 @@
 package jobrun
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -135,19 +133,9 @@ func appendInfraError(f *os.File, message string) error {
 // lastSeq is the sequence number of f's last line, 0 when there is none
 // that decodes.
 func lastSeq(f *os.File) (int64, error) {
-	st, err := f.Stat()
-	if err != nil {
+	if _, err := f.Stat(); err != nil {
 		return 0, fmt.Errorf("events file: %w", err)
 	}
-	start := max(st.Size()-contract.MaxLine-1, 0)
-	buf := make([]byte, st.Size()-start)
-	if _, err := f.ReadAt(buf, start); err != nil && err != io.EOF {
-		return 0, fmt.Errorf("events file: %w", err)
-	}
-	buf = bytes.TrimSuffix(buf, []byte("\n"))
-	ev, err := contract.DecodeEvent(buf[bytes.LastIndexByte(buf, '\n')+1:])
-	if err != nil {
-		return 0, nil
-	}
+	ev, _ := LastEvent(f.Name())
 	return ev.Seq, nil
 }

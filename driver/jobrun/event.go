@@ -30,6 +30,9 @@ func exitCode(ev contract.Event) (int, bool) {
 type renderer struct {
 	out   io.Writer
 	names map[int]string
+	// host is set for events the driver writes itself: only those may
+	// show a debug session (a guest could forge a connection line).
+	host bool
 }
 
 func (r *renderer) event(ev contract.Event) {
@@ -51,6 +54,11 @@ func (r *renderer) event(ev contract.Event) {
 		fmt.Fprintf(r.out, "==> job %s in %s\n", ev.Conclusion, time.Duration(ev.DurationMS)*time.Millisecond)
 	case contract.TypeInfraError:
 		fmt.Fprintf(r.out, "==> infrastructure error: %s\n", ev.Message)
+	case contract.TypeDebugSession, contract.TypeDebugEnded:
+		if !r.host {
+			return
+		}
+		fmt.Fprintf(r.out, "==> %s\n", ev.Message)
 	}
 }
 
@@ -77,4 +85,50 @@ func WriteInfraError(path, message string) error {
 	}
 	ev := contract.Event{Seq: 1, Time: time.Now().UTC(), Type: contract.TypeInfraError, Message: message}
 	return os.WriteFile(path, contract.MarshalEvent(&ev), 0o644)
+}
+
+// Record appends an event the driver itself writes (a debug session's)
+// after the job's own stream has ended, numbered after its last event,
+// and renders it on out (the task's stdout; may be nil).
+func Record(path string, out io.Writer, ev contract.Event) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create the events file's directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("open events file: %w", err)
+	}
+	defer f.Close()
+	seq, err := lastSeq(f)
+	if err != nil {
+		return err
+	}
+	ev.Seq, ev.Time = seq+1, time.Now().UTC()
+	if _, err := f.Write(contract.MarshalEvent(&ev)); err != nil {
+		return fmt.Errorf("append to events file: %w", err)
+	}
+	(&renderer{out: out, host: true}).event(ev)
+	return f.Sync()
+}
+
+// LastEvent is the events file's last event; ok is false when the file
+// is missing or its last line does not decode.
+func LastEvent(path string) (ev contract.Event, ok bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return contract.Event{}, false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return contract.Event{}, false
+	}
+	start := max(st.Size()-contract.MaxLine-1, 0)
+	buf := make([]byte, st.Size()-start)
+	if _, err := f.ReadAt(buf, start); err != nil && err != io.EOF {
+		return contract.Event{}, false
+	}
+	buf = bytes.TrimSuffix(buf, []byte("\n"))
+	ev, err = contract.DecodeEvent(buf[bytes.LastIndexByte(buf, '\n')+1:])
+	return ev, err == nil
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/solstice-ci/solstice/internal/contract"
 )
@@ -94,5 +95,29 @@ func TestWriteInfraError(t *testing.T) {
 	ev, err := decode(data)
 	if err != nil || ev.Seq != 1 || ev.Type != "infra_error" || ev.Message != "boot timeout" || !bytes.HasSuffix(data, []byte("\n")) {
 		t.Fatalf("events file %q", data)
+	}
+}
+
+func TestRecordNumbersAfterTheJob(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "events.jsonl")
+	first := contract.Event{Seq: 7, Time: time.Now().UTC(), Type: contract.TypeJobFinished, Conclusion: contract.Failure}
+	if err := os.WriteFile(p, contract.MarshalEvent(&first), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := Record(p, &out, contract.Event{Type: contract.TypeDebugEnded, Message: "No debug session: no keys."}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Split(bytes.TrimSpace(data), []byte("\n"))
+	ev, err := contract.DecodeEvent(lines[len(lines)-1])
+	if err != nil || ev.Seq != 8 || ev.Type != contract.TypeDebugEnded {
+		t.Fatalf("recorded %+v (%v), want debug_ended with seq 8", ev, err)
+	}
+	if got := out.String(); got != "==> No debug session: no keys.\n" {
+		t.Fatalf("rendered %q", got)
 	}
 }

@@ -54,6 +54,9 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		hclspec.NewLiteral(`"4GiB"`)),
 	"max_events_size": hclspec.NewDefault(hclspec.NewAttr("max_events_size", "string", false),
 		hclspec.NewLiteral(`"1GiB"`)),
+	"debug_ssh_host": hclspec.NewAttr("debug_ssh_host", "string", false),
+	"debug_ssh_max": hclspec.NewDefault(hclspec.NewAttr("debug_ssh_max", "string", false),
+		hclspec.NewLiteral(`"30m"`)),
 	"image": hclspec.NewBlockMap("image", []string{"label"}, hclspec.NewObject(map[string]*hclspec.Spec{
 		"source":      hclspec.NewAttr("source", "string", true),
 		"sha256":      hclspec.NewAttr("sha256", "string", false),
@@ -115,6 +118,12 @@ type Config struct {
 	// fails its job there instead of filling the client's disk.
 	MaxEventsSize string                  `codec:"max_events_size"`
 	Images        map[string]*ImageConfig `codec:"image"`
+	// DebugSSHHost is the address users connect to for a failed job's
+	// debug session (this client's public name, or a bastion's that
+	// forwards to it); empty turns debug sessions off on this client.
+	// DebugSSHMax bounds a session.
+	DebugSSHHost string `codec:"debug_ssh_host"`
+	DebugSSHMax  string `codec:"debug_ssh_max"`
 
 	// limits holds the checked forms of the fields above (see Validate).
 	limits limits
@@ -172,6 +181,7 @@ func DefaultConfig() *Config {
 		MaxImageSize:   "100GiB",
 		MaxBundleSize:  "4GiB",
 		MaxEventsSize:  "1GiB",
+		DebugSSHMax:    "30m",
 		Images:         map[string]*ImageConfig{},
 
 		IP6TablesBinary: "ip6tables",
@@ -189,6 +199,7 @@ type limits struct {
 	maxImage    int64
 	maxBundle   int64
 	maxEvents   int64
+	debugMax    time.Duration
 }
 
 // qemuAccount is the account QEMU runs as: qemu_user, in the isolation
@@ -220,8 +231,19 @@ func (c *Config) parseLimits() []error {
 		errs = append(errs, fmt.Errorf("bundle_hosts: %w", err))
 	}
 	c.limits.bundleHosts = hosts
+	d, err := defaultDebugMax, error(nil)
+	if c.DebugSSHMax != "" { // a config built in code may leave it out
+		d, err = time.ParseDuration(c.DebugSSHMax)
+	}
+	if err != nil || d <= 0 {
+		errs = append(errs, fmt.Errorf("debug_ssh_max = %q: want a positive duration such as \"30m\"", c.DebugSSHMax))
+	}
+	c.limits.debugMax = d
 	return errs
 }
+
+// defaultDebugMax is debug_ssh_max's default.
+const defaultDebugMax = 30 * time.Minute
 
 var (
 	sha256Re = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -360,10 +382,11 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"disk_size": hclspec.NewAttr("disk_size", "string", false),
 	"boot_timeout": hclspec.NewDefault(hclspec.NewAttr("boot_timeout", "string", false),
 		hclspec.NewLiteral(`"5m"`)),
-	"ports":   hclspec.NewAttr("ports", "list(string)", false),
-	"plan":    hclspec.NewAttr("plan", "string", false),
-	"secrets": hclspec.NewAttr("secrets", "string", false),
-	"bundle":  hclspec.NewAttr("bundle", "string", false),
+	"ports":      hclspec.NewAttr("ports", "list(string)", false),
+	"plan":       hclspec.NewAttr("plan", "string", false),
+	"secrets":    hclspec.NewAttr("secrets", "string", false),
+	"bundle":     hclspec.NewAttr("bundle", "string", false),
+	"debug_port": hclspec.NewAttr("debug_port", "string", false),
 })
 
 // TaskConfig is a decoded task config block.
@@ -383,6 +406,10 @@ type TaskConfig struct {
 	// Bundle is a git bundle of the repository (solstice run's checkout),
 	// relative to the task dir; uploaded for the plan's checkout step.
 	Bundle string `codec:"bundle"`
+	// DebugPort is the group's network port a failed job's debug session
+	// listens on (forwarded to the guest's sshd only while the session
+	// lasts); without it a plan's debug request is refused.
+	DebugPort string `codec:"debug_port"`
 }
 
 // taskSettings is a TaskConfig checked and converted to usable values.

@@ -312,3 +312,14 @@ func (f *fakeVMs) waitForCall(t *testing.T, call string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// AddForward and RemoveForward make the fake a vm.Forwarder.
+func (m *fakeMachine) AddForward(ctx context.Context, host string, port int) error {
+	m.vms.record("forward-add %s:%d", host, port)
+	return nil
+}
+
+func (m *fakeMachine) RemoveForward(ctx context.Context, host string, port int) error {
+	m.vms.record("forward-remove %s:%d", host, port)
+	return nil
+}

@@ -31,7 +31,9 @@ func (l *launch) guestPlan() (string, error) {
 		l.log.Warn("plan does not decode; uploading it unchanged for the agent to report", "error", err)
 		return src, nil
 	}
-	if g == nil && p.Guest == nil {
+	// The debug request is the driver's: the guest gets no one's keys.
+	l.debug, p.Debug = p.Debug, nil
+	if g == nil && p.Guest == nil && l.debug == nil {
 		return src, nil // nothing to add or take away
 	}
 	p.Guest = g

@@ -1,12 +1,16 @@
 package plugin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
 	"github.com/hashicorp/nomad/plugins/drivers"
 
+	"github.com/solstice-ci/solstice/driver/debugssh"
+	"github.com/solstice-ci/solstice/driver/jobrun"
 	"github.com/solstice-ci/solstice/driver/task"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // RecoverTask adopts the QEMU of a task started by an earlier plugin process.
@@ -57,6 +61,11 @@ func (d *Driver) adopt(st task.State) (*task.Handle, error) {
 	if st.Events == "" {
 		return h, nil
 	}
+	if last, ok := jobrun.LastEvent(st.Events); ok && last.Type == contract.TypeDebugSession {
+		d.endInterruptedSession(st)
+		h.SetJob(endedJob{code: contract.ExitJobFailed})
+		return h, nil
+	}
 	job, err := d.newJob(vms, h, st.TaskConfig)
 	if err != nil {
 		h.Release()
@@ -65,3 +74,26 @@ func (d *Driver) adopt(st task.State) (*task.Handle, error) {
 	h.SetJob(job)
 	return h, nil
 }
+
+// endInterruptedSession closes the record of a debug session this plugin
+// restarted in the middle of: the session's watch died with the old
+// process, so the adopted task powers its VM off (its job had failed).
+func (d *Driver) endInterruptedSession(st task.State) {
+	err := jobrun.Record(st.Events, nil, contract.Event{Type: contract.TypeDebugEnded,
+		Message: "Debug session ended: " + debugssh.EndInterrupted + "."})
+	if err != nil {
+		d.log.Warn("could not record the end of an interrupted debug session", "task", st.TaskConfig.Name, "error", err)
+	}
+}
+
+// endedJob is a job whose end is already known: an adopted task's whose
+// failed job's debug session was cut short by a plugin restart.
+type endedJob struct{ code int }
+
+func (j endedJob) Launch(context.Context, jobrun.Files) error {
+	return errors.New("the job has ended")
+}
+
+func (j endedJob) Follow(context.Context, <-chan struct{}) (int, error) { return j.code, nil }
+
+func (j endedJob) Cancel(context.Context) error { return nil }

@@ -54,6 +54,7 @@ func (l *launch) launchJob(ctx context.Context, h *task.Handle) error {
 		return fmt.Errorf("launch the job in the guest: %w", err)
 	}
 	h.SetJob(r)
+	l.setDebug(h, l.machine)
 	return nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/solstice-ci/solstice/driver/qemu"
 	"github.com/solstice-ci/solstice/driver/task"
 	"github.com/solstice-ci/solstice/driver/vm"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // launch is one StartTask in progress. Every resource it creates registers
@@ -37,7 +38,10 @@ type launch struct {
 	vms      vm.Provider
 	log      hclog.Logger
 	st       task.State
-	undo     []func()
+	machine  vm.Machine
+	// debug is the plan's debug session request (see setDebug).
+	debug *contract.DebugSSH
+	undo  []func()
 }
 
 func (l *launch) onFailure(f func()) { l.undo = append(l.undo, f) }
@@ -133,6 +137,7 @@ func (l *launch) run() (*task.Handle, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.machine = m
 	g := l.vms.Guest(l.st.Login)
 	l.onFailure(func() { g.Close() })
 	h := task.NewHandle(l.d.log, l.st, m, g)

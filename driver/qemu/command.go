@@ -153,8 +153,8 @@ func (s Spec) Args() []string {
 		"-drive", s.seedDrive(),
 		// IPv6 is off: slirp would map the guest's fec0::2 to the host's
 		// ::1, a second way around the isolation of the host's services.
-		"-netdev", fmt.Sprintf("user,id=net0,ipv6=off,hostfwd=tcp:%s:%d-:22", s.SSHHost, s.SSHPort),
-		"-device", "virtio-net-pci,netdev=net0",
+		"-netdev", fmt.Sprintf("user,id=%s,ipv6=off,hostfwd=tcp:%s:%d-:22", netdevID, s.SSHHost, s.SSHPort),
+		"-device", "virtio-net-pci,netdev="+netdevID,
 		// Guests generate SSH host keys at first boot; without an entropy
 		// source that can stall for seconds under TCG.
 		"-device", "virtio-rng-pci",
@@ -170,3 +170,6 @@ func (s Spec) seedDrive() string {
 	}
 	return "file=" + FDSet(setSeed) + ",if=ide,media=cdrom,readonly=on,format=raw"
 }
+
+// netdevID names the guest's user-mode network, where QMP adds forwards.
+const netdevID = "net0"

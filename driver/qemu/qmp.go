@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 )
@@ -197,3 +198,32 @@ func (q *QMP) Powerdown(ctx context.Context) error {
 
 // Close drops the connection; QEMU keeps running.
 func (q *QMP) Close() error { return q.conn.Close() }
+
+// AddHostForward forwards TCP host:port (on the host, or in the VM's
+// network namespace) to the guest's sshd on the user-mode network, while
+// the VM runs: a debug session's port exists only as long as the session.
+func (q *QMP) AddHostForward(ctx context.Context, host string, port int) error {
+	return q.monitor(ctx, fmt.Sprintf("hostfwd_add %s tcp:%s:%d-:22", netdevID, host, port))
+}
+
+// RemoveHostForward undoes AddHostForward.
+func (q *QMP) RemoveHostForward(ctx context.Context, host string, port int) error {
+	return q.monitor(ctx, fmt.Sprintf("hostfwd_remove %s tcp:%s:%d", netdevID, host, port))
+}
+
+// monitor runs a human monitor command, which reports failure as text in
+// its return value rather than as a QMP error.
+func (q *QMP) monitor(ctx context.Context, line string) error {
+	raw, err := q.Execute(ctx, "human-monitor-command", map[string]string{"command-line": line})
+	if err != nil {
+		return err
+	}
+	var out string
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return fmt.Errorf("qmp %s: decode the answer: %w", line, err)
+	}
+	if out = strings.TrimSpace(out); out != "" {
+		return fmt.Errorf("qmp %s: %.200s", line, out)
+	}
+	return nil
+}

@@ -25,6 +25,11 @@ type Handle struct {
 	jobDone chan struct{}
 	jobCode int
 	jobErr  error
+	// debug runs after a failed job, before the VM powers off (SetDebug).
+	debug func(ctx context.Context)
+	// stopped is closed when Nomad stops or kills the task.
+	stopped  chan struct{}
+	stopOnce sync.Once
 
 	mu          sync.RWMutex
 	state       State
@@ -44,6 +49,7 @@ func NewHandle(log hclog.Logger, st State, m vm.Machine, g vm.Guest) *Handle {
 		state:   st,
 		status:  drivers.TaskStateRunning,
 		done:    make(chan struct{}),
+		stopped: make(chan struct{}),
 	}
 }
 
@@ -79,6 +85,12 @@ func (h *Handle) SetJob(j vm.Job) {
 	h.job = j
 	h.jobDone = make(chan struct{})
 }
+
+// SetDebug makes a failed job (not a cancelled one, nor an infrastructure
+// failure) keep its VM while run runs: a debug session. run's context ends
+// when the task is stopped or the VM exits; the VM powers off when run
+// returns. The job's result stays the task's.
+func (h *Handle) SetDebug(run func(ctx context.Context)) { h.debug = run }
 
 // Run follows the job (if any) and waits for QEMU to exit, then turns how it
 // went into the task's result. It returns when the task is over.
@@ -124,7 +136,31 @@ func (h *Handle) followJob() {
 		h.log.Error("lost the job's event stream", "error", err)
 	}
 	h.log.Info("job finished", "exit_code", code)
+	if err == nil && code == contract.ExitJobFailed && h.debug != nil {
+		h.runDebug(ctx)
+	}
 	vm.Stop(context.Background(), h.machine, h.guest, h.State().PowerOff, jobPowerOffTimeout)
+}
+
+// runDebug runs the debug session until it ends or the task is stopped.
+func (h *Handle) runDebug(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-h.stopped:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	h.log.Info("keeping the failed job's VM for a debug session")
+	h.debug(ctx)
+}
+
+// markStopped says Nomad stopped the task; h.mu is held.
+func (h *Handle) markStopped() {
+	h.stopping = true
+	h.stopOnce.Do(func() { close(h.stopped) })
 }
 
 // jobPowerOffTimeout bounds the power-off after a job has finished.
@@ -174,7 +210,7 @@ func (h *Handle) exitResult(qemuCode int) *drivers.ExitResult {
 // guest has not powered off in the time left.
 func (h *Handle) Stop(ctx context.Context, timeout time.Duration) {
 	h.mu.Lock()
-	h.stopping = true
+	h.markStopped()
 	h.mu.Unlock()
 	start := time.Now()
 	if h.job != nil {
@@ -208,7 +244,7 @@ func (h *Handle) cancelJob(ctx context.Context, grace time.Duration) {
 // Kill ends QEMU at once.
 func (h *Handle) Kill() {
 	h.mu.Lock()
-	h.stopping = true
+	h.markStopped()
 	h.mu.Unlock()
 	h.machine.Kill()
 }

@@ -133,6 +133,26 @@ func (m *qemuMachine) PowerDown(ctx context.Context) error {
 	return m.qmp.Powerdown(ctx)
 }
 
+// AddForward forwards host:port to the guest's sshd (Forwarder).
+func (m *qemuMachine) AddForward(ctx context.Context, host string, port int) error {
+	if m.qmp == nil {
+		return ErrNoControl
+	}
+	ctx, cancel := context.WithTimeout(ctx, qmpCommandTimeout)
+	defer cancel()
+	return m.qmp.AddHostForward(ctx, host, port)
+}
+
+// RemoveForward undoes AddForward (Forwarder).
+func (m *qemuMachine) RemoveForward(ctx context.Context, host string, port int) error {
+	if m.qmp == nil {
+		return ErrNoControl
+	}
+	ctx, cancel := context.WithTimeout(ctx, qmpCommandTimeout)
+	defer cancel()
+	return m.qmp.RemoveHostForward(ctx, host, port)
+}
+
 func (m *qemuMachine) Close() {
 	if m.qmp != nil {
 		m.qmp.Close()

@@ -66,6 +66,13 @@ type Machine interface {
 	Close()
 }
 
+// Forwarder is a Machine that can forward one more host port to its
+// guest's sshd while it runs (a debug session's port).
+type Forwarder interface {
+	AddForward(ctx context.Context, host string, port int) error
+	RemoveForward(ctx context.Context, host string, port int) error
+}
+
 // Login says how to log into a guest right now.
 type Login func() (guestssh.Target, error)
 

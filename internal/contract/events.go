@@ -77,6 +77,8 @@ type Event struct {
 	Markdown string            `json:"markdown,omitempty"`
 	Outputs  map[string]string `json:"outputs,omitempty"`
 	Message  string            `json:"message,omitempty"`
+
+	Debug *DebugSession `json:"debug,omitempty"`
 }
 
 // Annotation is an error, warning or notice a step reported with a

@@ -1,6 +1,7 @@
 package contract
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 )
@@ -32,6 +33,8 @@ type Checker struct {
 	steps   int
 	running int    // the open step, or JobLevel
 	begun   []bool // which steps have started
+	failed  bool   // job_finished said failure: debug events may follow
+	session bool   // a debug_session was accepted
 }
 
 // Seq is the sequence number of the last event accepted.
@@ -62,7 +65,10 @@ func (c *Checker) Check(ev *Event) (bool, error) {
 		err = c.inPlan(ev)
 	case TypeJobFinished:
 		err = checkConclusion(ev.Conclusion)
+		c.failed = ev.Conclusion == Failure
 	case TypeOutputs, TypeInfraError:
+	case TypeDebugSession, TypeDebugEnded:
+		err = c.debug(ev)
 	default:
 		return false, nil
 	}
@@ -121,6 +127,30 @@ func (c *Checker) inPlan(ev *Event) error {
 	if ev.Step < 0 || ev.Step >= c.steps {
 		return fmt.Errorf("step index %d, outside the plan's %d steps", ev.Step, c.steps)
 	}
+	return nil
+}
+
+// debug accepts a debug session's events only after a failed job's
+// job_finished (the driver writes them there; a guest that sends one
+// earlier is forging it), a session before its end, and a session's
+// address only when it is complete.
+func (c *Checker) debug(ev *Event) error {
+	if !c.failed {
+		return errors.New("not after a failed job")
+	}
+	if ev.Type == TypeDebugEnded {
+		return nil
+	}
+	d := ev.Debug
+	switch {
+	case c.session:
+		return errors.New("a second session")
+	case d == nil || d.Host == "" || d.User == "" || d.Port <= 0 || d.Port > 65535:
+		return errors.New("incomplete address")
+	case len(d.Host) > 255 || len(d.User) > 255:
+		return errors.New("address too long")
+	}
+	c.session = true
 	return nil
 }
 

@@ -37,6 +37,7 @@ func AppendEvent(b []byte, ev *Event) []byte {
 		b = appendOutputs(b, ev.Outputs)
 	}
 	b = appendOptional(b, "message", ev.Message)
+	b = appendDebug(b, ev.Debug)
 	return append(b, "}\n"...)
 }
 
@@ -87,6 +88,20 @@ func appendResult(b []byte, ev *Event) []byte {
 		b = strconv.AppendInt(b, ev.DurationMS, 10)
 	}
 	return appendOptional(b, "reason", ev.Reason)
+}
+
+func appendDebug(b []byte, d *DebugSession) []byte {
+	if d == nil {
+		return b
+	}
+	b = append(b, `,"debug":{"host":`...)
+	b = appendString(b, d.Host)
+	b = append(b, `,"port":`...)
+	b = strconv.AppendInt(b, int64(d.Port), 10)
+	b = appendField(b, "user", d.User)
+	b = append(b, `,"expires":"`...)
+	b = d.Expires.UTC().AppendFormat(b, timeLayout)
+	return append(b, '"', '}')
 }
 
 func appendOutputs(b []byte, outs map[string]string) []byte {

@@ -33,6 +33,9 @@ type Plan struct {
 	// Guest is set by the driver from the catalog image, not by a shim:
 	// optional, so plans without it stay version 1 and mean what they did.
 	Guest *GuestSettings `json:"guest,omitempty"`
+	// Debug asks for a debug SSH session when the job fails; the driver
+	// acts on it and drops it from the plan the guest gets.
+	Debug *DebugSSH `json:"debug,omitempty"`
 }
 
 // Job names the job.

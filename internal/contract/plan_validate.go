@@ -78,6 +78,9 @@ func (v *validator) plan(p *Plan) {
 	if err := CheckGuestSettings(p.Guest); err != nil {
 		v.errorf("guest", "%v", err)
 	}
+	if err := CheckDebugSSH(p.Debug); err != nil {
+		v.errorf("debug", "%v", err)
+	}
 	v.env(p.Env)
 	v.contexts(p.Contexts)
 	v.secrets(p.Secrets)

@@ -102,6 +102,7 @@ type Server struct {
 	counters    Counters
 	force401    int
 	forceJob401 int
+	userKeys    map[string][]string // by lower-case login (SetUserKeys)
 }
 
 // Counters are simple call counts.
@@ -214,6 +215,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/blob/", s.handleBlob)
 	mux.HandleFunc("GET /feed/{job}", s.handleFeed)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if s.handleUserKeys(w, r) {
+			return
+		}
 		s.record(r, http.StatusNotFound, "no such endpoint")
 		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Not Found"})
 	})

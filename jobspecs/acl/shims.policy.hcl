@@ -15,7 +15,8 @@
 #   to 0, because Job.Deregister needs submit-job, which would let
 #   them register any job                                            scale-job
 #   job secrets they store and sweep, runner credentials and job
-#   records: Variables under their own prefixes only
+#   records, one debug session per repository (shim/debuglock): Variables
+#   under their own prefixes only
 # Nothing else: no submit-job, no node, agent, operator or ACL access, no
 # other Variables.
 namespace "${namespace}" {
@@ -29,6 +30,9 @@ namespace "${namespace}" {
       capabilities = ["write", "read", "destroy", "list"]
     }
     path "solstice/jobs/*" {
+      capabilities = ["write", "read", "destroy", "list"]
+    }
+    path "solstice/debug/*" {
       capabilities = ["write", "read", "destroy", "list"]
     }
   }

@@ -45,6 +45,12 @@ job "solstice-solstice-test" {
     # stops the VM by itself.
     stop_after_client_disconnect = "10m"
 
+    # A failed job's debug SSH session listens here (only while it lasts,
+    # and only where the client's plugin config sets debug_ssh_host).
+    network {
+      port "debug" {}
+    }
+
     task "job" {
       driver       = "solstice-vm"
       kill_timeout = "60s" # the guest's time to power off after a cancel
@@ -74,6 +80,7 @@ job "solstice-solstice-test" {
         plan         = "local/plan.json"
         secrets      = "secrets/job-secrets.json"
         bundle       = "${NOMAD_META_solstice_bundle_url}"
+        debug_port   = "debug"
       }
 
       resources {

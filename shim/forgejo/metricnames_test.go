@@ -19,6 +19,7 @@ var exposed = []metricstest.Metric{
 	{Name: "solstice_forgejo_dispatch_latency_seconds", Type: "histogram"},
 	{Name: "solstice_forgejo_first_step_latency_seconds", Type: "histogram"},
 	{Name: "solstice_forgejo_log_lag_rows", Type: "gauge"},
+	{Name: "solstice_forgejo_debug_sessions", Type: "gauge"},
 	{Name: "solstice_forgejo_up", Type: "gauge", Labels: "dependency"},
 }
 

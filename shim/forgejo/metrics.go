@@ -38,6 +38,7 @@ type Metrics struct {
 	dispatch  prometheus.Histogram
 	firstStep prometheus.Histogram
 	lagRows   prometheus.Gauge
+	debug     prometheus.Gauge
 }
 
 // NewMetrics returns empty metrics; forge and Nomad count as healthy until
@@ -56,8 +57,11 @@ func NewMetrics() *Metrics {
 		lagRows: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "solstice_forgejo_log_lag_rows", Help: "Log rows rendered but not yet stored by the forge.",
 		}),
+		debug: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "solstice_forgejo_debug_sessions", Help: "Debug SSH sessions open, each holding its task's runner slot.",
+		}),
 	}
-	m.reg.MustRegister(m.tasks, m.results, m.apiCalls, m.apiErrors, m.dispatch, m.firstStep, m.lagRows)
+	m.reg.MustRegister(m.tasks, m.results, m.apiCalls, m.apiErrors, m.dispatch, m.firstStep, m.lagRows, m.debug)
 	for _, dep := range []forge.Dependency{forge.Forge, forge.Nomad} {
 		m.reg.MustRegister(m.health.UpGauge(prometheus.GaugeOpts{
 			Name: "solstice_forgejo_up", Help: "Whether the forge and Nomad answered their last call.",
@@ -89,6 +93,9 @@ func (m *Metrics) taskState(id int64, state string) {
 func (m *Metrics) taskResult(result string) { m.results.WithLabelValues(result).Inc() }
 
 func (m *Metrics) dispatched(d time.Duration) { m.dispatch.Observe(d.Seconds()) }
+
+// debugSession counts a debug session opening (+1) or ending (-1).
+func (m *Metrics) debugSession(delta float64) { m.debug.Add(delta) }
 
 func (m *Metrics) firstStepStarted(d time.Duration) { m.firstStep.Observe(d.Seconds()) }
 

@@ -42,7 +42,7 @@ func refuse(steps int, lines ...string) *unrunnable {
 
 // prepare turns a task into a dispatch request. The error is an
 // *unrunnable that says, for the forge log, why the task cannot run.
-func prepare(task *runnerv1.Task, catalog map[string]string, instance string) (*prepared, error) {
+func prepare(task *runnerv1.Task, catalog map[string]string, instance string, debug *contract.DebugSSH) (*prepared, error) {
 	steps := countSteps(task.WorkflowPayload)
 	wf, err := workflow.ParseSingleJob(task.WorkflowPayload)
 	if err != nil {
@@ -65,12 +65,13 @@ func prepare(task *runnerv1.Task, catalog map[string]string, instance string) (*
 	if err != nil {
 		return nil, refuse(len(run.Steps), problemLines("The job cannot run on Solstice:", err)...)
 	}
+	p.Debug = debug
 	payload, err := encodePlan(p, github)
 	if err != nil {
 		return nil, refuse(len(run.Steps), "The job cannot run on Solstice: "+err.Error())
 	}
 	return &prepared{steps: len(run.Steps), req: nomad.Request{
-		Label: label, Plan: payload, Secrets: task.Secrets,
+		Label: label, Plan: payload, Secrets: task.Secrets, Debug: debug != nil,
 		Meta: nomad.Meta{
 			Forge: ForgeName, Instance: instance, TaskID: strconv.FormatInt(task.Id, 10),
 			Repository: forge.Text(github["repository"]), Run: forge.Text(github["run_id"]), JobName: run.Name,

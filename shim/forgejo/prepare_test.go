@@ -64,7 +64,7 @@ func decodePlan(t *testing.T, payload []byte) *contract.Plan {
 }
 
 func TestPrepare(t *testing.T) {
-	p, err := prepare(testTask(t, matrixLeg, nil), testCatalog, "http://forge#r")
+	p, err := prepare(testTask(t, matrixLeg, nil), testCatalog, "http://forge#r", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestPrepareTrimsAHugeEvent(t *testing.T) {
 		commits = append(commits, map[string]any{"id": hex.EncodeToString(id), "n": float64(i)})
 	}
 	huge["commits"] = commits
-	p, err := prepare(testTask(t, matrixLeg, map[string]any{"event": huge}), testCatalog, "i")
+	p, err := prepare(testTask(t, matrixLeg, map[string]any{"event": huge}), testCatalog, "i", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestPrepareRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := prepare(testTask(t, tt.payload, nil), testCatalog, "i")
+			_, err := prepare(testTask(t, tt.payload, nil), testCatalog, "i", nil)
 			var u *unrunnable
 			if !errors.As(err, &u) || !strings.Contains(strings.Join(u.lines, "\n"), tt.want) || u.steps != tt.steps {
 				t.Fatalf("prepare = %v (steps %v), want %q", err, u, tt.want)

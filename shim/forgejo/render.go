@@ -69,7 +69,8 @@ func (r *renderer) placed(st nomad.Status) {
 // event renders one event of the job's stream. Events at or below the last
 // sequence number seen are ignored.
 func (r *renderer) event(ev contract.Event, st nomad.Status) {
-	if ev.Seq <= r.lastSeq || r.end != nil {
+	debug := ev.Type == contract.TypeDebugSession || ev.Type == contract.TypeDebugEnded
+	if ev.Seq <= r.lastSeq || (r.end != nil && !debug) {
 		return
 	}
 	r.lastSeq = ev.Seq
@@ -90,6 +91,10 @@ func (r *renderer) event(ev contract.Event, st nomad.Status) {
 	case contract.TypeJobFinished:
 		r.j.closeSteps()
 		r.end = &ev
+	case contract.TypeDebugSession, contract.TypeDebugEnded:
+		// Written by the driver after the job's end (the checker refuses
+		// them anywhere else): the connection line, then how it ended.
+		r.row(ev.Time, "%s", ev.Message)
 	case contract.TypeInfraError:
 		r.j.closeSteps()
 		r.end = &ev

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/solstice-ci/solstice/shim/debuglock"
+	"github.com/solstice-ci/solstice/shim/debugssh"
 	"github.com/solstice-ci/solstice/shim/nomad"
 	"github.com/solstice-ci/solstice/shim/retry"
 )
@@ -35,6 +38,12 @@ type Config struct {
 	Log     hclog.Logger
 	Metrics *Metrics // optional
 	Timing  Timing   // zero fields take DefaultTiming's
+	// Debug is the operator's policy on debug SSH sessions; DebugLock
+	// keeps them to one per repository (nil: no limit, for tests); HTTP
+	// fetches users' keys from the forge (nil: a default client).
+	Debug     debugssh.Policy
+	DebugLock debuglock.Vars
+	HTTP      *http.Client
 }
 
 // Timing holds the runner's intervals; tests shorten them.

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/solstice-ci/solstice/internal/contract"
+	"github.com/solstice-ci/solstice/shim/debuglock"
 	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
@@ -28,6 +29,9 @@ type task struct {
 	// check the guest's events against; zero for a resumed task, whose
 	// count the Tracker takes from the job (read back from Nomad).
 	planSteps int
+
+	// debug is the job's side of the repository's debug lock.
+	debug *debuglock.Guard
 
 	mu    sync.Mutex
 	tr    *nomad.Tracker // made once the job is dispatched
@@ -50,11 +54,15 @@ func (rt *Runner) runTask(ctx context.Context, pt *runnerv1.Task, catalog map[st
 	t.setState(statePreparing)
 	defer t.setState("")
 	t.j.setStarted(fetched)
-	p, err := prepare(pt, catalog, rt.instance)
+	dbg, note := rt.debugRequest(ctx, pt)
+	p, err := prepare(pt, catalog, rt.instance, dbg)
 	var u *unrunnable
 	if errors.As(err, &u) {
 		t.refuse(ctx, u.steps, u.lines)
 		return
+	}
+	if note != "" {
+		t.r.row(time.Now(), "%s", note)
 	}
 	t.j.setSteps(p.steps)
 	t.planSteps = p.steps
@@ -160,6 +168,9 @@ func (t *task) onEvent(ctx context.Context, ev contract.Event) error {
 	}
 	if ev.Type == contract.TypeStepStarted {
 		t.firstStep()
+	}
+	if (ev.Type == contract.TypeDebugSession || ev.Type == contract.TypeDebugEnded) && !t.onDebugEvent(ctx, ev) {
+		return nil
 	}
 	t.r.event(ev, t.tracker().Latest())
 	return nil

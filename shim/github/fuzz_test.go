@@ -39,7 +39,7 @@ func FuzzPrepare(f *testing.F) {
 		}
 		msg.Raw = data
 		newBook(msg.JobID, msg.Steps)
-		req, err := prepare(&msg, "solstice-test", "https://github.com/octo")
+		req, err := prepare(&msg, "solstice-test", "https://github.com/octo", nil)
 		if err != nil {
 			var u *unrunnable
 			if !errors.As(err, &u) || len(u.lines) == 0 {

@@ -29,6 +29,7 @@ type Metrics struct {
 	locksLost        prometheus.Counter
 	renewals         *prometheus.CounterVec
 	apiCalls         *prometheus.CounterVec
+	debug            prometheus.Gauge
 }
 
 // NewMetrics returns empty metrics; GitHub and Nomad count as up until a
@@ -49,9 +50,12 @@ func NewMetrics() *Metrics {
 		locksLost:        counter("solstice_github_locks_lost_total", "Jobs given up because their lock could not be renewed."),
 		renewals:         counterVec("solstice_github_renewals_total", "Job lock renewals, by result.", "result"),
 		apiCalls:         counterVec("solstice_github_api_calls_total", "Calls to GitHub's job APIs, by call and result.", "call", "result"),
+		debug: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "solstice_github_debug_sessions", Help: "Debug SSH sessions open, each keeping its runner busy.",
+		}),
 	}
 	m.reg.MustRegister(m.jobs, m.finishedJobs, m.dispatch, m.brokerErrors, m.messages,
-		m.sessionConflicts, m.locksLost, m.renewals, m.apiCalls,
+		m.sessionConflicts, m.locksLost, m.renewals, m.apiCalls, m.debug,
 		m.health.UpGauge(prometheus.GaugeOpts{Name: "solstice_github_up", Help: "Whether GitHub and Nomad answered their last call."}))
 	return m
 }
@@ -77,6 +81,9 @@ func (m *Metrics) message(typ string) { m.messages.WithLabelValues(typ).Inc() }
 
 func (m *Metrics) sessionConflict() { m.sessionConflicts.Inc() }
 func (m *Metrics) lockLost()        { m.locksLost.Inc() }
+
+// debugSession counts a debug session opening (+1) or ending (-1).
+func (m *Metrics) debugSession(delta float64) { m.debug.Add(delta) }
 
 func (m *Metrics) renewal(err error) { m.renewals.WithLabelValues(result(err)).Inc() }
 

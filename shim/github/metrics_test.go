@@ -24,6 +24,7 @@ var exposed = []metricstest.Metric{
 	{Name: "solstice_github_locks_lost_total", Type: "counter"},
 	{Name: "solstice_github_renewals_total", Type: "counter", Labels: "result"},
 	{Name: "solstice_github_api_calls_total", Type: "counter", Labels: "call,result"},
+	{Name: "solstice_github_debug_sessions", Type: "gauge"},
 }
 
 // TestMetricNamesUnchanged scrapes /metrics after one of every event and
@@ -39,6 +40,7 @@ func TestMetricNamesUnchanged(t *testing.T) {
 	m.lockLost()
 	m.renewal(nil)
 	m.apiCall("acquire_job", errors.New("502"))
+	m.debugSession(1)
 	m.githubCall(nil)
 	m.nomadCall(nil)
 	metricstest.Scrape(t, m.Handler()).Expect(t, exposed)

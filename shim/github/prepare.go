@@ -37,18 +37,19 @@ var secretName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // prepare turns an acquired job into a dispatch request for label. The
 // error is an *unrunnable that says, for the job log, why it cannot run.
-func prepare(msg *protocol.JobMessage, label, instance string) (nomad.Request, error) {
+func prepare(msg *protocol.JobMessage, label, instance string, debug *contract.DebugSSH) (nomad.Request, error) {
 	github := contextMap(msg, "github")
 	p, err := buildPlan(msg, github)
 	if err != nil {
 		return nomad.Request{}, err
 	}
+	p.Debug = debug
 	payload, err := contract.EncodePayload(p)
 	if err != nil {
 		return nomad.Request{}, refuse("The job cannot run on Solstice: " + err.Error())
 	}
 	return nomad.Request{
-		Label: label, Plan: payload, Secrets: secrets(msg),
+		Label: label, Plan: payload, Secrets: secrets(msg), Debug: debug != nil,
 		Meta: nomad.Meta{
 			Forge: ForgeName, Instance: instance, TaskID: msg.JobID,
 			Repository: forge.Text(github["repository"]), Run: forge.Text(github["run_id"]), JobName: jobName(msg),

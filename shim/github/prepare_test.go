@@ -27,7 +27,7 @@ func loadJob(t *testing.T) *protocol.JobMessage {
 }
 
 func TestPrepare(t *testing.T) {
-	req, err := prepare(loadJob(t), "omnios-r151056", "https://github.com/octo")
+	req, err := prepare(loadJob(t), "omnios-r151056", "https://github.com/octo", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestPrepareRefusesOtherActions(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m := loadJob(t)
 			m.Steps[1].Reference = tt.ref
-			_, err := prepare(m, "solstice-test", "https://github.com/octo")
+			_, err := prepare(m, "solstice-test", "https://github.com/octo", nil)
 			var u *unrunnable
 			if !errors.As(err, &u) {
 				t.Fatalf("err = %v, want an unrunnable job", err)

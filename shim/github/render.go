@@ -45,13 +45,29 @@ func (r *renderer) dispatched(job *nomad.Job, st nomad.Status) {
 	r.b.dirty = true
 }
 
+// debugLine writes a debug session's line where the job's last lines go.
+func (r *renderer) debugLine(t time.Time, line string) {
+	r.b.complete().line(t, line)
+	r.b.dirty = true
+}
+
+// debugNote is the dispatch's line about a debug session (see
+// task.debugRequest), kept in the job's record so a restarted shim
+// writes it again.
+func (r *renderer) debugNote(t time.Time, note string) {
+	if note != "" {
+		r.b.setup().line(t, note)
+	}
+}
+
 func (r *renderer) placed(st nomad.Status) {
 	r.b.setup().line(st.Placed, nomad.PlacedLine(st))
 }
 
 // event renders one event; ones already seen are ignored.
 func (r *renderer) event(ev contract.Event, st nomad.Status) {
-	if ev.Seq <= r.lastSeq || r.end != nil {
+	debug := ev.Type == contract.TypeDebugSession || ev.Type == contract.TypeDebugEnded
+	if ev.Seq <= r.lastSeq || (r.end != nil && !debug) {
 		return
 	}
 	r.lastSeq = ev.Seq
@@ -71,6 +87,10 @@ func (r *renderer) event(ev contract.Event, st nomad.Status) {
 	case contract.TypeJobFinished:
 		r.end = &ev
 		r.b.closeOpen(ev.Time, stepConclusions.Of(ev.Conclusion))
+	case contract.TypeDebugSession, contract.TypeDebugEnded:
+		// Written by the driver after the job's end: the connection line,
+		// then how the session ended.
+		r.debugLine(ev.Time, ev.Message)
 	case contract.TypeInfraError:
 		r.end = &ev
 		r.b.closeOpen(ev.Time, protocol.ConclusionFailure)

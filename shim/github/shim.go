@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/solstice-ci/solstice/shim/debuglock"
+	"github.com/solstice-ci/solstice/shim/debugssh"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
 	"github.com/solstice-ci/solstice/shim/nomad"
 	"github.com/solstice-ci/solstice/shim/retry"
@@ -37,6 +39,10 @@ type Config struct {
 	Log     hclog.Logger
 	Metrics *Metrics
 	Timing  Timing
+	// Debug is the operator's policy on debug SSH sessions; DebugLock
+	// keeps them to one per repository (nil: no limit, for tests).
+	Debug     debugssh.Policy
+	DebugLock debuglock.Vars
 }
 
 // Timing are the shim's intervals; zero fields take DefaultTiming's.

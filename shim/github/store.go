@@ -35,6 +35,9 @@ type Record struct {
 	Uploaded []int `json:"uploaded,omitempty"`
 	// JobLog is set once the job log is stored.
 	JobLog bool `json:"job_log,omitempty"`
+	// DebugNote is the log's line about a debug session, decided at
+	// dispatch.
+	DebugNote string `json:"debug_note,omitempty"`
 }
 
 func (r *Record) uploaded(n int) bool {

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/solstice-ci/solstice/internal/contract"
+	"github.com/solstice-ci/solstice/shim/debuglock"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
 	"github.com/solstice-ci/solstice/shim/nomad"
 	"github.com/solstice-ci/solstice/shim/retry"
@@ -33,6 +34,7 @@ type task struct {
 	lostOnce   sync.Once
 	lost       chan struct{} // the lock could not be renewed
 	concluded  bool          // GitHub has the conclusion, or will never take it
+	debug      *debuglock.Guard
 }
 
 func (sh *Shim) newTask(rn *runner, rec *Record, msg *protocol.JobMessage) (*task, error) {
@@ -127,7 +129,9 @@ func (t *task) tracker() *nomad.Tracker {
 // job to watch (a job that cannot run, or was cancelled first, is
 // completed here).
 func (t *task) dispatch(ctx context.Context) bool {
-	req, err := prepare(t.msg, t.label, t.sh.instance)
+	dbg, note := t.debugRequest(ctx)
+	t.rec.DebugNote = note
+	req, err := prepare(t.msg, t.label, t.sh.instance, dbg)
 	if err == nil {
 		err = t.tryDispatch(ctx, req)
 	}
@@ -183,7 +187,7 @@ func (t *task) watch(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	t.rep.with(func(*book) { t.r.dispatched(t.job, st) })
+	t.rep.with(func(*book) { t.r.dispatched(t.job, st); t.r.debugNote(st.Submitted, t.rec.DebugNote) })
 	repCtx, stopRep := context.WithCancel(ctx)
 	repDone := make(chan struct{})
 	go func() { defer close(repDone); t.rep.run(repCtx) }()
@@ -195,7 +199,10 @@ func (t *task) watch(ctx context.Context) {
 	}
 	if st.AllocID != "" {
 		t.rep.with(func(*book) { t.r.placed(st) })
-		err := tr.Follow(ctx, func(_ context.Context, ev contract.Event) error {
+		err := tr.Follow(ctx, func(ctx context.Context, ev contract.Event) error {
+			if (ev.Type == contract.TypeDebugSession || ev.Type == contract.TypeDebugEnded) && !t.onDebugEvent(ctx, ev) {
+				return nil
+			}
 			t.rep.with(func(*book) { t.r.event(ev, tr.Latest()) })
 			return nil
 		})

@@ -113,13 +113,14 @@ func (r *runner) dispatch(ctx context.Context, res *result, needs map[string]tra
 	if err != nil {
 		return nil, err
 	}
+	p.Debug = r.opts.Debug
 	payload, err := contract.EncodePayload(p)
 	if err != nil {
 		return nil, err
 	}
 	host, _ := os.Hostname()
 	return r.d.Dispatch(ctx, nomad.Request{
-		Label: res.label, Plan: payload, Secrets: r.opts.Secrets, BundleURL: r.bundleURL,
+		Label: res.label, Plan: payload, Secrets: r.opts.Secrets, BundleURL: r.bundleURL, Debug: p.Debug != nil,
 		Meta: nomad.Meta{Forge: "local", Instance: host, TaskID: randomID(), Repository: filepath.Base(r.snap.Repo), JobName: res.run.Name},
 	})
 }

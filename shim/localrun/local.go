@@ -24,7 +24,15 @@ type Local struct {
 	Image    string // qcow2 served as runs-on: solstice-test
 	CacheDir string // the driver's image cache
 	DataDir  string // the agent's data dir (a temp dir when empty)
+	// DebugSSHMax bounds a debug session (the plugin's debug_ssh_max);
+	// zero keeps the driver's default.
+	DebugSSHMax time.Duration
 }
+
+// localDebugHost is where a local agent's debug sessions listen: the agent
+// gives ports on the loopback interface only (startLocal), so a failed
+// job's sshd is never exposed beyond this machine.
+const localDebugHost = "127.0.0.1"
 
 // localLabel is the only label of the embedded default.
 const localLabel = "solstice-test"
@@ -34,9 +42,15 @@ func (l Local) pluginConfig() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("the image's checksum file: %w", err)
 	}
+	debugMax := ""
+	if l.DebugSSHMax > 0 {
+		debugMax = fmt.Sprintf("debug_ssh_max = %q", l.DebugSSHMax.String())
+	}
 	return fmt.Sprintf(`
     cache_dir   = %q
     accelerator = "auto"
+    debug_ssh_host = %q
+    %s
     image %q {
       source  = %q
       sha256  = %q
@@ -44,7 +58,7 @@ func (l Local) pluginConfig() (string, error) {
       os      = "linux"
       user    = "solstice"
       aliases = ["debian-test"]
-    }`, l.CacheDir, localLabel, "file://"+l.Image, strings.Fields(string(sum))[0]), nil
+    }`, l.CacheDir, localDebugHost, debugMax, localLabel, "file://"+l.Image, strings.Fields(string(sum))[0]), nil
 }
 
 // startLocal starts the agent, waits for the driver and registers the
@@ -62,6 +76,7 @@ func startLocal(ctx context.Context, l Local, say func(string, ...any)) (*nomada
 	say("starting a local Nomad agent (data in %s)", l.DataDir)
 	a, err := nomadagent.Start(ctx, nomadagent.Config{
 		Binary: l.Nomad, DataDir: l.DataDir, Plugin: l.Plugin, PluginConfig: conf,
+		NetworkInterface: "lo",
 	})
 	if err != nil {
 		return nil, err

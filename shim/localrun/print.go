@@ -54,6 +54,12 @@ func (p *printer) event(job string, ev contract.Event) {
 		p.job(job, "%s %s%s%s", mark(ev.Conclusion), name, exitNote(ev), took(ev.DurationMS))
 	case contract.TypeInfraError:
 		p.job(job, "✗ infrastructure error: %s", ev.Message)
+	case contract.TypeDebugSession:
+		// The driver's line: the ssh command, the expiry, logging out.
+		p.job(job, "%s", ev.Message)
+		p.job(job, "Ctrl-C ends the session and the run at once")
+	case contract.TypeDebugEnded:
+		p.job(job, "%s", ev.Message)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/solstice-ci/solstice/internal/contract"
 	"github.com/solstice-ci/solstice/shim/nomad"
 	"github.com/solstice-ci/solstice/shim/workflow"
 )
@@ -25,6 +26,9 @@ type Options struct {
 	Matrix   map[string]string // run only the combinations with these values
 	Secrets  map[string]string
 	Vars     map[string]string
+	// Debug, when set, asks for a debug SSH session into a failed job's
+	// VM with these keys; the run then ends when the session does.
+	Debug *contract.DebugSSH
 	// Local, when set, runs everything on an embedded local agent;
 	// otherwise Nomad is the cluster (nil: api.DefaultConfig, i.e. the
 	// environment). A cluster that does not answer fails the run: never a

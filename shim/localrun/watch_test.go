@@ -27,6 +27,7 @@ type scriptedJobs struct {
 	cancelled       chan struct{}
 	onCancel        []nomad.Status // the statuses after a cancel
 	raw             []string       // lines written as they are after the events
+	debug           bool           // the plan asked for a debug session
 }
 
 func (s *scriptedJobs) Status(context.Context, *nomad.Job) (nomad.Status, error) {
@@ -80,7 +81,10 @@ func watchScript(t *testing.T, ctx context.Context, s *scriptedJobs, noEvent tim
 	r := &runner{opts: Options{Log: hclog.NewNullLogger()}, print: newPrinter(&out), d: s}
 	res := &result{run: workflow.Run{Name: "build", Steps: []*workflow.Step{{Run: "make"}}}, label: "solstice-test", started: time.Now()}
 	done := make(chan struct{})
-	go func() { defer close(done); r.watch(ctx, res, &nomad.Job{ID: "solstice-solstice-test/dispatch-1"}) }()
+	go func() {
+		defer close(done)
+		r.watch(ctx, res, &nomad.Job{ID: "solstice-solstice-test/dispatch-1", Debug: s.debug})
+	}()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
@@ -189,5 +193,33 @@ func TestWatchForgedStepCount(t *testing.T) {
 	}
 	if strings.Contains(out, "forged") {
 		t.Errorf("the forged step was shown:\n%s", out)
+	}
+}
+
+// A failed job whose plan asked for a debug session: solstice run prints
+// the driver's connection line and how to end it, follows the stream past
+// job_finished to the session's end, and the result stays the job's.
+func TestWatchDebugSession(t *testing.T) {
+	session := &contract.DebugSession{Host: "127.0.0.1", Port: 40022, User: "solstice", Expires: time.Now().Add(time.Hour)}
+	evs := append(steps(contract.Event{Type: contract.TypeJobFinished, Conclusion: contract.Failure}),
+		contract.Event{Type: contract.TypeDebugSession, Debug: session, Message: "Debug session for alice: " + session.Command() + " (open until …; log out to end it earlier, or cancel the run)"},
+		contract.Event{Type: contract.TypeDebugEnded, Message: "Debug session ended: the user logged out."})
+	s := &scriptedJobs{statuses: append(placed, nomad.Status{Stage: nomad.Finished, AllocID: "a1", ExitCode: contract.ExitJobFailed}), events: evs, debug: true}
+	res, out := watchScript(t, context.Background(), s, time.Second)
+	for _, want := range []string{
+		"build │ Debug session for alice: ssh -p 40022 solstice@127.0.0.1 (open until",
+		"build │ Ctrl-C ends the session and the run at once\n",
+		"build │ Debug session ended: the user logged out.\n",
+		"build │ ✗ job failure in ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Index(out, "Debug session ended") > strings.Index(out, "job failure") {
+		t.Errorf("the job's end came before the session's:\n%s", out)
+	}
+	if res.conclusion != contract.Failure || res.code != contract.ExitJobFailed {
+		t.Errorf("result %+v", res)
 	}
 }

@@ -78,6 +78,9 @@ type Request struct {
 	// BundleURL, for solstice run, is where the client fetches the
 	// repository bundle; forges are reached by the guest itself.
 	BundleURL string
+	// Debug says the plan asks for a debug session if the job fails: its
+	// stream then goes on past a failed job_finished (contract.Ends).
+	Debug bool
 }
 
 // Job is a dispatched job as the shims see it.
@@ -89,6 +92,9 @@ type Job struct {
 	// Steps is the step count of the job's plan as dispatched, read back
 	// from Nomad for a job found by InFlight; zero when unknown.
 	Steps int
+	// Debug is set when the plan asks for a debug session (Request.Debug;
+	// read back from the payload for a job found by InFlight).
+	Debug bool
 
 	learned learned // what Status found out that never changes
 }
@@ -120,7 +126,7 @@ func (c *Client) Dispatch(ctx context.Context, req Request) (*Job, error) {
 		return nil, fmt.Errorf("dispatch %s to %s: %w", req.Meta.JobName, contract.ParentJob(req.Label), explainDenied(err, "dispatching needs the dispatch-job capability in the namespace"))
 	}
 	c.log().Info("dispatched", "job", resp.DispatchedJobID, "label", req.Label, "forge_task", req.Meta.TaskID)
-	job := &Job{ID: resp.DispatchedJobID, Label: req.Label, Meta: req.Meta, SecretsKey: key}
+	job := &Job{ID: resp.DispatchedJobID, Label: req.Label, Meta: req.Meta, SecretsKey: key, Debug: req.Debug}
 	if err := c.learnJob(ctx, job); err != nil {
 		// Only the forge log's queue time needs it; Nomad's clock is
 		// better, but this one is close.

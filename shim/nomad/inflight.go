@@ -42,11 +42,12 @@ func (c *Client) InFlight(ctx context.Context, forge, instance string) ([]*Job, 
 		if v == nil {
 			continue // finished and reported
 		}
-		steps, err := c.planSteps(ctx, s.ID)
+		plan, err := c.dispatchedPlan(ctx, s.ID)
 		if err != nil {
 			return nil, err
 		}
-		job := &Job{ID: s.ID, Label: strings.TrimPrefix(s.ParentID, contract.ParentPrefix), Meta: m, SecretsKey: key, Steps: steps}
+		job := &Job{ID: s.ID, Label: strings.TrimPrefix(s.ParentID, contract.ParentPrefix), Meta: m, SecretsKey: key,
+			Steps: len(plan.Steps), Debug: plan.Debug != nil}
 		job.learned.fromJob(s.SubmitTime, s.Stop)
 		jobs = append(jobs, job)
 	}
@@ -78,18 +79,19 @@ func (c *Client) jobMeta(ctx context.Context, s *api.JobListStub) (map[string]st
 	return job.Meta, job.ParameterizedJob != nil, nil
 }
 
-// planSteps reads a dispatched job's plan back from its payload, for the
-// step count a resumed job's events are checked against: the guest's own
-// job_started is not to be trusted. A payload that is no plan gives 0.
-func (c *Client) planSteps(ctx context.Context, id string) (int, error) {
+// dispatchedPlan reads a dispatched job's plan back from its payload, for
+// the step count a resumed job's events are checked against (the guest's
+// own job_started is not to be trusted) and whether it asked for a debug
+// session. A payload that is no plan gives an empty plan.
+func (c *Client) dispatchedPlan(ctx context.Context, id string) (*contract.Plan, error) {
 	job, _, err := c.API.Jobs().Info(id, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return 0, fmt.Errorf("read job %s: %w", id, err)
+		return nil, fmt.Errorf("read job %s: %w", id, err)
 	}
 	p, err := contract.DecodePlanAuto(bytes.NewReader(job.Payload))
 	if err != nil {
 		c.log().Warn("cannot read the plan of a dispatched job; its guest's step count is taken", "job", id, "error", err)
-		return 0, nil
+		return &contract.Plan{}, nil
 	}
-	return len(p.Steps), nil
+	return p, nil
 }

@@ -170,7 +170,7 @@ func (t *Tracker) onLine(ctx context.Context, fn func(context.Context, contract.
 		if err := fn(ctx, ev); err != nil {
 			return err
 		}
-		if ev.Terminal() {
+		if contract.Ends(&ev, t.Job != nil && t.Job.Debug) {
 			return contract.ErrStop
 		}
 		return nil

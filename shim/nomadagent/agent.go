@@ -66,6 +66,11 @@ type Config struct {
 	// on one host must not share Nomad's default, or each rewrites the
 	// cpusets the other reserved.
 	CgroupParent string
+	// NetworkInterface, when set, is the client's network_interface: the
+	// host address Nomad gives the allocations' ports. solstice run's
+	// local agent uses "lo", so a debug session's port answers on the
+	// loopback address alone.
+	NetworkInterface string
 }
 
 // Role is which part of Nomad an agent runs.
@@ -138,6 +143,9 @@ client {
 {{- end}}
 {{- if .CgroupParent}}
   cgroup_parent = "{{.CgroupParent}}"
+{{- end}}
+{{- if .NetworkInterface}}
+  network_interface = "{{.NetworkInterface}}"
 {{- end}}
   meta {
 {{- range $k, $v := .NodeMeta}}

@@ -63,7 +63,8 @@ func TestConfigRoles(t *testing.T) {
 		{"server", Config{Role: ServerOnly, Name: "srv", HeartbeatGrace: 5 * time.Second, MinHeartbeatTTL: 3 * time.Second},
 			[]string{`name       = "srv"`, "server {", `heartbeat_grace   = "5s"`, `min_heartbeat_ttl = "3s"`}, []string{"client {"}},
 		{"client", Config{Role: ClientOnly, Name: "alpha", Servers: []string{"127.0.0.1:9000", "127.0.0.1:9001"}, CgroupParent: "/solstice-alpha"},
-			[]string{`name       = "alpha"`, "client {", `servers = ["127.0.0.1:9000", "127.0.0.1:9001"]`, `cgroup_parent = "/solstice-alpha"`}, []string{"server {"}},
+			[]string{`name       = "alpha"`, "client {", `servers = ["127.0.0.1:9000", "127.0.0.1:9001"]`, `cgroup_parent = "/solstice-alpha"`}, []string{"server {", "network_interface"}},
+		{"loopback ports", Config{NetworkInterface: "lo"}, []string{`network_interface = "lo"`}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

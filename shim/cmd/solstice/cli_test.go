@@ -82,22 +82,27 @@ func TestHelpGoesToStdoutWithExitZero(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
+	noKeys := []string{"HOME=" + t.TempDir()} // no ~/.ssh at all
 	tests := []struct {
 		args       []string
 		wantStderr string
+		env        []string
 	}{
-		{nil, "usage: solstice <command>"},
-		{[]string{"frobnicate"}, `solstice: unknown command "frobnicate"`},
-		{[]string{"jobs"}, "solstice jobs: a subcommand is required"},
-		{[]string{"image", "pull"}, `solstice image: unknown subcommand "pull"`},
-		{[]string{"run", "-no-such-flag", "ci.yml"}, "solstice run: flag provided but not defined: -no-such-flag"},
-		{[]string{"run"}, "solstice run: want one workflow file, got 0 arguments"},
-		{[]string{"validate"}, "solstice validate: want at least one workflow file"},
-		{[]string{"version", "extra"}, `solstice version: unexpected argument "extra"`},
+		{nil, "usage: solstice <command>", nil},
+		{[]string{"frobnicate"}, `solstice: unknown command "frobnicate"`, nil},
+		{[]string{"jobs"}, "solstice jobs: a subcommand is required", nil},
+		{[]string{"image", "pull"}, `solstice image: unknown subcommand "pull"`, nil},
+		{[]string{"run", "-no-such-flag", "ci.yml"}, "solstice run: flag provided but not defined: -no-such-flag", nil},
+		{[]string{"run"}, "solstice run: want one workflow file, got 0 arguments", nil},
+		{[]string{"validate"}, "solstice validate: want at least one workflow file", nil},
+		{[]string{"version", "extra"}, `solstice version: unexpected argument "extra"`, nil},
+		{[]string{"run", "-debug-ssh", "ci.yml"}, "solstice run: -debug-ssh: no SSH public key in ", noKeys},
+		{[]string{"run", "-debug-ssh-max", "0s", "ci.yml"}, "solstice run: -debug-ssh-max 0s: want a positive duration", nil},
+		{[]string{"run", "-address", "http://127.0.0.1:1", "-debug-ssh-max", "5m", "ci.yml"}, "solstice run: -debug-ssh-max sets a local agent's limit", nil},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			out, errOut, code := solstice(t, nil, tt.args...)
+			out, errOut, code := solstice(t, tt.env, tt.args...)
 			if code != exitUsage || out != "" || !strings.HasPrefix(errOut, tt.wantStderr) {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want %d and stderr starting %q", code, out, errOut, exitUsage, tt.wantStderr)
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/solstice-ci/solstice/shim/debugssh"
 	"github.com/solstice-ci/solstice/shim/forge"
 	"github.com/solstice-ci/solstice/shim/forgejo"
 	"github.com/solstice-ci/solstice/shim/nomad"
@@ -41,6 +42,8 @@ func cmdForgejo(ctx context.Context, args []string) int {
 type forgejoFlags struct {
 	url, name, labels string
 	nomad             nomadFlags
+	// debugSSH and debugForks are `forgejo run`'s debug session policy.
+	debugSSH, debugForks bool
 }
 
 func (f *forgejoFlags) add(fs *flag.FlagSet) {
@@ -121,6 +124,8 @@ func forgejoRun(ctx context.Context, args []string) int {
 	capacity := fs.Int("capacity", 4, "most tasks in flight")
 	listen := fs.String("listen", "127.0.0.1:9464", "address for /metrics and /healthz (empty: none)")
 	token := fs.String("registration-token", "", "registers the runner if it is not yet (or no longer) registered (or $SOLSTICE_FORGEJO_REGISTRATION_TOKEN)")
+	fs.BoolVar(&f.debugSSH, "debug-ssh", true, "allow debug SSH sessions into failed jobs' VMs for repositories that set SOLSTICE_DEBUG_SSH=true")
+	fs.BoolVar(&f.debugForks, "debug-ssh-forks", false, "allow them for pull requests from forks and other repositories too")
 	if code, ok := parseFlags(fs, forgejoUsage, args); !ok {
 		return code
 	}
@@ -151,6 +156,8 @@ func runForgejo(ctx context.Context, log hclog.Logger, f forgejoFlags, capacity 
 		URL: f.url, Name: f.name, Labels: labels, Capacity: capacity, RegistrationToken: token, Version: version,
 		Store: store, Nomad: &nomad.Client{API: c, Log: log.Named("nomad")},
 		Log: log, Metrics: metrics,
+		Debug:     debugssh.Policy{Disabled: !f.debugSSH, AllowForks: f.debugForks},
+		DebugLock: c.Variables(),
 	})
 	if err != nil {
 		return err

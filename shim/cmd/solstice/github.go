@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
+	"github.com/solstice-ci/solstice/shim/debugssh"
 	"github.com/solstice-ci/solstice/shim/forgejo"
 	"github.com/solstice-ci/solstice/shim/github"
 	"github.com/solstice-ci/solstice/shim/github/protocol"
@@ -54,6 +55,8 @@ func cmdGitHub(ctx context.Context, args []string) int {
 type githubFlags struct {
 	url, name, labels, version string
 	nomad                      nomadFlags
+	// debugSSH and debugForks are `github run`'s debug session policy.
+	debugSSH, debugForks bool
 }
 
 func (f *githubFlags) add(fs *flag.FlagSet, nameHelp string) {
@@ -181,6 +184,8 @@ func githubRun(ctx context.Context, args []string) int {
 	fs.Lookup("name").DefValue, f.name = "", ""
 	label := fs.String("label", "", "the catalog label jobs run on when a runner's labels name none (JIT runners)")
 	listen := fs.String("listen", "127.0.0.1:9465", "address for /metrics and /healthz (empty: none)")
+	fs.BoolVar(&f.debugSSH, "debug-ssh", true, "allow debug SSH sessions into failed jobs' VMs for debug re-runs and repositories that set SOLSTICE_DEBUG_SSH=true")
+	fs.BoolVar(&f.debugForks, "debug-ssh-forks", false, "allow them for pull requests from forks and other repositories too")
 	if code, ok := parseFlags(fs, githubUsage, args); !ok {
 		return code
 	}
@@ -207,6 +212,8 @@ func runGitHub(ctx context.Context, log hclog.Logger, f githubFlags, label, list
 		Nomad: &nomad.Client{API: c, Log: log.Named("nomad")},
 		Info:  protocol.RunnerInfo{Version: f.version, OS: "Linux", Arch: runtimeArch()},
 		Log:   log, Metrics: metrics,
+		Debug:     debugssh.Policy{Disabled: !f.debugSSH, AllowForks: f.debugForks},
+		DebugLock: c.Variables(),
 	})
 	if err != nil {
 		return err

@@ -5,11 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/solstice-ci/solstice/internal/contract"
+	"github.com/solstice-ci/solstice/shim/debugssh"
 	"github.com/solstice-ci/solstice/shim/localrun"
 )
 
@@ -53,6 +57,13 @@ test guest image. Ctrl-C cancels the jobs. The exit code is the result:
 0 success, 1 a job failed, 2 cancelled, 3 infrastructure failure
 (2 also for a usage error). A .kdl file is a Solstice KDL workflow: each
 job runs once per runs_on label.
+
+With -debug-ssh, a job that fails keeps its VM for an SSH session with
+your ~/.ssh/*.pub keys: the job's output shows the ssh command (on a
+local agent at 127.0.0.1), when the session expires, and that logging out
+or Ctrl-C ends it. The run ends, with the job's real result, when the
+session does. On a cluster the session is where its operator's
+debug_ssh_host says, for as long as its debug_ssh_max allows.
 `
 
 func cmdRun(ctx context.Context, args []string) int {
@@ -63,6 +74,7 @@ func cmdRun(ctx context.Context, args []string) int {
 	fs.Var(&kvFlag{m: o.Secrets, fromEnv: true, flagName: "secret"}, "secret", "a secret KEY=VALUE, or KEY to take it from the environment (repeatable)")
 	fs.Var(&kvFlag{m: o.Vars, flagName: "var"}, "var", "a configuration variable KEY=VALUE (repeatable)")
 	fs.StringVar(&o.BundleListen, "bundle-listen", "", "address to serve the repository bundle on (default 127.0.0.1:0)")
+	debugSSH := fs.Bool("debug-ssh", false, "if a job fails, keep its VM for an SSH session with your ~/.ssh/*.pub keys")
 	local := fs.Bool("local", false, "start a local Nomad agent even if -address or NOMAD_ADDR is set")
 	var nf nomadFlags
 	nf.add(fs)
@@ -71,6 +83,7 @@ func cmdRun(ctx context.Context, args []string) int {
 	fs.StringVar(&l.Plugin, "plugin", l.Plugin, "the solstice-vm plugin binary (make build embeds the guest agents in it)")
 	fs.StringVar(&l.Image, "image", l.Image, "test guest image (qcow2, with IMAGE.sha256 beside it)")
 	fs.StringVar(&l.CacheDir, "cache-dir", l.CacheDir, "the local driver's image cache")
+	fs.DurationVar(&l.DebugSSHMax, "debug-ssh-max", 30*time.Minute, "how long the local agent keeps a debug session open")
 	verbose := fs.Bool("v", false, "log what solstice does")
 	if code, ok := parseFlags(fs, runUsage, args); !ok {
 		return code
@@ -78,17 +91,67 @@ func cmdRun(ctx context.Context, args []string) int {
 	if fs.NArg() != 1 {
 		return usageError(fs, runUsage, "want one workflow file, got %d arguments", fs.NArg())
 	}
+	if l.DebugSSHMax <= 0 {
+		return usageError(fs, runUsage, "-debug-ssh-max %s: want a positive duration", l.DebugSSHMax)
+	}
 	o.Workflow = fs.Arg(0)
+	if *debugSSH {
+		req, err := localDebugRequest()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "solstice run: -debug-ssh: %v\n", err)
+			return exitUsage
+		}
+		o.Debug = req
+	}
 	o.Log = hclog.NewNullLogger()
 	if *verbose {
 		o.Log = hclog.New(&hclog.LoggerOptions{Name: "solstice", Level: hclog.Debug})
 	}
-	if *local || !nf.set() {
+	switch {
+	case *local || !nf.set():
 		o.Local = &l
-	} else {
+	case flagSet(fs, "debug-ssh-max"):
+		return usageError(fs, runUsage, "-debug-ssh-max sets a local agent's limit; on a cluster, its operator's debug_ssh_max applies")
+	default:
 		o.Nomad = nf.config()
 	}
 	return localrun.Run(ctx, o)
+}
+
+// flagSet reports whether the command line gave the flag.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// localDebugRequest is -debug-ssh's request: the caller's login and the
+// public keys in ~/.ssh/*.pub.
+func localDebugRequest() (*contract.DebugSSH, error) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return nil, fmt.Errorf("find your home directory: %w", err)
+	}
+	dir := filepath.Join(home, ".ssh")
+	keys, err := debugssh.FileKeys(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("no SSH public key in %s/*.pub (ssh-keygen makes one)", dir)
+	}
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	if name == "" {
+		name = "local"
+	}
+	req, err := debugssh.Request(name, keys)
+	if err != nil {
+		return nil, fmt.Errorf("the keys in %s/*.pub: %w", dir, err)
+	}
+	return req, nil
 }
 
 // localDefaults finds the local agent's parts next to this binary, as
