@@ -29,6 +29,7 @@ type checker struct {
 	nomad    *nomadChecker // nil when no Nomad binary is at hand
 	tests    map[string]bool
 	targets  map[string]bool
+	metrics  map[string]bool // the Prometheus metrics the shims register
 }
 
 var (
@@ -73,6 +74,9 @@ func setup() (*checker, error) {
 		return nil, err
 	}
 	if c.targets, err = makeTargets(root); err != nil {
+		return nil, err
+	}
+	if c.metrics, err = metricNames(root); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -123,6 +127,27 @@ func testFuncs(root string) (map[string]bool, error) {
 		return nil
 	})
 	return tests, err
+}
+
+var metricRe = regexp.MustCompile(`solstice_(?:forgejo|github)_[a-z_]+`)
+
+// metricNames lists the metric names the shims' code registers.
+func metricNames(root string) (map[string]bool, error) {
+	names := map[string]bool{}
+	err := filepath.WalkDir(filepath.Join(root, "shim"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, m := range metricRe.FindAll(b, -1) {
+			names[string(m)] = true
+		}
+		return nil
+	})
+	return names, err
 }
 
 var targetRe = regexp.MustCompile(`(?m)^([a-z][a-zA-Z_-]+):`)
@@ -219,7 +244,21 @@ func (c *checker) checkFile(file, text string) []string {
 			}
 		}
 	}
+	problems = append(problems, c.checkMetrics(file, text)...)
 	return append(problems, c.checkPaths(file, text)...)
+}
+
+// checkMetrics checks that every shim metric the docs name exists.
+func (c *checker) checkMetrics(file, text string) []string {
+	var problems []string
+	for i, line := range strings.Split(text, "\n") {
+		for _, m := range metricRe.FindAllString(line, -1) {
+			if !c.metrics[m] {
+				problems = append(problems, fmt.Sprintf("%s:%d: metric %s is not registered by the shims' code", file, i+1, m))
+			}
+		}
+	}
+	return problems
 }
 
 func isCLI(w string) bool {
@@ -307,9 +346,10 @@ func TestDocCheckCatchesDrift(t *testing.T) {
 		"}",                        // 18
 		"```",                      // 19
 		"Run `solstice forgejo run --capacityy 2` now.", // 20
-		"```hcl",      // 21
-		"job \"x\" {", // 22
-		"```",         // 23
+		"```hcl",                             // 21
+		"job \"x\" {",                        // 22
+		"```",                                // 23
+		"Alert on `solstice_forgejo_taskz`.", // 24
 	}, "\n")
 	got := c.checkFile("docs/drift.md", page)
 	want := [][2]string{ // where, and what the report says
@@ -326,6 +366,7 @@ func TestDocCheckCatchesDrift(t *testing.T) {
 		{"docs/drift.md:14:", `accelerator = "warp": must be auto, kvm or tcg`},
 		{"docs/drift.md:20:", "solstice forgejo run: no flag --capacityy"},
 		{"docs/drift.md:22:", "Argument or block definition required"},
+		{"docs/drift.md:24:", "metric solstice_forgejo_taskz is not registered"},
 	}
 	for _, w := range want {
 		if !slices.ContainsFunc(got, func(g string) bool { return strings.HasPrefix(g, w[0]) && strings.Contains(g, w[1]) }) {
