@@ -54,7 +54,7 @@ func TestJobsSyncAndCatalog(t *testing.T) {
 	}
 	for name, want := range map[string]string{
 		"solstice-test": "solstice-test", "debian-test": "solstice-test",
-		"omnios-r151056": "omnios-r151056", "omnios-lts": "omnios-r151056",
+		"omnios-r151056": "omnios-r151056",
 	} {
 		if cat[name] != want {
 			t.Errorf("catalog[%q] = %q, want %q (catalog %v)", name, cat[name], want, cat)
