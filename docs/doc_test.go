@@ -36,7 +36,16 @@ var (
 	once    sync.Once
 	shared  *checker
 	initErr error
+	tmpDir  string // the solstice build, removed by TestMain
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if tmpDir != "" {
+		os.RemoveAll(tmpDir)
+	}
+	os.Exit(code)
+}
 
 // newChecker builds the solstice CLI from this tree (so the docs are
 // checked against the code, not a stale bin/) and finds the Nomad binary.
@@ -54,11 +63,10 @@ func setup() (*checker, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "solstice-doctest-")
-	if err != nil {
+	if tmpDir, err = os.MkdirTemp("", "solstice-doctest-"); err != nil {
 		return nil, err
 	}
-	bin := filepath.Join(dir, "solstice")
+	bin := filepath.Join(tmpDir, "solstice")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	build := exec.CommandContext(ctx, goBinary(), "build", "-o", bin, "./shim/cmd/solstice")
