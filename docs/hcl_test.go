@@ -107,6 +107,11 @@ func checkPluginConfig(body hcl.Body) []string {
 		return []string{err.Error()}
 	}
 	var problems []string
+	for label, img := range cfg.Images {
+		if strings.Trim(img.SHA256, "0") == "" && img.SHA256 != "" {
+			problems = append(problems, fmt.Sprintf("image %q: sha256 is all zeros, a checksum nothing has: give the published one, or a %s… placeholder the driver refuses", label, placeholderMark))
+		}
+	}
 	for label, err := range cfg.Broken {
 		if strings.Contains(cfg.Images[label].SHA256, placeholderMark) {
 			continue // a marked placeholder, refused as it must be
@@ -115,6 +120,27 @@ func checkPluginConfig(body hcl.Body) []string {
 	}
 	slices.Sort(problems)
 	return problems
+}
+
+// pluginConfig decodes and validates the solstice-vm plugin block of a
+// client configuration.
+func pluginConfig(file, src string) (*plugin.Config, error) {
+	f, diags := hclsyntax.ParseConfig([]byte(src), file, hcl.Pos{Line: 1, Column: 1})
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	for _, b := range f.Body.(*hclsyntax.Body).Blocks {
+		if b.Type != "plugin" || !slices.Equal(b.Labels, []string{plugin.Name}) || childBlock(b, "config") == nil {
+			continue
+		}
+		schema, _ := (&plugin.Driver{}).ConfigSchema()
+		cfg := plugin.DefaultConfig()
+		if err := decode(childBlock(b, "config").Body, schema, cfg); err != nil {
+			return nil, err
+		}
+		return cfg, cfg.Validate()
+	}
+	return nil, fmt.Errorf("%s: no plugin %q block with a config", file, plugin.Name)
 }
 
 func checkTaskConfig(body hcl.Body) []string {
