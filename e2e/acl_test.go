@@ -78,7 +78,7 @@ func TestACLCluster(t *testing.T) {
 // checks it applied the policies, attached to their jobs.
 func (v *nsView) syncAsOperator(t *testing.T) {
 	t.Helper()
-	out, err := v.solstice(v.Token, "jobs", "sync", "-dir", "../jobspecs/labels")
+	out, err := v.solstice(v.Token, "jobs", "sync", "-dir", "../jobspecs/labels", "-test-labels")
 	t.Logf("solstice jobs sync:\n%s", out)
 	if err != nil {
 		t.Fatalf("solstice jobs sync: %v", err)

@@ -192,7 +192,7 @@ func startShimProcess(t *testing.T, g *Gitea, n *Nomad, name string) int {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(filepath.Join(env(t, "SOLSTICE_BIN"), "solstice"), "forgejo", "run",
-		"--url", g.URL, "--name", name, "--capacity", "2", "--listen", "", "--registration-token", g.RegistrationToken())
+		"--url", g.URL, "--name", name, "--capacity", "2", "--listen", "", "--token", g.RegistrationToken())
 	cmd.Env = append(os.Environ(), "NOMAD_ADDR="+n.Addr)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

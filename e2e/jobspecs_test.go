@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,10 +37,22 @@ func TestJobspecsValidate(t *testing.T) {
 }
 
 // TestJobsSyncAndCatalog registers the label parent jobs and reads the
-// runs-on catalog back from Nomad, aliases included.
+// runs-on catalog back from Nomad, aliases included. solstice jobs sync
+// leaves the test label out unless asked (-test-labels).
 func TestJobsSyncAndCatalog(t *testing.T) {
 	n := StartNomad(t, WithRawExec())
 	ctx := testContext(t, time.Minute)
+	cli := exec.CommandContext(ctx, filepath.Join(env(t, "SOLSTICE_BIN"), "solstice"), "jobs", "sync", "-address", n.Addr, "-dir", "../jobspecs/labels")
+	out, err := cli.CombinedOutput()
+	t.Logf("solstice jobs sync:\n%s", out)
+	if err != nil || !strings.Contains(string(out), "skipped solstice-solstice-test (runs-on: solstice-test)") {
+		t.Fatalf("solstice jobs sync without -test-labels: %v, want the test label skipped", err)
+	}
+	cat, err := (&nomad.Client{API: n.API}).Catalog(ctx)
+	if err != nil || cat["omnios-r151056"] == "" || cat["solstice-test"] != "" {
+		t.Fatalf("catalog after jobs sync without -test-labels: %v %v, want omnios-r151056 and no solstice-test", cat, err)
+	}
+
 	files, err := nomad.ParentFiles("../jobspecs/labels")
 	if err != nil {
 		t.Fatal(err)
@@ -48,13 +61,13 @@ func TestJobsSyncAndCatalog(t *testing.T) {
 	if err != nil || len(synced) != len(files) {
 		t.Fatalf("sync: %v (%d of %d)", err, len(synced), len(files))
 	}
-	cat, err := (&nomad.Client{API: n.API}).Catalog(ctx)
+	cat, err = (&nomad.Client{API: n.API}).Catalog(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]string{
 		"solstice-test": "solstice-test", "debian-test": "solstice-test",
-		"omnios-r151056": "omnios-r151056", "omnios-lts": "omnios-r151056",
+		"omnios-r151056": "omnios-r151056",
 	} {
 		if cat[name] != want {
 			t.Errorf("catalog[%q] = %q, want %q (catalog %v)", name, cat[name], want, cat)

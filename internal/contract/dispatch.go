@@ -37,6 +37,10 @@ const (
 const (
 	MetaLabel   = "solstice_label"
 	MetaAliases = "solstice_aliases"
+	// MetaTestLabel = "true" marks a parent job that only tests and demos
+	// use (solstice-test): solstice jobs sync skips it unless asked, so a
+	// production catalog never offers a label no client serves.
+	MetaTestLabel = "solstice_test_label"
 )
 
 // SecretsPrefix is where job secrets live as Nomad Variables; the parent

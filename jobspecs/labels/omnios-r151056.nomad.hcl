@@ -1,7 +1,7 @@
-# Parent job for runs-on: omnios-r151056 (OmniOS r151056 LTS). Every CI job
-# for this label is a dispatch of this job: the shim sends the job plan as
-# payload and meta that names the forge task; Nomad queues it until a client
-# with the image has room. Edit resources here to change them for the label,
+# Parent job for runs-on: omnios-r151056 (OmniOS r151056, a stable
+# release). Every CI job for this label is a dispatch of this job: the shim
+# sends the job plan as payload and meta that names the forge task; Nomad
+# queues it until a client with the image has room. Edit resources here to change them for the label,
 # then run `solstice jobs sync`.
 job "solstice-omnios-r151056" {
   type     = "batch"
@@ -11,7 +11,7 @@ job "solstice-omnios-r151056" {
     solstice_label   = "omnios-r151056"
     # solstice run sets a URL the client fetches the repository bundle from.
     solstice_bundle_url = ""
-    solstice_aliases = "omnios-lts,omnios-stable"
+    solstice_aliases = ""
   }
 
   parameterized {

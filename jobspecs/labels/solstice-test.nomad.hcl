@@ -13,6 +13,9 @@ job "solstice-solstice-test" {
     # solstice run sets a URL the client fetches the repository bundle from.
     solstice_bundle_url = ""
     solstice_aliases = "debian-test"
+    # Only tests and demos serve this label: solstice jobs sync registers
+    # it only with -test-labels.
+    solstice_test_label = "true"
   }
 
   parameterized {

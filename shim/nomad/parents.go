@@ -23,15 +23,24 @@ type Synced struct {
 	File  string
 	JobID string
 	Label string
+	// Skipped is set for a test label that was not asked for (see
+	// contract.MetaTestLabel): parsed and checked, not registered.
+	Skipped bool
 }
 
 // Sync parses each jobspec file through Nomad and registers it. A file that
 // is not a parent job (no solstice_label meta, wrong name) is refused, so a
 // typo cannot register a job the shims would never dispatch.
 func (c *Client) Sync(ctx context.Context, files []string) ([]Synced, error) {
+	return c.SyncLabels(ctx, files, true)
+}
+
+// SyncLabels is Sync that registers the test labels (contract.MetaTestLabel)
+// only withTest; the others it returns as Skipped.
+func (c *Client) SyncLabels(ctx context.Context, files []string, withTest bool) ([]Synced, error) {
 	var done []Synced
 	for _, f := range files {
-		s, err := c.syncOne(ctx, f)
+		s, err := c.syncOne(ctx, f, withTest)
 		if err != nil {
 			return done, err
 		}
@@ -40,7 +49,7 @@ func (c *Client) Sync(ctx context.Context, files []string) ([]Synced, error) {
 	return done, nil
 }
 
-func (c *Client) syncOne(ctx context.Context, file string) (Synced, error) {
+func (c *Client) syncOne(ctx context.Context, file string, withTest bool) (Synced, error) {
 	src, err := os.ReadFile(file)
 	if err != nil {
 		return Synced{}, fmt.Errorf("read jobspec: %w", err)
@@ -59,6 +68,9 @@ func (c *Client) syncOne(ctx context.Context, file string) (Synced, error) {
 		return Synced{}, fmt.Errorf("%s: job %q is not parameterized", file, *job.ID)
 	case !hasGroup(job, contract.GroupName):
 		return Synced{}, fmt.Errorf("%s: job %q has no group %q: the shims stop a dispatch by scaling that group", file, *job.ID, contract.GroupName)
+	}
+	if job.Meta[contract.MetaTestLabel] == "true" && !withTest {
+		return Synced{File: file, JobID: *job.ID, Label: label, Skipped: true}, nil
 	}
 	if _, _, err := c.API.Jobs().Register(job, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
 		return Synced{}, fmt.Errorf("%s: register %s: %w", file, *job.ID, explainDenied(err, "registering a job needs the submit-job capability in the namespace"))

@@ -22,6 +22,12 @@ const (
 	exitUsage = 2
 )
 
+// defaultRunnerName is a runner's name when --name is not given: the same
+// as the runner_name default of jobspecs/runner-shims.nomad.hcl, so a
+// runner registered by hand is the one the service job runs. (Not the
+// host name: a shim moved to another client must find its credentials.)
+const defaultRunnerName = "solstice"
+
 // isHelp reports whether arg asks for help.
 func isHelp(arg string) bool {
 	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"

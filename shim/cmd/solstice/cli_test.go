@@ -160,3 +160,46 @@ func TestNomadFlagsOverrideTheEnvironment(t *testing.T) {
 }
 
 func newTestFlagSet() *flag.FlagSet { return flag.NewFlagSet("test", flag.ContinueOnError) }
+
+// TestOneNamePerConcept: a runner's name defaults to what the shims'
+// jobspec runs, the forge's registration token is --token in every
+// command, and no command takes a flag it ignores.
+func TestOneNamePerConcept(t *testing.T) {
+	spec, err := os.ReadFile("../../../jobspecs/runner-shims.nomad.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `variable "runner_name" {
+  type    = string
+  default = "` + defaultRunnerName + `"`; !strings.Contains(string(spec), want) {
+		t.Errorf("jobspecs/runner-shims.nomad.hcl: runner_name's default is not %q, the CLI's --name default", defaultRunnerName)
+	}
+	tests := []struct {
+		cmd       []string
+		want, not []string
+	}{
+		{[]string{"forgejo", "register"}, []string{"-token", "-name string\n    \tthe runner's name in the forge (default \"solstice\")"}, nil},
+		{[]string{"forgejo", "run"}, []string{"-token", "(default \"solstice\")"}, []string{"-registration-token"}},
+		{[]string{"github", "register"}, []string{"-token", "-labels", "-runner-version", "(default \"solstice\")"}, nil},
+		{[]string{"github", "run"}, []string{"-label ", "-runner-version"}, []string{"-labels", "-token "}},
+		{[]string{"github", "remove"}, []string{"-token"}, []string{"-labels", "-runner-version"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.cmd, " "), func(t *testing.T) {
+			out, _, code := solstice(t, nil, append(tt.cmd, "-h")...)
+			if code != 0 {
+				t.Fatalf("exit %d", code)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, "  "+strings.TrimPrefix(w, "  ")) && !strings.Contains(out, w) {
+					t.Errorf("help lacks %q:\n%s", w, out)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(out, "  "+n) {
+					t.Errorf("help offers %q, which this command does not use:\n%s", n, out)
+				}
+			}
+		})
+	}
+}

@@ -22,11 +22,12 @@ import (
 const forgejoUsage = `usage:
   solstice forgejo register --url URL --token REG_TOKEN --name NAME [--labels a,b]
   solstice forgejo run --url URL [--name NAME] [--capacity N] [--labels a,b]
-                       [--listen 127.0.0.1:PORT] [--registration-token T]
+                       [--listen 127.0.0.1:PORT] [--token REG_TOKEN]
 
 The runner shim for Forgejo and Gitea Actions. Nomad is reached through
 Nomad's options (-address …) or environment (NOMAD_ADDR …); the runner's credentials are kept in the Nomad
-Variable solstice/runners/forgejo/<forge host>/<name>. Labels default to
+Variable solstice/runners/forgejo/<forge host>/<name>; the name defaults
+to "solstice", as in jobspecs/runner-shims.nomad.hcl. Labels default to
 every label and alias of the catalog (solstice jobs list).
 Run 'solstice forgejo <subcommand> -h' for the options.
 `
@@ -47,9 +48,8 @@ type forgejoFlags struct {
 }
 
 func (f *forgejoFlags) add(fs *flag.FlagSet) {
-	host, _ := os.Hostname()
 	fs.StringVar(&f.url, "url", "", "the forge's root URL, e.g. https://forge.example.org/")
-	fs.StringVar(&f.name, "name", "solstice-"+host, "the runner's name in the forge")
+	fs.StringVar(&f.name, "name", defaultRunnerName, "the runner's name in the forge")
 	fs.StringVar(&f.labels, "labels", "", "comma-separated labels (default: every label and alias of the Nomad catalog)")
 	f.nomad.addWithToken(fs, "nomad-token")
 }
@@ -123,7 +123,7 @@ func forgejoRun(ctx context.Context, args []string) int {
 	f.add(fs)
 	capacity := fs.Int("capacity", 4, "most tasks in flight")
 	listen := fs.String("listen", "127.0.0.1:9464", "address for /metrics and /healthz (empty: none)")
-	token := fs.String("registration-token", "", "registers the runner if it is not yet (or no longer) registered (or $SOLSTICE_FORGEJO_REGISTRATION_TOKEN)")
+	token := fs.String("token", "", "a runner registration token from the forge: registers the runner if it is not yet (or no longer) registered (or $SOLSTICE_FORGEJO_REGISTRATION_TOKEN)")
 	fs.BoolVar(&f.debugSSH, "debug-ssh", true, "allow debug SSH sessions into failed jobs' VMs for repositories that set SOLSTICE_DEBUG_SSH=true")
 	fs.BoolVar(&f.debugForks, "debug-ssh-forks", false, "allow them for pull requests from forks and other repositories too")
 	if code, ok := parseFlags(fs, forgejoUsage, args); !ok {

@@ -28,6 +28,7 @@ const githubUsage = `usage:
                            --name NAME --labels a,b [--runners N]
   solstice github register --url URL --jit-config @FILE|-|BLOB [--labels a,b]
   solstice github run --url URL [--name NAME,...] [--label L] [--listen ADDR]
+                      [--runner-version V]
   solstice github remove --url URL --token REG_TOKEN [--name NAME,...]
 
 The runner shim for GitHub Actions on github.com and GitHub Enterprise
@@ -60,12 +61,19 @@ type githubFlags struct {
 }
 
 func (f *githubFlags) add(fs *flag.FlagSet, nameHelp string) {
-	host, _ := os.Hostname()
 	fs.StringVar(&f.url, "url", "", "the repository, organisation or enterprise URL, e.g. https://github.com/OWNER/REPO")
-	fs.StringVar(&f.name, "name", "solstice-"+host, nameHelp)
-	fs.StringVar(&f.labels, "labels", "", "comma-separated runner labels; exactly one must name an image of the Nomad catalog")
-	fs.StringVar(&f.version, "runner-version", protocol.DefaultRunnerVersion, "the actions/runner release the shim reports")
+	fs.StringVar(&f.name, "name", defaultRunnerName, nameHelp)
 	f.nomad.addWithToken(fs, "nomad-token")
+}
+
+// addLabels and addVersion are for the subcommands that use them only:
+// a flag a command accepts must do something there.
+func (f *githubFlags) addLabels(fs *flag.FlagSet) {
+	fs.StringVar(&f.labels, "labels", "", "comma-separated runner labels; exactly one must name an image of the Nomad catalog")
+}
+
+func (f *githubFlags) addVersion(fs *flag.FlagSet) {
+	fs.StringVar(&f.version, "runner-version", protocol.DefaultRunnerVersion, "the actions/runner release the shim reports")
 }
 
 func (f *githubFlags) store(c *api.Client) (*github.Store, error) {
@@ -97,6 +105,8 @@ func githubRegister(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("github register", flag.ContinueOnError)
 	var f githubFlags
 	f.add(fs, "the runner's name (with --runners N: NAME-1 … NAME-N)")
+	f.addLabels(fs)
+	f.addVersion(fs)
 	token := fs.String("token", "", "a runner registration token from GitHub (or $SOLSTICE_GITHUB_REGISTRATION_TOKEN)")
 	runners := fs.Int("runners", 1, "how many runners to register (jobs run at once)")
 	jit := fs.String("jit-config", "", "register from an encoded JIT config instead of a token: @FILE or - (stdin) keeps its private key off the command line")
@@ -181,6 +191,7 @@ func githubRun(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("github run", flag.ContinueOnError)
 	var f githubFlags
 	f.add(fs, "comma-separated runners to run (empty: every runner registered for --url)")
+	f.addVersion(fs)
 	fs.Lookup("name").DefValue, f.name = "", ""
 	label := fs.String("label", "", "the catalog label jobs run on when a runner's labels name none (JIT runners)")
 	listen := fs.String("listen", "127.0.0.1:9465", "address for /metrics and /healthz (empty: none)")

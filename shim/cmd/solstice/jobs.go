@@ -14,7 +14,7 @@ import (
 )
 
 const jobsUsage = `usage:
-  solstice jobs sync [-dir DIR] [nomad options]
+  solstice jobs sync [-dir DIR] [-test-labels] [nomad options]
   solstice jobs list [nomad options]
 
 The runs-on catalog: each label is a parameterized parent job. sync
@@ -29,9 +29,10 @@ func cmdJobs(ctx context.Context, args []string) int {
 	}, args)
 }
 
-const syncUsage = `usage: solstice jobs sync [-dir DIR] [nomad options]
+const syncUsage = `usage: solstice jobs sync [-dir DIR] [-test-labels] [nomad options]
 
-Registers the label parent jobs in DIR with Nomad. When the cluster
+Registers the label parent jobs in DIR with Nomad, except the test
+suite's labels (meta solstice_test_label = "true") unless -test-labels. When the cluster
 enforces ACLs it also applies the policies of jobspecs/acl, built into this
 binary: the parent policy to each parent job (its dispatches read their
 secrets with it) and the shims' policy to the solstice-runners job (the
@@ -42,6 +43,7 @@ token.
 func jobsSync(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("jobs sync", flag.ContinueOnError)
 	dir := fs.String("dir", "jobspecs/labels", "directory of label parent jobspecs")
+	withTest := fs.Bool("test-labels", false, "also register the test suite's labels (meta solstice_test_label = \"true\", e.g. solstice-test)")
 	var nf nomadFlags
 	nf.add(fs)
 	if code, ok := parseFlags(fs, syncUsage, args); !ok {
@@ -52,19 +54,23 @@ func jobsSync(ctx context.Context, args []string) int {
 	if err != nil {
 		return exitCode("solstice jobs sync", fmt.Errorf("nomad client: %w", err))
 	}
-	return exitCode("solstice jobs sync", syncJobs(ctx, &nomad.Client{API: c}, namespaceOf(cfg), *dir))
+	return exitCode("solstice jobs sync", syncJobs(ctx, &nomad.Client{API: c}, namespaceOf(cfg), *dir, *withTest))
 }
 
 // syncJobs registers the parent jobs and, with ACLs on, applies the
 // policies.
-func syncJobs(ctx context.Context, c *nomad.Client, namespace, dir string) error {
+func syncJobs(ctx context.Context, c *nomad.Client, namespace, dir string, withTest bool) error {
 	files, err := nomad.ParentFiles(dir)
 	if err != nil {
 		return err
 	}
-	synced, err := c.Sync(ctx, files)
+	synced, err := c.SyncLabels(ctx, files, withTest)
 	var ids []string
 	for _, s := range synced {
+		if s.Skipped {
+			fmt.Printf("skipped %s (runs-on: %s) from %s: a test label (-test-labels registers it)\n", s.JobID, s.Label, s.File)
+			continue
+		}
 		fmt.Printf("registered %s (runs-on: %s) in namespace %s from %s\n", s.JobID, s.Label, namespace, s.File)
 		ids = append(ids, s.JobID)
 	}
