@@ -53,6 +53,8 @@ func (l *launch) launchJob(ctx context.Context, h *task.Handle) error {
 	if err := r.Launch(ctx, files); err != nil {
 		return fmt.Errorf("launch the job in the guest: %w", err)
 	}
+	// The benchmark's "SSH → agent running" phase ends here.
+	l.d.emit(l.cfg, "Agent started", "the guest agent was uploaded over ssh and started")
 	h.SetJob(r)
 	return nil
 }

@@ -32,7 +32,7 @@ func TestStartTaskBoots(t *testing.T) {
 			tc:         TaskConfig{Image: "omnios", Plan: "local/plan.json", Secrets: "secrets/job.json"},
 			wantCalls:  []string{"image omnios", "create-disk", "start", "wait-ready", "job", "launch"},
 			never:      []string{"kill"},
-			wantEvents: []string{"Fetching image", "Booting", "Started", "Running job"},
+			wantEvents: []string{"Fetching image", "Booting", "Started", "Running job", "Agent started"},
 		},
 	}
 	for _, tt := range tests {
