@@ -3,6 +3,7 @@
 package guestssh
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -113,18 +114,35 @@ type Client struct {
 
 // Dial logs in once, to a server that shows the pinned host key.
 func Dial(ctx context.Context, t Target) (*Client, error) {
+	return dial(ctx, t, 0)
+}
+
+// ErrNoGreeting is a connection on which the server said nothing within
+// the greeting window (see WaitReady).
+var ErrNoGreeting = errors.New("the server sent no greeting")
+
+// dial logs in once. A greeting window > 0 drops the connection when the
+// server sends nothing in that time, so the caller can try a fresh one.
+func dial(ctx context.Context, t Target, greeting time.Duration) (*Client, error) {
 	cfg, err := t.config()
 	if err != nil {
 		return nil, err
 	}
-	dial := t.Dial
-	if dial == nil {
+	dialer := t.Dial
+	if dialer == nil {
 		var d net.Dialer
-		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+		dialer = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	}
-	conn, err := dial(ctx, t.Addr)
+	raw, err := dialer(ctx, t.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("ssh to %s: %w", t.Addr, err)
+	}
+	var conn net.Conn = raw
+	if greeting > 0 {
+		if conn, err = awaitGreeting(raw, greeting); err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("ssh to %s: %w", t.Addr, err)
+		}
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
@@ -138,11 +156,16 @@ func Dial(ctx context.Context, t Target) (*Client, error) {
 	return &Client{Client: ssh.NewClient(c, chans, reqs)}, nil
 }
 
-// WaitReady retries Dial until the guest accepts the login or ctx ends. A
+// WaitReady retries a login until the guest accepts it or ctx ends. A
 // booting guest refuses, resets or stalls connections in turn; all of those
 // mean "not yet". So does a wrong host key, for an image whose sshd may
 // answer briefly with a key of its own before it installs the seed's: the
 // login is still refused every time, and the final error says so.
+//
+// A connection whose server says nothing within greetingWindow is dropped
+// and tried afresh: QEMU's user network accepts a forwarded connection
+// before the guest has its address, and then passes it on only at its own
+// TCP retransmission times, seconds apart, long after sshd is up.
 func WaitReady(ctx context.Context, t Target, every time.Duration) (*Client, error) {
 	if _, err := t.config(); err != nil {
 		return nil, err // no retry can mend the target itself
@@ -150,7 +173,7 @@ func WaitReady(ctx context.Context, t Target, every time.Duration) (*Client, err
 	var last error
 	for {
 		attempt, cancel := context.WithTimeout(ctx, 15*time.Second)
-		c, err := Dial(attempt, t)
+		c, err := dial(attempt, t, greetingWindow)
 		cancel()
 		if err == nil {
 			return c, nil
@@ -223,3 +246,28 @@ func (c *Client) Upload(ctx context.Context, path string, mode uint32, data io.R
 func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// greetingWindow is how long a booting guest's connection may stay silent
+// before WaitReady tries a fresh one. sshd greets at once; a connection
+// stalled in QEMU's user network would wait seconds.
+const greetingWindow = time.Second
+
+// awaitGreeting waits up to limit for the server's first byte, which the
+// SSH handshake then reads from the returned conn.
+func awaitGreeting(conn net.Conn, limit time.Duration) (net.Conn, error) {
+	conn.SetReadDeadline(time.Now().Add(limit))
+	br := bufio.NewReader(conn)
+	if _, err := br.Peek(1); err != nil {
+		return nil, fmt.Errorf("%w within %s: %v", ErrNoGreeting, limit, err)
+	}
+	conn.SetReadDeadline(time.Time{})
+	return &greetedConn{Conn: conn, r: br}, nil
+}
+
+// greetedConn is a conn whose first bytes were read ahead into r.
+type greetedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *greetedConn) Read(p []byte) (int, error) { return c.r.Read(p) }

@@ -173,3 +173,53 @@ func fingerprint(t *testing.T, wire []byte) string {
 	}
 	return ssh.FingerprintSHA256(k)
 }
+
+// TestWaitReadyDropsASilentConnection: a connection the server holds
+// without greeting (QEMU's user network before the guest has its address)
+// is given up after the greeting window, and a fresh one logs in, long
+// before the stalled one's own timeout would have ended.
+func TestWaitReadyDropsASilentConnection(t *testing.T) {
+	login, _ := newKey(t, "login")
+	host, hostSigner := newKey(t, "host")
+	cfg := &ssh.ServerConfig{PublicKeyCallback: func(_ ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
+		if bytes.Equal(k.Marshal(), login.Public) {
+			return &ssh.Permissions{}, nil
+		}
+		return nil, errors.New("unknown key")
+	}}
+	cfg.AddHostKey(hostSigner)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var accepted atomic.Int32
+	go func() {
+		var held []net.Conn // the first connection stalls for the whole test
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			if accepted.Add(1) == 1 {
+				held = append(held, c)
+				continue
+			}
+			go serve(c, cfg)
+		}
+	}()
+	target := Target{Addr: l.Addr().String(), User: "solstice", PrivatePEM: login.PrivatePEM, HostKey: host.Public}
+	c, err := WaitReady(testCtx(t, 5*time.Second), target, 50*time.Millisecond)
+	if err != nil {
+		t.Fatalf("WaitReady behind a stalled first connection: %v", err)
+	}
+	c.Close()
+	if n := accepted.Load(); n < 2 {
+		t.Errorf("the server saw %d connections, want the stalled one and a fresh one", n)
+	}
+}
