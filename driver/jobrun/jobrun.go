@@ -20,13 +20,20 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/solstice-ci/solstice/driver/agentdisk"
 	"github.com/solstice-ci/solstice/driver/guestssh"
 	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // Files are the host-side inputs of a job.
 type Files struct {
-	Agent   string // the solstice-guest build for the guest's OS
+	Agent string // the solstice-guest build for the guest's OS
+	// AgentDisk, when set, is the agent's disk attached to the VM: the
+	// guest copies the agent from it, and Agent is uploaded over SSH only
+	// when that fails.
+	AgentDisk *agentdisk.Disk
+	// NoDisk says why there is no AgentDisk, for the Shipped report.
+	NoDisk  string
 	Plan    string
 	Secrets string // JSON object of secret values; may be empty
 	Bundle  string // a git bundle of the repository; may be empty
@@ -51,38 +58,102 @@ type Runner struct {
 	cancel func(context.Context) error
 }
 
-// Launch uploads what the job needs and starts the agent detached, so the
-// job goes on whatever happens to this SSH connection or this plugin.
-func (r *Runner) Launch(ctx context.Context, f Files) error {
+// Shipped says how the agent got into the guest, for the task's events.
+type Shipped string
+
+// Launch puts what the job needs into the guest and starts the agent
+// detached, so the job goes on whatever happens to this SSH connection or
+// this plugin. Each session costs the emulated guest a shell or more, so
+// the first one does all it can: the directories, the plan (on its
+// stdin) and the agent from its disk.
+func (r *Runner) Launch(ctx context.Context, f Files) (Shipped, error) {
 	c, err := r.SSH(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
-	if _, err := c.Output(ctx, "mkdir -p "+contract.GuestRoot+"/bin && chmod 700 "+contract.GuestRoot, nil); err != nil {
-		return fmt.Errorf("prepare the guest: %w", err)
+	shipped, err := prepare(ctx, c, f)
+	if err != nil {
+		return "", err
 	}
-	uploads := []struct{ local, remote string }{
-		{f.Agent, contract.AgentPath},
-		{f.Plan, contract.GuestRoot + "/plan.json"},
-		{f.Bundle, contract.GuestRoot + "/repo.bundle"},
-	}
-	for _, u := range uploads {
-		if u.local == "" {
-			continue
-		}
-		if err := upload(ctx, c, u.local, u.remote); err != nil {
-			return err
+	if f.Bundle != "" {
+		if err := upload(ctx, c, f.Bundle, contract.GuestRoot+"/repo.bundle"); err != nil {
+			return "", err
 		}
 	}
 	secrets, err := readSecrets(f.Secrets)
 	if err != nil {
-		return err
+		return "", err
 	}
 	cmd := contract.AgentCommand(contract.AgentRun, "--detach", contract.GuestRoot+"/plan.json")
 	if _, err := c.Output(ctx, cmd, secrets); err != nil {
-		return fmt.Errorf("start the guest agent: %w", err)
+		return "", fmt.Errorf("start the guest agent: %w", err)
 	}
-	return nil
+	return shipped, nil
+}
+
+// prepare runs the first session and, when the guest could not copy the
+// agent from its disk, uploads the agent over SSH.
+func prepare(ctx context.Context, c *guestssh.Client, f Files) (Shipped, error) {
+	plan, err := os.Open(f.Plan)
+	if err != nil {
+		return "", fmt.Errorf("open %s for upload: %w", f.Plan, err)
+	}
+	defer plan.Close()
+	copyAgent := ""
+	if f.AgentDisk != nil {
+		copyAgent = f.AgentDisk.CopyScript()
+	}
+	_, err = c.Output(ctx, prepareScript(contract.GuestRoot, copyAgent), plan)
+	var ee *guestssh.ExitError
+	switch {
+	case err == nil && copyAgent != "":
+		return "copied by the guest from the read-only agent disk", nil
+	case err == nil:
+	case copyAgent != "" && errors.As(err, &ee) && ee.Code != prepareFailed:
+		f.NoDisk = diskFailure(ee)
+	default:
+		return "", fmt.Errorf("prepare the guest: %w", err)
+	}
+	if err := upload(ctx, c, f.Agent, contract.AgentPath); err != nil {
+		return "", err
+	}
+	return Shipped("uploaded over ssh (" + f.NoDisk + ")"), nil
+}
+
+// prepareFailed is the first session's exit status when the directories
+// or the plan could not be written: a real failure, not a disk to fall
+// back from.
+const prepareFailed = 90
+
+// prepareScript makes the agent's directories under root, writes its
+// stdin to root/plan.json and, given a copy script (agentdisk's, run as
+// root: through sudo -n unless the login user is root), writes the agent
+// from the disk into place. It exits 0 when all of that worked,
+// prepareFailed when the directories or the plan did not, and with the
+// copy's status when only the agent did not.
+func prepareScript(root, copyAgent string) string {
+	r := guestssh.ShellQuote(root)
+	script := fmt.Sprintf(`umask 077 && mkdir -p %[1]s/bin && chmod 700 %[1]s && `+
+		`cat > %[1]s/plan.json.tmp && mv -f %[1]s/plan.json.tmp %[1]s/plan.json || exit %[2]d`, r, prepareFailed)
+	if copyAgent == "" {
+		return script
+	}
+	q := guestssh.ShellQuote(copyAgent)
+	a := guestssh.ShellQuote(root + "/bin/solstice-guest")
+	return script + fmt.Sprintf(`; if [ "$(id -u)" = 0 ]; then sh -c %[1]s; else sudo -n sh -c %[1]s; fi > %[2]s.tmp && `+
+		`chmod 700 %[2]s.tmp && mv -f %[2]s.tmp %[2]s || { rc=$?; rm -f %[2]s.tmp; exit $rc; }`, q, a)
+}
+
+// diskFailure says why the guest could not copy the agent from its disk.
+func diskFailure(ee *guestssh.ExitError) string {
+	if agentdisk.NotFound(ee.Code) {
+		return "the guest found no agent disk"
+	}
+	msg := strings.TrimSpace(ee.Stderr)
+	if len(msg) > 200 { // the guest's words, bounded
+		msg = msg[:200]
+	}
+	return fmt.Sprintf("the guest could not copy the agent from its disk: exit %d: %q", ee.Code, msg)
 }
 
 func upload(ctx context.Context, c *guestssh.Client, local, remote string) error {

@@ -271,12 +271,12 @@ func (j *fakeJob) end(code int) {
 	}
 }
 
-func (j *fakeJob) Launch(ctx context.Context, f jobrun.Files) error {
+func (j *fakeJob) Launch(ctx context.Context, f jobrun.Files) (jobrun.Shipped, error) {
 	j.vms.record("launch")
 	j.vms.mu.Lock()
 	j.vms.launched = append(j.vms.launched, f)
 	j.vms.mu.Unlock()
-	return j.vms.launchErr
+	return "uploaded over ssh (the fake's way)", j.vms.launchErr
 }
 
 func (j *fakeJob) Follow(ctx context.Context, guestGone <-chan struct{}) (int, error) {

@@ -44,17 +44,21 @@ func (l *launch) launchJob(ctx context.Context, h *task.Handle) error {
 		return err
 	}
 	files := jobrun.Files{
-		Agent:   agent,
-		Plan:    plan,
-		Secrets: l.inputs.Secrets,
-		Bundle:  bundle,
+		Agent:     agent,
+		AgentDisk: l.agentDisk,
+		NoDisk:    l.noDisk,
+		Plan:      plan,
+		Secrets:   l.inputs.Secrets,
+		Bundle:    bundle,
 	}
 	l.d.emit(l.cfg, "Running job", "the guest agent runs the job plan")
-	if err := r.Launch(ctx, files); err != nil {
+	shipped, err := r.Launch(ctx, files)
+	if err != nil {
 		return fmt.Errorf("launch the job in the guest: %w", err)
 	}
-	// The benchmark's "SSH → agent running" phase ends here.
-	l.d.emit(l.cfg, "Agent started", "the guest agent was uploaded over ssh and started")
+	// Which way the agent came in; the benchmark's "SSH → agent running"
+	// phase ends here.
+	l.d.emit(l.cfg, "Agent started", "the guest agent was "+string(shipped))
 	h.SetJob(r)
 	return nil
 }

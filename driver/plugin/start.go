@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
 
+	"github.com/solstice-ci/solstice/driver/agentdisk"
 	"github.com/solstice-ci/solstice/driver/cloudinit"
 	"github.com/solstice-ci/solstice/driver/guestssh"
 	"github.com/solstice-ci/solstice/driver/qemu"
@@ -38,6 +39,10 @@ type launch struct {
 	log      hclog.Logger
 	st       task.State
 	undo     []func()
+	// agentDisk carries the guest agent into the VM (see useAgentDisk);
+	// nil with noDisk saying why.
+	agentDisk *agentdisk.Disk
+	noDisk    string
 }
 
 func (l *launch) onFailure(f func()) { l.undo = append(l.undo, f) }
@@ -299,6 +304,7 @@ func (l *launch) startQEMU(ctx context.Context) (vm.Machine, error) {
 	spec := l.d.qemuSpec(l.cfg, l.st)
 	spec.Base, spec.BaseFormat = l.base, l.img.Format
 	spec.SeedDisk = l.img.Seed() == cloudinit.FormatFAT
+	spec.AgentDisk = l.useAgentDisk()
 	if spec.User, err = l.d.qemuUser(spec.Accel); err != nil {
 		return nil, fmt.Errorf("start qemu for image %q: %w", l.label, err)
 	}

@@ -10,6 +10,10 @@ import (
 	"testing"
 
 	"github.com/hashicorp/nomad/plugins/drivers"
+
+	"github.com/solstice-ci/solstice/driver/agentdisk"
+	"github.com/solstice-ci/solstice/driver/jobrun"
+	"github.com/solstice-ci/solstice/driver/qemu"
 )
 
 func TestStartTaskBoots(t *testing.T) {
@@ -67,6 +71,9 @@ func TestStartTaskBoots(t *testing.T) {
 				if st.Events != "" {
 					t.Errorf("a plain VM has an events file %q", st.Events)
 				}
+				if vms.specs[0].AgentDisk != "" {
+					t.Errorf("a plain VM has an agent disk %q", vms.specs[0].AgentDisk)
+				}
 				return
 			}
 			if st.Events != eventsPath(cfg) {
@@ -80,6 +87,7 @@ func TestStartTaskBoots(t *testing.T) {
 				files.Secrets != filepath.Join(dir, "secrets/job.json") || files.Bundle != "" {
 				t.Errorf("job files = %+v", files)
 			}
+			assertAgentDisk(t, h, vms.specs[0], files)
 		})
 	}
 }
@@ -304,5 +312,22 @@ func TestStartTaskSeedFormats(t *testing.T) {
 				t.Errorf("login key in meta-data %v, users in user-data %v:\n%s\n%s", inMeta, inUsers, meta, user)
 			}
 		})
+	}
+}
+
+// assertAgentDisk: a job's VM boots with the shared read-only disk of its
+// agent under cache_dir, and the runner is told about the same disk.
+func assertAgentDisk(t *testing.T, h *harness, spec qemu.Spec, files jobrun.Files) {
+	t.Helper()
+	if files.AgentDisk == nil || spec.AgentDisk != files.AgentDisk.Path {
+		t.Fatalf("agent disk: qemu got %q, the runner %+v (%s)", spec.AgentDisk, files.AgentDisk, files.NoDisk)
+	}
+	if filepath.Dir(spec.AgentDisk) != filepath.Join(h.d.cfg().CacheDir, "agent-disks") {
+		t.Errorf("agent disk %s is not under cache_dir/agent-disks", spec.AgentDisk)
+	}
+	img, err := os.ReadFile(spec.AgentDisk)
+	if err != nil || !strings.HasPrefix(string(img), files.AgentDisk.Header+"\n") ||
+		string(img[agentdisk.BlockSize:agentdisk.BlockSize+len("agent")]) != "agent" {
+		t.Errorf("agent disk %s does not carry the agent after its header (%v)", spec.AgentDisk, err)
 	}
 }
