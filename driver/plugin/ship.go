@@ -118,6 +118,28 @@ func (l *launch) downloadBundle(ctx context.Context, u *url.URL, dst string) err
 	return f.Close()
 }
 
+// createEvents creates the job's empty events file as the task starts, so
+// that a follower (a shim, solstice run) opens its stream once and is
+// woken by the first event, instead of finding no file and retrying on
+// its own clock while the VM boots. Failing here is not fatal: the runner
+// creates the file when it starts following.
+func (l *launch) createEvents() {
+	if l.tc.Plan == "" {
+		return
+	}
+	p := l.eventsPath()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		l.log.Warn("could not create the events file early", "error", err)
+		return
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		l.log.Warn("could not create the events file early", "error", err)
+		return
+	}
+	f.Close()
+}
+
 // eventsPath is alloc/solstice/<task>/events.jsonl, where the shims follow
 // the job (contract.EventsPath names the same file from the API's side).
 func (l *launch) eventsPath() string {

@@ -126,6 +126,7 @@ func listOrNone(names []string) string {
 func (l *launch) run() (*task.Handle, error) {
 	ctx, cancel := context.WithTimeout(l.d.ctx, l.settings.BootTimeout+imageFetchTimeout)
 	defer cancel()
+	l.createEvents()
 	base, err := l.fetchImage(ctx)
 	if err != nil {
 		return nil, err

@@ -331,3 +331,24 @@ func assertAgentDisk(t *testing.T, h *harness, spec qemu.Spec, files jobrun.File
 		t.Errorf("agent disk %s does not carry the agent after its header (%v)", spec.AgentDisk, err)
 	}
 }
+
+// TestEventsFileExistsBeforeTheBoot: a job's events file is there, empty,
+// from the start of the task, so a follower's first open of it succeeds
+// and waits for the first event instead of retrying while the VM boots.
+func TestEventsFileExistsBeforeTheBoot(t *testing.T) {
+	vms := &fakeVMs{}
+	h := newHarness(t, vms)
+	cfg := h.taskConfig(TaskConfig{Image: "omnios", Plan: "local/plan.json"})
+	size := int64(-1)
+	vms.onImage = func() {
+		if st, err := os.Stat(eventsPath(cfg)); err == nil {
+			size = st.Size()
+		}
+	}
+	if _, _, err := h.d.StartTask(cfg); err != nil {
+		t.Fatalf("StartTask: %v", err)
+	}
+	if size != 0 {
+		t.Fatalf("as the image was fetched the events file had size %d, want an empty file (-1: none)", size)
+	}
+}
