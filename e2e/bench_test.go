@@ -46,7 +46,7 @@ func BenchmarkDispatchOverhead(b *testing.B) {
 	for i := 0; i < samples; i++ {
 		bare = append(bare, bareBoot(b))
 		cold = append(cold, firstStep(b, n))
-		fmt.Printf("sample %d: bare %s, cold %s\n", i+1, secs(bare[i].total), secs(cold[i].total))
+		fmt.Printf("sample %d: bare %s, cold %s (agent %s)\n", i+1, secs(bare[i].total), secs(cold[i].total), cold[i].agent)
 	}
 	rows := benchRows(bare, cold)
 	printBenchTable(os.Stdout, samples, rows)
@@ -84,6 +84,7 @@ type bareSample struct{ total time.Duration }
 // event as a follower of the events file sees it.
 type coldSample struct {
 	total, placement, prepare, boot, launch, step time.Duration
+	agent                                         string // how the agent came in ("Agent started")
 }
 
 // benchRow is one line of the table.
@@ -281,17 +282,19 @@ func coldPhases(b *testing.B, n *Nomad, allocID string, start, stepAt time.Time)
 	if ts == nil {
 		b.Fatalf("allocation %s has no state for task job", allocID)
 	}
-	at := func(msg string) time.Time {
+	event := func(msg string) *api.TaskEvent {
 		for _, e := range ts.Events {
 			if e.Type == api.TaskDriverMessage && e.DriverMessage == msg {
-				return time.Unix(0, e.Time)
+				return e
 			}
 		}
 		b.Fatalf("allocation %s: no task event %q in %s", allocID, msg, eventList(ts.Events))
-		return time.Time{}
+		return nil
 	}
+	at := func(msg string) time.Time { return time.Unix(0, event(msg).Time) }
 	booting, started, agent := at("Booting"), at("Started"), at("Agent started")
 	return coldSample{
+		agent:     event("Agent started").Details["detail"],
 		total:     stepAt.Sub(start),
 		placement: placed.Sub(start),
 		prepare:   booting.Sub(placed),
