@@ -3,7 +3,6 @@
 package guestssh
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -114,16 +113,13 @@ type Client struct {
 
 // Dial logs in once, to a server that shows the pinned host key.
 func Dial(ctx context.Context, t Target) (*Client, error) {
-	return dial(ctx, t, 0)
+	return dial(ctx, t, nil)
 }
 
-// ErrNoGreeting is a connection on which the server said nothing within
-// the greeting window (see WaitReady).
-var ErrNoGreeting = errors.New("the server sent no greeting")
-
-// dial logs in once. A greeting window > 0 drops the connection when the
-// server sends nothing in that time, so the caller can try a fresh one.
-func dial(ctx context.Context, t Target, greeting time.Duration) (*Client, error) {
+// dial logs in once. With onSilent set, it waits for the server's
+// greeting first and calls onSilent if none came within greetingWindow
+// (see WaitReady); the conn is closed as soon as ctx ends.
+func dial(ctx context.Context, t Target, onSilent func()) (*Client, error) {
 	cfg, err := t.config()
 	if err != nil {
 		return nil, err
@@ -137,9 +133,11 @@ func dial(ctx context.Context, t Target, greeting time.Duration) (*Client, error
 	if err != nil {
 		return nil, fmt.Errorf("ssh to %s: %w", t.Addr, err)
 	}
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
 	var conn net.Conn = raw
-	if greeting > 0 {
-		if conn, err = awaitGreeting(raw, greeting); err != nil {
+	if onSilent != nil {
+		if conn, err = awaitGreeting(ctx, raw, onSilent); err != nil {
 			raw.Close()
 			return nil, fmt.Errorf("ssh to %s: %w", t.Addr, err)
 		}
@@ -154,41 +152,6 @@ func dial(ctx context.Context, t Target, greeting time.Duration) (*Client, error
 	}
 	conn.SetDeadline(time.Time{})
 	return &Client{Client: ssh.NewClient(c, chans, reqs)}, nil
-}
-
-// WaitReady retries a login until the guest accepts it or ctx ends. A
-// booting guest refuses, resets or stalls connections in turn; all of those
-// mean "not yet". So does a wrong host key, for an image whose sshd may
-// answer briefly with a key of its own before it installs the seed's: the
-// login is still refused every time, and the final error says so.
-//
-// A connection whose server says nothing within greetingWindow is dropped
-// and tried afresh: QEMU's user network accepts a forwarded connection
-// before the guest has its address, and then passes it on only at its own
-// TCP retransmission times, seconds apart, long after sshd is up.
-func WaitReady(ctx context.Context, t Target, every time.Duration) (*Client, error) {
-	if _, err := t.config(); err != nil {
-		return nil, err // no retry can mend the target itself
-	}
-	var last error
-	for {
-		attempt, cancel := context.WithTimeout(ctx, 15*time.Second)
-		c, err := dial(attempt, t, greetingWindow)
-		cancel()
-		if err == nil {
-			return c, nil
-		}
-		// An attempt the overall deadline cut short says less than the
-		// one before it (a refused key, a closed port): keep that one.
-		if last == nil || ctx.Err() == nil {
-			last = err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("guest not reachable over ssh: %w (last attempt: %v)", ctx.Err(), last)
-		case <-time.After(every):
-		}
-	}
 }
 
 // ExitError is a command that ran and exited non-zero.
@@ -246,28 +209,3 @@ func (c *Client) Upload(ctx context.Context, path string, mode uint32, data io.R
 func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
-
-// greetingWindow is how long a booting guest's connection may stay silent
-// before WaitReady tries a fresh one. sshd greets at once; a connection
-// stalled in QEMU's user network would wait seconds.
-const greetingWindow = time.Second
-
-// awaitGreeting waits up to limit for the server's first byte, which the
-// SSH handshake then reads from the returned conn.
-func awaitGreeting(conn net.Conn, limit time.Duration) (net.Conn, error) {
-	conn.SetReadDeadline(time.Now().Add(limit))
-	br := bufio.NewReader(conn)
-	if _, err := br.Peek(1); err != nil {
-		return nil, fmt.Errorf("%w within %s: %v", ErrNoGreeting, limit, err)
-	}
-	conn.SetReadDeadline(time.Time{})
-	return &greetedConn{Conn: conn, r: br}, nil
-}
-
-// greetedConn is a conn whose first bytes were read ahead into r.
-type greetedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *greetedConn) Read(p []byte) (int, error) { return c.r.Read(p) }

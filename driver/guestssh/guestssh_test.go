@@ -223,3 +223,42 @@ func TestWaitReadyDropsASilentConnection(t *testing.T) {
 		t.Errorf("the server saw %d connections, want the stalled one and a fresh one", n)
 	}
 }
+
+// TestWaitReadyWaitsForASlowGreeting: an sshd that greets every
+// connection later than the greeting window (a loaded emulated guest) is
+// still logged into: a silent connection is not given up, only joined by
+// fresh ones.
+func TestWaitReadyWaitsForASlowGreeting(t *testing.T) {
+	login, _ := newKey(t, "login")
+	host, hostSigner := newKey(t, "host")
+	cfg := &ssh.ServerConfig{PublicKeyCallback: func(_ ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
+		if bytes.Equal(k.Marshal(), login.Public) {
+			return &ssh.Permissions{}, nil
+		}
+		return nil, errors.New("unknown key")
+	}}
+	cfg.AddHostKey(hostSigner)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				time.Sleep(greetingWindow + 500*time.Millisecond)
+				serve(c, cfg)
+			}()
+		}
+	}()
+	target := Target{Addr: l.Addr().String(), User: "solstice", PrivatePEM: login.PrivatePEM, HostKey: host.Public}
+	c, err := WaitReady(testCtx(t, 10*time.Second), target, 50*time.Millisecond)
+	if err != nil {
+		t.Fatalf("WaitReady with an sshd slower than the greeting window: %v", err)
+	}
+	c.Close()
+}
