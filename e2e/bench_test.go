@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -48,6 +49,7 @@ func BenchmarkDispatchOverhead(b *testing.B) {
 		cold = append(cold, firstStep(b, n))
 		fmt.Printf("sample %d: bare %s, cold %s (agent %s)\n", i+1, secs(bare[i].total), secs(cold[i].total), cold[i].agent)
 	}
+	fmt.Printf("last cold sample's task events (s from the dispatch): %s\n", cold[len(cold)-1].timeline)
 	rows := benchRows(bare, cold)
 	printBenchTable(os.Stdout, samples, rows)
 	for _, r := range rows {
@@ -85,6 +87,7 @@ type bareSample struct{ total time.Duration }
 type coldSample struct {
 	total, placement, prepare, boot, launch, step time.Duration
 	agent                                         string // how the agent came in ("Agent started")
+	timeline                                      string // every task event, from the dispatch
 }
 
 // benchRow is one line of the table.
@@ -293,7 +296,12 @@ func coldPhases(b *testing.B, n *Nomad, allocID string, start, stepAt time.Time)
 	}
 	at := func(msg string) time.Time { return time.Unix(0, event(msg).Time) }
 	booting, started, agent := at("Booting"), at("Started"), at("Agent started")
+	var timeline []string
+	for _, e := range ts.Events {
+		timeline = append(timeline, fmt.Sprintf("%s %q", secs(time.Unix(0, e.Time).Sub(start)), cmp.Or(e.DriverMessage, e.Type)))
+	}
 	return coldSample{
+		timeline:  strings.Join(timeline, ", "),
 		agent:     event("Agent started").Details["detail"],
 		total:     stepAt.Sub(start),
 		placement: placed.Sub(start),
