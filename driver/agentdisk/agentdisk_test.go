@@ -100,7 +100,7 @@ func TestCopyScript(t *testing.T) {
 	}
 
 	out, code = runScript(t, d.copyScript(devs[:3]))
-	if !NotFound(code) || len(out) != 0 {
+	if code != NotFoundExit || len(out) != 0 {
 		t.Errorf("without the agent's disk: exit %d and %d bytes, want exit 3 and none", code, len(out))
 	}
 }

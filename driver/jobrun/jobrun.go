@@ -33,7 +33,10 @@ type Files struct {
 	// when that fails.
 	AgentDisk *agentdisk.Disk
 	// NoDisk says why there is no AgentDisk, for the Shipped report.
-	NoDisk  string
+	NoDisk string
+	// AsRoot says the login user is root, who needs no sudo to read the
+	// agent's disk.
+	AsRoot  bool
 	Plan    string
 	Secrets string // JSON object of secret values; may be empty
 	Bundle  string // a git bundle of the repository; may be empty
@@ -64,89 +67,151 @@ type Shipped string
 // Launch puts what the job needs into the guest and starts the agent
 // detached, so the job goes on whatever happens to this SSH connection or
 // this plugin. Each session costs the emulated guest a shell or more, so
-// the first one does all it can: the directories, the plan (on its
-// stdin) and the agent from its disk.
+// the first one does all it can: the directories, the plan, the agent from
+// its disk and, when no bundle has to go in first, the agent's start.
 func (r *Runner) Launch(ctx context.Context, f Files) (Shipped, error) {
 	c, err := r.SSH(ctx)
 	if err != nil {
 		return "", err
 	}
-	shipped, err := prepare(ctx, c, f)
+	plan, err := os.ReadFile(f.Plan)
+	if err != nil {
+		return "", fmt.Errorf("read the plan %s: %w", f.Plan, err)
+	}
+	secrets, err := readSecrets(f.Secrets)
 	if err != nil {
 		return "", err
+	}
+	s := firstSession(f, plan)
+	_, err = c.Output(ctx, s.script, s.stdin(plan, secrets))
+	shipped, started, err := s.outcome(err)
+	if err != nil {
+		return "", err
+	}
+	if shipped == "" {
+		if err := upload(ctx, c, f.Agent, contract.AgentPath); err != nil {
+			return "", err
+		}
+		shipped = Shipped("uploaded over ssh (" + s.noDisk + ")")
+	}
+	if started {
+		return shipped, nil
 	}
 	if f.Bundle != "" {
 		if err := upload(ctx, c, f.Bundle, contract.GuestRoot+"/repo.bundle"); err != nil {
 			return "", err
 		}
 	}
-	secrets, err := readSecrets(f.Secrets)
-	if err != nil {
-		return "", err
-	}
-	cmd := contract.AgentCommand(contract.AgentRun, "--detach", contract.GuestRoot+"/plan.json")
-	if _, err := c.Output(ctx, cmd, secrets); err != nil {
+	if _, err := c.Output(ctx, agentStart, secrets); err != nil {
 		return "", fmt.Errorf("start the guest agent: %w", err)
 	}
 	return shipped, nil
 }
 
-// prepare runs the first session and, when the guest could not copy the
-// agent from its disk, uploads the agent over SSH.
-func prepare(ctx context.Context, c *guestssh.Client, f Files) (Shipped, error) {
-	plan, err := os.Open(f.Plan)
-	if err != nil {
-		return "", fmt.Errorf("open %s for upload: %w", f.Plan, err)
-	}
-	defer plan.Close()
-	copyAgent := ""
-	if f.AgentDisk != nil {
-		copyAgent = f.AgentDisk.CopyScript()
-	}
-	_, err = c.Output(ctx, prepareScript(contract.GuestRoot, copyAgent), plan)
-	var ee *guestssh.ExitError
-	switch {
-	case err == nil && copyAgent != "":
-		return "copied by the guest from the read-only agent disk", nil
-	case err == nil:
-	case copyAgent != "" && errors.As(err, &ee) && ee.Code != prepareFailed:
-		f.NoDisk = diskFailure(ee)
-	default:
-		return "", fmt.Errorf("prepare the guest: %w", err)
-	}
-	if err := upload(ctx, c, f.Agent, contract.AgentPath); err != nil {
-		return "", err
-	}
-	return Shipped("uploaded over ssh (" + f.NoDisk + ")"), nil
+var agentStart = contract.AgentCommand(contract.AgentRun, "--detach", contract.GuestRoot+"/plan.json")
+
+// session is the job's first SSH session.
+type session struct {
+	script string
+	disk   bool   // it copies the agent from its disk
+	starts bool   // it also starts the agent (the secrets are its stdin)
+	noDisk string // why not, when disk is false
 }
 
-// prepareFailed is the first session's exit status when the directories
-// or the plan could not be written: a real failure, not a disk to fall
-// back from.
-const prepareFailed = 90
+// maxInlinePlan is the largest plan the first session's command carries
+// itself (a command is one argument of sh -c, and Linux takes 128 KiB at
+// most), leaving its stdin to the secrets.
+const maxInlinePlan = 32 << 10
 
-// prepareScript makes the agent's directories under root, writes its
-// stdin to root/plan.json and, given a copy script (agentdisk's, run as
-// root: through sudo -n unless the login user is root), writes the agent
-// from the disk into place. It exits 0 when all of that worked,
-// prepareFailed when the directories or the plan did not, and with the
-// copy's status when only the agent did not.
-func prepareScript(root, copyAgent string) string {
+func firstSession(f Files, plan []byte) session {
+	s := session{noDisk: f.NoDisk, disk: f.AgentDisk != nil}
+	s.starts = s.disk && f.Bundle == "" && len(plan) <= maxInlinePlan
+	copyAgent := ""
+	if s.disk {
+		copyAgent = f.AgentDisk.CopyScript()
+	}
+	inline := []byte(nil)
+	if s.starts {
+		inline = plan
+	}
+	s.script = prepareScript(contract.GuestRoot, inline, copyAgent, f.AsRoot)
+	if s.starts {
+		s.script += "; exec " + agentStart
+	}
+	return s
+}
+
+// stdin is the plan, or the secrets when the plan is in the command.
+func (s session) stdin(plan []byte, secrets io.Reader) io.Reader {
+	if s.starts {
+		return secrets
+	}
+	return bytes.NewReader(plan)
+}
+
+// outcome reads the first session's result: how the agent came in (""
+// when it still has to be uploaded) and whether the agent is running.
+func (s *session) outcome(err error) (Shipped, bool, error) {
+	const fromDisk Shipped = "copied by the guest from the read-only agent disk"
+	var ee *guestssh.ExitError
+	switch {
+	case err == nil && s.disk:
+		return fromDisk, s.starts, nil
+	case err == nil:
+		return "", false, nil
+	case errors.As(err, &ee) && ee.Code == prepareFailed:
+		return "", false, fmt.Errorf("prepare the guest: %w", err)
+	case s.disk && errors.As(err, &ee) && (ee.Code == diskNotFound || ee.Code == diskFailed):
+		s.noDisk = diskFailure(ee)
+		return "", false, nil
+	case s.starts:
+		return "", false, fmt.Errorf("start the guest agent: %w", err)
+	default:
+		return "", false, fmt.Errorf("prepare the guest: %w", err)
+	}
+}
+
+// The first session's own exit statuses: the directories or the plan could
+// not be written (a real failure), or the agent could not be copied from
+// its disk, because no disk had it or otherwise (both fall back to an
+// upload). Any other status is the agent's own, when the session starts it.
+const (
+	prepareFailed = 90
+	diskNotFound  = 91
+	diskFailed    = 92
+)
+
+// prepareScript makes the agent's directories under root and writes the
+// plan: the inline one, or else its stdin. Given a copy script
+// (agentdisk's, run as root: through sudo -n unless asRoot), it then
+// writes the agent from the disk into place. It exits 0 when all of that
+// worked, or with one of its own statuses. It runs as few programs as it
+// can (mkdir, the copy, chmod): each costs an emulated guest tens of
+// milliseconds.
+func prepareScript(root string, inlinePlan []byte, copyAgent string, asRoot bool) string {
 	r := guestssh.ShellQuote(root)
-	script := fmt.Sprintf(`umask 077 && mkdir -p %[1]s/bin && chmod 700 %[1]s && `+
-		`cat > %[1]s/plan.json.tmp && mv -f %[1]s/plan.json.tmp %[1]s/plan.json || exit %[2]d`, r, prepareFailed)
+	write := "cat"
+	if inlinePlan != nil {
+		write = "printf '%s' " + guestssh.ShellQuote(string(inlinePlan))
+	}
+	script := fmt.Sprintf(`umask 077 && mkdir -p -m 700 %[1]s %[1]s/bin && `+
+		`%[3]s > %[1]s/plan.json || exit %[2]d`, r, prepareFailed, write)
 	if copyAgent == "" {
 		return script
 	}
-	q := guestssh.ShellQuote(copyAgent)
+	sudo := "sudo -n "
+	if asRoot {
+		sudo = ""
+	}
 	a := guestssh.ShellQuote(root + "/bin/solstice-guest")
-	return script + fmt.Sprintf(`; if [ "$(id -u)" = 0 ]; then sh -c %[1]s; else sudo -n sh -c %[1]s; fi > %[2]s.tmp && `+
-		`chmod 700 %[2]s.tmp && mv -f %[2]s.tmp %[2]s || { rc=$?; rm -f %[2]s.tmp; exit $rc; }`, q, a)
+	return script + fmt.Sprintf(`; { %[1]ssh -c %[2]s > %[3]s && chmod 700 %[3]s; } || `+
+		`{ rc=$?; rm -f %[3]s; [ $rc = %[4]d ] && exit %[5]d; exit %[6]d; }`,
+		sudo, guestssh.ShellQuote(copyAgent), a, agentdisk.NotFoundExit, diskNotFound, diskFailed)
 }
 
 // diskFailure says why the guest could not copy the agent from its disk.
 func diskFailure(ee *guestssh.ExitError) string {
-	if agentdisk.NotFound(ee.Code) {
+	if ee.Code == diskNotFound {
 		return "the guest found no agent disk"
 	}
 	msg := strings.TrimSpace(ee.Stderr)

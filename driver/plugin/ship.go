@@ -47,6 +47,7 @@ func (l *launch) launchJob(ctx context.Context, h *task.Handle) error {
 		Agent:     agent,
 		AgentDisk: l.agentDisk,
 		NoDisk:    l.noDisk,
+		AsRoot:    l.img.User == "root",
 		Plan:      plan,
 		Secrets:   l.inputs.Secrets,
 		Bundle:    bundle,
