@@ -118,21 +118,22 @@ type session struct {
 	noDisk string // why not, when disk is false
 }
 
-// maxInlinePlan is the largest plan the first session's command carries
-// itself (a command is one argument of sh -c, and Linux takes 128 KiB at
-// most), leaving its stdin to the secrets.
-const maxInlinePlan = 32 << 10
+// maxInlinePlan is the longest printf format (see printfFormat) the first
+// session's command carries the plan in, leaving its stdin to the secrets:
+// a command is one argument of sh -c, and Linux takes 128 KiB at most.
+const maxInlinePlan = 64 << 10
 
 func firstSession(f Files, plan []byte) session {
 	s := session{noDisk: f.NoDisk, disk: f.AgentDisk != nil}
-	s.starts = s.disk && f.Bundle == "" && len(plan) <= maxInlinePlan
+	format := printfFormat(plan)
+	s.starts = s.disk && f.Bundle == "" && len(format) <= maxInlinePlan
 	copyAgent := ""
 	if s.disk {
 		copyAgent = f.AgentDisk.CopyScript()
 	}
-	inline := []byte(nil)
+	inline := ""
 	if s.starts {
-		inline = plan
+		inline = format
 	}
 	s.script = prepareScript(contract.GuestRoot, inline, copyAgent, f.AsRoot)
 	if s.starts {
@@ -182,17 +183,18 @@ const (
 )
 
 // prepareScript makes the agent's directories under root and writes the
-// plan: the inline one, or else its stdin. Given a copy script
+// plan: the inline one (a printf format, see printfFormat), or else its
+// stdin. Given a copy script
 // (agentdisk's, run as root: through sudo -n unless asRoot), it then
 // writes the agent from the disk into place. It exits 0 when all of that
 // worked, or with one of its own statuses. It runs as few programs as it
 // can (mkdir, the copy, chmod): each costs an emulated guest tens of
 // milliseconds.
-func prepareScript(root string, inlinePlan []byte, copyAgent string, asRoot bool) string {
+func prepareScript(root, inlinePlan, copyAgent string, asRoot bool) string {
 	r := guestssh.ShellQuote(root)
 	write := "cat"
-	if inlinePlan != nil {
-		write = "printf '%s' " + guestssh.ShellQuote(string(inlinePlan))
+	if inlinePlan != "" {
+		write = "printf " + guestssh.ShellQuote(inlinePlan)
 	}
 	script := fmt.Sprintf(`umask 077 && mkdir -p -m 700 %[1]s %[1]s/bin && `+
 		`%[3]s > %[1]s/plan.json || exit %[2]d`, r, prepareFailed, write)
@@ -207,6 +209,26 @@ func prepareScript(root string, inlinePlan []byte, copyAgent string, asRoot bool
 	return script + fmt.Sprintf(`; { %[1]ssh -c %[2]s > %[3]s && chmod 700 %[3]s; } || `+
 		`{ rc=$?; rm -f %[3]s; [ $rc = %[4]d ] && exit %[5]d; exit %[6]d; }`,
 		sudo, guestssh.ShellQuote(copyAgent), a, agentdisk.NotFoundExit, diskNotFound, diskFailed)
+}
+
+// printfFormat is a printf format that prints exactly b: the plan may be
+// gzip data, and a command line takes no NUL, so every byte but printable
+// ASCII goes as a POSIX octal escape.
+func printfFormat(b []byte) string {
+	var sb strings.Builder
+	for _, c := range b {
+		switch {
+		case c == '%':
+			sb.WriteString("%%")
+		case c == '\\':
+			sb.WriteString(`\\`)
+		case c >= 0x20 && c < 0x7f:
+			sb.WriteByte(c)
+		default:
+			fmt.Fprintf(&sb, `\%03o`, c)
+		}
+	}
+	return sb.String()
 }
 
 // diskFailure says why the guest could not copy the agent from its disk.

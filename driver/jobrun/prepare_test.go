@@ -36,16 +36,18 @@ func TestPrepareScript(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := filepath.Join(t.TempDir(), "solstice")
-			plan, stdin := []byte(nil), `{"version":1}`
+			// A gzip plan has NULs, quotes, % and backslashes in it.
+			want := "\x1f\x8b\x00{\"version\":1}\n'%s\\x 100%\x00\x01" + "7\xff"
+			format, stdin := "", want
 			if tt.inline {
-				plan, stdin = []byte(`{"version":1}`), "the secrets"
+				format, stdin = printfFormat([]byte(want)), "the secrets"
 			}
-			code, _ := runSh(t, prepareScript(root, plan, tt.copyAgent, true), stdin)
+			code, _ := runSh(t, prepareScript(root, format, tt.copyAgent, true), stdin)
 			if code != tt.wantCode {
 				t.Fatalf("exit %d, want %d", code, tt.wantCode)
 			}
-			if plan, err := os.ReadFile(filepath.Join(root, "plan.json")); err != nil || string(plan) != `{"version":1}` {
-				t.Errorf("plan.json = %q, %v", plan, err)
+			if plan, err := os.ReadFile(filepath.Join(root, "plan.json")); err != nil || string(plan) != want {
+				t.Errorf("plan.json = %q, %v; want %q", plan, err, want)
 			}
 			if st, err := os.Stat(root); err != nil || st.Mode().Perm() != 0o700 {
 				t.Errorf("root %v, %v; want mode 0700", st, err)
@@ -71,7 +73,7 @@ func TestPrepareScriptFailsWithoutItsRoot(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, _ := runSh(t, prepareScript(filepath.Join(file, "solstice"), nil, `printf agent`, true), "{}")
+	code, _ := runSh(t, prepareScript(filepath.Join(file, "solstice"), "", `printf agent`, true), "{}")
 	if code != prepareFailed {
 		t.Fatalf("exit %d, want %d", code, prepareFailed)
 	}
@@ -115,7 +117,7 @@ func runSh(t *testing.T, script, stdin string) (int, string) {
 // runs, and what is a failure rather than a disk to fall back from.
 func TestFirstSession(t *testing.T) {
 	disk := &agentdisk.Disk{Header: "solstice-agent-disk 1 ab 5", Blocks: 1}
-	small, big := []byte(`{"version":1}`), bytes.Repeat([]byte("x"), maxInlinePlan+1)
+	small, big := []byte("\x1f\x8b\x00gzip"), bytes.Repeat([]byte{0}, maxInlinePlan/4+1)
 	exit := func(code int) error { return &guestssh.ExitError{Code: code, Stderr: "why"} }
 	tests := []struct {
 		name        string
