@@ -113,34 +113,18 @@ type Client struct {
 
 // Dial logs in once, to a server that shows the pinned host key.
 func Dial(ctx context.Context, t Target) (*Client, error) {
-	return dial(ctx, t, nil)
-}
-
-// dial logs in once. With onSilent set, it waits for the server's
-// greeting first and calls onSilent if none came within greetingWindow
-// (see WaitReady); the conn is closed as soon as ctx ends.
-func dial(ctx context.Context, t Target, onSilent func()) (*Client, error) {
 	cfg, err := t.config()
 	if err != nil {
 		return nil, err
 	}
-	dialer := t.Dial
-	if dialer == nil {
+	dial := t.Dial
+	if dial == nil {
 		var d net.Dialer
-		dialer = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	}
-	raw, err := dialer(ctx, t.Addr)
+	conn, err := dial(ctx, t.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("ssh to %s: %w", t.Addr, err)
-	}
-	stop := context.AfterFunc(ctx, func() { raw.Close() })
-	defer stop()
-	var conn net.Conn = raw
-	if onSilent != nil {
-		if conn, err = awaitGreeting(ctx, raw, onSilent); err != nil {
-			raw.Close()
-			return nil, fmt.Errorf("ssh to %s: %w", t.Addr, err)
-		}
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
@@ -152,6 +136,36 @@ func dial(ctx context.Context, t Target, onSilent func()) (*Client, error) {
 	}
 	conn.SetDeadline(time.Time{})
 	return &Client{Client: ssh.NewClient(c, chans, reqs)}, nil
+}
+
+// WaitReady retries Dial until the guest accepts the login or ctx ends. A
+// booting guest refuses, resets or stalls connections in turn; all of those
+// mean "not yet". So does a wrong host key, for an image whose sshd may
+// answer briefly with a key of its own before it installs the seed's: the
+// login is still refused every time, and the final error says so.
+func WaitReady(ctx context.Context, t Target, every time.Duration) (*Client, error) {
+	if _, err := t.config(); err != nil {
+		return nil, err // no retry can mend the target itself
+	}
+	var last error
+	for {
+		attempt, cancel := context.WithTimeout(ctx, 15*time.Second)
+		c, err := Dial(attempt, t)
+		cancel()
+		if err == nil {
+			return c, nil
+		}
+		// An attempt the overall deadline cut short says less than the
+		// one before it (a refused key, a closed port): keep that one.
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("guest not reachable over ssh: %w (last attempt: %v)", ctx.Err(), last)
+		case <-time.After(every):
+		}
+	}
 }
 
 // ExitError is a command that ran and exited non-zero.
