@@ -148,10 +148,8 @@ type sshGuest struct {
 	c  *guestssh.Client
 }
 
-// bootPollInterval is how often a booting guest is asked for a login. A
-// try costs the guest one refused connection until sshd listens, and each
-// interval is time the job waits after it does.
-const bootPollInterval = 100 * time.Millisecond
+// bootPollInterval is how often a booting guest is asked for a login.
+const bootPollInterval = 500 * time.Millisecond
 
 func (g *sshGuest) WaitReady(ctx context.Context) error {
 	t, err := g.target()
