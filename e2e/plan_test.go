@@ -130,12 +130,29 @@ func TestJobPlanEndToEnd(t *testing.T) {
 	checkEventSequence(t, evs)
 	checkLogs(t, n.Logs(alloc, contract.TaskName, "stdout"))
 	checkNoSecrets(t, n, job.ID, alloc, evs)
+	checkAgentFromDisk(t, alloc)
 	if err := d.Finish(ctx, job); err != nil {
 		t.Fatal(err)
 	}
 	if v, _, _ := n.API.Variables().Peek(contract.SecretsPrefix+job.SecretsKey, nil); v != nil {
 		t.Error("the job's secrets Variable is still there after Finish")
 	}
+}
+
+// checkAgentFromDisk: the guest copied its agent from the shared
+// read-only agent disk, not from an upload over SSH, and the task's
+// "Agent started" event says so.
+func checkAgentFromDisk(t *testing.T, alloc *api.Allocation) {
+	t.Helper()
+	for _, e := range alloc.TaskStates[contract.TaskName].Events {
+		if e.Type == api.TaskDriverMessage && e.DriverMessage == "Agent started" {
+			if got := e.Details["detail"]; got != "the guest agent was copied by the guest from the read-only agent disk" {
+				t.Errorf("Agent started: %q, want the agent copied from its disk", got)
+			}
+			return
+		}
+	}
+	t.Error("the task has no Agent started event")
 }
 
 func readEvents(t *testing.T, n *Nomad, alloc *api.Allocation) []contract.Event {

@@ -20,13 +20,23 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/solstice-ci/solstice/driver/agentdisk"
 	"github.com/solstice-ci/solstice/driver/guestssh"
 	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // Files are the host-side inputs of a job.
 type Files struct {
-	Agent   string // the solstice-guest build for the guest's OS
+	Agent string // the solstice-guest build for the guest's OS
+	// AgentDisk, when set, is the agent's disk attached to the VM: the
+	// guest copies the agent from it, and Agent is uploaded over SSH only
+	// when that fails.
+	AgentDisk *agentdisk.Disk
+	// NoDisk says why there is no AgentDisk, for the Shipped report.
+	NoDisk string
+	// AsRoot says the login user is root, who needs no sudo to read the
+	// agent's disk.
+	AsRoot  bool
 	Plan    string
 	Secrets string // JSON object of secret values; may be empty
 	Bundle  string // a git bundle of the repository; may be empty
@@ -51,38 +61,186 @@ type Runner struct {
 	cancel func(context.Context) error
 }
 
-// Launch uploads what the job needs and starts the agent detached, so the
-// job goes on whatever happens to this SSH connection or this plugin.
-func (r *Runner) Launch(ctx context.Context, f Files) error {
+// Shipped says how the agent got into the guest, for the task's events.
+type Shipped string
+
+// Launch puts what the job needs into the guest and starts the agent
+// detached, so the job goes on whatever happens to this SSH connection or
+// this plugin. Each session costs the emulated guest a shell or more, so
+// the first one does all it can: the directories, the plan, the agent from
+// its disk and, when no bundle has to go in first, the agent's start.
+func (r *Runner) Launch(ctx context.Context, f Files) (Shipped, error) {
 	c, err := r.SSH(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
-	if _, err := c.Output(ctx, "mkdir -p "+contract.GuestRoot+"/bin && chmod 700 "+contract.GuestRoot, nil); err != nil {
-		return fmt.Errorf("prepare the guest: %w", err)
-	}
-	uploads := []struct{ local, remote string }{
-		{f.Agent, contract.AgentPath},
-		{f.Plan, contract.GuestRoot + "/plan.json"},
-		{f.Bundle, contract.GuestRoot + "/repo.bundle"},
-	}
-	for _, u := range uploads {
-		if u.local == "" {
-			continue
-		}
-		if err := upload(ctx, c, u.local, u.remote); err != nil {
-			return err
-		}
+	plan, err := os.ReadFile(f.Plan)
+	if err != nil {
+		return "", fmt.Errorf("read the plan %s: %w", f.Plan, err)
 	}
 	secrets, err := readSecrets(f.Secrets)
 	if err != nil {
-		return err
+		return "", err
 	}
-	cmd := contract.AgentCommand(contract.AgentRun, "--detach", contract.GuestRoot+"/plan.json")
-	if _, err := c.Output(ctx, cmd, secrets); err != nil {
-		return fmt.Errorf("start the guest agent: %w", err)
+	s := firstSession(f, plan)
+	_, err = c.Output(ctx, s.script, s.stdin(plan, secrets))
+	shipped, started, err := s.outcome(err)
+	if err != nil {
+		return "", err
 	}
-	return nil
+	if shipped == "" {
+		if err := upload(ctx, c, f.Agent, contract.AgentPath); err != nil {
+			return "", err
+		}
+		shipped = Shipped("uploaded over ssh (" + s.noDisk + ")")
+	}
+	if started {
+		return shipped, nil
+	}
+	if f.Bundle != "" {
+		if err := upload(ctx, c, f.Bundle, contract.GuestRoot+"/repo.bundle"); err != nil {
+			return "", err
+		}
+	}
+	if _, err := c.Output(ctx, agentStart, secrets); err != nil {
+		return "", fmt.Errorf("start the guest agent: %w", err)
+	}
+	return shipped, nil
+}
+
+var agentStart = contract.AgentCommand(contract.AgentRun, "--detach", contract.GuestRoot+"/plan.json")
+
+// session is the job's first SSH session.
+type session struct {
+	script string
+	disk   bool   // it copies the agent from its disk
+	starts bool   // it also starts the agent (the secrets are its stdin)
+	noDisk string // why not, when disk is false
+}
+
+// maxInlinePlan is the longest printf format (see printfFormat) the first
+// session's command carries the plan in, leaving its stdin to the secrets:
+// a command is one argument of sh -c, and Linux takes 128 KiB at most.
+const maxInlinePlan = 64 << 10
+
+func firstSession(f Files, plan []byte) session {
+	s := session{noDisk: f.NoDisk, disk: f.AgentDisk != nil}
+	format := printfFormat(plan)
+	s.starts = s.disk && f.Bundle == "" && len(format) <= maxInlinePlan
+	copyAgent := ""
+	if s.disk {
+		copyAgent = f.AgentDisk.CopyScript()
+	}
+	inline := ""
+	if s.starts {
+		inline = format
+	}
+	s.script = prepareScript(contract.GuestRoot, inline, copyAgent, f.AsRoot)
+	if s.starts {
+		s.script += "; exec " + agentStart
+	}
+	return s
+}
+
+// stdin is the plan, or the secrets when the plan is in the command.
+func (s session) stdin(plan []byte, secrets io.Reader) io.Reader {
+	if s.starts {
+		return secrets
+	}
+	return bytes.NewReader(plan)
+}
+
+// outcome reads the first session's result: how the agent came in (""
+// when it still has to be uploaded) and whether the agent is running.
+func (s *session) outcome(err error) (Shipped, bool, error) {
+	const fromDisk Shipped = "copied by the guest from the read-only agent disk"
+	var ee *guestssh.ExitError
+	switch {
+	case err == nil && s.disk:
+		return fromDisk, s.starts, nil
+	case err == nil:
+		return "", false, nil
+	case errors.As(err, &ee) && ee.Code == prepareFailed:
+		return "", false, fmt.Errorf("prepare the guest: %w", err)
+	case s.disk && errors.As(err, &ee) && (ee.Code == diskNotFound || ee.Code == diskFailed):
+		s.noDisk = diskFailure(ee)
+		return "", false, nil
+	case s.starts:
+		return "", false, fmt.Errorf("start the guest agent: %w", err)
+	default:
+		return "", false, fmt.Errorf("prepare the guest: %w", err)
+	}
+}
+
+// The first session's own exit statuses: the directories or the plan could
+// not be written (a real failure), or the agent could not be copied from
+// its disk, because no disk had it or otherwise (both fall back to an
+// upload). Any other status is the agent's own, when the session starts it.
+const (
+	prepareFailed = 90
+	diskNotFound  = 91
+	diskFailed    = 92
+)
+
+// prepareScript makes the agent's directories under root and writes the
+// plan: the inline one (a printf format, see printfFormat), or else its
+// stdin. Given a copy script
+// (agentdisk's, run as root: through sudo -n unless asRoot), it then
+// writes the agent from the disk into place. It exits 0 when all of that
+// worked, or with one of its own statuses. It runs as few programs as it
+// can (mkdir, the copy, chmod): each costs an emulated guest tens of
+// milliseconds.
+func prepareScript(root, inlinePlan, copyAgent string, asRoot bool) string {
+	r := guestssh.ShellQuote(root)
+	write := "cat"
+	if inlinePlan != "" {
+		write = "printf " + guestssh.ShellQuote(inlinePlan)
+	}
+	script := fmt.Sprintf(`umask 077 && mkdir -p -m 700 %[1]s %[1]s/bin && `+
+		`%[3]s > %[1]s/plan.json || exit %[2]d`, r, prepareFailed, write)
+	if copyAgent == "" {
+		return script
+	}
+	sudo := "sudo -n "
+	if asRoot {
+		sudo = ""
+	}
+	a := guestssh.ShellQuote(root + "/bin/solstice-guest")
+	return script + fmt.Sprintf(`; { %[1]ssh -c %[2]s > %[3]s && chmod 700 %[3]s; } || `+
+		`{ rc=$?; rm -f %[3]s; [ $rc = %[4]d ] && exit %[5]d; exit %[6]d; }`,
+		sudo, guestssh.ShellQuote(copyAgent), a, agentdisk.NotFoundExit, diskNotFound, diskFailed)
+}
+
+// printfFormat is a printf format that prints exactly b: the plan may be
+// gzip data, and a command line takes no NUL, so every byte but printable
+// ASCII goes as a POSIX octal escape.
+func printfFormat(b []byte) string {
+	var sb strings.Builder
+	for _, c := range b {
+		switch {
+		case c == '%':
+			sb.WriteString("%%")
+		case c == '\\':
+			sb.WriteString(`\\`)
+		case c >= 0x20 && c < 0x7f:
+			sb.WriteByte(c)
+		default:
+			fmt.Fprintf(&sb, `\%03o`, c)
+		}
+	}
+	return sb.String()
+}
+
+// diskFailure says why the guest could not copy the agent from its disk.
+func diskFailure(ee *guestssh.ExitError) string {
+	if ee.Code == diskNotFound {
+		return "the guest found no agent disk"
+	}
+	msg := strings.TrimSpace(ee.Stderr)
+	if len(msg) > 200 { // the guest's words, bounded
+		msg = msg[:200]
+	}
+	return fmt.Sprintf("the guest could not copy the agent from its disk: exit %d: %q", ee.Code, msg)
 }
 
 func upload(ctx context.Context, c *guestssh.Client, local, remote string) error {

@@ -23,6 +23,8 @@ import (
 // calls(); machines, guests and jobs log their calls there too, in order.
 type fakeVMs struct {
 	imageErr, diskErr, startErr, attachErr, launchErr error
+	// onImage is called as the image is fetched.
+	onImage func()
 	// boot is how a guest answers WaitReady; nil means it logs in at once.
 	boot func(ctx context.Context, m *fakeMachine) error
 	// powerDown is how a guest answers the power button; nil means it
@@ -68,6 +70,9 @@ func (f *fakeVMs) calls() []string {
 
 func (f *fakeVMs) Image(ctx context.Context, src image.Source) (string, error) {
 	f.record("image %s", src.Label)
+	if f.onImage != nil {
+		f.onImage()
+	}
 	if f.imageErr != nil {
 		return "", f.imageErr
 	}
@@ -271,12 +276,12 @@ func (j *fakeJob) end(code int) {
 	}
 }
 
-func (j *fakeJob) Launch(ctx context.Context, f jobrun.Files) error {
+func (j *fakeJob) Launch(ctx context.Context, f jobrun.Files) (jobrun.Shipped, error) {
 	j.vms.record("launch")
 	j.vms.mu.Lock()
 	j.vms.launched = append(j.vms.launched, f)
 	j.vms.mu.Unlock()
-	return j.vms.launchErr
+	return "uploaded over ssh (the fake's way)", j.vms.launchErr
 }
 
 func (j *fakeJob) Follow(ctx context.Context, guestGone <-chan struct{}) (int, error) {

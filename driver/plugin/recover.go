@@ -90,8 +90,8 @@ func (d *Driver) endInterruptedSession(st task.State) {
 // failed job's debug session was cut short by a plugin restart.
 type endedJob struct{ code int }
 
-func (j endedJob) Launch(context.Context, jobrun.Files) error {
-	return errors.New("the job has ended")
+func (j endedJob) Launch(context.Context, jobrun.Files) (jobrun.Shipped, error) {
+	return "", errors.New("the job has ended")
 }
 
 func (j endedJob) Follow(context.Context, <-chan struct{}) (int, error) { return j.code, nil }

@@ -44,15 +44,22 @@ func (l *launch) launchJob(ctx context.Context, h *task.Handle) error {
 		return err
 	}
 	files := jobrun.Files{
-		Agent:   agent,
-		Plan:    plan,
-		Secrets: l.inputs.Secrets,
-		Bundle:  bundle,
+		Agent:     agent,
+		AgentDisk: l.agentDisk,
+		NoDisk:    l.noDisk,
+		AsRoot:    l.img.User == "root",
+		Plan:      plan,
+		Secrets:   l.inputs.Secrets,
+		Bundle:    bundle,
 	}
 	l.d.emit(l.cfg, "Running job", "the guest agent runs the job plan")
-	if err := r.Launch(ctx, files); err != nil {
+	shipped, err := r.Launch(ctx, files)
+	if err != nil {
 		return fmt.Errorf("launch the job in the guest: %w", err)
 	}
+	// Which way the agent came in; the benchmark's "SSH → agent running"
+	// phase ends here.
+	l.d.emit(l.cfg, "Agent started", "the guest agent was "+string(shipped))
 	h.SetJob(r)
 	l.setDebug(h, l.machine)
 	return nil
@@ -111,6 +118,28 @@ func (l *launch) downloadBundle(ctx context.Context, u *url.URL, dst string) err
 		return err
 	}
 	return f.Close()
+}
+
+// createEvents creates the job's empty events file as the task starts, so
+// that a follower (a shim, solstice run) opens its stream once and is
+// woken by the first event, instead of finding no file and retrying on
+// its own clock while the VM boots. Failing here is not fatal: the runner
+// creates the file when it starts following.
+func (l *launch) createEvents() {
+	if l.tc.Plan == "" {
+		return
+	}
+	p := l.eventsPath()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		l.log.Warn("could not create the events file early", "error", err)
+		return
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		l.log.Warn("could not create the events file early", "error", err)
+		return
+	}
+	f.Close()
 }
 
 // eventsPath is alloc/solstice/<task>/events.jsonl, where the shims follow

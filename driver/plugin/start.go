@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/nomad/nomad/structs"
 	"github.com/hashicorp/nomad/plugins/drivers"
 
+	"github.com/solstice-ci/solstice/driver/agentdisk"
 	"github.com/solstice-ci/solstice/driver/cloudinit"
 	"github.com/solstice-ci/solstice/driver/guestssh"
 	"github.com/solstice-ci/solstice/driver/qemu"
@@ -42,6 +43,10 @@ type launch struct {
 	// debug is the plan's debug session request (see setDebug).
 	debug *contract.DebugSSH
 	undo  []func()
+	// agentDisk carries the guest agent into the VM (see useAgentDisk);
+	// nil with noDisk saying why.
+	agentDisk *agentdisk.Disk
+	noDisk    string
 }
 
 func (l *launch) onFailure(f func()) { l.undo = append(l.undo, f) }
@@ -125,6 +130,7 @@ func listOrNone(names []string) string {
 func (l *launch) run() (*task.Handle, error) {
 	ctx, cancel := context.WithTimeout(l.d.ctx, l.settings.BootTimeout+imageFetchTimeout)
 	defer cancel()
+	l.createEvents()
 	base, err := l.fetchImage(ctx)
 	if err != nil {
 		return nil, err
@@ -304,6 +310,7 @@ func (l *launch) startQEMU(ctx context.Context) (vm.Machine, error) {
 	spec := l.d.qemuSpec(l.cfg, l.st)
 	spec.Base, spec.BaseFormat = l.base, l.img.Format
 	spec.SeedDisk = l.img.Seed() == cloudinit.FormatFAT
+	spec.AgentDisk = l.useAgentDisk()
 	if spec.User, err = l.d.qemuUser(spec.Accel); err != nil {
 		return nil, fmt.Errorf("start qemu for image %q: %w", l.label, err)
 	}

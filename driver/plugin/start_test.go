@@ -10,6 +10,10 @@ import (
 	"testing"
 
 	"github.com/hashicorp/nomad/plugins/drivers"
+
+	"github.com/solstice-ci/solstice/driver/agentdisk"
+	"github.com/solstice-ci/solstice/driver/jobrun"
+	"github.com/solstice-ci/solstice/driver/qemu"
 )
 
 func TestStartTaskBoots(t *testing.T) {
@@ -32,7 +36,7 @@ func TestStartTaskBoots(t *testing.T) {
 			tc:         TaskConfig{Image: "omnios", Plan: "local/plan.json", Secrets: "secrets/job.json"},
 			wantCalls:  []string{"image omnios", "create-disk", "start", "wait-ready", "job", "launch"},
 			never:      []string{"kill"},
-			wantEvents: []string{"Fetching image", "Booting", "Started", "Running job"},
+			wantEvents: []string{"Fetching image", "Booting", "Started", "Running job", "Agent started"},
 		},
 	}
 	for _, tt := range tests {
@@ -67,6 +71,9 @@ func TestStartTaskBoots(t *testing.T) {
 				if st.Events != "" {
 					t.Errorf("a plain VM has an events file %q", st.Events)
 				}
+				if vms.specs[0].AgentDisk != "" {
+					t.Errorf("a plain VM has an agent disk %q", vms.specs[0].AgentDisk)
+				}
 				return
 			}
 			if st.Events != eventsPath(cfg) {
@@ -80,6 +87,7 @@ func TestStartTaskBoots(t *testing.T) {
 				files.Secrets != filepath.Join(dir, "secrets/job.json") || files.Bundle != "" {
 				t.Errorf("job files = %+v", files)
 			}
+			assertAgentDisk(t, h, vms.specs[0], files)
 		})
 	}
 }
@@ -304,5 +312,43 @@ func TestStartTaskSeedFormats(t *testing.T) {
 				t.Errorf("login key in meta-data %v, users in user-data %v:\n%s\n%s", inMeta, inUsers, meta, user)
 			}
 		})
+	}
+}
+
+// assertAgentDisk: a job's VM boots with the shared read-only disk of its
+// agent under cache_dir, and the runner is told about the same disk.
+func assertAgentDisk(t *testing.T, h *harness, spec qemu.Spec, files jobrun.Files) {
+	t.Helper()
+	if files.AgentDisk == nil || spec.AgentDisk != files.AgentDisk.Path {
+		t.Fatalf("agent disk: qemu got %q, the runner %+v (%s)", spec.AgentDisk, files.AgentDisk, files.NoDisk)
+	}
+	if filepath.Dir(spec.AgentDisk) != filepath.Join(h.d.cfg().CacheDir, "agent-disks") {
+		t.Errorf("agent disk %s is not under cache_dir/agent-disks", spec.AgentDisk)
+	}
+	img, err := os.ReadFile(spec.AgentDisk)
+	if err != nil || !strings.HasPrefix(string(img), files.AgentDisk.Header+"\n") ||
+		string(img[agentdisk.BlockSize:agentdisk.BlockSize+len("agent")]) != "agent" {
+		t.Errorf("agent disk %s does not carry the agent after its header (%v)", spec.AgentDisk, err)
+	}
+}
+
+// TestEventsFileExistsBeforeTheBoot: a job's events file is there, empty,
+// from the start of the task, so a follower's first open of it succeeds
+// and waits for the first event instead of retrying while the VM boots.
+func TestEventsFileExistsBeforeTheBoot(t *testing.T) {
+	vms := &fakeVMs{}
+	h := newHarness(t, vms)
+	cfg := h.taskConfig(TaskConfig{Image: "omnios", Plan: "local/plan.json"})
+	size := int64(-1)
+	vms.onImage = func() {
+		if st, err := os.Stat(eventsPath(cfg)); err == nil {
+			size = st.Size()
+		}
+	}
+	if _, _, err := h.d.StartTask(cfg); err != nil {
+		t.Fatalf("StartTask: %v", err)
+	}
+	if size != 0 {
+		t.Fatalf("as the image was fetched the events file had size %d, want an empty file (-1: none)", size)
 	}
 }

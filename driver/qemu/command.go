@@ -32,10 +32,13 @@ type Spec struct {
 	// IDE CD-ROM: a FAT seed (cloudinit.FormatFAT) is a disk image, and
 	// Linux will not mount FAT from a CD-ROM's 2048-byte sectors.
 	SeedDisk bool
-	SSHHost  string // host address the guest's port 22 is forwarded from
-	SSHPort  int
-	QMP      string // unix socket path, bound by the driver (see Start)
-	PIDFile  string // written by Start with QEMU's pid
+	// AgentDisk, when set, is the guest agent's read-only disk image
+	// (package agentdisk), attached as one more read-only virtio disk.
+	AgentDisk string
+	SSHHost   string // host address the guest's port 22 is forwarded from
+	SSHPort   int
+	QMP       string // unix socket path, bound by the driver (see Start)
+	PIDFile   string // written by Start with QEMU's pid
 	// User is the account QEMU runs as; nil keeps the caller's (only a
 	// plugin that is not root, and so cannot switch, leaves it nil).
 	User *User
@@ -106,17 +109,22 @@ const (
 	setDisk = 1 + iota
 	setBase
 	setSeed
+	setAgent
 )
 
 // passed are the files QEMU gets as descriptors: it opens no path of ours.
 // The base is named explicitly as the overlay's backing file, so the path in
 // the overlay's header is never opened either.
 func (s Spec) passed() []Passed {
-	return []Passed{
+	files := []Passed{
 		{Path: s.Disk, Writable: true, Set: setDisk},
 		{Path: s.Base, Set: setBase},
 		{Path: s.Seed, Set: setSeed},
 	}
+	if s.AgentDisk != "" {
+		files = append(files, Passed{Path: s.AgentDisk, Set: setAgent})
+	}
+	return files
 }
 
 // Args returns QEMU's arguments, without the binary.
@@ -143,7 +151,7 @@ func (s Spec) Args() []string {
 	}
 	args = append(args, SandboxArgs()...)
 	args = append(args, PassArgs(fdFirstFile, s.passed())...)
-	return append(args,
+	args = append(args,
 		"-chardev", "stdio,id=console,signal=off",
 		"-serial", "chardev:console",
 		// The overlay is thrown away with the task, so host crash safety
@@ -151,6 +159,12 @@ func (s Spec) Args() []string {
 		"-drive", "file="+FDSet(setDisk)+",if=virtio,format=qcow2,cache=unsafe,discard=unmap,"+
 			"backing.driver="+s.BaseFormat+",backing.file.driver=file,backing.file.filename="+FDSet(setBase),
 		"-drive", s.seedDrive(),
+	)
+	// After the boot disk and the seed, so it moves neither.
+	if s.AgentDisk != "" {
+		args = append(args, "-drive", "file="+FDSet(setAgent)+",if=virtio,readonly=on,format=raw")
+	}
+	return append(args,
 		// IPv6 is off: slirp would map the guest's fec0::2 to the host's
 		// ::1, a second way around the isolation of the host's services.
 		"-netdev", fmt.Sprintf("user,id=%s,ipv6=off,hostfwd=tcp:%s:%d-:22", netdevID, s.SSHHost, s.SSHPort),

@@ -155,6 +155,28 @@ func TestArgs(t *testing.T) {
 		t.Errorf("a seed disk is not a read-only virtio disk:\n%s", got)
 	}
 	s.SeedDisk = false
+	if strings.Contains(got, "/dev/fdset/4") {
+		t.Errorf("a guest without an agent disk has a fourth file:\n%s", got)
+	}
+	// The agent disk: one more read-only descriptor and a read-only virtio
+	// disk after the seed, so the boot disk and the seed keep their places.
+	s.AgentDisk = "/cache/agent-disks/abc.img"
+	got = strings.Join(s.Args(), " ")
+	for _, want := range []string{
+		"-add-fd fd=7,set=3 -add-fd fd=8,set=4",
+		"-drive file=/dev/fdset/3,if=ide,media=cdrom,readonly=on,format=raw -drive file=/dev/fdset/4,if=virtio,readonly=on,format=raw",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("a guest with an agent disk: args lack %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, s.AgentDisk) {
+		t.Errorf("args name the agent disk's path:\n%s", got)
+	}
+	if files := s.passed(); files[len(files)-1] != (Passed{Path: s.AgentDisk, Set: setAgent}) {
+		t.Errorf("the agent disk is passed as %+v, want read-only in set %d", files[len(files)-1], setAgent)
+	}
+	s.AgentDisk = ""
 	s.Accel, s.BaseFormat = AccelKVM, "raw"
 	got = strings.Join(s.Args(), " ")
 	for _, want := range []string{"-cpu host", "backing.driver=raw"} {

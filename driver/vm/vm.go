@@ -95,8 +95,9 @@ type Guest interface {
 
 // Job is a job plan run by the guest agent.
 type Job interface {
-	// Launch uploads what the job needs and starts the agent detached.
-	Launch(ctx context.Context, f jobrun.Files) error
+	// Launch puts what the job needs into the guest and starts the agent
+	// detached; it says how the agent got there.
+	Launch(ctx context.Context, f jobrun.Files) (jobrun.Shipped, error)
 	// Follow brings the job's events home until it finishes and returns
 	// the task exit code its conclusion means.
 	Follow(ctx context.Context, guestGone <-chan struct{}) (int, error)
