@@ -45,6 +45,12 @@ type Spec struct {
 	// Ephemeral guests (the accelerator probe's) die with the process
 	// that started them instead of outliving it like a task's.
 	Ephemeral bool
+	// Warm starts (see snapshot.go): RAM in a file; Template, a clone's
+	// read-only template overlay between Disk and Base; Incoming, the
+	// template's saved device state a clone starts from.
+	RAM      *RAM
+	Template string
+	Incoming string
 }
 
 // Validate catches what QEMU would otherwise report in its own words, late.
@@ -112,11 +118,15 @@ const (
 // The base is named explicitly as the overlay's backing file, so the path in
 // the overlay's header is never opened either.
 func (s Spec) passed() []Passed {
-	return []Passed{
+	files := []Passed{
 		{Path: s.Disk, Writable: true, Set: setDisk},
 		{Path: s.Base, Set: setBase},
 		{Path: s.Seed, Set: setSeed},
 	}
+	if s.Template != "" {
+		files = append(files, Passed{Path: s.Template, Set: setTemplate})
+	}
+	return files
 }
 
 // Args returns QEMU's arguments, without the binary.
@@ -143,13 +153,12 @@ func (s Spec) Args() []string {
 	}
 	args = append(args, SandboxArgs()...)
 	args = append(args, PassArgs(fdFirstFile, s.passed())...)
-	return append(args,
+	return append(append(args,
 		"-chardev", "stdio,id=console,signal=off",
 		"-serial", "chardev:console",
 		// The overlay is thrown away with the task, so host crash safety
 		// buys nothing and cache=unsafe saves every guest fsync.
-		"-drive", "file="+FDSet(setDisk)+",if=virtio,format=qcow2,cache=unsafe,discard=unmap,"+
-			"backing.driver="+s.BaseFormat+",backing.file.driver=file,backing.file.filename="+FDSet(setBase),
+		"-drive", s.diskDrive(),
 		"-drive", s.seedDrive(),
 		// IPv6 is off: slirp would map the guest's fec0::2 to the host's
 		// ::1, a second way around the isolation of the host's services.
@@ -160,7 +169,7 @@ func (s Spec) Args() []string {
 		"-device", "virtio-rng-pci",
 		"-chardev", fmt.Sprintf("socket,id=qmp,fd=%d,server=on,wait=off", fdQMP),
 		"-mon", "chardev=qmp,mode=control",
-	)
+	), s.snapshotArgList()...)
 }
 
 // seedDrive is the -drive value of the seed (see SeedDisk).
