@@ -54,6 +54,9 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		hclspec.NewLiteral(`"4GiB"`)),
 	"max_events_size": hclspec.NewDefault(hclspec.NewAttr("max_events_size", "string", false),
 		hclspec.NewLiteral(`"1GiB"`)),
+	"warm_starts": hclspec.NewDefault(hclspec.NewAttr("warm_starts", "bool", false),
+		hclspec.NewLiteral(`true`)),
+	"template_dir": hclspec.NewAttr("template_dir", "string", false),
 	"image": hclspec.NewBlockMap("image", []string{"label"}, hclspec.NewObject(map[string]*hclspec.Spec{
 		"source":      hclspec.NewAttr("source", "string", true),
 		"sha256":      hclspec.NewAttr("sha256", "string", false),
@@ -69,6 +72,8 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		"poweroff_command": hclspec.NewAttr("poweroff_command", "string", false),
 		// The NoCloud seed the image reads (cloudinit.Formats).
 		"seed_format": hclspec.NewDefault(hclspec.NewAttr("seed_format", "string", false), hclspec.NewLiteral(`"nocloud"`)),
+		// warm = false: this image's tasks always boot cold.
+		"warm": hclspec.NewDefault(hclspec.NewAttr("warm", "bool", false), hclspec.NewLiteral(`true`)),
 	})),
 })
 
@@ -115,6 +120,11 @@ type Config struct {
 	// fails its job there instead of filling the client's disk.
 	MaxEventsSize string                  `codec:"max_events_size"`
 	Images        map[string]*ImageConfig `codec:"image"`
+	// WarmStarts lets tasks start as clones of a saved template VM (see
+	// docs/warm-starts.md); TemplateDir is where templates are kept,
+	// cache_dir/templates unless set.
+	WarmStarts  bool   `codec:"warm_starts"`
+	TemplateDir string `codec:"template_dir"`
 
 	// limits holds the checked forms of the fields above (see Validate).
 	limits limits
@@ -145,6 +155,8 @@ type ImageConfig struct {
 	// users in cloud-config) or "nocloud-fat" (FAT, the key as meta-data
 	// public-keys for the image's own user); see package cloudinit.
 	SeedFormat string `codec:"seed_format"`
+	// Warm lets the image's tasks start from a template (see WarmStarts).
+	Warm bool `codec:"warm"`
 }
 
 // Seed is the image's seed format; an unset one (a config built in code)
@@ -173,6 +185,7 @@ func DefaultConfig() *Config {
 		MaxBundleSize:  "4GiB",
 		MaxEventsSize:  "1GiB",
 		Images:         map[string]*ImageConfig{},
+		WarmStarts:     true,
 
 		IP6TablesBinary: "ip6tables",
 		EgressAllow:     []string{},
