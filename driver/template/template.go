@@ -90,9 +90,9 @@ type Manifest struct {
 // FileStamp identifies one version of a file cheaply: any write to it
 // changes its ctime, which even the file's owner cannot set back.
 type FileStamp struct {
-	Size  int64 `json:"size"`
+	Size  int64  `json:"size"`
 	Inode uint64 `json:"inode"`
-	Ctime int64 `json:"ctime_ns"`
+	Ctime int64  `json:"ctime_ns"`
 }
 
 // Stamp reads path's stamp.
