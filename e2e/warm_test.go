@@ -4,10 +4,12 @@ package e2e
 
 import (
 	"encoding/json"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -44,13 +46,28 @@ func primeTemplate(t testing.TB, n *Nomad, tplDir string) string {
 	t.Helper()
 	n.RunJob(vmJob("warm-prime", ""))
 	alloc := n.waitRunning("warm-prime")
-	if msg := taskMessages(alloc); !strings.Contains(msg, "no template yet") {
+	if msg := taskEventText(alloc); !strings.Contains(msg, "no template yet") {
 		t.Fatalf("the first task's events do not say why it booted cold: %q", msg)
 	}
 	if _, _, err := n.API.Jobs().Deregister("warm-prime", true, nil); err != nil {
 		t.Fatal(err)
 	}
 	return waitTemplate(t, tplDir, 10*time.Minute)
+}
+
+// taskEventText is the task events' messages with their details (the
+// driver's events carry their specifics there).
+func taskEventText(a *api.Allocation) string {
+	var parts []string
+	for _, st := range a.TaskStates {
+		for _, e := range st.Events {
+			parts = append(parts, e.DisplayMessage)
+			for _, k := range slices.Sorted(maps.Keys(e.Details)) {
+				parts = append(parts, k+"="+e.Details[k])
+			}
+		}
+	}
+	return strings.Join(parts, " | ")
 }
 
 // identityProbe prints what tells two guests apart, one item a line.
@@ -104,7 +121,7 @@ func TestWarmStartsGiveClonesTheirOwnIdentity(t *testing.T) {
 	n.RunJob(vmJob("warm-b", ""))
 	a, b := n.waitRunning("warm-a"), n.waitRunning("warm-b")
 	for _, x := range []*api.Allocation{a, b} {
-		if msg := taskMessages(x); !strings.Contains(msg, "restored from template") {
+		if msg := taskEventText(x); !strings.Contains(msg, "restored from template") {
 			t.Fatalf("%s did not start warm: %q", x.JobID, msg)
 		}
 	}
@@ -181,9 +198,9 @@ var sshOnRe = regexp.MustCompile(`ssh on ([0-9.]+:[0-9]+)`)
 // event.
 func sshAddr(t *testing.T, alloc *api.Allocation) string {
 	t.Helper()
-	m := sshOnRe.FindStringSubmatch(taskMessages(alloc))
+	m := sshOnRe.FindStringSubmatch(taskEventText(alloc))
 	if m == nil {
-		t.Fatalf("no ssh address in the events of %s: %q", alloc.JobID, taskMessages(alloc))
+		t.Fatalf("no ssh address in the events of %s: %q", alloc.JobID, taskEventText(alloc))
 	}
 	return m[1]
 }
