@@ -211,7 +211,7 @@ func (l *launch) prepare(ctx context.Context, base string) error {
 	}
 	d := vm.Disk{Base: base, BaseFormat: l.img.Format, Path: l.st.Overlay, Size: l.settings.DiskSize}
 	if l.clone != nil { // on the template's frozen disk
-		d.Base, d.BaseFormat = l.clone.tpl.Path(template.DiskFile), "qcow2"
+		d.Base, d.BaseFormat, d.OnTemplate = l.clone.tpl.Path(template.DiskFile), "qcow2", true
 	}
 	err := l.vms.CreateDisk(ctx, d)
 	if err != nil {
