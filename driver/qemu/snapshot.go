@@ -135,7 +135,21 @@ func restore(ctx context.Context, q *QMP, fd int) error {
 	if _, err := q.Execute(ctx, "migrate-incoming", map[string]any{"uri": "fd:" + strconv.Itoa(fd)}); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	return waitMigration(ctx, q)
+	if err := waitMigration(ctx, q); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	// The template was paused when it was saved, and QEMU restores that
+	// run state: the clone starts paused unless told to go on.
+	st, err := q.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if st != "running" {
+		if _, err := q.Execute(ctx, "cont", nil); err != nil {
+			return fmt.Errorf("restore: resume the clone: %w", err)
+		}
+	}
+	return nil
 }
 
 // SaveState pauses the guest and writes its device state to path (its RAM
