@@ -76,7 +76,7 @@ cat /etc/machine-id
 hostname
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; echo
 date +%s
-ls /run/solstice`
+sudo -n ls -A /run/solstice`
 
 type guestIdentity struct {
 	hostKey, machineID, hostname, random string
