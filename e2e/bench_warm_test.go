@@ -159,7 +159,7 @@ func (t *benchTemplate) restore(b *testing.B, keep func(*qemu.Instance)) time.Du
 	defer cancel()
 	dir := b.TempDir()
 	overlay := filepath.Join(dir, "disk.qcow2")
-	if err := (disk.Tool{}).CreateOverlay(ctx, filepath.Join(t.dir, "disk.qcow2"), "qcow2", overlay, 0); err != nil {
+	if err := (disk.Tool{}).CreateCloneOverlay(ctx, filepath.Join(t.dir, "disk.qcow2"), overlay); err != nil {
 		b.Fatal(err)
 	}
 	spec := benchSpec(dir, "clone", t.memMB, overlay, t.seed)

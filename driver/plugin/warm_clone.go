@@ -164,6 +164,8 @@ chmod 600 /etc/ssh/ssh_host_ed25519_key
 chmod 644 /etc/ssh/ssh_host_ed25519_key.pub
 hostname %[8]s
 printf '%%s\n' %[8]s >/etc/hostname
+# The new name resolves locally, as the template's did (sudo asks).
+{ sed -i '/^127\.0\.1\.1[[:space:]]/d' /etc/hosts && printf '127.0.1.1 %%s\n' %[8]s >>/etc/hosts; } 2>/dev/null || true
 printf '%%s\n' %[9]s >/etc/machine-id
 chmod 444 /etc/machine-id
 if [ -d /var/lib/cloud/data ]; then printf '%%s\n' %[10]s >/var/lib/cloud/data/instance-id; fi
