@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // Pos is a 1-based line and column in a workflow file.
@@ -215,7 +217,7 @@ type Step struct {
 	Name             string
 	If               string
 	Run              string
-	Uses             string // only actions/checkout@REF passes validation
+	Uses             string // only the built-in actions pass validation
 	With             []Pair
 	Shell            string
 	WorkingDirectory string
@@ -226,6 +228,16 @@ type Step struct {
 
 // IsCheckout reports whether the step is actions/checkout.
 func (s *Step) IsCheckout() bool { return isAction(s.Uses, "actions/checkout") }
+
+// IsArtifact reports whether the step is actions/upload-artifact or
+// actions/download-artifact at v4 or later, which the guest implements.
+func (s *Step) IsArtifact() bool {
+	switch contract.BuiltinAction(s.Uses) {
+	case contract.ActionUploadArtifact, contract.ActionDownloadArtifact:
+		return true
+	}
+	return false
+}
 
 // KDLAction is Solstice's built-in action that runs a job of a legacy
 // .solstice/workflow.kdl file (with: path, job).
