@@ -64,16 +64,16 @@ func TestUploadDownloadRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := f.arts["build"]
-	zipBytes, _ := os.ReadFile(a.final)
+	a := f.info(t, "build")
+	zipBytes, _ := os.ReadFile(a.Final)
 	sum := sha256.Sum256(zipBytes)
-	if up.ID != a.id || up.Size != int64(len(zipBytes)) || up.Digest != hex.EncodeToString(sum[:]) {
-		t.Errorf("upload result %+v, forge has id %d size %d sha %x", up, a.id, len(zipBytes), sum)
+	if up.ID != a.ID || up.Size != int64(len(zipBytes)) || up.Digest != hex.EncodeToString(sum[:]) {
+		t.Errorf("upload result %+v, forge has id %d size %d sha %x", up, a.ID, len(zipBytes), sum)
 	}
-	if f.blockPuts < 4 || f.maxBlock > 1<<20 {
-		t.Errorf("%d block PUTs, largest %d bytes: want ≥ 4 blocks of ≤ 1 MiB", f.blockPuts, f.maxBlock)
+	if puts, largest := f.BlockStats(); puts < 4 || largest > 1<<20 {
+		t.Errorf("%d block PUTs, largest %d bytes: want ≥ 4 blocks of ≤ 1 MiB", puts, largest)
 	}
-	if a.expires == "" {
+	if a.ExpiresAt == "" {
 		t.Error("retention-days did not reach the forge as expires_at")
 	}
 	zr, err := zip.NewReader(bytes.NewReader(zipBytes), int64(len(zipBytes)))
@@ -89,7 +89,7 @@ func TestUploadDownloadRoundTrip(t *testing.T) {
 	}
 
 	list, err := c.List(ctx, "build")
-	if err != nil || len(list) != 1 || list[0].Size != a.size {
+	if err != nil || len(list) != 1 || list[0].Size != a.Size {
 		t.Fatalf("List = %+v, %v", list, err)
 	}
 	dest := filepath.Join(t.TempDir(), "out")
@@ -118,13 +118,13 @@ func TestUploadRetriesBlocks(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeForge(t)
-			f.failBlocks = tc.fail
+			f.FailBlocks(tc.fail)
 			src := tree(t, map[string]string{"x": randomText(t, 300<<10)})
 			_, err := f.client(t, WithBlockSize(100<<10)).Upload(context.Background(), Upload{Name: "x", Files: filesOf(src, "x")})
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("Upload error %v, want error %v", err, tc.wantErr)
 			}
-			if !tc.wantErr && f.arts["x"].final == "" {
+			if a, _ := f.Artifact("x"); !tc.wantErr && a.Final == "" {
 				t.Error("artifact not finalized")
 			}
 		})
@@ -149,7 +149,7 @@ func TestUploadRefusesBadInput(t *testing.T) {
 			if _, err := f.client(t).Upload(context.Background(), tc.up); err == nil {
 				t.Error("Upload succeeded")
 			}
-			if a := f.arts[tc.up.Name]; a != nil && a.final != "" {
+			if a, _ := f.Artifact(tc.up.Name); a.Final != "" {
 				t.Error("a refused upload was finalized")
 			}
 		})
@@ -162,12 +162,12 @@ func TestDownloadChecks(t *testing.T) {
 		prepare func(f *fakeForge)
 		want    string
 	}{
-		{"size differs from listing", func(f *fakeForge) { f.sizeLie = 1 }, "the forge listed"},
+		{"size differs from listing", func(f *fakeForge) { f.LieAboutSize(1) }, "the forge listed"},
 		{"signed URL not http", func(f *fakeForge) {
-			f.rewriteURL = func(string) string { return "file:///etc/passwd" }
+			f.RewriteDownloadURL(func(string) string { return "file:///etc/passwd" })
 		}, "not an http(s) URL"},
 		{"signature broken", func(f *fakeForge) {
-			f.rewriteURL = func(u string) string { return strings.Replace(u, "sig=", "sig=x", 1) }
+			f.RewriteDownloadURL(func(u string) string { return strings.Replace(u, "sig=", "sig=x", 1) })
 		}, "HTTP 401"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -215,7 +215,7 @@ func TestWrongRunRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.token = other // a valid token whose run is not the forge's
+	f.SetToken(other) // a valid token whose run is not the forge's
 	_, err = c.List(context.Background(), "")
 	var se *StatusError
 	if !errors.As(err, &se) || se.Code != 400 {
@@ -248,7 +248,8 @@ func TestUploadMemoryBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	alloc := after.TotalAlloc - before.TotalAlloc
-	t.Logf("uploaded %d bytes in %d blocks, allocated %d bytes", up.Size, f.blockPuts, alloc)
+	puts, _ := f.BlockStats()
+	t.Logf("uploaded %d bytes in %d blocks, allocated %d bytes", up.Size, puts, alloc)
 	if alloc > 24<<20 {
 		t.Errorf("allocated %d bytes for a %d byte artifact", alloc, up.Size)
 	}
