@@ -130,7 +130,11 @@ func (s *Server) FailBlocks(n int) { s.mu.Lock(); s.failBlocks = n; s.mu.Unlock(
 func (s *Server) LieAboutSize(d int64) { s.mu.Lock(); s.sizeLie = d; s.mu.Unlock() }
 
 // RewriteDownloadURL changes the signed URLs GetSignedArtifactURL hands out.
-func (s *Server) RewriteDownloadURL(f func(string) string) { s.mu.Lock(); s.rewriteURL = f; s.mu.Unlock() }
+func (s *Server) RewriteDownloadURL(f func(string) string) {
+	s.mu.Lock()
+	s.rewriteURL = f
+	s.mu.Unlock()
+}
 
 func (s *Server) problem(format string, args ...any) {
 	s.problems = append(s.problems, fmt.Sprintf(format, args...))
