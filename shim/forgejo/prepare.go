@@ -61,17 +61,19 @@ func prepare(task *runnerv1.Task, catalog map[string]string, instance string, de
 		return nil, refuse(len(run.Steps), "The job cannot run on Solstice: "+err.Error())
 	}
 	github := githubContext(task)
-	p, err := buildPlan(wf, run, task, github)
+	secrets := jobSecrets(task)
+	p, err := buildPlan(wf, run, task, github, secrets)
 	if err != nil {
 		return nil, refuse(len(run.Steps), problemLines("The job cannot run on Solstice:", err)...)
 	}
 	p.Debug = debug
+	addResultsURL(p, github)
 	payload, err := encodePlan(p, github)
 	if err != nil {
 		return nil, refuse(len(run.Steps), "The job cannot run on Solstice: "+err.Error())
 	}
 	return &prepared{steps: len(run.Steps), req: nomad.Request{
-		Label: label, Plan: payload, Secrets: task.Secrets, Debug: debug != nil,
+		Label: label, Plan: payload, Secrets: secrets, Debug: debug != nil,
 		Meta: nomad.Meta{
 			Forge: ForgeName, Instance: instance, TaskID: strconv.FormatInt(task.Id, 10),
 			Repository: forge.Text(github["repository"]), Run: forge.Text(github["run_id"]), JobName: run.Name,
@@ -97,10 +99,10 @@ func problemLines(head string, err error) []string {
 	return lines
 }
 
-func buildPlan(wf *workflow.Workflow, run workflow.Run, task *runnerv1.Task, github map[string]any) (*contract.Plan, error) {
+func buildPlan(wf *workflow.Workflow, run workflow.Run, task *runnerv1.Task, github map[string]any, secrets map[string]string) (*contract.Plan, error) {
 	return translate.Plan(translate.Input{
 		Workflow: wf, Run: run, GitHub: github,
-		Vars: task.Vars, Inputs: inputs(github), Needs: needs(task.Needs), Secrets: slices.Sorted(maps.Keys(task.Secrets)),
+		Vars: task.Vars, Inputs: inputs(github), Needs: needs(task.Needs), Secrets: slices.Sorted(maps.Keys(secrets)),
 		Checkout: forge.Checkout(github),
 	})
 }

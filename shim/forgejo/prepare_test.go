@@ -97,7 +97,13 @@ func TestPrepare(t *testing.T) {
 	if *pl.Checkout != (contract.Checkout{URL: "http://10.210.1.2:3000/o/r.git", SHA: "abc", Ref: "refs/heads/main"}) {
 		t.Fatalf("checkout %+v", pl.Checkout)
 	}
-	if strings.Join(pl.Secrets, ",") != "DEPLOY,GITHUB_TOKEN" || string(pl.Contexts["vars"]) != `{"V":"1"}` {
+	if req.Secrets["ACTIONS_RUNTIME_TOKEN"] != "RT" || bytes.Contains(req.Plan, []byte(`"RT"`)) {
+		t.Fatalf("the runtime token must travel as a secret only: %v", req.Secrets)
+	}
+	if n := len(pl.Env); n == 0 || pl.Env[n-1] != (contract.EnvVar{Name: "ACTIONS_RESULTS_URL", Value: "http://10.210.1.2:3000"}) {
+		t.Fatalf("job env %v lacks the results URL", pl.Env)
+	}
+	if strings.Join(pl.Secrets, ",") != "ACTIONS_RUNTIME_TOKEN,DEPLOY,GITHUB_TOKEN" || string(pl.Contexts["vars"]) != `{"V":"1"}` {
 		t.Fatalf("secrets %v vars %s", pl.Secrets, pl.Contexts["vars"])
 	}
 }
