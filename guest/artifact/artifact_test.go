@@ -162,7 +162,7 @@ func TestDownloadChecks(t *testing.T) {
 		prepare func(f *fakeForge)
 		want    string
 	}{
-		{"size differs from listing", func(f *fakeForge) { f.LieAboutSize(1) }, "the forge listed"},
+		{"size differs from listing", func(f *fakeForge) { f.LieAboutSize(1) }, "the server announced"},
 		{"signed URL not http", func(f *fakeForge) {
 			f.RewriteDownloadURL(func(string) string { return "file:///etc/passwd" })
 		}, "not an http(s) URL"},

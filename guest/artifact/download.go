@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"time"
+
+	"github.com/solstice-ci/solstice/guest/results"
 )
 
 // Artifact is one finalized artifact of the run.
@@ -93,7 +93,7 @@ func (c *Client) Download(ctx context.Context, a Artifact, dest, tmpDir string, 
 	if err := c.call(ctx, "GetSignedArtifactURL", urlRequest{RunID: c.ids.run, JobID: c.ids.job, Name: a.Name}, &ua); err != nil {
 		return fmt.Errorf("download artifact %q: %w", a.Name, err)
 	}
-	if _, err := parseHTTPURL(ua.URL); err != nil {
+	if _, err := results.ParseHTTPURL(ua.URL); err != nil {
 		return fmt.Errorf("download artifact %q: signed URL: %w", a.Name, err)
 	}
 	spool, err := os.CreateTemp(tmpDir, "artifact-*.zip")
@@ -111,43 +111,18 @@ func (c *Client) Download(ctx context.Context, a Artifact, dest, tmpDir string, 
 	return nil
 }
 
-// fetch GETs the signed URL into spool (from its start), retrying
-// transient failures, and checks the size against the listing.
+// fetch GETs the signed URL into spool and checks the size against the
+// listing.
 func (c *Client) fetch(ctx context.Context, u string, spool *os.File, a Artifact, maxZip int64) error {
 	if a.Size > maxZip {
 		return fmt.Errorf("it is %d bytes, more than the limit of %d", a.Size, maxZip)
 	}
-	return c.retry(ctx, func() (bool, error) {
-		if _, err := spool.Seek(0, io.SeekStart); err != nil {
-			return false, err
-		}
-		if err := spool.Truncate(0); err != nil {
-			return false, err
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
-			return false, err
-		}
-		resp, err := c.http.Do(req)
-		if err != nil {
-			return true, err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			return transient(resp.StatusCode), &StatusError{Op: "GET " + redactURL(u), Code: resp.StatusCode, Msg: twirpMessage(msg)}
-		}
-		n, err := io.Copy(spool, io.LimitReader(resp.Body, maxZip+1))
-		switch {
-		case err != nil:
-			return true, fmt.Errorf("read zip: %w", err)
-		case n > maxZip:
-			return false, fmt.Errorf("zip is larger than the limit of %d bytes", maxZip)
-		case a.Size > 0 && n != a.Size:
-			return true, fmt.Errorf("got %d bytes, the forge listed %d", n, a.Size)
-		}
-		return false, nil
-	})
+	want := a.Size
+	if want <= 0 {
+		want = -1
+	}
+	_, err := c.tr.Fetch(ctx, u, spool, maxZip, want)
+	return err
 }
 
 // ErrUnsafe marks a zip entry that would escape or subvert the
