@@ -12,7 +12,18 @@ const (
 	ActionCheckout         = "actions/checkout"
 	ActionUploadArtifact   = "actions/upload-artifact"
 	ActionDownloadArtifact = "actions/download-artifact"
+	ActionCache            = "actions/cache"
+	ActionCacheRestore     = "actions/cache/restore"
+	ActionCacheSave        = "actions/cache/save"
 )
+
+// CacheInputs are the actions/cache inputs the built-in reads; the rest
+// of the action's inputs are accepted and have no effect here
+// (enableCrossOsArchive, upload-chunk-size, save-always).
+var CacheInputs = []string{
+	"key", "path", "restore-keys", "fail-on-cache-miss", "lookup-only",
+	"enableCrossOsArchive", "upload-chunk-size", "save-always",
+}
 
 // UploadArtifactInputs are the actions/upload-artifact@v4 inputs the
 // built-in implements.
@@ -41,6 +52,8 @@ func BuiltinAction(uses string) string {
 		if legacyArtifactRef(ref) {
 			return ""
 		}
+		return name
+	case ActionCache, ActionCacheRestore, ActionCacheSave:
 		return name
 	}
 	return ""
@@ -83,8 +96,23 @@ func (v *validator) artifactStep(path string, s *Step, action string) {
 	}
 }
 
+// cacheStep checks an actions/cache step's inputs.
+func (v *validator) cacheStep(path string, s *Step, action string) {
+	v.noRunFields(path, s)
+	for _, k := range slices.Sorted(maps.Keys(s.With)) {
+		if !slices.Contains(CacheInputs, k) {
+			v.errorf(path+".with."+k, "%s has no input %q (supported: %s)", action, k, strings.Join(CacheInputs, ", "))
+		}
+	}
+	for _, k := range []string{"key", "path"} {
+		if strings.TrimSpace(s.With[k]) == "" {
+			v.errorf(path+".with."+k, "%s needs a %s", action, k)
+		}
+	}
+}
+
 // UnsupportedActionError is the message for a uses step Solstice cannot run.
 func UnsupportedActionError(uses string) string {
-	return fmt.Sprintf("action %s is not supported: only run steps, %s, %s@v4 and %s@v4 run on Solstice",
-		uses, ActionCheckout, ActionUploadArtifact, ActionDownloadArtifact)
+	return fmt.Sprintf("action %s is not supported: only run steps, %s, %s@v4, %s@v4 and %s (with /restore and /save) run on Solstice",
+		uses, ActionCheckout, ActionUploadArtifact, ActionDownloadArtifact, ActionCache)
 }

@@ -92,7 +92,14 @@ func TestValidate(t *testing.T) {
 		{"shell expression", func(p *Plan) { p.Steps[0].Shell = "${{ matrix.shell }}" }, ""},
 		{"defaults shell", func(p *Plan) { p.Defaults.Run.Shell = "fish" }, "plan: defaults.run.shell: unknown shell"},
 		{"other action", func(p *Plan) { p.Steps = append(p.Steps, Step{Uses: "some/action@v1"}) },
-			"plan: steps[1]: action some/action@v1 is not supported: only run steps, actions/checkout, actions/upload-artifact@v4 and actions/download-artifact@v4 run on Solstice"},
+			"plan: steps[1]: action some/action@v1 is not supported: only run steps, actions/checkout, actions/upload-artifact@v4, actions/download-artifact@v4 and actions/cache (with /restore and /save) run on Solstice"},
+		{"cache", func(p *Plan) {
+			p.Steps[0] = Step{Uses: "actions/cache@v4", With: Strings{"key": "k-${{ hashFiles('go.sum') }}", "path": "~/go", "restore-keys": "k-"}}
+		}, ""},
+		{"cache restore without key", func(p *Plan) { p.Steps[0] = Step{Uses: "actions/cache/restore@v4", With: Strings{"path": "x"}} }, "steps[0].with.key: actions/cache/restore needs a key"},
+		{"cache unknown input", func(p *Plan) {
+			p.Steps[0] = Step{Uses: "actions/cache/save@v4", With: Strings{"key": "k", "path": "x", "keys": "y"}}
+		}, `steps[0].with.keys: actions/cache/save has no input "keys"`},
 		{"upload artifact", func(p *Plan) {
 			p.Steps[0] = Step{Uses: "actions/upload-artifact@v4", With: Strings{"name": "a", "path": "out/", "retention-days": "1"}}
 		}, ""},

@@ -245,6 +245,9 @@ func (v *validator) usesStep(path string, s *Step, p *Plan) {
 	case ActionUploadArtifact, ActionDownloadArtifact:
 		v.artifactStep(path, s, action)
 		return
+	case ActionCache, ActionCacheRestore, ActionCacheSave:
+		v.cacheStep(path, s, action)
+		return
 	default:
 		v.errorf(path, "%s", UnsupportedActionError(s.Uses))
 		return

@@ -229,11 +229,13 @@ type Step struct {
 // IsCheckout reports whether the step is actions/checkout.
 func (s *Step) IsCheckout() bool { return isAction(s.Uses, "actions/checkout") }
 
-// IsArtifact reports whether the step is actions/upload-artifact or
-// actions/download-artifact at v4 or later, which the guest implements.
-func (s *Step) IsArtifact() bool {
+// IsArtifactOrCache reports whether the step is one of the artifact or cache
+// actions the guest implements (upload-artifact and download-artifact at
+// v4 or later, cache with restore and save).
+func (s *Step) IsArtifactOrCache() bool {
 	switch contract.BuiltinAction(s.Uses) {
-	case contract.ActionUploadArtifact, contract.ActionDownloadArtifact:
+	case contract.ActionUploadArtifact, contract.ActionDownloadArtifact,
+		contract.ActionCache, contract.ActionCacheRestore, contract.ActionCacheSave:
 		return true
 	}
 	return false
