@@ -43,6 +43,8 @@ func (j *Job) runAction(ctx context.Context, s *stepRun) {
 		err = j.uploadArtifact(ctx, s)
 	case contract.ActionDownloadArtifact:
 		err = j.downloadArtifact(ctx, s)
+	case contract.ActionCache, contract.ActionCacheRestore, contract.ActionCacheSave:
+		err = j.cacheStep(ctx, s, contract.BuiltinAction(s.step.Uses))
 	default:
 		err = fmt.Errorf("%s", contract.UnsupportedActionError(s.step.Uses))
 	}
@@ -93,13 +95,20 @@ func intInput(in map[string]string, name string, lo, hi int) (int, error) {
 	return n, nil
 }
 
+// home is the steps' HOME, where ~ in path inputs points.
+func (j *Job) home() string {
+	if h, ok := j.baseValue("HOME"); ok && h != "" {
+		return h
+	}
+	h, _ := os.UserHomeDir()
+	return h
+}
+
 // localPath resolves a path input: ~ is the home directory, relative
 // paths are under the workspace.
 func (j *Job) localPath(p string) string {
 	if p == "~" || strings.HasPrefix(p, "~/") {
-		if home, err := os.UserHomeDir(); err == nil {
-			p = filepath.Join(home, strings.TrimPrefix(p[1:], "/"))
-		}
+		p = filepath.Join(j.home(), strings.TrimPrefix(p[1:], "/"))
 	}
 	if p == "" {
 		return j.workspace

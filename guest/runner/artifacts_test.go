@@ -162,7 +162,7 @@ func TestUploadSearch(t *testing.T) {
 		{filepath.Join(ws, "logs") + "/deep", false, []string{"y.log"}},
 		{"missing/", false, nil},
 	} {
-		files, err := uploadSearch(ws, tc.spec, tc.hidden)
+		files, err := uploadSearch(ws, "/home/none", tc.spec, tc.hidden)
 		if err != nil {
 			t.Errorf("%q: %v", tc.spec, err)
 			continue

@@ -29,16 +29,16 @@ type uploadPattern struct {
 // action, the zip's root is the least common ancestor of the patterns'
 // search paths, or a lone file's directory when the pattern names just
 // that file; symlinks to files are followed, symlinked directories not.
-func uploadSearch(workspace, spec string, includeHidden bool) ([]artifact.File, error) {
+func uploadSearch(workspace, home, spec string, includeHidden bool) ([]artifact.File, error) {
 	var include, exclude []uploadPattern
 	for _, line := range strings.Split(spec, "\n") {
 		line = strings.TrimSpace(line)
 		switch {
 		case line == "" || strings.HasPrefix(line, "#"):
 		case strings.HasPrefix(line, "!"):
-			exclude = append(exclude, newUploadPattern(workspace, line[1:]))
+			exclude = append(exclude, newUploadPattern(workspace, home, line[1:]))
 		default:
-			include = append(include, newUploadPattern(workspace, line))
+			include = append(include, newUploadPattern(workspace, home, line))
 		}
 	}
 	found := map[string]bool{}
@@ -50,12 +50,12 @@ func uploadSearch(workspace, spec string, includeHidden bool) ([]artifact.File, 
 	return zipNames(found, include)
 }
 
-func newUploadPattern(workspace, p string) uploadPattern {
+// newUploadPattern resolves p: ~/ is home, a relative path is below the
+// workspace.
+func newUploadPattern(workspace, home, p string) uploadPattern {
 	p = strings.TrimSpace(p)
-	if strings.HasPrefix(p, "~/") {
-		if home, err := os.UserHomeDir(); err == nil {
-			p = filepath.Join(home, p[2:])
-		}
+	if strings.HasPrefix(p, "~/") && home != "" {
+		p = filepath.Join(home, p[2:])
 	}
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(workspace, p)

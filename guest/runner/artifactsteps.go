@@ -31,7 +31,7 @@ func (j *Job) uploadArtifact(ctx context.Context, s *stepRun) error {
 	if err := artifact.CheckName(up.Name); err != nil {
 		return err
 	}
-	if up.Files, err = uploadSearch(j.workspace, in["path"], isTrue(in["include-hidden-files"])); err != nil {
+	if up.Files, err = uploadSearch(j.workspace, j.home(), in["path"], isTrue(in["include-hidden-files"])); err != nil {
 		return fmt.Errorf("search %q: %w", in["path"], err)
 	}
 	if len(up.Files) == 0 {
