@@ -42,7 +42,7 @@ func refuse(steps int, lines ...string) *unrunnable {
 
 // prepare turns a task into a dispatch request. The error is an
 // *unrunnable that says, for the forge log, why the task cannot run.
-func prepare(task *runnerv1.Task, catalog map[string]string, instance string, debug *contract.DebugSSH) (*prepared, error) {
+func prepare(task *runnerv1.Task, catalog map[string]string, instance string, debug *contract.DebugSSH, ca *CacheAccess) (*prepared, error) {
 	steps := countSteps(task.WorkflowPayload)
 	wf, err := workflow.ParseSingleJob(task.WorkflowPayload)
 	if err != nil {
@@ -68,6 +68,9 @@ func prepare(task *runnerv1.Task, catalog map[string]string, instance string, de
 	}
 	p.Debug = debug
 	addResultsURL(p, github)
+	if err := ca.grant(p, secrets, forge.Text(github["repository"])); err != nil {
+		return nil, refuse(len(run.Steps), "The job cannot run on Solstice: "+err.Error())
+	}
 	payload, err := encodePlan(p, github)
 	if err != nil {
 		return nil, refuse(len(run.Steps), "The job cannot run on Solstice: "+err.Error())

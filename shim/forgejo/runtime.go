@@ -1,20 +1,49 @@
 package forgejo
 
 import (
+	"fmt"
 	"maps"
+	"slices"
+	"time"
 
 	runnerv1 "code.gitea.io/actions-proto-go/runner/v1"
 
 	"github.com/solstice-ci/solstice/internal/contract"
+	"github.com/solstice-ci/solstice/shim/cache"
 	"github.com/solstice-ci/solstice/shim/forge"
 )
 
-// What the guest's built-in artifact actions read, named as the runners
-// name them for actions.
+// What the guest's built-in artifact and cache actions read.
 const (
 	runtimeTokenSecret = "ACTIONS_RUNTIME_TOKEN"
 	resultsURLEnv      = "ACTIONS_RESULTS_URL"
+	cacheTokenSecret   = "ACTIONS_CACHE_TOKEN"
+	cacheURLEnv        = "ACTIONS_CACHE_URL"
 )
+
+// CacheAccess is how jobs reach the shim's cache service.
+type CacheAccess struct {
+	URL    string // as guests reach it (through the egress allow-list)
+	Minter *cache.Minter
+	TTL    time.Duration // a token's life: at least the longest job
+}
+
+// grant adds a cache token for the task's repository to secrets and the
+// service's URL to the plan's env.
+func (a *CacheAccess) grant(p *contract.Plan, secrets map[string]string, repo string) error {
+	if a == nil || repo == "" {
+		return nil
+	}
+	tok, err := a.Minter.Mint(repo, a.TTL)
+	if err != nil {
+		return fmt.Errorf("mint cache token for %s: %w", repo, err)
+	}
+	secrets[cacheTokenSecret] = tok
+	p.Secrets = append(p.Secrets, cacheTokenSecret)
+	slices.Sort(p.Secrets)
+	p.Env = append(p.Env, contract.EnvVar{Name: cacheURLEnv, Value: a.URL})
+	return nil
+}
 
 // runtimeTokenKeys are the task-context keys that carry the job's
 // runtime token (Gitea, Forgejo), first found wins.
