@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -36,12 +37,18 @@ func (c *cacheFlags) add(fs *flag.FlagSet) {
 // $SOLSTICE_CACHE_KEY (hex, 32 bytes or more), shared by every shim that
 // serves the same directory; without it a random key is made, and tokens
 // of running jobs stop working when the shim restarts.
+//
+// With -cache-url and no -cache-dir the service runs elsewhere (solstice
+// cache serve) and the shim only mints tokens with the shared key.
 func (c *cacheFlags) serve(log hclog.Logger) (*forgejo.CacheAccess, func(), error) {
-	if c.dir == "" {
+	if c.dir == "" && c.url == "" {
 		return nil, func() {}, nil
 	}
 	if c.url == "" {
 		return nil, nil, errors.New("-cache-dir needs -cache-url, the address guests reach the cache service at")
+	}
+	if c.dir == "" && os.Getenv("SOLSTICE_CACHE_KEY") == "" {
+		return nil, nil, errors.New("a cache service run elsewhere (-cache-url without -cache-dir) needs its key in SOLSTICE_CACHE_KEY")
 	}
 	key, err := cacheKey(log)
 	if err != nil {
@@ -50,6 +57,10 @@ func (c *cacheFlags) serve(log hclog.Logger) (*forgejo.CacheAccess, func(), erro
 	minter, err := cache.NewMinter(key)
 	if err != nil {
 		return nil, nil, err
+	}
+	access := &forgejo.CacheAccess{URL: c.url, Minter: minter, TTL: c.ttl}
+	if c.dir == "" {
+		return access, func() {}, nil
 	}
 	store, err := cache.NewStore(c.dir, c.sizeMiB<<20)
 	if err != nil {
@@ -74,7 +85,42 @@ func (c *cacheFlags) serve(log hclog.Logger) (*forgejo.CacheAccess, func(), erro
 			log.Error("cache service", "error", err)
 		}
 	}
-	return &forgejo.CacheAccess{URL: c.url, Minter: minter, TTL: c.ttl}, stop, nil
+	return access, stop, nil
+}
+
+const cacheUsage = `usage:
+  solstice cache serve --cache-dir DIR --cache-url URL [--cache-listen ADDR] [--cache-size-mib N]
+
+Serves actions/cache for Forgejo/Gitea jobs on its own (e.g. as a Nomad
+service job); shims then run with the same --cache-url and
+SOLSTICE_CACHE_KEY and only mint tokens.`
+
+func cmdCache(ctx context.Context, args []string) int {
+	return group("cache", cacheUsage, map[string]func([]string) int{
+		"serve": func(a []string) int { return cacheServe(ctx, a) },
+	}, args)
+}
+
+func cacheServe(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("cache serve", flag.ContinueOnError)
+	var cf cacheFlags
+	cf.add(fs)
+	if code, ok := parseFlags(fs, cacheUsage, args); !ok {
+		return code
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "solstice-cache", Level: hclog.LevelFromString(envOr("SOLSTICE_LOG_LEVEL", "info"))})
+	if cf.dir == "" {
+		log.Error("cache serve needs --cache-dir")
+		return 2
+	}
+	_, stop, err := cf.serve(log)
+	if err != nil {
+		log.Error("cache service", "error", err)
+		return 1
+	}
+	defer stop()
+	<-ctx.Done()
+	return 0
 }
 
 func cacheKey(log hclog.Logger) ([]byte, error) {
