@@ -141,6 +141,7 @@ func TestUploadRefusesBadInput(t *testing.T) {
 		{"empty name", Upload{Files: filesOf(src, "a")}},
 		{"slash in name", Upload{Name: "a/b", Files: filesOf(src, "a")}},
 		{"quote in name", Upload{Name: `a"b`, Files: filesOf(src, "a")}},
+		{"dot dot name", Upload{Name: "..", Files: filesOf(src, "a")}},
 		{"level 10", Upload{Name: "a", Level: 10, Files: filesOf(src, "a")}},
 		{"missing file", Upload{Name: "a", Files: []File{{Name: "gone", Path: filepath.Join(src, "gone")}}}},
 		{"directory as file", Upload{Name: "a", Files: []File{{Name: "d", Path: src}}}},

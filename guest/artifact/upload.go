@@ -128,13 +128,17 @@ func (c *Client) sendZip(ctx context.Context, target string, u Upload) (int64, s
 	return size, hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// CheckName refuses artifact names the official action refuses.
+// CheckName refuses artifact names the official action refuses, and the
+// two that would not stay below a download's path as path/NAME.
 func CheckName(name string) error {
 	if name == "" {
 		return errors.New("artifact name is empty")
 	}
 	if len(name) > 256 {
 		return errors.New("artifact name is longer than 256 bytes")
+	}
+	if name == "." || name == ".." {
+		return fmt.Errorf("artifact name %q is not allowed", name) // it would name a directory above path/NAME
 	}
 	if i := strings.IndexAny(name, "\":<>|*?\r\n\\/\x00"); i >= 0 {
 		return fmt.Errorf("artifact name %q contains %q, which is not allowed", name, name[i])
