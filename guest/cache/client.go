@@ -142,7 +142,7 @@ func (c *Client) Save(ctx context.Context, key, version string, archive io.Reade
 	}
 	err := c.tr.Call(ctx, c.base, servicePath+"CreateCacheEntry", c.token, saveRequest{Key: key, Version: version}, &created)
 	if results.HasStatus(err, http.StatusConflict) {
-		return 0, ErrExists
+		return 0, fmt.Errorf("%w: %v", ErrExists, err)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("reserve cache: %w", err)
@@ -160,7 +160,7 @@ func (c *Client) Save(ctx context.Context, key, version string, archive io.Reade
 	err = c.tr.Call(ctx, c.base, servicePath+"FinalizeCacheEntryUpload", c.token,
 		saveRequest{Key: key, Version: version, SizeBytes: strconv.FormatInt(size, 10)}, &fin)
 	if results.HasStatus(err, http.StatusConflict) {
-		return 0, ErrExists
+		return 0, fmt.Errorf("%w: %v", ErrExists, err)
 	}
 	if err != nil || !fin.OK {
 		return 0, fmt.Errorf("finalize cache: %v", err)

@@ -161,7 +161,7 @@ func (j *Job) saveCache(ctx context.Context, step int, c *cache.Client, key, ver
 	size, err := c.Save(ctx, key, version, pr)
 	pr.CloseWithError(errors.New("save stopped"))
 	if errors.Is(err, cache.ErrExists) {
-		j.warning(step, "Failed to save: Unable to reserve cache with key "+key+", another job may be creating this cache.")
+		j.warning(step, "Failed to save: Unable to reserve cache with key "+key+", another job may be creating this cache ("+err.Error()+").")
 		return nil
 	}
 	if err != nil {
