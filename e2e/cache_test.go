@@ -93,7 +93,8 @@ func startCacheService(t *testing.T, g *Gitea) *forgejo.CacheAccess {
 
 // TestGiteaCache is issue #19's cache flow on real Gitea: a cache saved
 // in run 1 is restored by its exact key in run 2 and by a restore-keys
-// prefix in run 3; another repository's run sees none of it.
+// prefix in run 3; another repository's run, alongside run 2, sees none
+// of it. Each run starts from one push (see PushFiles).
 func TestGiteaCache(t *testing.T) {
 	start := time.Now()
 	g := StartGitea(t)
@@ -104,17 +105,16 @@ func TestGiteaCache(t *testing.T) {
 	s.waitRegistered(t)
 	g.CreateRepo("demo")
 	g.CreateRepo("other")
+	withWorkflow := map[string]string{"lock.txt": "A\n", ".gitea/workflows/cache.yml": cacheWorkflow}
 
-	g.PushFile("demo", "lock.txt", "A\n")
-	g.PushFile("demo", ".gitea/workflows/cache.yml", cacheWorkflow)
-	log1 := latestJobLog(t, g, "demo", 1)
+	g.PushFiles("demo", withWorkflow)
+	log1 := onlyJobLog(t, g, "demo", 1)
 	g.PushFile("demo", "unrelated.txt", "x\n")
-	log2 := latestJobLog(t, g, "demo", 2)
+	g.PushFiles("other", withWorkflow)
+	log2 := onlyJobLog(t, g, "demo", 2)
+	log4 := onlyJobLog(t, g, "other", 1)
 	g.UpdateFile("demo", "lock.txt", "B\n")
-	log3 := latestJobLog(t, g, "demo", 3)
-	g.PushFile("other", "lock.txt", "A\n")
-	g.PushFile("other", ".gitea/workflows/cache.yml", cacheWorkflow)
-	log4 := latestJobLog(t, g, "other", 1)
+	log3 := onlyJobLog(t, g, "demo", 3)
 
 	keyA := cacheKeyIn(t, log1, `Cache saved with key: (deps-[0-9a-f]+)`)
 	for _, c := range []struct {
@@ -124,7 +124,7 @@ func TestGiteaCache(t *testing.T) {
 		{"run 1 (miss, save)", log1, []string{"hit= matched=", "restored: none", "Cache saved with key: " + keyA}},
 		{"run 2 (exact key)", log2, []string{"hit=true matched=" + keyA, "restored: A"}},
 		{"run 3 (restore-keys)", log3, []string{"hit=false matched=" + keyA, "restored: A", "Cache saved with key: deps-"}},
-		{"other repository", log4, []string{"hit= matched=", "restored: none"}},
+		{"other repository", log4, []string{"hit= matched=", "restored: none", "Cache saved with key: " + keyA}},
 	} {
 		for _, w := range c.want {
 			if !strings.Contains(c.log, w) {
@@ -138,11 +138,15 @@ func TestGiteaCache(t *testing.T) {
 	t.Logf("TestGiteaCache took %s", time.Since(start).Round(time.Second))
 }
 
-// latestJobLog waits for the repository's n-th job and returns its log;
-// the job must have succeeded.
-func latestJobLog(t *testing.T, g *Gitea, repo string, n int) string {
+// onlyJobLog waits for the repository's n-th job, which must be the
+// newest, have succeeded, and be the only one of its run, and returns its
+// log.
+func onlyJobLog(t *testing.T, g *Gitea, repo string, n int) string {
 	t.Helper()
 	jobs := g.WaitJobsDone(repo, n, 15*time.Minute)
+	if len(jobs) != n {
+		t.Fatalf("%s has %d jobs, want %d (a push started more than one run): %+v", repo, len(jobs), n, jobs)
+	}
 	var last GiteaJob
 	for _, j := range jobs {
 		if j.ID > last.ID {
