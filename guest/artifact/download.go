@@ -26,10 +26,10 @@ type listRequest struct {
 
 type listAnswer struct {
 	Artifacts []struct {
-		ID        int64JSON `json:"databaseId"`
+		ID        int64JSON `json:"database_id"`
 		Name      string    `json:"name"`
 		Size      int64JSON `json:"size"`
-		CreatedAt time.Time `json:"createdAt"`
+		CreatedAt time.Time `json:"created_at"`
 	} `json:"artifacts"`
 }
 
@@ -40,7 +40,7 @@ type urlRequest struct {
 }
 
 type urlAnswer struct {
-	URL string `json:"signedUrl"`
+	URL string `json:"signed_url"`
 }
 
 // maxListed bounds how many artifacts a listing may name.

@@ -42,7 +42,7 @@ type createRequest struct {
 
 type createAnswer struct {
 	OK        bool   `json:"ok"`
-	UploadURL string `json:"signedUploadUrl"`
+	UploadURL string `json:"signed_upload_url"`
 }
 
 type finalizeRequest struct {
@@ -55,7 +55,7 @@ type finalizeRequest struct {
 
 type finalizeAnswer struct {
 	OK bool      `json:"ok"`
-	ID int64JSON `json:"artifactId"`
+	ID int64JSON `json:"artifact_id"`
 }
 
 // Upload zips u.Files and uploads them as artifact u.Name. It replaces

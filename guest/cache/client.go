@@ -69,8 +69,8 @@ type lookupRequest struct {
 
 type lookupAnswer struct {
 	OK         bool   `json:"ok"`
-	URL        string `json:"signedDownloadUrl"`
-	MatchedKey string `json:"matchedKey"`
+	URL        string `json:"signed_download_url"`
+	MatchedKey string `json:"matched_key"`
 }
 
 // Hit is a found entry.
@@ -138,7 +138,7 @@ type saveRequest struct {
 func (c *Client) Save(ctx context.Context, key, version string, archive io.Reader) (int64, error) {
 	var created struct {
 		OK  bool   `json:"ok"`
-		URL string `json:"signedUploadUrl"`
+		URL string `json:"signed_upload_url"`
 	}
 	err := c.tr.Call(ctx, c.base, servicePath+"CreateCacheEntry", c.token, saveRequest{Key: key, Version: version}, &created)
 	if results.HasStatus(err, http.StatusConflict) {

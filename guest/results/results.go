@@ -104,10 +104,59 @@ func (t *Transport) Call(ctx context.Context, base *url.URL, path, token string,
 	if resp.StatusCode != http.StatusOK {
 		return &StatusError{Op: method, Code: resp.StatusCode, Msg: Message(data)}
 	}
-	if err := json.Unmarshal(data, out); err != nil {
+	if data, err = ProtoNames(data); err == nil {
+		err = json.Unmarshal(data, out)
+	}
+	if err != nil {
 		return fmt.Errorf("decode %s answer: %w", method, err)
 	}
 	return nil
+}
+
+// ProtoNames rewrites a protojson answer's object keys to the proto field
+// names (signedUploadUrl becomes signed_upload_url). A Twirp server may
+// answer in either: Gitea writes lowerCamelCase, GitHub's results service
+// the proto names, and protojson readers, like the official toolkit's,
+// accept both. Answers are then decoded into structs tagged with proto
+// names only.
+func ProtoNames(data []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return json.Marshal(snakeKeys(v))
+}
+
+func snakeKeys(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, e := range t {
+			out[snakeCase(k)] = snakeKeys(e)
+		}
+		return out
+	case []any:
+		for i := range t {
+			t[i] = snakeKeys(t[i])
+		}
+	}
+	return v
+}
+
+// snakeCase turns a lowerCamelCase JSON name into its proto name; proto
+// names pass unchanged.
+func snakeCase(k string) string {
+	var b strings.Builder
+	for _, r := range k {
+		if r >= 'A' && r <= 'Z' {
+			b.WriteByte('_')
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // StatusError is a server's refusal.

@@ -80,3 +80,22 @@ func TestRetryStopsOnCancel(t *testing.T) {
 		t.Errorf("Retry after cancel: %v", err)
 	}
 }
+
+// Gitea answers in lowerCamelCase, GitHub in proto names; both decode
+// the same, and numbers keep their precision.
+func TestProtoNames(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"ok":true,"signedUploadUrl":"u"}`, `{"ok":true,"signed_upload_url":"u"}`},
+		{`{"ok":true,"signed_upload_url":"u"}`, `{"ok":true,"signed_upload_url":"u"}`},
+		{`{"artifacts":[{"databaseId":"9007199254740993","createdAt":"t"}]}`, `{"artifacts":[{"created_at":"t","database_id":"9007199254740993"}]}`},
+		{`{"entryId":9007199254740993}`, `{"entry_id":9007199254740993}`},
+	} {
+		got, err := ProtoNames([]byte(tc.in))
+		if err != nil || string(got) != tc.want {
+			t.Errorf("ProtoNames(%s) = %s, %v; want %s", tc.in, got, err, tc.want)
+		}
+	}
+	if _, err := ProtoNames([]byte(`{"ok":`)); err == nil {
+		t.Error("ProtoNames accepted broken JSON")
+	}
+}
