@@ -18,6 +18,7 @@ type Job struct {
 
 	planID, jobID, timelineID string
 	requestID                 int64
+	runID                     int64 // github.run_id: the first job's request id
 	runnerRequestID           string
 	billingOwnerID            string
 	token                     string // job token (SystemVssConnection AccessToken)
@@ -209,13 +210,19 @@ func (s *Server) QueueJob(spec JobSpec) *Job {
 			j.steps[i].ID = newGUID()
 		}
 	}
+	if spec.Run != nil {
+		j.planID = spec.Run.planID
+	}
 	j.token = s.jobToken(j)
 	j.result.StepLogs = map[string]Log{}
 	j.result.StepSummaries = map[string]string{}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nextID++
-	j.requestID = s.nextID
+	j.requestID, j.runID = s.nextID, s.nextID
+	if spec.Run != nil {
+		j.runID = spec.Run.runID
+	}
 	s.jobs = append(s.jobs, j)
 	s.jobsByID[j.jobID] = j
 	s.notifyLocked()
