@@ -126,6 +126,10 @@ func (j *Job) ID() string { return j.jobID }
 // github_token in its message).
 func (j *Job) GitHubToken() string { return "ghs_jobtoken_" + j.jobID[:8] }
 
+// AccessToken is the job's access token (SystemVssConnection), which
+// actions get as ACTIONS_RUNTIME_TOKEN for the results service.
+func (j *Job) AccessToken() string { return j.token }
+
 // PlanID is the job's plan id (workflow_run_backend_id).
 func (j *Job) PlanID() string { return j.planID }
 
