@@ -69,11 +69,6 @@ func (s *Server) Artifacts(runID string) []ArtifactInfo {
 	return out
 }
 
-type backendIDs struct {
-	WorkflowRunBackendID    string `json:"workflow_run_backend_id"`
-	WorkflowJobRunBackendID string `json:"workflow_job_run_backend_id"`
-}
-
 // artifactRequest covers every ArtifactService request; which optional
 // fields a method allows is checked per method.
 type artifactRequest struct {
