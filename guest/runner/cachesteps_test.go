@@ -120,3 +120,19 @@ func TestCacheSaveAndRestoreActions(t *testing.T) {
 		t.Errorf("restore: %q", out)
 	}
 }
+
+// Two jobs that both missed a key race to save it (Gitea may start a
+// workflow twice for two quick pushes): the one that comes second gets
+// "already exists", which is a warning, and its job still succeeds.
+func TestCacheSaveOfExistingKeyWarns(t *testing.T) {
+	url, token := cacheService(t)
+	first := cacheJob(t, url, token, "o/r", runStep(`mkdir -p deps && echo y > deps/a`),
+		contract.Step{Uses: "actions/cache/save@v4", With: contract.Strings{"key": "dup2", "path": "deps"}})
+	first.expect(1, contract.Success, contract.Success)
+	again := cacheJob(t, url, token, "o/r", runStep(`mkdir -p deps && echo z > deps/a`),
+		contract.Step{Uses: "actions/cache/save@v4", With: contract.Strings{"key": "dup2", "path": "deps"}})
+	again.expect(1, contract.Success, contract.Success)
+	if log := strings.Join(again.lines(1), "\n"); !strings.Contains(log, "Unable to reserve cache with key dup2") {
+		t.Errorf("the second save of dup2 did not warn: %q", log)
+	}
+}
