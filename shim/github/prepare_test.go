@@ -225,7 +225,7 @@ func TestPrepareResultsAccess(t *testing.T) {
 			m.Steps[1].Inputs = &protocol.TemplateToken{Type: protocol.TokenMapping, Map: inputs}
 			e, _ := m.SystemConnection()
 			e.Data["ResultsServiceUrl"] = "https://results.example/"
-			req, err := prepare(m, "solstice-test", "https://github.com/octo")
+			req, err := prepare(m, "solstice-test", "https://github.com/octo", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
