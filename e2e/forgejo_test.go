@@ -26,7 +26,7 @@ type shim struct {
 
 // startShim registers a runner with Gitea on its first start and runs it
 // until the test ends.
-func startShim(t *testing.T, g *Gitea, n *Nomad, name string) *shim {
+func startShim(t *testing.T, g *Gitea, n *Nomad, name string, opts ...func(*forgejo.Config)) *shim {
 	t.Helper()
 	path, err := forgejo.VariablePath(g.URL, name)
 	if err != nil {
@@ -34,11 +34,15 @@ func startShim(t *testing.T, g *Gitea, n *Nomad, name string) *shim {
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "shim", Level: hclog.Info, Output: shimLog{t}})
 	s := &shim{store: &forgejo.NomadStore{API: n.API, Path: path}}
-	s.rt, err = forgejo.New(forgejo.Config{
+	cfg := forgejo.Config{
 		URL: g.URL, Name: name, Capacity: 2, RegistrationToken: g.RegistrationToken(), Version: "e2e",
 		Store: s.store, Nomad: &nomad.Client{API: n.API, Log: log.Named("nomad")}, Log: log,
 		DebugLock: n.API.Variables(),
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s.rt, err = forgejo.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -342,6 +342,20 @@ func (g *Gitea) PushFile(repo, path, content string) {
 	}, 201, nil)
 }
 
+// PushFiles commits several new files in one commit (one push). Two
+// quick pushes can start a workflow twice: Gitea detects workflows at the
+// branch's head when it gets to the push event, which may already be the
+// second commit.
+func (g *Gitea) PushFiles(repo string, files map[string]string) {
+	var ops []map[string]any
+	for path, content := range files {
+		ops = append(ops, map[string]any{"operation": "create", "path": path, "content": base64.StdEncoding.EncodeToString([]byte(content))})
+	}
+	g.API("POST", fmt.Sprintf("repos/%s/%s/contents", g.User, repo), map[string]any{
+		"files": ops, "message": fmt.Sprintf("add %d files", len(ops)), "branch": "main",
+	}, 201, nil)
+}
+
 // UpdateFile replaces a file's content in a new commit (another push).
 func (g *Gitea) UpdateFile(repo, path, content string) {
 	var meta struct {

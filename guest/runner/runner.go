@@ -113,6 +113,7 @@ type Job struct {
 	cancelCh    chan struct{}
 	groups      []int // process groups started, for the orphan clean-up
 	actionNames map[string]int
+	cacheSaves  []cacheSave // actions/cache saves for the end of the job
 	emitErr     error
 
 	endMu sync.Mutex // held by the job timer while it reports, so nothing follows job_finished
@@ -179,6 +180,7 @@ func (j *Job) Run() Result {
 	for i := range j.plan.Steps {
 		j.runStep(i, setupOK)
 	}
+	j.postCacheSaves()
 	j.endMu.Lock()
 	j.ended = true
 	j.endMu.Unlock()

@@ -123,7 +123,7 @@ func (j *Job) evaluateAndRun(s *stepRun) {
 	s.result = contract.Success
 	switch {
 	case s.step.Uses != "":
-		j.checkout(ctx, s)
+		j.runAction(ctx, s)
 	case s.step.KDL != nil:
 		j.runKDL(ctx, s)
 	default:
@@ -297,7 +297,7 @@ func (j *Job) actionName(st *contract.Step) string {
 	base := "__run"
 	switch {
 	case st.Uses != "":
-		base = "__actions_checkout"
+		base = "__" + strings.ReplaceAll(contract.BuiltinAction(st.Uses), "/", "_")
 	case st.KDL != nil:
 		base = "__kdl"
 	}

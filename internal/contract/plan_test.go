@@ -92,7 +92,28 @@ func TestValidate(t *testing.T) {
 		{"shell expression", func(p *Plan) { p.Steps[0].Shell = "${{ matrix.shell }}" }, ""},
 		{"defaults shell", func(p *Plan) { p.Defaults.Run.Shell = "fish" }, "plan: defaults.run.shell: unknown shell"},
 		{"other action", func(p *Plan) { p.Steps = append(p.Steps, Step{Uses: "some/action@v1"}) },
-			"plan: steps[1]: action some/action@v1 is not supported: only run steps and actions/checkout run on Solstice"},
+			"plan: steps[1]: action some/action@v1 is not supported: only run steps, actions/checkout, actions/upload-artifact@v4, actions/download-artifact@v4 and actions/cache (with /restore and /save) run on Solstice"},
+		{"cache", func(p *Plan) {
+			p.Steps[0] = Step{Uses: "actions/cache@v4", With: Strings{"key": "k-${{ hashFiles('go.sum') }}", "path": "~/go", "restore-keys": "k-"}}
+		}, ""},
+		{"cache restore without key", func(p *Plan) { p.Steps[0] = Step{Uses: "actions/cache/restore@v4", With: Strings{"path": "x"}} }, "steps[0].with.key: actions/cache/restore needs a key"},
+		{"cache unknown input", func(p *Plan) {
+			p.Steps[0] = Step{Uses: "actions/cache/save@v4", With: Strings{"key": "k", "path": "x", "keys": "y"}}
+		}, `steps[0].with.keys: actions/cache/save has no input "keys"`},
+		{"upload artifact", func(p *Plan) {
+			p.Steps[0] = Step{Uses: "actions/upload-artifact@v4", With: Strings{"name": "a", "path": "out/", "retention-days": "1"}}
+		}, ""},
+		{"upload artifact v3", func(p *Plan) { p.Steps[0] = Step{Uses: "actions/upload-artifact@v3", With: Strings{"path": "x"}} }, "is not supported"},
+		{"upload artifact without path", func(p *Plan) { p.Steps[0] = Step{Uses: "actions/upload-artifact@v4"} }, "steps[0].with.path: actions/upload-artifact needs a path"},
+		{"upload artifact unknown input", func(p *Plan) {
+			p.Steps[0] = Step{Uses: "actions/upload-artifact@v4", With: Strings{"path": "x", "pathh": "y"}}
+		}, `steps[0].with.pathh: actions/upload-artifact has no input "pathh"`},
+		{"download artifact", func(p *Plan) {
+			p.Steps[0] = Step{Uses: "actions/download-artifact@v4.1.8", With: Strings{"pattern": "a-*", "merge-multiple": "true", "github-token": ""}}
+		}, ""},
+		{"download from another run", func(p *Plan) {
+			p.Steps[0] = Step{Uses: "actions/download-artifact@v4", With: Strings{"run-id": "7"}}
+		}, `steps[0].with.run-id: input "run-id" of actions/download-artifact is not supported`},
 		{"checkout needs source", func(p *Plan) { p.Steps[0] = Step{Uses: "actions/checkout@v4"} }, "checkout.url or checkout.bundle"},
 		{"checkout with url", func(p *Plan) { p.Steps[0] = Step{Uses: "actions/checkout@v4"}; p.Checkout = &Checkout{URL: "u"} }, ""},
 		{"checkout other repo", func(p *Plan) { p.Steps[0] = Step{Uses: "Actions/Checkout@main", With: Strings{"repository": "o/x"}} }, ""},

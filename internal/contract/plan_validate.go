@@ -240,8 +240,16 @@ func (v *validator) noRunFields(path string, s *Step) {
 }
 
 func (v *validator) usesStep(path string, s *Step, p *Plan) {
-	if !IsCheckout(s.Uses) {
-		v.errorf(path, "action %s is not supported: only run steps and actions/checkout run on Solstice", s.Uses)
+	switch action := BuiltinAction(s.Uses); action {
+	case ActionCheckout:
+	case ActionUploadArtifact, ActionDownloadArtifact:
+		v.artifactStep(path, s, action)
+		return
+	case ActionCache, ActionCacheRestore, ActionCacheSave:
+		v.cacheStep(path, s, action)
+		return
+	default:
+		v.errorf(path, "%s", UnsupportedActionError(s.Uses))
 		return
 	}
 	v.noRunFields(path, s)

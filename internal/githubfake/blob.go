@@ -14,23 +14,27 @@ package githubfake
 // most 4 MiB, append-blob creation with an empty body.
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 const maxAppendBlock = 4 << 20
 
 type blob struct {
-	typ      string // "AppendBlob" or "BlockBlob"
+	typ      string // "AppendBlob", "BlockBlob", or "" while only blocks are staged
 	data     []byte
 	sealed   bool
 	replaced int
+	staged   map[string][]byte // Put Block, by block id, until Put Block List
 }
 
 func blobName(kind, jobID, stepID string) string {
@@ -40,16 +44,21 @@ func blobName(kind, jobID, stepID string) string {
 	return kind + "/" + jobID + "/" + stepID
 }
 
-func (s *Server) blobSig(name string) string {
+// blobSig signs a blob name and its SAS permissions (sp).
+func (s *Server) blobSig(name, sp string) string {
 	mac := hmac.New(sha256.New, s.signKey)
-	mac.Write([]byte("blob:" + name))
+	mac.Write([]byte("blob:" + name + "\x00" + sp))
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
 // signedBlobURL is a SAS-style URL; it already has a query so clients
 // can append "&comp=...".
-func (s *Server) signedBlobURL(name string) string {
-	return s.URL() + "/blob/" + name + "?sv=2023-11-03&sr=b&sp=racw&sig=" + url.QueryEscape(s.blobSig(name))
+func (s *Server) signedBlobURL(name string) string { return s.signedBlobURLFor(name, "racw") }
+
+// signedBlobURLFor is a SAS URL with permissions sp ("r" to read, "cw"
+// to create and write).
+func (s *Server) signedBlobURLFor(name, sp string) string {
+	return s.URL() + "/blob/" + name + "?sv=2023-11-03&sr=b&sp=" + sp + "&sig=" + url.QueryEscape(s.blobSig(name, sp))
 }
 
 func (s *Server) azureFail(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
@@ -63,17 +72,21 @@ func (s *Server) azureFail(w http.ResponseWriter, r *http.Request, status int, c
 func (s *Server) handleBlob(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(r.URL.Path, "/blob/")
 	q := r.URL.Query()
-	if !hmac.Equal([]byte(q.Get("sig")), []byte(s.blobSig(name))) {
-		s.azureFail(w, r, http.StatusForbidden, "AuthenticationFailed", "missing or wrong SAS signature")
+	if reason := s.checkSAS(r, name); reason != "" {
+		s.azureFail(w, r, http.StatusForbidden, "AuthenticationFailed", reason)
 		return
 	}
 	switch {
-	case r.Method == http.MethodGet:
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
 		s.getBlob(w, r, name)
 	case r.Method != http.MethodPut:
 		s.azureFail(w, r, http.StatusMethodNotAllowed, "UnsupportedHttpVerb", r.Method)
 	case q.Get("comp") == "":
 		s.putBlob(w, r, name)
+	case q.Get("comp") == "block":
+		s.putBlock(w, r, name)
+	case q.Get("comp") == "blocklist":
+		s.putBlockList(w, r, name)
 	case q.Get("comp") == "appendblock":
 		s.appendBlock(w, r, name)
 	case q.Get("comp") == "seal":
@@ -83,21 +96,45 @@ func (s *Server) handleBlob(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// checkSAS verifies the signature over name and sp, that sp allows the
+// request (r to read, w to write), and that no Authorization header
+// rides along: a client must never send a token to a SAS URL, which on
+// GitHub is another party's host.
+func (s *Server) checkSAS(r *http.Request, name string) string {
+	q := r.URL.Query()
+	sp := q.Get("sp")
+	switch {
+	case !hmac.Equal([]byte(q.Get("sig")), []byte(s.blobSig(name, sp))):
+		return "missing or wrong SAS signature"
+	case (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.Contains(sp, "r"):
+		return "the SAS does not allow reading (sp=" + sp + ")"
+	case r.Method == http.MethodPut && !strings.Contains(sp, "w"):
+		return "the SAS does not allow writing (sp=" + sp + ")"
+	case r.Header.Get("Authorization") != "":
+		return "an Authorization header was sent to a SAS URL"
+	}
+	return ""
+}
+
+// getBlob is Get Blob, with Range requests as Azure serves them.
 func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, name string) {
 	s.mu.Lock()
 	b := s.blobs[name]
 	var data []byte
-	if b != nil {
+	if b != nil && b.typ != "" {
 		data = append(data, b.data...)
 		w.Header().Set("x-ms-blob-type", b.typ)
-		w.Header().Set("x-ms-blob-sealed", fmt.Sprint(b.sealed))
+		if b.typ == "AppendBlob" {
+			w.Header().Set("x-ms-blob-sealed", fmt.Sprint(b.sealed))
+		}
 	}
 	s.mu.Unlock()
-	if b == nil {
+	if b == nil || b.typ == "" {
 		s.azureFail(w, r, http.StatusNotFound, "BlobNotFound", name)
 		return
 	}
-	_, _ = w.Write(data)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
 }
 
 // putBlob is Put Blob: creates or replaces the whole blob.
@@ -205,4 +242,114 @@ func (s *Server) sealBlob(w http.ResponseWriter, r *http.Request, name string) {
 	default:
 		w.WriteHeader(http.StatusOK)
 	}
+}
+
+// Block blob limits the fake enforces: Azure's rules for ids and counts;
+// blocks are capped lower than Azure's 4000 MiB because the fake keeps
+// them in memory.
+const (
+	maxBlockSize  = 256 << 20
+	maxBlockCount = 50000
+	maxBlockIDLen = 64
+)
+
+// putBlock is Put Block: stage one block under its base64 id.
+func (s *Server) putBlock(w http.ResponseWriter, r *http.Request, name string) {
+	id := r.URL.Query().Get("blockid")
+	raw, err := base64.StdEncoding.DecodeString(id)
+	if err != nil || len(raw) == 0 || len(raw) > maxBlockIDLen {
+		s.azureFail(w, r, http.StatusBadRequest, "InvalidQueryParameterValue", fmt.Sprintf("blockid %q is not base64 of 1 to %d bytes", id, maxBlockIDLen))
+		return
+	}
+	if r.ContentLength < 0 || r.ContentLength > maxBlockSize {
+		s.azureFail(w, r, http.StatusRequestEntityTooLarge, "RequestBodyTooLarge", "a block needs a Content-Length of at most 256 MiB")
+		return
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, r.ContentLength+1))
+	if err != nil || int64(len(data)) != r.ContentLength {
+		s.azureFail(w, r, http.StatusBadRequest, "InvalidInput", "the body does not match Content-Length")
+		return
+	}
+	if code, msg := s.stageBlock(name, id, data); code != "" {
+		s.azureFail(w, r, http.StatusBadRequest, code, msg)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+}
+
+func (s *Server) stageBlock(name, id string, data []byte) (string, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.blobs[name]
+	if b == nil {
+		b = &blob{}
+		s.blobs[name] = b
+	}
+	if b.typ == "AppendBlob" {
+		return "InvalidBlobType", "Put Block on an append blob"
+	}
+	if b.staged == nil {
+		b.staged = map[string][]byte{}
+	}
+	for other := range b.staged {
+		if len(other) != len(id) {
+			return "InvalidBlobOrBlock", "block ids of one blob must have equal lengths"
+		}
+		break
+	}
+	if _, ok := b.staged[id]; !ok && len(b.staged) >= maxBlockCount {
+		return "BlockCountExceedsLimit", "more than 50000 uncommitted blocks"
+	}
+	b.staged[id] = data
+	return "", ""
+}
+
+// putBlockList is Put Block List: the blob becomes the listed staged
+// blocks in order; unlisted blocks are dropped, as Azure does.
+func (s *Server) putBlockList(w http.ResponseWriter, r *http.Request, name string) {
+	var list struct {
+		XMLName     xml.Name `xml:"BlockList"`
+		Latest      []string `xml:"Latest"`
+		Uncommitted []string `xml:"Uncommitted"`
+		Committed   []string `xml:"Committed"`
+	}
+	if err := xml.NewDecoder(io.LimitReader(r.Body, maxBody)).Decode(&list); err != nil {
+		s.azureFail(w, r, http.StatusBadRequest, "InvalidXmlDocument", err.Error())
+		return
+	}
+	if len(list.Committed) > 0 || len(list.Uncommitted) > 0 {
+		s.azureFail(w, r, http.StatusBadRequest, "InvalidBlockList", "the fake takes Latest entries only")
+		return
+	}
+	if code, msg := s.commitBlocks(name, list.Latest); code != "" {
+		s.azureFail(w, r, http.StatusBadRequest, code, msg)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+}
+
+func (s *Server) commitBlocks(name string, ids []string) (string, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.blobs[name]
+	if len(ids) == 0 || len(ids) > maxBlockCount {
+		return "InvalidBlockList", fmt.Sprintf("%d blocks", len(ids))
+	}
+	var data []byte
+	for _, id := range ids {
+		block, ok := []byte(nil), false
+		if b != nil {
+			block, ok = b.staged[id]
+		}
+		if !ok {
+			return "InvalidBlockList", "block " + id + " was not staged"
+		}
+		data = append(data, block...)
+	}
+	nb := &blob{typ: "BlockBlob", data: data}
+	if b != nil && b.typ != "" {
+		nb.replaced = b.replaced + 1
+	}
+	s.blobs[name] = nb
+	return "", ""
 }

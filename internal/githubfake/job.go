@@ -18,6 +18,7 @@ type Job struct {
 
 	planID, jobID, timelineID string
 	requestID                 int64
+	runID                     int64 // github.run_id: the first job's request id
 	runnerRequestID           string
 	billingOwnerID            string
 	token                     string // job token (SystemVssConnection AccessToken)
@@ -125,6 +126,10 @@ func (j *Job) ID() string { return j.jobID }
 // github_token in its message).
 func (j *Job) GitHubToken() string { return "ghs_jobtoken_" + j.jobID[:8] }
 
+// AccessToken is the job's access token (SystemVssConnection), which
+// actions get as ACTIONS_RUNTIME_TOKEN for the results service.
+func (j *Job) AccessToken() string { return j.token }
+
 // PlanID is the job's plan id (workflow_run_backend_id).
 func (j *Job) PlanID() string { return j.planID }
 
@@ -209,13 +214,19 @@ func (s *Server) QueueJob(spec JobSpec) *Job {
 			j.steps[i].ID = newGUID()
 		}
 	}
+	if spec.Run != nil {
+		j.planID = spec.Run.planID
+	}
 	j.token = s.jobToken(j)
 	j.result.StepLogs = map[string]Log{}
 	j.result.StepSummaries = map[string]string{}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nextID++
-	j.requestID = s.nextID
+	j.requestID, j.runID = s.nextID, s.nextID
+	if spec.Run != nil {
+		j.runID = spec.Run.runID
+	}
 	s.jobs = append(s.jobs, j)
 	s.jobsByID[j.jobID] = j
 	s.notifyLocked()

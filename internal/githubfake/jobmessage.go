@@ -53,6 +53,9 @@ type JobSpec struct {
 	// as the service sends it: a list of mapping tokens.
 	Defaults map[string]string
 	Outputs  map[string]string // jobOutputs; "${{ ... }}" becomes an expression
+	// Run, if set, puts the job in that job's workflow run (same plan id
+	// and github.run_id), as a dependent job: it sees the run's artifacts.
+	Run *Job
 }
 
 // Step is one job step: a run step (Run set) or an action (Uses set).
@@ -292,7 +295,7 @@ func (s *Server) contextData(j *Job) map[string]any {
 		"server_url":       s.URL(),
 		"api_url":          s.APIURL(),
 		"graphql_url":      s.APIURL() + "/graphql",
-		"run_id":           fmt.Sprint(j.requestID),
+		"run_id":           fmt.Sprint(j.runID),
 		"run_number":       "1",
 		"run_attempt":      "1",
 		"job":              j.spec.Name,

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -44,6 +45,11 @@ type Options struct {
 	TokenLifetime time.Duration
 	// CancelTimeout is the timeout sent in JobCancellation. Default 5m.
 	CancelTimeout time.Duration
+	// Listener, if set, is where the fake serves instead of a new
+	// loopback listener (e2e: one a VM guest can reach, since guests
+	// upload artifacts and caches to the results service and its blobs
+	// directly).
+	Listener net.Listener
 	// PAT, if set, is the only token accepted by the REST endpoints that
 	// mint registration tokens and JIT configs. Any non-empty token
 	// otherwise.
@@ -97,6 +103,8 @@ type Server struct {
 	jobs        []*Job // queue order
 	jobsByID    map[string]*Job
 	blobs       map[string]*blob
+	artifacts   map[string][]*artifact // by run (plan id)
+	caches      []*cacheEntry
 	nextID      int64
 	rejections  []Rejection
 	counters    Counters
@@ -128,9 +136,15 @@ func New(opts Options) *Server {
 		runnerNames: map[string]*runner{},
 		jobsByID:    map[string]*Job{},
 		blobs:       map[string]*blob{},
+		artifacts:   map[string][]*artifact{},
 		nextID:      1000,
 	}
-	s.ts = httptest.NewServer(s.routes())
+	s.ts = httptest.NewUnstartedServer(s.routes())
+	if opts.Listener != nil {
+		s.ts.Listener.Close()
+		s.ts.Listener = opts.Listener
+	}
+	s.ts.Start()
 	return s
 }
 
@@ -212,6 +226,8 @@ func (s *Server) routes() http.Handler {
 	s.brokerRoutes(mux)
 	s.runRoutes(mux)
 	s.resultsRoutes(mux)
+	s.artifactRoutes(mux)
+	s.cacheRoutes(mux)
 	mux.HandleFunc("/blob/", s.handleBlob)
 	mux.HandleFunc("GET /feed/{job}", s.handleFeed)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

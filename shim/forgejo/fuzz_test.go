@@ -44,7 +44,7 @@ func FuzzPrepare(f *testing.F) {
 			Vars:    map[string]string{"V": value},
 			Needs:   map[string]*runnerv1.TaskNeed{"probe": {Outputs: map[string]string{"out": value}, Result: runnerv1.Result_RESULT_SUCCESS}},
 		}
-		p, err := prepare(task, testCatalog, "http://forge#r", nil)
+		p, err := prepare(task, testCatalog, "http://forge#r", nil, nil)
 		if err != nil {
 			var u *unrunnable
 			if !errors.As(err, &u) || len(u.lines) == 0 {

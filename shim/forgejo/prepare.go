@@ -42,7 +42,7 @@ func refuse(steps int, lines ...string) *unrunnable {
 
 // prepare turns a task into a dispatch request. The error is an
 // *unrunnable that says, for the forge log, why the task cannot run.
-func prepare(task *runnerv1.Task, catalog map[string]string, instance string, debug *contract.DebugSSH) (*prepared, error) {
+func prepare(task *runnerv1.Task, catalog map[string]string, instance string, debug *contract.DebugSSH, ca *CacheAccess) (*prepared, error) {
 	steps := countSteps(task.WorkflowPayload)
 	wf, err := workflow.ParseSingleJob(task.WorkflowPayload)
 	if err != nil {
@@ -61,17 +61,22 @@ func prepare(task *runnerv1.Task, catalog map[string]string, instance string, de
 		return nil, refuse(len(run.Steps), "The job cannot run on Solstice: "+err.Error())
 	}
 	github := githubContext(task)
-	p, err := buildPlan(wf, run, task, github)
+	secrets := jobSecrets(task)
+	p, err := buildPlan(wf, run, task, github, secrets)
 	if err != nil {
 		return nil, refuse(len(run.Steps), problemLines("The job cannot run on Solstice:", err)...)
 	}
 	p.Debug = debug
+	addResultsURL(p, github)
+	if err := ca.grant(p, secrets, forge.Text(github["repository"])); err != nil {
+		return nil, refuse(len(run.Steps), "The job cannot run on Solstice: "+err.Error())
+	}
 	payload, err := encodePlan(p, github)
 	if err != nil {
 		return nil, refuse(len(run.Steps), "The job cannot run on Solstice: "+err.Error())
 	}
 	return &prepared{steps: len(run.Steps), req: nomad.Request{
-		Label: label, Plan: payload, Secrets: task.Secrets, Debug: debug != nil,
+		Label: label, Plan: payload, Secrets: secrets, Debug: debug != nil,
 		Meta: nomad.Meta{
 			Forge: ForgeName, Instance: instance, TaskID: strconv.FormatInt(task.Id, 10),
 			Repository: forge.Text(github["repository"]), Run: forge.Text(github["run_id"]), JobName: run.Name,
@@ -97,10 +102,10 @@ func problemLines(head string, err error) []string {
 	return lines
 }
 
-func buildPlan(wf *workflow.Workflow, run workflow.Run, task *runnerv1.Task, github map[string]any) (*contract.Plan, error) {
+func buildPlan(wf *workflow.Workflow, run workflow.Run, task *runnerv1.Task, github map[string]any, secrets map[string]string) (*contract.Plan, error) {
 	return translate.Plan(translate.Input{
 		Workflow: wf, Run: run, GitHub: github,
-		Vars: task.Vars, Inputs: inputs(github), Needs: needs(task.Needs), Secrets: slices.Sorted(maps.Keys(task.Secrets)),
+		Vars: task.Vars, Inputs: inputs(github), Needs: needs(task.Needs), Secrets: slices.Sorted(maps.Keys(secrets)),
 		Checkout: forge.Checkout(github),
 	})
 }

@@ -6,13 +6,16 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	runnerv1 "code.gitea.io/actions-proto-go/runner/v1"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/solstice-ci/solstice/internal/contract"
+	"github.com/solstice-ci/solstice/shim/cache"
 	"github.com/solstice-ci/solstice/shim/nomad"
 )
 
@@ -64,7 +67,7 @@ func decodePlan(t *testing.T, payload []byte) *contract.Plan {
 }
 
 func TestPrepare(t *testing.T) {
-	p, err := prepare(testTask(t, matrixLeg, nil), testCatalog, "http://forge#r", nil)
+	p, err := prepare(testTask(t, matrixLeg, nil), testCatalog, "http://forge#r", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +100,13 @@ func TestPrepare(t *testing.T) {
 	if *pl.Checkout != (contract.Checkout{URL: "http://10.210.1.2:3000/o/r.git", SHA: "abc", Ref: "refs/heads/main"}) {
 		t.Fatalf("checkout %+v", pl.Checkout)
 	}
-	if strings.Join(pl.Secrets, ",") != "DEPLOY,GITHUB_TOKEN" || string(pl.Contexts["vars"]) != `{"V":"1"}` {
+	if req.Secrets["ACTIONS_RUNTIME_TOKEN"] != "RT" || bytes.Contains(req.Plan, []byte(`"RT"`)) {
+		t.Fatalf("the runtime token must travel as a secret only: %v", req.Secrets)
+	}
+	if n := len(pl.Env); n == 0 || pl.Env[n-1] != (contract.EnvVar{Name: "ACTIONS_RESULTS_URL", Value: "http://10.210.1.2:3000"}) {
+		t.Fatalf("job env %v lacks the results URL", pl.Env)
+	}
+	if strings.Join(pl.Secrets, ",") != "ACTIONS_RUNTIME_TOKEN,DEPLOY,GITHUB_TOKEN" || string(pl.Contexts["vars"]) != `{"V":"1"}` {
 		t.Fatalf("secrets %v vars %s", pl.Secrets, pl.Contexts["vars"])
 	}
 }
@@ -114,7 +123,7 @@ func TestPrepareTrimsAHugeEvent(t *testing.T) {
 		commits = append(commits, map[string]any{"id": hex.EncodeToString(id), "n": float64(i)})
 	}
 	huge["commits"] = commits
-	p, err := prepare(testTask(t, matrixLeg, map[string]any{"event": huge}), testCatalog, "i", nil)
+	p, err := prepare(testTask(t, matrixLeg, map[string]any{"event": huge}), testCatalog, "i", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,11 +146,34 @@ func TestPrepareRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := prepare(testTask(t, tt.payload, nil), testCatalog, "i", nil)
+			_, err := prepare(testTask(t, tt.payload, nil), testCatalog, "i", nil, nil)
 			var u *unrunnable
 			if !errors.As(err, &u) || !strings.Contains(strings.Join(u.lines, "\n"), tt.want) || u.steps != tt.steps {
 				t.Fatalf("prepare = %v (steps %v), want %q", err, u, tt.want)
 			}
 		})
+	}
+}
+
+func TestPrepareGrantsCacheAccess(t *testing.T) {
+	m, err := cache.NewMinter(bytes.Repeat([]byte("k"), 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &CacheAccess{URL: "http://10.210.1.1:8088", Minter: m, TTL: time.Hour}
+	p, err := prepare(testTask(t, matrixLeg, nil), testCatalog, "i", nil, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := p.req.Secrets["ACTIONS_CACHE_TOKEN"]
+	if repo, err := m.Verify(tok); err != nil || repo != "o/r" {
+		t.Fatalf("cache token for %q, %v", repo, err)
+	}
+	pl := decodePlan(t, p.req.Plan)
+	if bytes.Contains(p.req.Plan, []byte(tok)) || !slices.Contains(pl.Secrets, "ACTIONS_CACHE_TOKEN") {
+		t.Fatalf("the cache token must travel as a listed secret only: %v", pl.Secrets)
+	}
+	if !slices.Contains(pl.Env, contract.EnvVar{Name: "ACTIONS_CACHE_URL", Value: ca.URL}) {
+		t.Fatalf("job env %v lacks the cache URL", pl.Env)
 	}
 }

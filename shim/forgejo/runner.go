@@ -33,6 +33,10 @@ type Config struct {
 	RegistrationToken string
 	Version           string
 
+	// Cache, when set, gives every job a token for the shim's cache
+	// service (actions/cache), which Forgejo and Gitea do not have.
+	Cache *CacheAccess
+
 	Store   Store
 	Nomad   nomad.Jobs
 	Log     hclog.Logger

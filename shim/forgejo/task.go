@@ -55,7 +55,7 @@ func (rt *Runner) runTask(ctx context.Context, pt *runnerv1.Task, catalog map[st
 	defer t.setState("")
 	t.j.setStarted(fetched)
 	dbg, note := rt.debugRequest(ctx, pt)
-	p, err := prepare(pt, catalog, rt.instance, dbg)
+	p, err := prepare(pt, catalog, rt.instance, dbg, rt.cfg.Cache)
 	var u *unrunnable
 	if errors.As(err, &u) {
 		t.refuse(ctx, u.steps, u.lines)

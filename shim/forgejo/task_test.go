@@ -122,7 +122,7 @@ func TestDispatchedPlan(t *testing.T) {
 	if p.Checkout == nil || p.Checkout.URL != "http://forge.invalid/o/r.git" || p.Checkout.SHA != "0123abcd" {
 		t.Fatalf("checkout %+v", p.Checkout)
 	}
-	if !slices.Equal(p.Secrets, []string{"GITEA_TOKEN", "GITHUB_TOKEN", "MY_SECRET"}) {
+	if !slices.Equal(p.Secrets, []string{"ACTIONS_RUNTIME_TOKEN", "GITEA_TOKEN", "GITHUB_TOKEN", "MY_SECRET"}) || req.Secrets["ACTIONS_RUNTIME_TOKEN"] != "RUNTIME" {
 		t.Fatalf("secret names %v", p.Secrets)
 	}
 }

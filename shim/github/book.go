@@ -68,10 +68,13 @@ func (s *step) finish(t time.Time, c protocol.Conclusion) {
 	s.status, s.conclusion, s.completed = protocol.StatusCompleted, c, &t
 }
 
-func (s *step) line(t time.Time, text string) {
+func (s *step) line(t time.Time, text string) { s.lineWithin(s.budget, t, text) }
+
+// lineWithin writes text's lines as far as b allows.
+func (s *step) lineWithin(b *budget, t time.Time, text string) {
 	for _, l := range strings.Split(text, "\n") {
 		l = t.UTC().Format(lineTime) + " " + l
-		fits, first := s.budget.take(len(l))
+		fits, first := b.take(len(l))
 		if first {
 			l = t.UTC().Format(lineTime) + " " + truncatedLine
 		}
@@ -123,6 +126,16 @@ func (b *book) add(id, name string) {
 
 func (b *book) setup() *step    { return b.steps[0] }
 func (b *book) complete() *step { return b.steps[len(b.steps)-1] }
+
+// stepsStarted reports whether one of the job's own steps has started.
+func (b *book) stepsStarted() bool {
+	for _, s := range b.steps[1 : len(b.steps)-1] {
+		if s.status != protocol.StatusPending {
+			return true
+		}
+	}
+	return false
+}
 
 // jobStep is the plan's step i, or nil for an index the job lacks.
 func (b *book) jobStep(i int) *step {

@@ -79,6 +79,9 @@ func buildPlan(msg *protocol.JobMessage, github map[string]any) (*contract.Plan,
 		Steps:    steps,
 		Checkout: forge.Checkout(github),
 	}
+	if url := resultsURL(msg); url != "" && needsResults(msg) {
+		p.Env = append(p.Env, contract.EnvVar{Name: resultsURLEnv, Value: url})
+	}
 	if p.Contexts, err = planContexts(msg, github); err != nil {
 		return nil, refuse("The job cannot run on Solstice: " + err.Error())
 	}
@@ -113,7 +116,7 @@ func planSteps(in []protocol.Step) ([]contract.Step, error) {
 		out = append(out, ps)
 	}
 	if len(bad) > 0 {
-		head := "The job cannot run on Solstice: Solstice runs `run` steps and actions/checkout only:"
+		head := "The job cannot run on Solstice: Solstice runs `run` steps, actions/checkout, actions/upload-artifact@v4, actions/download-artifact@v4 and actions/cache only:"
 		return nil, refuse(append([]string{head}, bad...)...)
 	}
 	return out, nil
@@ -142,10 +145,27 @@ func planStep(s protocol.Step) (contract.Step, error) {
 	case strings.EqualFold(ref.Type, "repository") && isCheckout(ref):
 		ps.Uses = "actions/checkout@" + ref.Ref
 		ps.With = contract.Strings(inputs)
+	case usesResults(ref):
+		ps.Uses = actionName(ref)
+		ps.With = contract.Strings(inputs)
 	default:
 		return ps, fmt.Errorf("the action %s is not supported", actionName(ref))
 	}
 	return ps, nil
+}
+
+// usesResults reports a built-in artifact or cache action, which talks
+// to GitHub's results service from the guest.
+func usesResults(ref protocol.StepReference) bool {
+	if !strings.EqualFold(ref.Type, "repository") {
+		return false
+	}
+	switch contract.BuiltinAction(actionName(ref)) {
+	case contract.ActionUploadArtifact, contract.ActionDownloadArtifact,
+		contract.ActionCache, contract.ActionCacheRestore, contract.ActionCacheSave:
+		return true
+	}
+	return false
 }
 
 func isCheckout(ref protocol.StepReference) bool {
@@ -296,14 +316,49 @@ func contextMap(msg *protocol.JobMessage, name string) map[string]any {
 	return m
 }
 
+// What the guest's built-in artifact and cache actions read, as GitHub's
+// runner sets them for actions: the job's access token and the results
+// service's URL.
+const (
+	runtimeTokenSecret = "ACTIONS_RUNTIME_TOKEN"
+	resultsURLEnv      = "ACTIONS_RESULTS_URL"
+)
+
+// needsResults reports whether a step uses a built-in artifact or cache
+// action: only then does the job's access token enter the VM.
+func needsResults(msg *protocol.JobMessage) bool {
+	for _, s := range msg.Steps {
+		if usesResults(s.Reference) {
+			return true
+		}
+	}
+	return false
+}
+
+// resultsURL is the results service of the job's system connection
+// (ResultsServiceUrl), else the system.github.results_endpoint variable.
+func resultsURL(msg *protocol.JobMessage) string {
+	if e, ok := msg.SystemConnection(); ok {
+		for k, v := range e.Data {
+			if strings.EqualFold(k, "ResultsServiceUrl") && v != "" {
+				return v
+			}
+		}
+	}
+	v, _ := msg.Variable("system.github.results_endpoint")
+	return v.Value
+}
+
 // secrets is the job's `secrets` context as actions/runner builds it
 // (Variables.ToSecretsContext): every secret variable but the two
 // credentials, in a dictionary whose names compare case-insensitively. The
 // service sends the job token twice, as system.github.token and as
 // github_token; it reaches the guest once, as GITHUB_TOKEN, which is the
-// name the guest sets github.token from. The message's mask hints are left
-// out: they name GitHub's own credentials (the job's access token), which
-// never enter the VM, so no job output can hold them.
+// name the guest sets github.token from. A job with a built-in artifact
+// or cache step also gets the job's access token as ACTIONS_RUNTIME_TOKEN,
+// as GitHub's runner gives it to actions; a secret, it is masked in the
+// job's output like every other. Otherwise the access token stays out of
+// the VM, and so do the message's mask hints, which name it.
 func secrets(msg *protocol.JobMessage) map[string]string {
 	out := map[string]string{}
 	kept := map[string]bool{} // upper-cased names already taken
@@ -324,6 +379,9 @@ func secrets(msg *protocol.JobMessage) map[string]string {
 	}
 	if tok, _ := msg.Variable(varGitHubToken); tok.Value != "" {
 		out[gitHubTokenSecret] = tok.Value
+	}
+	if tok := msg.JobToken(); tok != "" && needsResults(msg) {
+		out[runtimeTokenSecret] = tok
 	}
 	return out
 }

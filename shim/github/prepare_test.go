@@ -199,3 +199,56 @@ func TestSecrets(t *testing.T) {
 		})
 	}
 }
+
+// A job with a built-in artifact or cache step gets the job's access
+// token as the ACTIONS_RUNTIME_TOKEN secret and the results service in
+// its env, as GitHub's runner gives them to actions; other jobs get
+// neither, and the token never reaches the plan.
+func TestPrepareResultsAccess(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ref  protocol.StepReference
+		with bool
+	}{
+		{"upload-artifact", protocol.StepReference{Type: "repository", Name: "actions/upload-artifact", Ref: "v4"}, true},
+		{"download-artifact", protocol.StepReference{Type: "repository", Name: "actions/download-artifact", Ref: "v4"}, true},
+		{"cache/restore", protocol.StepReference{Type: "repository", Name: "actions/cache", Path: "restore", Ref: "v4"}, true},
+		{"checkout only", protocol.StepReference{Type: "repository", Name: "actions/checkout", Ref: "v4"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := loadJob(t)
+			m.Steps[1].Reference = tc.ref
+			inputs := []protocol.MapEntry{{Key: protocol.TemplateToken{Lit: "path"}, Value: protocol.TemplateToken{Lit: "out"}}}
+			if tc.ref.Name == "actions/cache" {
+				inputs = append(inputs, protocol.MapEntry{Key: protocol.TemplateToken{Lit: "key"}, Value: protocol.TemplateToken{Lit: "k"}})
+			}
+			m.Steps[1].Inputs = &protocol.TemplateToken{Type: protocol.TokenMapping, Map: inputs}
+			e, _ := m.SystemConnection()
+			e.Data["ResultsServiceUrl"] = "https://results.example/"
+			req, err := prepare(m, "solstice-test", "https://github.com/octo", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok := m.JobToken()
+			if got := req.Secrets[runtimeTokenSecret]; (got == tok) != tc.with || tok == "" {
+				t.Errorf("ACTIONS_RUNTIME_TOKEN = %q, job token %q, want given: %v", got, tok, tc.with)
+			}
+			if bytes.Contains(req.Plan, []byte(tok)) {
+				t.Error("the job token is in the plan")
+			}
+			p, err := contract.DecodePlanAuto(bytes.NewReader(req.Plan))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var url string
+			for _, e := range p.Env {
+				if e.Name == resultsURLEnv {
+					url = e.Value
+				}
+			}
+			if (url == resultsURL(m) && url != "") != tc.with {
+				t.Errorf("ACTIONS_RESULTS_URL = %q, want given: %v", url, tc.with)
+			}
+		})
+	}
+}

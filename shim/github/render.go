@@ -77,7 +77,9 @@ func (r *renderer) event(ev contract.Event, st nomad.Status) {
 	case contract.TypeStepStarted:
 		r.stepStarted(ev)
 	case contract.TypeLog:
-		if s := r.b.jobStep(ev.Step); s != nil {
+		if ev.Step == contract.JobLevel {
+			r.jobLine(ev)
+		} else if s := r.b.jobStep(ev.Step); s != nil {
 			s.line(ev.Time, ev.Line)
 		}
 	case contract.TypeStepFinished:
@@ -96,6 +98,18 @@ func (r *renderer) event(ev contract.Event, st nomad.Status) {
 		r.b.closeOpen(ev.Time, protocol.ConclusionFailure)
 		r.b.complete().line(ev.Time, "##[error]Infrastructure failure: "+ev.Message)
 	}
+}
+
+// jobLine places a line of no step: before the first step in "Set up
+// job", after it in "Complete job", where GitHub shows what runs after
+// the steps (the cache saves of actions/cache). Either way it counts
+// against the job's log budget.
+func (r *renderer) jobLine(ev contract.Event) {
+	s := r.b.complete()
+	if !r.b.stepsStarted() {
+		s = r.b.setup()
+	}
+	s.lineWithin(r.b.budget, ev.Time, ev.Line)
 }
 
 func (r *renderer) jobStarted(ev contract.Event, st nomad.Status) {

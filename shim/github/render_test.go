@@ -128,3 +128,32 @@ func TestRenderIsRepeatable(t *testing.T) {
 		t.Errorf("a two-line log event gave %d lines", got)
 	}
 }
+
+// Lines of no step go to "Set up job" before the first step and to
+// "Complete job" after it (actions/cache saves there), within the job's
+// log budget.
+func TestRenderJobLevelLines(t *testing.T) {
+	evs := []contract.Event{
+		{Type: contract.TypeJobStarted, Time: at(10), Steps: 3, Agent: "0.1.0"},
+		{Type: contract.TypeLog, Time: at(10), Step: contract.JobLevel, Line: "early notice"},
+		{Type: contract.TypeStepStarted, Time: at(11), Step: 0, Name: "Run actions/cache@v4"},
+		{Type: contract.TypeStepFinished, Time: at(12), Step: 0, Outcome: contract.Success, Conclusion: contract.Success},
+		{Type: contract.TypeLog, Time: at(13), Step: contract.JobLevel, Line: "Post job cleanup: save cache k"},
+		{Type: contract.TypeLog, Time: at(14), Step: contract.JobLevel, Line: "Cache saved with key: k (10 bytes)"},
+		{Type: contract.TypeJobFinished, Time: at(15), Conclusion: contract.Success},
+	}
+	b, _ := render(t, evs, nomad.Status{Stage: nomad.Finished})
+	if setup := string(b.setup().log()); !strings.Contains(setup, " early notice\n") {
+		t.Errorf("set-up log = %q", setup)
+	}
+	complete := string(b.complete().log())
+	save := strings.Index(complete, " Cache saved with key: k (10 bytes)\n")
+	if !strings.Contains(complete, " Post job cleanup: save cache k\n") || save < 0 || save > strings.Index(complete, "Job succeeded") {
+		t.Errorf("complete-job log = %q", complete)
+	}
+	before := b.budget.left
+	newRenderer(b).jobLine(contract.Event{Time: at(16), Step: contract.JobLevel, Line: strings.Repeat("x", 100)})
+	if b.budget.left >= before {
+		t.Error("a job-level line did not count against the job's log budget")
+	}
+}

@@ -11,8 +11,10 @@
 //
 // Everything is checked before anything is dispatched, and every problem is
 // reported (not just the first) as FILE:LINE:COL: what (feature). Solstice
-// runs `run` steps and actions/checkout only; reusable workflows, container
-// jobs, service containers and other actions are rejected.
+// runs `run` steps and the actions the guest agent has built in
+// (actions/checkout, upload-artifact@v4, download-artifact@v4, cache, the
+// KDL action); reusable workflows, container jobs, service containers and
+// other actions are rejected.
 //
 // Values that may hold ${{ }} expressions are kept as strings: the guest
 // evaluates them in the VM. The only evaluation done here is what GitHub does

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // Pos is a 1-based line and column in a workflow file.
@@ -215,7 +217,7 @@ type Step struct {
 	Name             string
 	If               string
 	Run              string
-	Uses             string // only actions/checkout@REF passes validation
+	Uses             string // only the built-in actions pass validation
 	With             []Pair
 	Shell            string
 	WorkingDirectory string
@@ -226,6 +228,18 @@ type Step struct {
 
 // IsCheckout reports whether the step is actions/checkout.
 func (s *Step) IsCheckout() bool { return isAction(s.Uses, "actions/checkout") }
+
+// IsArtifactOrCache reports whether the step is one of the artifact or cache
+// actions the guest implements (upload-artifact and download-artifact at
+// v4 or later, cache with restore and save).
+func (s *Step) IsArtifactOrCache() bool {
+	switch contract.BuiltinAction(s.Uses) {
+	case contract.ActionUploadArtifact, contract.ActionDownloadArtifact,
+		contract.ActionCache, contract.ActionCacheRestore, contract.ActionCacheSave:
+		return true
+	}
+	return false
+}
 
 // KDLAction is Solstice's built-in action that runs a job of a legacy
 // .solstice/workflow.kdl file (with: path, job).

@@ -193,7 +193,7 @@ func TestParseSingleJobErrors(t *testing.T) {
 		want:    `payload:5:15: the matrix of job "a" makes 2 combinations; a single-job payload has exactly one (single-job payload)`,
 	}, {
 		payload: "jobs:\n  a:\n    runs-on: x\n    steps: [{uses: actions/setup-go@v3}]\n",
-		want:    `payload:4:20: job "a" step 1 uses actions/setup-go@v3: only run steps, actions/checkout and solstice-ci/kdl are supported (jobs.<job_id>.steps[*].uses)`,
+		want:    `payload:4:20: job "a" step 1 uses actions/setup-go@v3: only run steps, actions/checkout, actions/upload-artifact@v4, actions/download-artifact@v4, actions/cache and solstice-ci/kdl are supported (jobs.<job_id>.steps[*].uses)`,
 	}}
 	for _, tt := range tests {
 		_, err := ParseSingleJob([]byte(tt.payload))

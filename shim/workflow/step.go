@@ -118,7 +118,10 @@ func (p *parser) checkUses(where string, s *Step, fs []field) {
 		p.checkKDL(where, s, fs)
 		return
 	}
-	p.errorf(fieldVal(fs, "uses"), featUses, "%s uses %s: only run steps, actions/checkout and %s are supported", where, s.Uses, KDLAction)
+	if s.IsArtifactOrCache() {
+		return // inputs are checked with the plan (contract.Plan.Validate)
+	}
+	p.errorf(fieldVal(fs, "uses"), featUses, "%s uses %s: only run steps, actions/checkout, actions/upload-artifact@v4, actions/download-artifact@v4, actions/cache and %s are supported", where, s.Uses, KDLAction)
 }
 
 // checkKDL requires the KDL action's two inputs.

@@ -27,10 +27,10 @@ steps:
   - uses: ./local-action
   - uses: actions/checkout`),
 		want: []string{
-			`wf.yml:8:15: job "build" step "Setup node" uses actions/setup-node@v4: only run steps, actions/checkout and solstice-ci/kdl are supported (jobs.<job_id>.steps[*].uses)`,
-			`wf.yml:9:15: job "build" step 3 uses docker://alpine:3: only run steps, actions/checkout and solstice-ci/kdl are supported (jobs.<job_id>.steps[*].uses)`,
-			`wf.yml:10:15: job "build" step 4 uses ./local-action: only run steps, actions/checkout and solstice-ci/kdl are supported (jobs.<job_id>.steps[*].uses)`,
-			`wf.yml:11:15: job "build" step 5 uses actions/checkout: only run steps, actions/checkout and solstice-ci/kdl are supported (jobs.<job_id>.steps[*].uses)`,
+			`wf.yml:8:15: job "build" step "Setup node" uses actions/setup-node@v4: only run steps, actions/checkout, actions/upload-artifact@v4, actions/download-artifact@v4, actions/cache and solstice-ci/kdl are supported (jobs.<job_id>.steps[*].uses)`,
+			`wf.yml:9:15: job "build" step 3 uses docker://alpine:3: only run steps, actions/checkout, actions/upload-artifact@v4, actions/download-artifact@v4, actions/cache and solstice-ci/kdl are supported (jobs.<job_id>.steps[*].uses)`,
+			`wf.yml:10:15: job "build" step 4 uses ./local-action: only run steps, actions/checkout, actions/upload-artifact@v4, actions/download-artifact@v4, actions/cache and solstice-ci/kdl are supported (jobs.<job_id>.steps[*].uses)`,
+			`wf.yml:11:15: job "build" step 5 uses actions/checkout: only run steps, actions/checkout, actions/upload-artifact@v4, actions/download-artifact@v4, actions/cache and solstice-ci/kdl are supported (jobs.<job_id>.steps[*].uses)`,
 		},
 	}, {
 		name: "the KDL action needs path and job",

@@ -45,6 +45,7 @@ var everyCommand = [][]string{
 	{"image"}, {"image", "list"},
 	{"forgejo"}, {"forgejo", "register"}, {"forgejo", "run"},
 	{"github"}, {"github", "register"}, {"github", "run"}, {"github", "remove"},
+	{"cache"}, {"cache", "serve"},
 }
 
 func TestEveryCommandIsTested(t *testing.T) {

@@ -23,6 +23,7 @@ const forgejoUsage = `usage:
   solstice forgejo register --url URL --token REG_TOKEN --name NAME [--labels a,b]
   solstice forgejo run --url URL [--name NAME] [--capacity N] [--labels a,b]
                        [--listen 127.0.0.1:PORT] [--token REG_TOKEN]
+                       [--cache-dir DIR --cache-url URL [--cache-listen ADDR] [--cache-size-mib N]]
 
 The runner shim for Forgejo and Gitea Actions. Nomad is reached through
 Nomad's options (-address …) or environment (NOMAD_ADDR …); the runner's credentials are kept in the Nomad
@@ -45,6 +46,7 @@ type forgejoFlags struct {
 	nomad             nomadFlags
 	// debugSSH and debugForks are `forgejo run`'s debug session policy.
 	debugSSH, debugForks bool
+	cache                *forgejo.CacheAccess // set by forgejo run's cache flags
 }
 
 func (f *forgejoFlags) add(fs *flag.FlagSet) {
@@ -126,11 +128,20 @@ func forgejoRun(ctx context.Context, args []string) int {
 	token := fs.String("token", "", "a runner registration token from the forge: registers the runner if it is not yet (or no longer) registered (or $SOLSTICE_FORGEJO_REGISTRATION_TOKEN)")
 	fs.BoolVar(&f.debugSSH, "debug-ssh", true, "allow debug SSH sessions into failed jobs' VMs for repositories that set SOLSTICE_DEBUG_SSH=true")
 	fs.BoolVar(&f.debugForks, "debug-ssh-forks", false, "allow them for pull requests from forks and other repositories too")
+	var cf cacheFlags
+	cf.add(fs)
 	if code, ok := parseFlags(fs, forgejoUsage, args); !ok {
 		return code
 	}
 	orEnv(token, "SOLSTICE_FORGEJO_REGISTRATION_TOKEN") // not a flag default: usage text would print it
 	log := hclog.New(&hclog.LoggerOptions{Name: "solstice-forgejo", Level: hclog.LevelFromString(envOr("SOLSTICE_LOG_LEVEL", "info"))})
+	ca, stop, err := cf.serve(log.Named("cache"))
+	if err != nil {
+		log.Error("cache service", "error", err)
+		return 1
+	}
+	defer stop()
+	f.cache = ca
 	if err := runForgejo(ctx, log, f, *capacity, *listen, *token); err != nil {
 		log.Error("runner stopped", "error", err)
 		return 1
@@ -154,7 +165,7 @@ func runForgejo(ctx context.Context, log hclog.Logger, f forgejoFlags, capacity 
 	metrics := forgejo.NewMetrics()
 	rt, err := forgejo.New(forgejo.Config{
 		URL: f.url, Name: f.name, Labels: labels, Capacity: capacity, RegistrationToken: token, Version: version,
-		Store: store, Nomad: &nomad.Client{API: c, Log: log.Named("nomad")},
+		Store: store, Nomad: &nomad.Client{API: c, Log: log.Named("nomad")}, Cache: f.cache,
 		Log: log, Metrics: metrics,
 		Debug:     debugssh.Policy{Disabled: !f.debugSSH, AllowForks: f.debugForks},
 		DebugLock: c.Variables(),

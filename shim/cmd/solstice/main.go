@@ -29,6 +29,7 @@ var commands = map[string]command{
 	"forgejo":  {"the runner shim for Forgejo and Gitea Actions (forgejo register, forgejo run)", cmdForgejo},
 	"github":   {"the runner shim for GitHub Actions (github register, github run, github remove)", cmdGitHub},
 	"image":    {"the image catalog as the cluster sees it (image list)", cmdImage},
+	"cache":    {"the actions/cache service for Forgejo/Gitea jobs (cache serve)", cmdCache},
 	"version":  {"print the version", cmdVersion},
 }
 
