@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/ulikunitz/xz"
@@ -92,5 +93,46 @@ func TestUnpack(t *testing.T) {
 func TestNotEmbedded(t *testing.T) {
 	if _, err := unpack(nil, t.TempDir(), "linux"); !errors.Is(err, ErrNotEmbedded) {
 		t.Fatalf("err = %v, want ErrNotEmbedded", err)
+	}
+}
+
+// Tasks starting together on a fresh cache each need an agent; the
+// archive is decoded once for all of them (the decoder's dictionary is
+// the plugin's largest allocation), and every agent comes out of that one
+// pass.
+func TestUnpackOncePerDirectory(t *testing.T) {
+	arch := archiveOf(t, map[string]string{
+		"solstice-guest-linux-amd64":   "linux agent",
+		"solstice-guest-illumos-amd64": "illumos agent",
+	})
+	tests := []struct {
+		name string
+		oses []string // asked for at once
+	}{
+		{"one OS, many tasks", []string{"linux", "linux", "linux", "linux"}},
+		{"two OSes at once", []string{"linux", "illumos", "linux", "illumos"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			paths := make([]string, len(tt.oses))
+			errs := make([]error, len(tt.oses))
+			var wg sync.WaitGroup
+			for i, o := range tt.oses {
+				wg.Add(1)
+				go func() { defer wg.Done(); paths[i], errs[i] = unpack(arch, dir, o) }()
+			}
+			wg.Wait()
+			for i, o := range tt.oses {
+				if got, err := os.ReadFile(paths[i]); errs[i] != nil || err != nil || string(got) != o+" agent" {
+					t.Errorf("%s: %q (%v, %v)", o, got, errs[i], err)
+				}
+			}
+			// The one pass wrote the other OS's agent too.
+			all, _ := filepath.Glob(filepath.Join(dir, "*", "solstice-guest-*"))
+			if len(all) != 2 {
+				t.Errorf("unpacked %v, want both agents", all)
+			}
+		})
 	}
 }
