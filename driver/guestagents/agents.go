@@ -11,8 +11,9 @@
 // allocates the archive's whole dictionary (64 MiB at xz -9e) and touches as
 // much of it as the tar is long, and all of it when the Go runtime hands it
 // memory a freed allocation used before (which it zeroes). The plugin serves
-// every VM of its node, so it unpacks one archive at a time, all of its
-// agents in one pass, and at most once per cache directory.
+// every VM of its node, so it unpacks one archive at a time, and decodes
+// only as far as the agent asked for, writing every agent it passes on the
+// way, so no agent is decoded twice into one cache directory.
 package guestagents
 
 import (
@@ -71,23 +72,21 @@ func unpack(arch []byte, dir, guestOS string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return "", fmt.Errorf("create the guest agent directory: %w", err)
 	}
-	err := extractAll(arch, filepath.Dir(dst))
+	err := extract(arch, filepath.Dir(dst), Name(guestOS))
 	// The decoder's dictionary is garbage now; give it back rather than
 	// let the plugin keep it resident until the scavenger gets to it.
 	debug.FreeOSMemory()
 	if err != nil {
-		return "", fmt.Errorf("unpack the embedded guest agents for %s: %w", guestOS, err)
-	}
-	if _, err := os.Stat(dst); err != nil {
-		return "", fmt.Errorf("unpack the embedded guest agent for %s: %s is not in the archive", guestOS, Name(guestOS))
+		return "", fmt.Errorf("unpack the embedded guest agent for %s: %w", guestOS, err)
 	}
 	return dst, nil
 }
 
-// extractAll writes every regular file of the archive into dir (one pass
-// of the decoder for every guest OS), each through a temporary file and a
-// rename, so concurrent tasks never see half an agent.
-func extractAll(arch []byte, dir string) error {
+// extract writes the archive's regular files into dir up to and including
+// name, each through a temporary file and a rename, so concurrent tasks
+// never see half an agent. The decoder's memory grows with what it
+// decodes, so it stops there.
+func extract(arch []byte, dir, name string) error {
 	zr, err := xz.NewReader(bytes.NewReader(arch))
 	if err != nil {
 		return fmt.Errorf("open the archive: %w", err)
@@ -96,7 +95,7 @@ func extractAll(arch []byte, dir string) error {
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return fmt.Errorf("%s is not in the archive", name)
 		}
 		if err != nil {
 			return fmt.Errorf("read the archive: %w", err)
@@ -104,12 +103,15 @@ func extractAll(arch []byte, dir string) error {
 		if h.Typeflag != tar.TypeReg {
 			continue
 		}
-		name := filepath.Base(h.Name)
+		member := filepath.Base(h.Name)
 		if h.Size > maxAgentSize {
-			return fmt.Errorf("%s is %d bytes, more than %d", name, h.Size, maxAgentSize)
+			return fmt.Errorf("%s is %d bytes, more than %d", member, h.Size, maxAgentSize)
 		}
-		if err := writeAtomic(filepath.Join(dir, name), io.LimitReader(tr, maxAgentSize)); err != nil {
-			return fmt.Errorf("write %s: %w", name, err)
+		if err := writeAtomic(filepath.Join(dir, member), io.LimitReader(tr, maxAgentSize)); err != nil {
+			return fmt.Errorf("write %s: %w", member, err)
+		}
+		if member == name {
+			return nil
 		}
 	}
 }
