@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -108,7 +109,7 @@ func TestHostileJobs(t *testing.T) {
 	g := StartGitea(t)
 	n := StartNomad(t, WithPlugin(pluginConfig(t, pluginOpts{extra: fmt.Sprintf("max_events_size = \"%dMiB\"", floodBound>>20)})))
 	syncLabels(t, n)
-	rss := newRSSWatch(t)
+	rss := newRSSWatch(t, n)
 	shimPID := startShimProcess(t, g, n, "e2e-hostile")
 	rss.watch("shim", shimPID)
 	g.CreateRepo("hostile")
@@ -300,19 +301,21 @@ func (g *Gitea) jobLogTail(t *testing.T, repo string, job int64, n int) string {
 }
 
 // rssWatch samples the resident memory of the processes under test every
-// 100 ms: the solstice-vm plugin (found afresh each time), and the shims
-// it is told of. It keeps each role's peak, from VmRSS and VmHWM.
+// 100 ms: the solstice-vm plugin of the test's own Nomad agent (found
+// afresh each time), and the shims it is told of. It keeps each role's
+// peak, from VmRSS and VmHWM.
 type rssWatch struct {
-	t    *testing.T
-	mu   sync.Mutex
-	pids map[int]string // pid → role
-	peak map[string]int64
-	done chan struct{}
-	wg   sync.WaitGroup
+	t     *testing.T
+	agent int // the Nomad agent whose plugin is the driver
+	mu    sync.Mutex
+	pids  map[int]string // pid → role
+	peak  map[string]int64
+	done  chan struct{}
+	wg    sync.WaitGroup
 }
 
-func newRSSWatch(t *testing.T) *rssWatch {
-	w := &rssWatch{t: t, pids: map[int]string{}, peak: map[string]int64{}, done: make(chan struct{})}
+func newRSSWatch(t *testing.T, n *Nomad) *rssWatch {
+	w := &rssWatch{t: t, agent: n.Agent.PID(), pids: map[int]string{}, peak: map[string]int64{}, done: make(chan struct{})}
 	w.wg.Add(1)
 	go w.loop()
 	t.Cleanup(w.stop)
@@ -331,8 +334,12 @@ func (w *rssWatch) loop() {
 	defer tick.Stop()
 	for i := 0; ; i++ {
 		if i%20 == 0 { // scanning /proc is dear; the plugin lives long
+			// Only this agent's plugin: tests running alongside run
+			// the same binary, and a plugin's VmHWM is its lifetime's.
 			for _, pid := range pluginPIDs(w.t) {
-				w.watch("driver", pid)
+				if parentPID(pid) == w.agent {
+					w.watch("driver", pid)
+				}
 			}
 		}
 		w.sample()
@@ -400,4 +407,19 @@ func peakKB(pid int) (int64, bool) {
 		}
 	}
 	return best, best > 0
+}
+
+// parentPID is a process's parent, 0 when it is gone.
+func parentPID(pid int) int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "PPid:"); ok {
+			ppid, _ := strconv.Atoi(strings.TrimSpace(v))
+			return ppid
+		}
+	}
+	return 0
 }

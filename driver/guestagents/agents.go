@@ -4,8 +4,16 @@
 // agents cannot sit beside the driver as separate files.
 //
 // The builds travel as one xz-compressed tar (about a third of their size),
-// and each is unpacked on first use into a directory named by the archive's
-// hash, so a driver upgrade never runs an older agent.
+// unpacked on first use into a directory named by the archive's hash, so a
+// driver upgrade never runs an older agent.
+//
+// Unpacking is the dearest thing the driver does in memory: the xz decoder
+// allocates the archive's whole dictionary (64 MiB at xz -9e) and touches as
+// much of it as the tar is long, and all of it when the Go runtime hands it
+// memory a freed allocation used before (which it zeroes). The plugin serves
+// every VM of its node, so it unpacks one archive at a time, and decodes
+// only as far as the agent asked for, writing every agent it passes on the
+// way, so no agent is decoded twice into one cache directory.
 package guestagents
 
 import (
@@ -18,6 +26,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"sync"
 
 	"github.com/ulikunitz/xz"
 )
@@ -41,6 +51,10 @@ func Path(dir, guestOS string) (string, error) {
 	return unpack(archive, dir, guestOS)
 }
 
+// unpacking serialises unpacks: tasks starting together on a fresh cache
+// would otherwise each run a decoder, each with its own dictionary.
+var unpacking sync.Mutex
+
 func unpack(arch []byte, dir, guestOS string) (string, error) {
 	if len(arch) == 0 {
 		return "", ErrNotEmbedded
@@ -50,21 +64,32 @@ func unpack(arch []byte, dir, guestOS string) (string, error) {
 	if _, err := os.Stat(dst); err == nil {
 		return dst, nil
 	}
+	unpacking.Lock()
+	defer unpacking.Unlock()
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil // unpacked by a task this one waited for
+	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return "", fmt.Errorf("create the guest agent directory: %w", err)
 	}
-	if err := extract(arch, Name(guestOS), dst); err != nil {
+	err := extract(arch, filepath.Dir(dst), Name(guestOS))
+	// The decoder's dictionary is garbage now; give it back rather than
+	// let the plugin keep it resident until the scavenger gets to it.
+	debug.FreeOSMemory()
+	if err != nil {
 		return "", fmt.Errorf("unpack the embedded guest agent for %s: %w", guestOS, err)
 	}
 	return dst, nil
 }
 
-// extract writes the archive member name to dst, through a temporary file
-// and a rename, so concurrent tasks never see half an agent.
-func extract(arch []byte, name, dst string) error {
+// extract writes the archive's regular files into dir up to and including
+// name, each through a temporary file and a rename, so concurrent tasks
+// never see half an agent. The decoder's memory grows with what it
+// decodes, so it stops there.
+func extract(arch []byte, dir, name string) error {
 	zr, err := xz.NewReader(bytes.NewReader(arch))
 	if err != nil {
-		return err
+		return fmt.Errorf("open the archive: %w", err)
 	}
 	tr := tar.NewReader(zr)
 	for {
@@ -73,15 +98,21 @@ func extract(arch []byte, name, dst string) error {
 			return fmt.Errorf("%s is not in the archive", name)
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("read the archive: %w", err)
 		}
-		if filepath.Base(h.Name) != name || h.Typeflag != tar.TypeReg {
+		if h.Typeflag != tar.TypeReg {
 			continue
 		}
+		member := filepath.Base(h.Name)
 		if h.Size > maxAgentSize {
-			return fmt.Errorf("%s is %d bytes, more than %d", name, h.Size, maxAgentSize)
+			return fmt.Errorf("%s is %d bytes, more than %d", member, h.Size, maxAgentSize)
 		}
-		return writeAtomic(dst, io.LimitReader(tr, maxAgentSize))
+		if err := writeAtomic(filepath.Join(dir, member), io.LimitReader(tr, maxAgentSize)); err != nil {
+			return fmt.Errorf("write %s: %w", member, err)
+		}
+		if member == name {
+			return nil
+		}
 	}
 }
 

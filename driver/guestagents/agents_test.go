@@ -4,8 +4,11 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 
 	"github.com/ulikunitz/xz"
@@ -19,7 +22,8 @@ func archiveOf(t *testing.T, files map[string]string) []byte {
 		t.Fatal(err)
 	}
 	tw := tar.NewWriter(zw)
-	for name, body := range files {
+	for _, name := range slices.Sorted(maps.Keys(files)) { // as make build: in a fixed order
+		body := files[name]
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
 			t.Fatal(err)
 		}
@@ -92,5 +96,50 @@ func TestUnpack(t *testing.T) {
 func TestNotEmbedded(t *testing.T) {
 	if _, err := unpack(nil, t.TempDir(), "linux"); !errors.Is(err, ErrNotEmbedded) {
 		t.Fatalf("err = %v, want ErrNotEmbedded", err)
+	}
+}
+
+// Tasks starting together on a fresh cache each need an agent; the
+// archive is decoded for one at a time (the decoder's dictionary is the
+// plugin's largest allocation), only as far as needed, and every agent
+// decoded on the way is kept.
+func TestUnpackOncePerDirectory(t *testing.T) {
+	arch := archiveOf(t, map[string]string{
+		"solstice-guest-linux-amd64":   "linux agent",
+		"solstice-guest-illumos-amd64": "illumos agent",
+	})
+	tests := []struct {
+		name string
+		oses []string // asked for at once
+	}{
+		{"one OS, many tasks", []string{"linux", "linux", "linux", "linux"}},
+		{"two OSes at once", []string{"linux", "illumos", "linux", "illumos"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			paths := make([]string, len(tt.oses))
+			errs := make([]error, len(tt.oses))
+			var wg sync.WaitGroup
+			for i, o := range tt.oses {
+				wg.Add(1)
+				go func() { defer wg.Done(); paths[i], errs[i] = unpack(arch, dir, o) }()
+			}
+			wg.Wait()
+			for i, o := range tt.oses {
+				if got, err := os.ReadFile(paths[i]); errs[i] != nil || err != nil || string(got) != o+" agent" {
+					t.Errorf("%s: %q (%v, %v)", o, got, errs[i], err)
+				}
+			}
+			// illumos comes before linux in the archive: decoding linux
+			// wrote it too.
+			all, _ := filepath.Glob(filepath.Join(dir, "*", "solstice-guest-*"))
+			if len(all) != 2 {
+				t.Errorf("unpacked %v, want both agents", all)
+			}
+			if leftovers, _ := filepath.Glob(filepath.Join(dir, "*", ".agent-*")); len(leftovers) > 0 {
+				t.Errorf("temporary files left: %v", leftovers)
+			}
+		})
 	}
 }

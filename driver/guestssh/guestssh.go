@@ -179,16 +179,28 @@ func (e *ExitError) Error() string {
 	return fmt.Sprintf("guest command %q exited with %d: %s", e.Command, e.Code, strings.TrimSpace(e.Stderr))
 }
 
-// Output runs cmd in the guest's login shell and returns its stdout. A
-// non-zero exit is an *ExitError carrying stderr.
+// What Output keeps of a command's output. The guest is hostile: a job
+// may have replaced the commands the driver runs there (its agent, a
+// shell) with ones that print without end.
+const (
+	// MaxOutput is the most stdout Output returns; past it the command
+	// fails.
+	MaxOutput = 1 << 20
+	// maxStderr is the most of stderr an ExitError says; the rest is cut.
+	maxStderr = 4 << 10
+)
+
+// Output runs cmd in the guest's login shell and returns its stdout, which
+// must be at most MaxOutput bytes. A non-zero exit is an *ExitError
+// carrying (the start of) stderr.
 func (c *Client) Output(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error) {
 	sess, err := c.NewSession()
 	if err != nil {
 		return nil, fmt.Errorf("open ssh session: %w", err)
 	}
 	defer sess.Close()
-	var stdout, stderr bytes.Buffer
-	sess.Stdout, sess.Stderr, sess.Stdin = &stdout, &stderr, stdin
+	stdout, stderr := &capped{max: MaxOutput}, &capped{max: maxStderr}
+	sess.Stdout, sess.Stderr, sess.Stdin = stdout, stderr, stdin
 	done := make(chan error, 1)
 	go func() { done <- sess.Run(cmd) }()
 	select {
@@ -199,12 +211,38 @@ func (c *Client) Output(ctx context.Context, cmd string, stdin io.Reader) ([]byt
 	}
 	var ee *ssh.ExitError
 	if errors.As(err, &ee) {
-		return stdout.Bytes(), &ExitError{Command: cmd, Code: ee.ExitStatus(), Stderr: stderr.String()}
+		return stdout.b, &ExitError{Command: cmd, Code: ee.ExitStatus(), Stderr: stderr.String()}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("guest command %q: %w", cmd, err)
 	}
-	return stdout.Bytes(), nil
+	if stdout.cut {
+		return nil, fmt.Errorf("guest command %q: its output passed %d bytes", cmd, MaxOutput)
+	}
+	return stdout.b, nil
+}
+
+// capped keeps the first max bytes written to it and drops the rest, but
+// takes them all: a writer that failed would stop the session reading,
+// and the command would block, never to exit.
+type capped struct {
+	b   []byte
+	max int
+	cut bool
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	keep := min(len(p), c.max-len(c.b))
+	c.b = append(c.b, p[:keep]...)
+	c.cut = c.cut || keep < len(p)
+	return len(p), nil
+}
+
+func (c *capped) String() string {
+	if c.cut {
+		return string(c.b) + "…"
+	}
+	return string(c.b)
 }
 
 // Upload writes data to path in the guest with the given mode, through the

@@ -7,6 +7,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -21,6 +23,9 @@ type sshd struct {
 	addr     string
 	accepted atomic.Int32 // TCP connections
 	authed   atomic.Int32 // public keys offered to it: the client got past the host key
+	// exec, when set, runs a session's command: it writes the output
+	// and returns the exit status. Without it sessions are refused.
+	exec func(cmd string, stdout, stderr io.Writer) uint32
 }
 
 // newSSHD serves with the given host keys and accepts the login key.
@@ -50,13 +55,13 @@ func newSSHD(t *testing.T, login Key, hostKeys ...ssh.Signer) *sshd {
 				return
 			}
 			s.accepted.Add(1)
-			go serve(c, cfg)
+			go s.serve(c, cfg)
 		}
 	}()
 	return s
 }
 
-func serve(c net.Conn, cfg *ssh.ServerConfig) {
+func (s *sshd) serve(c net.Conn, cfg *ssh.ServerConfig) {
 	defer c.Close()
 	sc, chans, reqs, err := ssh.NewServerConn(c, cfg)
 	if err != nil {
@@ -64,8 +69,33 @@ func serve(c net.Conn, cfg *ssh.ServerConfig) {
 	}
 	defer sc.Close()
 	go ssh.DiscardRequests(reqs)
-	for ch := range chans {
-		ch.Reject(ssh.Prohibited, "no sessions here")
+	for nc := range chans {
+		if s.exec == nil || nc.ChannelType() != "session" {
+			nc.Reject(ssh.Prohibited, "no sessions here")
+			continue
+		}
+		ch, creqs, err := nc.Accept()
+		if err != nil {
+			return
+		}
+		go s.session(ch, creqs)
+	}
+}
+
+// session answers one exec request, then exits with the command's status.
+func (s *sshd) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
+	defer ch.Close()
+	for req := range reqs {
+		if req.Type != "exec" {
+			req.Reply(false, nil)
+			continue
+		}
+		var msg struct{ Command string }
+		ssh.Unmarshal(req.Payload, &msg)
+		req.Reply(true, nil)
+		status := s.exec(msg.Command, ch, ch.Stderr())
+		ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{status}))
+		return
 	}
 }
 
@@ -172,4 +202,55 @@ func fingerprint(t *testing.T, wire []byte) string {
 		t.Fatal(err)
 	}
 	return ssh.FingerprintSHA256(k)
+}
+
+// A guest command's output is hostile too (a job can replace the agent
+// the driver runs): Output keeps at most MaxOutput of stdout, failing
+// past it, and the start of stderr, however much the command prints.
+func TestOutputIsBounded(t *testing.T) {
+	tests := []struct {
+		name           string
+		stdout, stderr int
+		status         uint32
+		wantErr        string
+		wantOut        int
+		wantStderr     int // bytes of stderr the error quotes, at most
+	}{
+		{name: "short answer", stdout: 100, wantOut: 100},
+		{name: "answer of MaxOutput bytes", stdout: MaxOutput, wantOut: MaxOutput},
+		{name: "endless answer", stdout: 8 * MaxOutput, wantErr: fmt.Sprintf("its output passed %d bytes", MaxOutput)},
+		{name: "endless stderr, failing", stderr: 8 * MaxOutput, status: 1, wantErr: "exited with 1", wantStderr: maxStderr + len("…")},
+	}
+	login, _ := newKey(t, "login")
+	host, hostSigner := newKey(t, "host")
+	srv := newSSHD(t, login, hostSigner)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv.exec = func(_ string, stdout, stderr io.Writer) uint32 {
+				stdout.Write(bytes.Repeat([]byte("o"), tt.stdout))
+				stderr.Write(bytes.Repeat([]byte("e"), tt.stderr))
+				return tt.status
+			}
+			ctx := testCtx(t, 30*time.Second)
+			c, err := Dial(ctx, Target{Addr: srv.addr, User: "solstice", PrivatePEM: login.PrivatePEM, HostKey: host.Public})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			out, err := c.Output(ctx, "anything", nil)
+			if tt.wantErr == "" {
+				if err != nil || len(out) != tt.wantOut {
+					t.Fatalf("Output = %d bytes, %v; want %d bytes", len(out), err, tt.wantOut)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Output = %d bytes, %v; want %q", len(out), err, tt.wantErr)
+			}
+			var ee *ExitError
+			if errors.As(err, &ee) && len(ee.Stderr) > tt.wantStderr {
+				t.Errorf("the error quotes %d bytes of stderr, want at most %d", len(ee.Stderr), tt.wantStderr)
+			}
+		})
+	}
 }

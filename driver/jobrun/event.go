@@ -11,6 +11,44 @@ import (
 	"github.com/solstice-ci/solstice/internal/contract"
 )
 
+// The guest is hostile, and the driver serves every VM of its node: what
+// it holds for one job's event must not grow with what the guest sends.
+// Tail holds a line up to contract.MaxLine; nothing else here copies one
+// that long.
+const (
+	// maxDecoded is the longest line the driver decodes and renders. The
+	// events it acts on or shows are shorter: a log line is cut at 64 KiB
+	// by the agent, names and messages are at most contract.MaxField, and
+	// JSON escaping grows text at most six-fold. Longer lines (a step
+	// summary, outputs, or a forgery) go to the events file only.
+	maxDecoded = 512 << 10
+	// maxCopied is the longest line appended with its newline in one
+	// write, through a buffer that lives as long as the job's follow.
+	maxCopied = 64 << 10
+)
+
+// lineWriter appends lines to the events file.
+type lineWriter struct {
+	f   *os.File
+	buf []byte
+}
+
+// write appends line and its newline: in one write when it is short (a
+// crash leaves no torn line but the last, which openEvents drops), else
+// the line and then the newline, which leaves the same, without a copy.
+func (w *lineWriter) write(line []byte) error {
+	if len(line) < maxCopied {
+		w.buf = append(append(w.buf[:0], line...), '\n')
+		_, err := w.f.Write(w.buf)
+		return err
+	}
+	if _, err := w.f.Write(line); err != nil {
+		return err
+	}
+	_, err := w.f.Write([]byte{'\n'})
+	return err
+}
+
 func decode(line []byte) (contract.Event, error) {
 	return contract.DecodeEvent(bytes.TrimSpace(line))
 }

@@ -293,14 +293,19 @@ func (r *Runner) Follow(ctx context.Context, guestGone <-chan struct{}) (int, er
 		tail.Open = r.open
 	}
 	code := contract.ExitInfrastructure
-	var buf []byte
+	w := lineWriter{f: f}
 	_, err = tail.Run(runCtx, offset, func(line []byte, next int64) error {
 		if err := r.checkSize(next); err != nil {
 			return err
 		}
-		buf = append(append(buf[:0], line...), '\n') // one write: a crash leaves no torn line but the last
-		if _, err := f.Write(buf); err != nil {
+		if err := w.write(line); err != nil {
 			return fmt.Errorf("append to events file: %w", err)
+		}
+		if len(line) > maxDecoded {
+			// Kept for the shims, which check it; nothing the driver
+			// renders or acts on is this long (see maxDecoded).
+			r.Log.Debug("event too long to render", "bytes", len(line), "offset", next)
+			return nil
 		}
 		ev, err := decode(line)
 		if err != nil {

@@ -127,7 +127,7 @@ func (s *splitter) feed(data []byte) error {
 			if len(s.pending)+len(data) > s.max {
 				return s.tooLong()
 			}
-			s.pending = append(s.pending, data...)
+			s.keep(data)
 			return nil
 		}
 		if len(s.pending)+i > s.max {
@@ -135,8 +135,8 @@ func (s *splitter) feed(data []byte) error {
 		}
 		line := data[:i]
 		if len(s.pending) > 0 {
-			line = append(s.pending, line...)
-			s.pending = line
+			s.keep(line)
+			line = s.pending
 		}
 		s.off += int64(len(line) + 1)
 		if err := s.fn(line, s.off); err != nil {
@@ -146,6 +146,17 @@ func (s *splitter) feed(data []byte) error {
 		data = data[i+1:]
 	}
 	return nil
+}
+
+// keep appends data to the pending line, growing its buffer no further
+// than max: append's own growth would overshoot by up to a quarter.
+func (s *splitter) keep(data []byte) {
+	if need := len(s.pending) + len(data); need > cap(s.pending) {
+		b := make([]byte, len(s.pending), min(max(need, 2*cap(s.pending)), s.max))
+		copy(b, s.pending)
+		s.pending = b
+	}
+	s.pending = append(s.pending, data...)
 }
 
 // release empties the pending buffer, giving back a big one: a rare long

@@ -209,6 +209,42 @@ func TestTailEndlessLineIsBounded(t *testing.T) {
 	}
 }
 
+// The buffer of a line that has not ended never grows past the limit:
+// append's growth would overshoot it by up to a quarter, for every job the
+// driver follows.
+func TestSplitterPendingStaysWithinMax(t *testing.T) {
+	tests := []struct {
+		name       string
+		max, chunk int
+		line       int // the line's length before its newline
+	}{
+		{"a line of max bytes in reads", 1 << 20, readSize, 1 << 20},
+		{"a line of max bytes in odd reads", 1<<20 + 3, 1000, 1<<20 + 3},
+		{"one read the size of the line", 5 << 20, 5 << 20, 5 << 20},
+		{"a short line", 1 << 20, readSize, 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got int
+			s := &splitter{max: tt.max, fn: func(l []byte, _ int64) error { got = len(l); return nil }}
+			data := append(bytes.Repeat([]byte("x"), tt.line), '\n')
+			for len(data) > 0 {
+				n := min(tt.chunk, len(data))
+				if err := s.feed(data[:n]); err != nil {
+					t.Fatal(err)
+				}
+				if cap(s.pending) > tt.max {
+					t.Fatalf("pending buffer of %d bytes, max %d", cap(s.pending), tt.max)
+				}
+				data = data[n:]
+			}
+			if got != tt.line {
+				t.Fatalf("line of %d bytes delivered, want %d", got, tt.line)
+			}
+		})
+	}
+}
+
 // blockingReader blocks until its context ends.
 type blockingReader struct{ ctx context.Context }
 
