@@ -38,7 +38,7 @@ func TestImagePullVerify(t *testing.T) {
 	imageCLI := func(args ...string) (string, string, int) {
 		t.Helper()
 		start := time.Now()
-		out, errOut, code := cli(t, nil, append(append([]string{"image"}, args...), "-address", n.Addr)...)
+		out, errOut, code := cli(t, nil, append([]string{"image", args[0], "-address", n.Addr}, args[1:]...)...)
 		t.Logf("solstice image %s (%s, exit %d):\n%s%s", strings.Join(args, " "), time.Since(start).Round(time.Millisecond), code, out, errOut)
 		return out, errOut, code
 	}

@@ -82,6 +82,8 @@ func imageGroup(action, image string, t ImageTarget) *api.TaskGroup {
 	task.Config = map[string]any{"image": image, "action": action}
 	task.Resources = &api.Resources{CPU: ptr(20), MemoryMB: ptr(16)}
 	task.KillTimeout = ptr(5 * time.Second)
+	// The task writes next to nothing; the logs must fit the small disk.
+	task.LogConfig = &api.LogConfig{MaxFiles: ptr(1), MaxFileSizeMB: ptr(1)}
 	g.AddTask(task)
 	return g
 }
