@@ -266,7 +266,8 @@ func failureDetail(a *api.AllocationListStub, ts *api.TaskState) string {
 		for i := len(ts.Events) - 1; i >= 0; i-- {
 			e := ts.Events[i]
 			if e.DriverError != "" {
-				return bound(e.DriverError)
+				// The plugin's error crossed gRPC: its wrapping says nothing.
+				return bound(strings.TrimPrefix(e.DriverError, "rpc error: code = Unknown desc = "))
 			}
 			if e.Type == api.TaskDriverFailure || e.Type == api.TaskSetupFailure {
 				return bound(e.DisplayMessage)

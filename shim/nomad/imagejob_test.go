@@ -55,7 +55,7 @@ func TestImageOutcome(t *testing.T) {
 		{"pulled", "complete", []*api.TaskEvent{driver("Fetching image", "f"), driver(msgImageCached, "image x is cached at /c/x.qcow2")}, true, "cached", "/c/x.qcow2"},
 		{"verified", "complete", []*api.TaskEvent{driver(msgImageVerified, "image x at /c matches sha256 ab")}, true, "ok", "matches"},
 		{"not cached", "complete", []*api.TaskEvent{driver(msgImageNotCached, "image x is not in this client's cache")}, true, "not cached", "not in"},
-		{"mismatch", "failed", []*api.TaskEvent{{Type: api.TaskDriverFailure, DriverError: "the cached /c/x has sha256 1, the catalog wants 2"}}, true, "failed", "catalog wants 2"},
+		{"mismatch", "failed", []*api.TaskEvent{{Type: api.TaskDriverFailure, DriverError: "rpc error: code = Unknown desc = the cached /c/x has sha256 1, the catalog wants 2"}}, true, "failed", "the cached /c/x"},
 		{"lost", "lost", nil, true, "failed", "the allocation lost"},
 		{"huge error", "failed", []*api.TaskEvent{{Type: api.TaskDriverFailure, DriverError: strings.Repeat("x", 5000)}}, true, "failed", "…"},
 	}
@@ -65,6 +65,9 @@ func TestImageOutcome(t *testing.T) {
 			r, done := imageOutcome(&api.AllocationListStub{ClientStatus: tt.status}, ts)
 			if done != tt.done || r.Outcome != tt.outcome || !strings.Contains(r.Detail, tt.detailPart) || len(r.Detail) > 700 {
 				t.Fatalf("imageOutcome = %+v, %v; want %q containing %q, done %v", r, done, tt.outcome, tt.detailPart, tt.done)
+			}
+			if strings.Contains(r.Detail, "rpc error") {
+				t.Errorf("the detail keeps gRPC's wrapping: %q", r.Detail)
 			}
 			if r.Failed() != (tt.outcome == "failed") {
 				t.Errorf("Failed() = %v", r.Failed())
