@@ -400,6 +400,8 @@ var taskConfigSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"secrets":    hclspec.NewAttr("secrets", "string", false),
 	"bundle":     hclspec.NewAttr("bundle", "string", false),
 	"debug_port": hclspec.NewAttr("debug_port", "string", false),
+	"action": hclspec.NewDefault(hclspec.NewAttr("action", "string", false),
+		hclspec.NewLiteral(`"run"`)),
 })
 
 // TaskConfig is a decoded task config block.
@@ -423,6 +425,10 @@ type TaskConfig struct {
 	// listens on (forwarded to the guest's sshd only while the session
 	// lasts); without it a plan's debug request is refused.
 	DebugPort string `codec:"debug_port"`
+	// Action is what the task does: "run" boots a VM; "pull" and "verify"
+	// only fetch or re-check the image in this client's cache (see
+	// imageaction.go; solstice image pull and verify).
+	Action string `codec:"action"`
 }
 
 // taskSettings is a TaskConfig checked and converted to usable values.
@@ -451,6 +457,9 @@ func (tc *TaskConfig) settings(c *Config) (taskSettings, error) {
 		errs = append(errs, fmt.Errorf("boot_timeout = %q: want a positive duration such as \"5m\"", tc.BootTimeout))
 	}
 	s.BootTimeout = d
+	if err := checkAction(tc.Action); err != nil {
+		errs = append(errs, err)
+	}
 	if len(tc.Ports) > 1 {
 		errs = append(errs, fmt.Errorf("ports = %v: only one port (the guest's ssh) can be forwarded", tc.Ports))
 	}

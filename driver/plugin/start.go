@@ -74,6 +74,9 @@ func (d *Driver) StartTask(cfg *drivers.TaskConfig) (*drivers.TaskHandle, *drive
 	if err != nil {
 		return nil, nil, err
 	}
+	if l.tc.imageOnly() {
+		return l.startImageAction() // solstice image pull/verify: no VM
+	}
 	if err := l.checkInputs(); err != nil {
 		// Whoever follows the job learns why it never ran; nothing was
 		// created yet, so there is nothing to roll back.

@@ -240,5 +240,3 @@ func (f *fakeNomad) take() []string {
 	f.requests = nil
 	return r
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -26,6 +26,9 @@ type NodeImage struct {
 	SHA256  string // empty when the catalog gives none
 	Cached  string // "true" or "false"; empty when the driver cannot tell
 	Size    int64  // the cached base's size in bytes, when cached
+	// Healthy is the node's solstice-vm driver health: Nomad places no
+	// task on an unhealthy one.
+	Healthy bool
 }
 
 // Images lists, for every client whose solstice-vm driver is healthy,
@@ -39,14 +42,19 @@ func (c *Client) Images(ctx context.Context) ([]NodeImage, error) {
 	}
 	var all []NodeImage
 	for _, s := range stubs {
-		if d := s.Drivers["solstice-vm"]; d == nil || !d.Detected {
+		d := s.Drivers["solstice-vm"]
+		if d == nil || !d.Detected {
 			continue
 		}
 		node, _, err := c.API.Nodes().Info(s.ID, q)
 		if err != nil {
 			return nil, fmt.Errorf("node %s: %w", s.Name, err)
 		}
-		all = append(all, nodeImages(node.Name, node.ID, node.Attributes)...)
+		imgs := nodeImages(node.Name, node.ID, node.Attributes)
+		for i := range imgs {
+			imgs[i].Healthy = d.Healthy
+		}
+		all = append(all, imgs...)
 	}
 	sort.Slice(all, func(i, j int) bool {
 		if all[i].Node != all[j].Node {

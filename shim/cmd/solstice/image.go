@@ -13,17 +13,23 @@ import (
 
 const imageUsage = `usage:
   solstice image list [nomad options]
+  solstice image pull [-node ID|name ...] [-all] [nomad options] IMAGE
+  solstice image verify [-node ID|name ...] [nomad options] IMAGE
 
 The image catalog as the cluster sees it: list shows, for every client
 whose solstice-vm driver is healthy, each image it offers, whether it is
 already in that client's cache (a first task there downloads it), its
-size and checksum.
+size and checksum. pull fetches an image into chosen clients' caches
+ahead of the first job; verify re-hashes the cached copies against the
+catalog's sha256 and removes a corrupt one.
 Run 'solstice image <subcommand> -h' for the options.
 `
 
 func cmdImage(ctx context.Context, args []string) int {
 	return group("image", imageUsage, map[string]func([]string) int{
-		"list": func(a []string) int { return imageList(ctx, a) },
+		"list":   func(a []string) int { return imageList(ctx, a) },
+		"pull":   func(a []string) int { return imageAction(ctx, nomad.ImagePull, a) },
+		"verify": func(a []string) int { return imageAction(ctx, nomad.ImageVerify, a) },
 	}, args)
 }
 

@@ -28,7 +28,7 @@ var commands = map[string]command{
 	"jobs":     {"register the label parent jobs (jobs sync) or list the catalog (jobs list)", cmdJobs},
 	"forgejo":  {"the runner shim for Forgejo and Gitea Actions (forgejo register, forgejo run)", cmdForgejo},
 	"github":   {"the runner shim for GitHub Actions (github register, github run, github remove)", cmdGitHub},
-	"image":    {"the image catalog as the cluster sees it (image list)", cmdImage},
+	"image":    {"the image catalog as the cluster sees it (image list), pre-pull (image pull) and verify (image verify)", cmdImage},
 	"cache":    {"the actions/cache service for Forgejo/Gitea jobs (cache serve)", cmdCache},
 	"version":  {"print the version", cmdVersion},
 }

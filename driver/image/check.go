@@ -1,0 +1,105 @@
+package image
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Check is what re-checking a cached image found.
+type Check struct {
+	Path   string // where the image is (or would be) cached
+	Cached bool
+	// Want is the checksum the image is cached under: the catalog's
+	// sha256, or the source file's own hash when the catalog gives none.
+	// Got is the cached file's hash now; both are empty when the image is
+	// compressed at its source (the cache holds it decompressed, so the
+	// catalog's checksum cannot be compared) or not cached.
+	Want, Got string
+	// Problem is the Verifier's complaint about a compressed source's
+	// cached image.
+	Problem string
+	// Removed says a corrupt image was taken out of the cache, so the next
+	// task fetches it again.
+	Removed bool
+}
+
+// OK reports whether a cached image passed.
+func (k Check) OK() bool { return k.Cached && !k.Removed }
+
+// Check re-verifies an image already in the cache without fetching
+// anything: an uncompressed image is hashed again and compared with the
+// checksum it was cached under; a compressed one goes through the cache's
+// Verifier. A cached image that fails is removed (an error removing it is
+// returned); a task using it keeps its open file.
+func (c *Cache) Check(ctx context.Context, src Source) (Check, error) {
+	key, err := c.key(src)
+	if err != nil {
+		return Check{}, fmt.Errorf("image %q: %w", src.Label, err)
+	}
+	k := Check{Path: filepath.Join(c.Dir, key+"."+src.Format)}
+	if _, err := os.Stat(k.Path); err != nil {
+		return k, nil
+	}
+	k.Cached = true
+	bad, err := c.corrupt(ctx, src, key, &k)
+	if err != nil || !bad {
+		return k, err
+	}
+	if err := os.Remove(k.Path); err != nil {
+		return k, fmt.Errorf("image %q: remove the corrupt %s: %w", src.Label, k.Path, err)
+	}
+	k.Removed = true
+	return k, nil
+}
+
+// corrupt checks the cached file k.Path, filling in k's checksums.
+func (c *Cache) corrupt(ctx context.Context, src Source, key string, k *Check) (bool, error) {
+	if src.Compression != "" && src.Compression != "none" {
+		if c.Verify == nil {
+			return false, nil
+		}
+		if err := c.Verify(ctx, k.Path, src.Format); err != nil {
+			k.Problem = err.Error()
+			return true, nil
+		}
+		return false, nil
+	}
+	got, err := hashFileContext(ctx, k.Path)
+	if err != nil {
+		return false, fmt.Errorf("image %q: hash %s: %w", src.Label, k.Path, err)
+	}
+	k.Want, k.Got = key, got
+	return got != key, nil
+}
+
+// hashFileContext is hashFile that stops when ctx ends: a big image takes
+// a while to read.
+func hashFileContext(ctx context.Context, path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, ctxReader{ctx, f}); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
