@@ -4,12 +4,13 @@ import (
 	"archive/zip"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/solstice-ci/solstice/guest/confine"
 )
 
 // Extract unpacks the zip in f into dest. Every name must stay inside
@@ -77,52 +78,24 @@ func extractOne(zf *zip.File, dest string, budget int64) (int64, error) {
 	return writeEntry(zf, filepath.Join(dest, rel), mode.Perm()|0o600, budget)
 }
 
-// mkdirIn makes dest/rel one level at a time, refusing anything on the
-// way that is not a real directory (a symlink planted to lead outside).
+// mkdirIn makes dest/rel, refusing anything planted on the way.
 func mkdirIn(dest, rel string) error {
-	if rel == "." {
-		return nil
+	err := confine.MkdirBelow(dest, rel)
+	if errors.Is(err, confine.ErrNotDir) {
+		return fmt.Errorf("%w: %w", ErrUnsafe, err)
 	}
-	p := dest
-	for _, part := range strings.Split(rel, string(filepath.Separator)) {
-		p = filepath.Join(p, part)
-		fi, err := os.Lstat(p)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			if err := os.Mkdir(p, 0o755); err != nil {
-				return fmt.Errorf("make %s: %w", p, err)
-			}
-		case err != nil:
-			return fmt.Errorf("stat %s: %w", p, err)
-		case !fi.IsDir():
-			return fmt.Errorf("%w: %s exists and is not a directory", ErrUnsafe, p)
-		}
-	}
-	return nil
+	return err
 }
 
 func writeEntry(zf *zip.File, target string, perm fs.FileMode, budget int64) (int64, error) {
-	if err := os.Remove(target); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return 0, fmt.Errorf("replace %s: %w", target, err)
-	}
 	in, err := zf.Open()
 	if err != nil {
 		return 0, fmt.Errorf("open %s in zip: %w", zf.Name, err)
 	}
 	defer in.Close()
-	out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return 0, fmt.Errorf("create %s: %w", target, err)
-	}
-	n, err := io.Copy(out, io.LimitReader(in, budget+1))
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return n, fmt.Errorf("write %s: %w", target, err)
-	}
-	if n > budget {
+	n, err := confine.WriteNew(target, in, perm, budget)
+	if errors.Is(err, confine.ErrTooLarge) {
 		return n, errors.New("artifact is larger than the extraction limit")
 	}
-	return n, nil
+	return n, err
 }

@@ -11,6 +11,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/solstice-ci/solstice/guest/confine"
 )
 
 // Compression is the method in the entry version: archives are tar+gzip.
@@ -139,41 +141,20 @@ func mkdirBelow(root, dir string) error {
 		return fmt.Errorf("make %s: %w", root, err)
 	}
 	rel, err := filepath.Rel(root, dir)
-	if err != nil || rel == "." {
+	if err != nil {
 		return err
 	}
-	p := root
-	for _, part := range strings.Split(rel, string(filepath.Separator)) {
-		p = filepath.Join(p, part)
-		fi, err := os.Lstat(p)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			if err := os.Mkdir(p, 0o755); err != nil {
-				return fmt.Errorf("make %s: %w", p, err)
-			}
-		case err != nil:
-			return err
-		case !fi.IsDir():
-			return fmt.Errorf("%w: %s exists and is not a directory", ErrOutside, p)
-		}
+	err = confine.MkdirBelow(root, rel)
+	if errors.Is(err, confine.ErrNotDir) {
+		return fmt.Errorf("%w: %w", ErrOutside, err)
 	}
-	return nil
+	return err
 }
 
 func writeMember(r io.Reader, target string, perm fs.FileMode, budget int64) (int64, error) {
-	if err := os.Remove(target); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return 0, fmt.Errorf("replace %s: %w", target, err)
-	}
-	out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return 0, fmt.Errorf("create %s: %w", target, err)
-	}
-	n, err := io.Copy(out, io.LimitReader(r, budget+1))
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && n > budget {
-		err = errors.New("cache archive is larger than the restore limit")
+	n, err := confine.WriteNew(target, r, perm, budget)
+	if errors.Is(err, confine.ErrTooLarge) {
+		return n, errors.New("cache archive is larger than the restore limit")
 	}
 	return n, err
 }
