@@ -7,11 +7,8 @@ package image
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -121,7 +118,7 @@ func (c *Cache) key(src Source) (string, error) {
 	if !ok {
 		return "", errors.New("an http(s) source needs a sha256")
 	}
-	sum, err := hashFile(path)
+	sum, err := HashFile(context.Background(), path)
 	if err != nil {
 		return "", fmt.Errorf("hash %s: %w", path, err)
 	}
@@ -167,19 +164,6 @@ func (c *Cache) install(ctx context.Context, src Source, raw, final string) erro
 		return err
 	}
 	return os.Rename(tmp, final)
-}
-
-func hashFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func localPath(u string) (string, bool) {

@@ -69,7 +69,7 @@ func (c *Cache) corrupt(ctx context.Context, src Source, key string, k *Check) (
 		}
 		return false, nil
 	}
-	got, err := hashFileContext(ctx, k.Path)
+	got, err := HashFile(ctx, k.Path)
 	if err != nil {
 		return false, fmt.Errorf("image %q: hash %s: %w", src.Label, k.Path, err)
 	}
@@ -77,9 +77,9 @@ func (c *Cache) corrupt(ctx context.Context, src Source, key string, k *Check) (
 	return got != key, nil
 }
 
-// hashFileContext is hashFile that stops when ctx ends: a big image takes
-// a while to read.
-func hashFileContext(ctx context.Context, path string) (string, error) {
+// HashFile is the hex sha256 of the file at path; it stops when ctx ends,
+// since a big image takes a while to read.
+func HashFile(ctx context.Context, path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err

@@ -1,6 +1,7 @@
 package template
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/solstice-ci/solstice/driver/image"
 )
 
 // Store is the directory of one client's templates, under the plugin's data
@@ -192,8 +195,8 @@ func (b *Build) manifest(hostKey []byte) (Manifest, error) {
 			return Manifest{}, fmt.Errorf("template build is incomplete: %w", err)
 		}
 	}
-	if m.StateSHA256, err = fileSHA256(b.Path(StateFile)); err != nil {
-		return Manifest{}, err
+	if m.StateSHA256, err = image.HashFile(context.Background(), b.Path(StateFile)); err != nil {
+		return Manifest{}, fmt.Errorf("hash the template's %s: %w", StateFile, err)
 	}
 	return m, nil
 }

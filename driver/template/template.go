@@ -10,16 +10,18 @@
 package template
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/solstice-ci/solstice/driver/image"
 )
 
 // Key is everything that makes two templates interchangeable. Any change,
@@ -137,26 +139,12 @@ func (t *Template) check() error {
 			return fmt.Errorf("%s changed since the template was saved", f.name)
 		}
 	}
-	sum, err := fileSHA256(t.Path(StateFile))
+	sum, err := image.HashFile(context.Background(), t.Path(StateFile))
 	if err != nil {
-		return err
+		return fmt.Errorf("hash the template's %s: %w", StateFile, err)
 	}
 	if sum != t.Manifest.StateSHA256 {
 		return fmt.Errorf("%s does not match its checksum", StateFile)
 	}
 	return nil
-}
-
-// fileSHA256 hashes a file.
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
