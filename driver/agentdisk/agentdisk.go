@@ -13,6 +13,7 @@
 package agentdisk
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -21,6 +22,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/solstice-ci/solstice/driver/atomicfile"
 )
 
 // BlockSize is the unit of the image: big enough that dd copies the agent
@@ -91,23 +94,7 @@ func write(d Disk, agent []byte) error {
 	img := make([]byte, BlockSize*(1+d.Blocks))
 	copy(img, d.Header+"\n")
 	copy(img[BlockSize:], agent)
-	f, err := os.CreateTemp(filepath.Dir(d.Path), ".agent-disk-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // a no-op after the rename
-	if _, err := f.Write(img); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o444); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), d.Path)
+	return atomicfile.Write(d.Path, bytes.NewReader(img), 0o444)
 }
 
 // devices are where guests show a virtio disk, by OS: Linux, illumos (the

@@ -30,6 +30,8 @@ import (
 	"sync"
 
 	"github.com/ulikunitz/xz"
+
+	"github.com/solstice-ci/solstice/driver/atomicfile"
 )
 
 // ErrNotEmbedded means this solstice-vm was built without the agents
@@ -107,31 +109,11 @@ func extract(arch []byte, dir, name string) error {
 		if h.Size > maxAgentSize {
 			return fmt.Errorf("%s is %d bytes, more than %d", member, h.Size, maxAgentSize)
 		}
-		if err := writeAtomic(filepath.Join(dir, member), io.LimitReader(tr, maxAgentSize)); err != nil {
-			return fmt.Errorf("write %s: %w", member, err)
+		if err := atomicfile.Write(filepath.Join(dir, member), io.LimitReader(tr, maxAgentSize), 0o755); err != nil {
+			return err
 		}
 		if member == name {
 			return nil
 		}
 	}
-}
-
-func writeAtomic(dst string, r io.Reader) error {
-	f, err := os.CreateTemp(filepath.Dir(dst), ".agent-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // a no-op after the rename
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o755); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), dst)
 }
