@@ -121,36 +121,37 @@ type solsticeChecker struct{ *tool }
 
 var solsticeCmdRe = regexp.MustCompile(`(?m)^  ([a-z][\w-]*)  +\S`)
 
-// check returns what is wrong with one `solstice …` command line.
-func (c solsticeChecker) check(words []string) []string {
+// check returns what is wrong with one `solstice …` command line, and
+// whether it ran the line for real (see runCheap).
+func (c solsticeChecker) check(words []string) (problems []string, ran bool) {
 	if len(words) == 0 {
-		return nil
+		return nil, false
 	}
 	if isHelpWord(words[0]) || words[0] == "--version" || words[0] == "-version" {
-		return c.mustSucceed(words)
+		return c.mustSucceed(words), true
 	}
 	if strings.HasPrefix(words[0], "-") {
-		return []string{fmt.Sprintf("solstice: no global flag %s", words[0])}
+		return []string{fmt.Sprintf("solstice: no global flag %s", words[0])}, false
 	}
 	top, err := c.run("-h")
 	if err != nil {
-		return []string{err.Error()}
+		return []string{err.Error()}, false
 	}
 	var cmds []string
 	for _, m := range solsticeCmdRe.FindAllStringSubmatch(top.stdout, -1) {
 		cmds = append(cmds, m[1])
 	}
 	if !slices.Contains(cmds, words[0]) {
-		return []string{fmt.Sprintf("solstice: no command %q (solstice -h lists %s)", words[0], strings.Join(cmds, ", "))}
+		return []string{fmt.Sprintf("solstice: no command %q (solstice -h lists %s)", words[0], strings.Join(cmds, ", "))}, false
 	}
 	path, rest, help, problem := c.resolve(words)
 	if problem != "" {
-		return []string{problem}
+		return []string{problem}, false
 	}
 	prog := "solstice " + strings.Join(path, " ")
 	positional, problems := checkFlags(prog, goFlags(help), rest, true)
 	if len(problems) > 0 {
-		return problems
+		return problems, false
 	}
 	return c.runCheap(path, rest, positional)
 }
@@ -168,8 +169,11 @@ func (c solsticeChecker) resolve(words []string) (path, rest []string, help, pro
 	if !strings.Contains(r.stdout, "<subcommand>") {
 		return words[:1], words[1:], r.stdout, ""
 	}
-	if len(words) == 1 || isHelpWord(words[1]) {
+	if len(words) == 1 {
 		return words[:1], nil, r.stdout, "" // the group itself, named in prose
+	}
+	if isHelpWord(words[1]) {
+		return words[:1], words[1:], r.stdout, "" // the group's help, run by runCheap
 	}
 	sub, err := c.run(words[0], words[1], "-h")
 	if err != nil {
@@ -182,16 +186,16 @@ func (c solsticeChecker) resolve(words []string) (path, rest []string, help, pro
 }
 
 // runCheap runs the commands that cost nothing for real: help, version,
-// and validate on files of this repository.
-func (c solsticeChecker) runCheap(path, rest, positional []string) []string {
+// and validate on files of this repository. ran says whether it did.
+func (c solsticeChecker) runCheap(path, rest, positional []string) (problems []string, ran bool) {
 	args := append(slices.Clone(path), rest...)
 	switch {
 	case slices.ContainsFunc(rest, isHelpWord), strings.Join(path, " ") == "version":
-		return c.mustSucceed(args)
+		return c.mustSucceed(args), true
 	case path[0] == "validate" && len(positional) > 0 && allExist(c.dir, positional):
-		return c.mustSucceed(args)
+		return c.mustSucceed(args), true
 	}
-	return nil
+	return nil, false
 }
 
 func (c solsticeChecker) mustSucceed(args []string) []string {

@@ -6,6 +6,12 @@
 // exist, and every <!-- tested-by: TestX --> annotation must name a test
 // of this repository. Cheap commands (help, version, validate on the
 // repository's own files) run for real.
+//
+// Syntax alone does not keep a command true, so every fenced shell block
+// with a solstice, nomad or make command must be run by this test (every
+// such command in it is cheap), or name the tests that run it
+// (<!-- tested-by: TestA, TestB -->), or say why nothing runs it
+// (<!-- not-run: reason -->).
 package docs_test
 
 import (
@@ -192,17 +198,36 @@ func TestDocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var total tally
 	for _, f := range files {
 		t.Run(f, func(t *testing.T) {
 			b, err := os.ReadFile(filepath.Join(c.root, f))
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, p := range c.checkFile(f, string(b)) {
+			problems, n := c.check(f, string(b))
+			for _, p := range problems {
 				t.Error(p)
 			}
+			total.add(n)
 		})
 	}
+	t.Logf("command blocks: %d run by this test, %d tested-by, %d not-run", total.ran, total.testedBy, len(total.notRun))
+	for _, r := range total.notRun {
+		t.Logf("not-run %s", r)
+	}
+}
+
+// A tally counts how the fenced command blocks are kept true.
+type tally struct {
+	ran, testedBy int
+	notRun        []string // file:line: reason
+}
+
+func (t *tally) add(o tally) {
+	t.ran += o.ran
+	t.testedBy += o.testedBy
+	t.notRun = append(t.notRun, o.notRun...)
 }
 
 // TestNomadAtHand says when nomad command lines went unchecked: without a
@@ -242,7 +267,15 @@ func TestClientExample(t *testing.T) {
 // checkFile returns every problem of one Markdown file, each as
 // "file:line: what".
 func (c *checker) checkFile(file, text string) []string {
+	problems, _ := c.check(file, text)
+	return problems
+}
+
+// check returns every problem of one Markdown file and how its command
+// blocks are kept true.
+func (c *checker) check(file, text string) ([]string, tally) {
 	var problems []string
+	var n tally
 	for _, s := range parseMarkdown(file, text) {
 		for _, name := range s.testedBy {
 			if !c.tests[name] {
@@ -263,14 +296,44 @@ func (c *checker) checkFile(file, text string) []string {
 			problems = append(problems, err.Error())
 			continue
 		}
+		clis, ranAll := 0, true
 		for _, cmd := range cmds {
-			for _, p := range c.checkCommand(cmd.words) {
+			ps, ran := c.checkCommand(cmd.words)
+			for _, p := range ps {
 				problems = append(problems, fmt.Sprintf("%s: %s", cmd.at, p))
 			}
+			if isCLI(cmd.words[0]) || cmd.words[0] == "make" {
+				clis, ranAll = clis+1, ranAll && ran
+			}
+		}
+		if s.lang != "inline" && clis > 0 {
+			problems = append(problems, s.coverage(ranAll, &n)...)
 		}
 	}
 	problems = append(problems, c.checkMetrics(file, text)...)
-	return append(problems, c.checkPaths(file, text)...)
+	return append(problems, c.checkPaths(file, text)...), n
+}
+
+// coverage checks that a fenced block of commands is run by some test
+// (here when ranHere, or by those its tested-by names) or says why not,
+// and counts it in n.
+func (s snippet) coverage(ranHere bool, n *tally) []string {
+	at := fmt.Sprintf("%s:%d", s.file, s.line-1) // the opening fence
+	switch {
+	case len(s.testedBy) > 0 && s.notRun != "":
+		return []string{fmt.Sprintf("%s: the block is both tested-by %s and not-run (%s): keep the one that is true", at, strings.Join(s.testedBy, ", "), s.notRun)}
+	case ranHere && s.notRun != "":
+		return []string{fmt.Sprintf("%s: the block is not-run (%s), but the doc test runs every command in it: drop the annotation", at, s.notRun)}
+	case ranHere:
+		n.ran++
+	case len(s.testedBy) > 0:
+		n.testedBy++
+	case s.notRun != "":
+		n.notRun = append(n.notRun, fmt.Sprintf("%s: %s", at, s.notRun))
+	default:
+		return []string{fmt.Sprintf("%s: no test runs the commands of this block: make them cheap enough for the doc test, name the tests that run them (<!-- tested-by: TestX -->), or say why none does (<!-- not-run: reason -->)", at)}
+	}
+	return nil
 }
 
 // checkMetrics checks that every shim metric the docs name exists.
@@ -290,25 +353,26 @@ func isCLI(w string) bool {
 	return w == "solstice" || w == "nomad" || strings.HasSuffix(w, "/solstice")
 }
 
-func (c *checker) checkCommand(words []string) []string {
+// checkCommand returns what is wrong with one command line, and whether
+// it ran the line for real.
+func (c *checker) checkCommand(words []string) (problems []string, ran bool) {
 	switch name := words[0]; {
 	case name == "solstice" || strings.HasSuffix(name, "/solstice"):
 		return c.solstice.check(words[1:])
 	case name == "nomad":
 		if c.nomad == nil {
-			return nil // reported once by TestDocs
+			return nil, false // reported once by TestNomadAtHand
 		}
-		return c.nomad.check(words[1:])
+		return c.nomad.check(words[1:]), false
 	case name == "make":
-		var problems []string
 		for _, w := range words[1:] {
 			if !strings.HasPrefix(w, "-") && !strings.Contains(w, "=") && !c.targets[w] {
 				problems = append(problems, fmt.Sprintf("make: GNUmakefile has no target %q", w))
 			}
 		}
-		return problems
+		return problems, false
 	}
-	return nil
+	return nil, false
 }
 
 var (
@@ -371,10 +435,32 @@ func TestDocCheckCatchesDrift(t *testing.T) {
 		"}",                        // 18
 		"```",                      // 19
 		"Run `solstice forgejo run --capacityy 2` now.", // 20
-		"```hcl",                             // 21
-		"job \"x\" {",                        // 22
-		"```",                                // 23
-		"Alert on `solstice_forgejo_taskz`.", // 24
+		"```hcl",                                // 21
+		"job \"x\" {",                           // 22
+		"```",                                   // 23
+		"Alert on `solstice_forgejo_taskz`.",    // 24
+		"```sh",                                 // 25
+		"solstice jobs sync -h",                 // 26: run here, so covered
+		"solstice image -h",                     // 27
+		"```",                                   // 28
+		"<!-- not-run: needs a real GitHub -->", // 29
+		"```sh",                                 // 30
+		"solstice github run --url https://github.com/OWNER/REPO", // 31
+		"```",                          // 32
+		"<!-- not-run: stale -->",      // 33
+		"```sh",                        // 34
+		"solstice version",             // 35: run here after all
+		"```",                          // 36
+		"<!-- tested-by: TestDocs -->", // 37
+		"<!-- not-run: and yet -->",    // 38
+		"```sh",                        // 39
+		"nomad job status",             // 40
+		"```",                          // 41
+		"<!-- tested-by: TestDocs -->", // 42
+		"Some prose between them.",     // 43
+		"```sh",                        // 44: the annotation is not its own
+		"make build",                   // 45
+		"```",                          // 46
 	}, "\n")
 	got := c.checkFile("docs/drift.md", page)
 	want := [][2]string{ // where, and what the report says
@@ -392,6 +478,10 @@ func TestDocCheckCatchesDrift(t *testing.T) {
 		{"docs/drift.md:20:", "solstice forgejo run: no flag --capacityy"},
 		{"docs/drift.md:22:", "Argument or block definition required"},
 		{"docs/drift.md:24:", "metric solstice_forgejo_taskz is not registered"},
+		{"docs/drift.md:2:", "no test runs the commands of this block"},
+		{"docs/drift.md:34:", "the doc test runs every command in it: drop the annotation"},
+		{"docs/drift.md:39:", "both tested-by TestDocs and not-run (and yet)"},
+		{"docs/drift.md:44:", "no test runs the commands of this block"},
 	}
 	for _, w := range want {
 		if !slices.ContainsFunc(got, func(g string) bool { return strings.HasPrefix(g, w[0]) && strings.Contains(g, w[1]) }) {

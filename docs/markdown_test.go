@@ -15,6 +15,7 @@ type snippet struct {
 	text     string
 	testedBy []string // from a <!-- tested-by: TestA, TestB --> just before the block
 	markLine int      // the annotation's line
+	notRun   string   // the reason of a <!-- not-run: reason --> just before the block
 }
 
 func (s snippet) at(line int) string { return fmt.Sprintf("%s:%d", s.file, s.line+line) }
@@ -22,6 +23,7 @@ func (s snippet) at(line int) string { return fmt.Sprintf("%s:%d", s.file, s.lin
 var (
 	fenceRe    = regexp.MustCompile("^(\\s*)(```+|~~~+)\\s*([A-Za-z0-9_+-]*)")
 	testedByRe = regexp.MustCompile(`<!--\s*tested-by:\s*([A-Za-z0-9_, ]+?)\s*-->`)
+	notRunRe   = regexp.MustCompile(`<!--\s*not-run:\s*(\S.*?)\s*-->`)
 	inlineRe   = regexp.MustCompile("`([^`\n]+(?:\n[^`\n]+)?)`")
 )
 
@@ -37,6 +39,7 @@ func parseMarkdown(file, text string) []snippet {
 		prose = nil
 	}
 	var pending []string // tested-by names waiting for the next block
+	var notRun string    // a not-run reason waiting for the next block
 	markLine := 0
 	for i := 0; i < len(lines); i++ {
 		m := fenceRe.FindStringSubmatch(lines[i])
@@ -45,10 +48,15 @@ func parseMarkdown(file, text string) []snippet {
 				proseStart = i + 1
 			}
 			prose = append(prose, lines[i])
-			if tm := testedByRe.FindStringSubmatch(lines[i]); tm != nil {
+			tm, nm := testedByRe.FindStringSubmatch(lines[i]), notRunRe.FindStringSubmatch(lines[i])
+			switch {
+			case tm != nil:
 				pending, markLine = splitNames(tm[1]), i+1
-			} else if strings.TrimSpace(lines[i]) != "" {
-				pending = nil // the annotation belongs to the block right after it
+			case nm != nil:
+				notRun = nm[1]
+			case strings.TrimSpace(lines[i]) != "":
+				// The annotations belong to the block right after them.
+				pending, notRun = nil, ""
 			}
 			continue
 		}
@@ -62,8 +70,8 @@ func parseMarkdown(file, text string) []snippet {
 			}
 			body = append(body, strings.TrimPrefix(lines[j], m[1]))
 		}
-		out = append(out, snippet{file: file, line: i + 2, lang: strings.ToLower(m[3]), text: strings.Join(body, "\n"), testedBy: pending, markLine: markLine})
-		pending = nil
+		out = append(out, snippet{file: file, line: i + 2, lang: strings.ToLower(m[3]), text: strings.Join(body, "\n"), testedBy: pending, markLine: markLine, notRun: notRun})
+		pending, notRun = nil, ""
 		i = j
 	}
 	flushProse()
