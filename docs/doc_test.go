@@ -310,6 +310,7 @@ func (c *checker) check(file, text string) ([]string, tally) {
 			problems = append(problems, s.coverage(ranAll, &n)...)
 		}
 	}
+	problems = append(problems, strayAnnotations(file, text)...)
 	problems = append(problems, c.checkMetrics(file, text)...)
 	return append(problems, c.checkPaths(file, text)...), n
 }
@@ -481,6 +482,7 @@ func TestDocCheckCatchesDrift(t *testing.T) {
 		{"docs/drift.md:2:", "no test runs the commands of this block"},
 		{"docs/drift.md:34:", "the doc test runs every command in it: drop the annotation"},
 		{"docs/drift.md:39:", "both tested-by TestDocs and not-run (and yet)"},
+		{"docs/drift.md:42:", "the annotation is not right before a fenced block"},
 		{"docs/drift.md:44:", "no test runs the commands of this block"},
 	}
 	for _, w := range want {

@@ -234,3 +234,25 @@ func shellWords(line string) ([]string, error) {
 	end()
 	return words, nil
 }
+
+// strayAnnotations reports tested-by and not-run annotations that do not
+// stand right before a fenced block (blank lines and other annotations
+// between them allowed): parseMarkdown would drop them, and the block
+// they were written for would go unchecked.
+func strayAnnotations(file, text string) []string {
+	var problems []string
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		if !testedByRe.MatchString(l) && !notRunRe.MatchString(l) {
+			continue
+		}
+		j := i + 1
+		for j < len(lines) && (strings.TrimSpace(lines[j]) == "" || testedByRe.MatchString(lines[j]) || notRunRe.MatchString(lines[j])) {
+			j++
+		}
+		if j == len(lines) || !fenceRe.MatchString(lines[j]) {
+			problems = append(problems, fmt.Sprintf("%s:%d: the annotation is not right before a fenced block, so it annotates nothing", file, i+1))
+		}
+	}
+	return problems
+}
