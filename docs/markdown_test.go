@@ -21,9 +21,11 @@ type snippet struct {
 func (s snippet) at(line int) string { return fmt.Sprintf("%s:%d", s.file, s.line+line) }
 
 var (
-	fenceRe    = regexp.MustCompile("^(\\s*)(```+|~~~+)\\s*([A-Za-z0-9_+-]*)")
-	testedByRe = regexp.MustCompile(`<!--\s*tested-by:\s*([A-Za-z0-9_, ]+?)\s*-->`)
-	notRunRe   = regexp.MustCompile(`<!--\s*not-run:\s*(\S.*?)\s*-->`)
+	fenceRe = regexp.MustCompile("^(\\s*)(```+|~~~+)\\s*([A-Za-z0-9_+-]*)")
+	// An annotation is a line of its own (so prose may show one in a
+	// code span).
+	testedByRe = regexp.MustCompile(`^\s*<!--\s*tested-by:\s*([A-Za-z0-9_, ]+?)\s*-->\s*$`)
+	notRunRe   = regexp.MustCompile(`^\s*<!--\s*not-run:\s*(\S.*?)\s*-->\s*$`)
 	inlineRe   = regexp.MustCompile("`([^`\n]+(?:\n[^`\n]+)?)`")
 )
 
