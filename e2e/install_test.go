@@ -37,7 +37,6 @@ func TestOneFileInstall(t *testing.T) {
 	n := StartNomad(t, WithPluginBinary(plugin), WithPlugin(fmt.Sprintf(`
     cache_dir   = %q
     accelerator = "tcg"
-    warm_starts = false
     image "solstice-test" {
       source  = %q
       sha256  = %q
