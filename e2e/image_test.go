@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,17 +18,7 @@ import (
 func TestImagePullVerify(t *testing.T) {
 	img, sum := testImage(t)
 	cache := t.TempDir()
-	n := StartNomad(t, WithPlugin(fmt.Sprintf(`
-    cache_dir   = %q
-    accelerator = "tcg"
-    image "solstice-test" {
-      source  = %q
-      sha256  = %q
-      format  = "qcow2"
-      os      = "linux"
-      user    = "solstice"
-      aliases = ["debian-test"]
-    }`, cache, "file://"+img, sum)))
+	n := StartNomad(t, WithPlugin(emptyCachePlugin(cache, "file://"+img, sum)))
 	node, err := n.WaitNode(testContext(t, time.Minute), "solstice-vm")
 	if err != nil {
 		t.Fatal(err)

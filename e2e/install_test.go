@@ -34,17 +34,7 @@ func TestOneFileInstall(t *testing.T) {
 	img, sum := testImage(t)
 	srv := slowImageServer(t, img)
 	cache := t.TempDir() // empty: the first task downloads the image
-	n := StartNomad(t, WithPluginBinary(plugin), WithPlugin(fmt.Sprintf(`
-    cache_dir   = %q
-    accelerator = "tcg"
-    image "solstice-test" {
-      source  = %q
-      sha256  = %q
-      format  = "qcow2"
-      os      = "linux"
-      user    = "solstice"
-      aliases = ["debian-test"]
-    }`, cache, srv.URL+"/solstice-test.qcow2", sum)))
+	n := StartNomad(t, WithPluginBinary(plugin), WithPlugin(emptyCachePlugin(cache, srv.URL+"/solstice-test.qcow2", sum)))
 	syncLabel(t, n, nil)
 
 	if entries, _ := os.ReadDir(filepath.Join(n.DataDir(), "plugins")); len(entries) != 1 || entries[0].Name() != "solstice-vm" {

@@ -98,6 +98,23 @@ func pluginConfig(t testing.TB, o pluginOpts) string {
 %s`, imageCacheDir(t), o.accelerator, allow, qemu, "file://"+img, sum, o.extra)
 }
 
+// emptyCachePlugin is a client config with the test image as
+// "solstice-test" from source and a cache_dir of its own, for tests that
+// watch the image arrive in an empty cache.
+func emptyCachePlugin(cache, source, sum string) string {
+	return fmt.Sprintf(`
+    cache_dir   = %q
+    accelerator = "tcg"
+    image "solstice-test" {
+      source  = %q
+      sha256  = %q
+      format  = "qcow2"
+      os      = "linux"
+      user    = "solstice"
+      aliases = ["debian-test"]
+    }`, cache, source, sum)
+}
+
 // vmJob is a batch job with one solstice-vm task called "vm".
 func vmJob(name, taskConfig string) string {
 	return fmt.Sprintf(`
