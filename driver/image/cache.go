@@ -64,7 +64,7 @@ func (c *Cache) Ensure(ctx context.Context, src Source) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("image %q: %w", src.Label, err)
 	}
-	final := filepath.Join(c.Dir, key+"."+src.Format)
+	final := c.path(key, src)
 	if _, err := os.Stat(final); err == nil {
 		return final, nil
 	}
@@ -176,6 +176,11 @@ func localPath(u string) (string, bool) {
 	return "", false
 }
 
+// path is where the image cached under key lives.
+func (c *Cache) path(key string, src Source) string {
+	return filepath.Join(c.Dir, key+"."+src.Format)
+}
+
 // Cached returns the path of an image that is already in the cache, without
 // fetching anything.
 func (c *Cache) Cached(src Source) (string, bool) {
@@ -183,7 +188,7 @@ func (c *Cache) Cached(src Source) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	final := filepath.Join(c.Dir, key+"."+src.Format)
+	final := c.path(key, src)
 	if _, err := os.Stat(final); err != nil {
 		return "", false
 	}

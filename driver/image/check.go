@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 )
 
 // Check is what re-checking a cached image found.
@@ -41,7 +40,7 @@ func (c *Cache) Check(ctx context.Context, src Source) (Check, error) {
 	if err != nil {
 		return Check{}, fmt.Errorf("image %q: %w", src.Label, err)
 	}
-	k := Check{Path: filepath.Join(c.Dir, key+"."+src.Format)}
+	k := Check{Path: c.path(key, src)}
 	if _, err := os.Stat(k.Path); err != nil {
 		return k, nil
 	}
