@@ -41,9 +41,13 @@ func newTool(bin, dir string) *tool {
 	return &tool{bin: bin, dir: dir, env: env, seen: map[string]result{}}
 }
 
-// run runs the tool with args (at most 30 s), once per distinct args.
-func (t *tool) run(args ...string) (result, error) {
-	key := strings.Join(args, "\x00")
+// run runs the tool with args (at most 30 s) in the repository root,
+// once per distinct args.
+func (t *tool) run(args ...string) (result, error) { return t.runIn(t.dir, args...) }
+
+// runIn is run in another working directory.
+func (t *tool) runIn(dir string, args ...string) (result, error) {
+	key := dir + "\x00" + strings.Join(args, "\x00")
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if r, ok := t.seen[key]; ok {
@@ -52,7 +56,7 @@ func (t *tool) run(args ...string) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, t.bin, args...)
-	cmd.Dir, cmd.Env = t.dir, t.env
+	cmd.Dir, cmd.Env = dir, t.env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -186,7 +190,8 @@ func (c solsticeChecker) resolve(words []string) (path, rest []string, help, pro
 }
 
 // runCheap runs the commands that cost nothing for real: help, version,
-// and validate on files of this repository. ran says whether it did.
+// and validate on files of this repository or on the reader's own
+// workflow files (see validateStandIn). ran says whether it did.
 func (c solsticeChecker) runCheap(path, rest, positional []string) (problems []string, ran bool) {
 	args := append(slices.Clone(path), rest...)
 	switch {
@@ -194,8 +199,82 @@ func (c solsticeChecker) runCheap(path, rest, positional []string) (problems []s
 		return c.mustSucceed(args), true
 	case path[0] == "validate" && len(positional) > 0 && allExist(c.dir, positional):
 		return c.mustSucceed(args), true
+	case path[0] == "validate" && len(positional) > 0 && !slices.ContainsFunc(positional, notForgeWorkflow):
+		return c.validateStandIn(args, positional), true
 	}
 	return nil, false
+}
+
+// forgeWorkflowRe matches where a reader keeps a workflow in their own
+// repository: the forges' workflow directories.
+var forgeWorkflowRe = regexp.MustCompile(`^\.(github|gitea|forgejo)/workflows/[\w.-]+\.ya?ml$`)
+
+func notForgeWorkflow(p string) bool { return !forgeWorkflowRe.MatchString(p) }
+
+// standInWorkflow is the workflow the docs tell readers to push as their
+// .github/workflows/ci.yml (getting-started.md).
+const standInWorkflow = "examples/omnios.yml"
+
+// validateStandIn runs a validate line that names the reader's own
+// workflow files, in a directory holding examples/omnios.yml at each of
+// those paths, twice: as is it must pass, and with a step appended that
+// Solstice cannot run it must fail, naming the file, line and column of
+// that step (what the docs promise a reader sees).
+func (c solsticeChecker) validateStandIn(args, files []string) []string {
+	good, err := os.ReadFile(filepath.Join(c.dir, standInWorkflow))
+	if err != nil {
+		return []string{err.Error()}
+	}
+	const badStep = "      - uses: actions/setup-node@v4\n"
+	bad := append(slices.Clone(good), badStep...)
+	badLine := bytes.Count(good, []byte("\n")) + 1
+	var problems []string
+	for _, v := range []struct {
+		name    string
+		content []byte
+	}{{"good", good}, {"bad", bad}} {
+		dir, err := standInDir(files, v.content)
+		if err != nil {
+			return append(problems, err.Error())
+		}
+		defer os.RemoveAll(dir)
+		r, err := c.runIn(dir, args...)
+		if err != nil {
+			return append(problems, err.Error())
+		}
+		shown := fmt.Sprintf("solstice %s on %s", strings.Join(args, " "), standInWorkflow)
+		if v.name == "good" {
+			if r.code != 0 || !strings.Contains(r.stdout, files[0]+": ok") {
+				problems = append(problems, fmt.Sprintf("%s: exit status %d, stdout %q, stderr %q; want 0 and %q", shown, r.code, r.stdout, r.stderr, files[0]+": ok"))
+			}
+			continue
+		}
+		where := fmt.Sprintf("%s:%d:%d: ", files[0], badLine, strings.Index(badStep, "actions/")+1)
+		if r.code != 1 || !regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(where)+`.* uses actions/setup-node@v4: only run steps`).MatchString(r.stderr) {
+			problems = append(problems, fmt.Sprintf("%s with an unsupported step appended: exit status %d, stderr %q; want 1 and %q naming the step", shown, r.code, r.stderr, where))
+		}
+	}
+	return problems
+}
+
+// standInDir makes a directory holding content at each of files.
+func standInDir(files []string, content []byte) (string, error) {
+	dir, err := os.MkdirTemp("", "solstice-doctest-workflow-")
+	if err != nil {
+		return "", err
+	}
+	for _, f := range files {
+		p := filepath.Join(dir, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			os.RemoveAll(dir)
+			return "", err
+		}
+		if err := os.WriteFile(p, content, 0o644); err != nil {
+			os.RemoveAll(dir)
+			return "", err
+		}
+	}
+	return dir, nil
 }
 
 func (c solsticeChecker) mustSucceed(args []string) []string {
