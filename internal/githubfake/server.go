@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"net/http"
@@ -54,6 +55,9 @@ type Options struct {
 	// mint registration tokens and JIT configs. Any non-empty token
 	// otherwise.
 	PAT string
+	// TLS serves https, as GitHub and GHES do, with a certificate for
+	// 127.0.0.1 that only clients trusting Certificate accept.
+	TLS bool
 }
 
 func (o *Options) setDefaults() {
@@ -144,8 +148,21 @@ func New(opts Options) *Server {
 		s.ts.Listener.Close()
 		s.ts.Listener = opts.Listener
 	}
-	s.ts.Start()
+	if opts.TLS {
+		s.ts.StartTLS()
+	} else {
+		s.ts.Start()
+	}
 	return s
+}
+
+// CertificatePEM is the certificate a TLS fake serves, PEM-encoded (for
+// a client's trust store, e.g. SSL_CERT_FILE); empty without TLS.
+func (s *Server) CertificatePEM() []byte {
+	if s.ts.Certificate() == nil {
+		return nil
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.ts.Certificate().Raw})
 }
 
 // URL is the base URL of the fake (no trailing slash), e.g. for GHES-style

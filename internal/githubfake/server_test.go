@@ -4,11 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/big"
+	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -245,4 +249,40 @@ func TestCancelDeliveredOnBusyPoll(t *testing.T) {
 		t.Fatalf("got %s", r.body)
 	}
 	noRejections(t, s)
+}
+
+// TestTLS: a TLS fake serves https under every URL it hands out, to a
+// client that trusts CertificatePEM, and a client that does not is
+// refused the handshake.
+func TestTLS(t *testing.T) {
+	s := New(Options{TLS: true})
+	defer s.Close()
+	if !strings.HasPrefix(s.APIURL(), "https://127.0.0.1:") || !strings.HasPrefix(s.BrokerURL(), "https://") {
+		t.Fatalf("a TLS fake's URLs: %s, %s", s.APIURL(), s.BrokerURL())
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(s.CertificatePEM()) {
+		t.Fatalf("CertificatePEM holds no certificate: %q", s.CertificatePEM())
+	}
+	list := s.APIURL() + "/repos/o/r/actions/runners"
+	req, _ := http.NewRequest(http.MethodGet, list, nil)
+	req.Header.Set("Authorization", "RemoteAuth "+s.RegistrationToken("o/r"))
+	trusting := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
+	resp, err := trusting.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", list, resp.Status)
+	}
+	var unknown *tls.CertificateVerificationError
+	if _, err := (&http.Client{Timeout: 10 * time.Second}).Get(list); !errors.As(err, &unknown) {
+		t.Fatalf("a client that does not trust the fake's certificate got %v, want a verification error", err)
+	}
+	if plain := New(Options{}); plain.CertificatePEM() != nil || !strings.HasPrefix(plain.URL(), "http://") {
+		t.Errorf("a plain fake serves %s with certificate %q", plain.URL(), plain.CertificatePEM())
+	} else {
+		plain.Close()
+	}
 }
