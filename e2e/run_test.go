@@ -89,23 +89,8 @@ func syncLabel(t *testing.T, n *Nomad, edit func(string) string) {
 
 // dispatchedNames lists the dispatched jobs' names in dispatch order.
 func dispatchedNames(t *testing.T, n *Nomad) []string {
-	stubs, _, err := n.API.Jobs().List(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var children []*api.JobListStub
-	for _, s := range stubs {
-		if s.ParentID != "" {
-			children = append(children, s)
-		}
-	}
-	sort.Slice(children, func(i, j int) bool { return children[i].CreateIndex < children[j].CreateIndex })
 	var names []string
-	for _, c := range children {
-		job, _, err := n.API.Jobs().Info(c.ID, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, job := range childJobs(t, n) {
 		names = append(names, job.Meta[contract.MetaJobName])
 	}
 	return names
@@ -343,4 +328,119 @@ func runningAllocs(n *Nomad) int {
 		}
 	}
 	return c
+}
+
+// helloJobs are examples/hello.yml's runs, in the order solstice run
+// dispatches them (the needs-free jobs in the workflow's order, then
+// report).
+var helloJobs = []string{"build (plain)", "build (fancy)", "legacy", "report"}
+
+// TestRunDocCommands runs README.md's solstice run lines and
+// getting-started.md's --bundle-listen line as a reader types them (read
+// from the docs, placeholders substituted) against one agent whose
+// catalog has the test image as solstice-test, the label
+// examples/hello.yml runs on; NOMAD_ADDR names the agent, as the README
+// says. Each run checks out this repository, uncommitted changes
+// included.
+func TestRunDocCommands(t *testing.T) {
+	alongside(t)
+	// getting-started.md: listen on an address the clients reach and allow
+	// it in bundle_hosts. The loopback entry stays for the README's runs;
+	// it does not match the other address.
+	bundleAddr := freePort(t, nonLoopbackIPv4(t))
+	hosts := fmt.Sprintf("bundle_hosts = [%q, %q]", "127.0.0.1/bundle/", bundleAddr+"/bundle/")
+	n := StartNomad(t, WithPlugin(pluginConfig(t, pluginOpts{extra: hosts})))
+	syncLabel(t, n, nil)
+	nomadAddr := "NOMAD_ADDR=" + n.Addr
+	seen := 0
+	dispatched := func() []*api.Job { // the jobs the last run dispatched
+		jobs := childJobs(t, n)
+		defer func() { seen = len(jobs) }()
+		return jobs[seen:]
+	}
+
+	t.Run("whole workflow", func(t *testing.T) {
+		r := runDocCommand(t, 15*time.Minute, docCommand(t, "README.md", "bin/solstice run examples/hello.yml"), nomadAddr)
+		checkHello(t, r, dispatched(), helloJobs, "the build says 42", "hello from a KDL job", "deploying to no region", "no TOKEN secret given")
+	})
+	t.Run("one job, one combination", func(t *testing.T) {
+		r := runDocCommand(t, 10*time.Minute, docCommand(t, "README.md", "bin/solstice run --job build --matrix flavour=plain"), nomadAddr)
+		checkHello(t, r, dispatched(), []string{"build (plain)"}, "building the plain flavour", "got PLAIN from the previous step")
+		if strings.Contains(r.out, "fancy") {
+			t.Errorf("the fancy combination ran too:\n%s", r.out)
+		}
+	})
+	t.Run("secret and variable", func(t *testing.T) {
+		const token = "tok-5ecret-Value-1618" // TOKEN from the environment, as the README's comment says
+		r := runDocCommand(t, 15*time.Minute, docCommand(t, "README.md", "bin/solstice run --secret TOKEN --var REGION=eu"), nomadAddr, "TOKEN="+token)
+		checkHello(t, r, dispatched(), helloJobs, "deploying to eu", "signing in with ***")
+		if strings.Contains(r.out, token) {
+			t.Errorf("the secret's value shows in the output:\n%s", r.out)
+		}
+		vars, _, err := n.API.Variables().PrefixList(contract.SecretsPrefix, nil)
+		if err != nil || len(vars) != 0 {
+			t.Errorf("secrets Variables left after the run: %v (%v)", vars, err)
+		}
+	})
+	t.Run("bundle on another address", func(t *testing.T) {
+		// The doc runs examples/omnios.yml, which needs a client with the
+		// real OmniOS image; hello.yml runs on the test image.
+		words := substitute(t, docCommand(t, "docs/getting-started.md", "solstice run --bundle-listen"),
+			"10.0.0.5:7000", bundleAddr, "examples/omnios.yml", "examples/hello.yml")
+		r := runDocCommand(t, 15*time.Minute, words, nomadAddr)
+		jobs := dispatched()
+		checkHello(t, r, jobs, helloJobs, "the build says 42")
+		for _, j := range jobs {
+			if u := j.Meta[contract.MetaBundleURL]; !strings.HasPrefix(u, "http://"+bundleAddr+"/bundle/") {
+				t.Errorf("job %s fetched its bundle from %q, not from --bundle-listen %s", *j.ID, u, bundleAddr)
+			}
+		}
+	})
+}
+
+// checkHello checks a run of examples/hello.yml: exit 0, the jobs
+// dispatched are want (by name, in order) and each succeeded in the
+// closing summary, the checkout held the workflow, and the output shows
+// lines.
+func checkHello(t *testing.T, r docRun, jobs []*api.Job, want []string, lines ...string) {
+	t.Helper()
+	var names []string
+	for _, j := range jobs {
+		names = append(names, j.Meta[contract.MetaJobName])
+	}
+	summary := summaryOf(r.out)
+	failed := r.code != 0 || strings.Join(names, "|") != strings.Join(want, "|") || len(summary) != len(want)
+	for _, name := range want {
+		failed = failed || summary[name] != "success"
+	}
+	for _, l := range append(lines, "✓ Show where we are") {
+		failed = failed || !strings.Contains(r.out, l)
+	}
+	if failed {
+		t.Fatalf("%s: exit %d, dispatched %q (want %q), summary %v, want lines %q in the output:\n%s", r.line, r.code, names, want, summary, lines, r.out)
+	}
+}
+
+// childJobs lists the dispatched jobs in dispatch order.
+func childJobs(t *testing.T, n *Nomad) []*api.Job {
+	stubs, _, err := n.API.Jobs().List(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var children []*api.JobListStub
+	for _, s := range stubs {
+		if s.ParentID != "" {
+			children = append(children, s)
+		}
+	}
+	sort.Slice(children, func(i, j int) bool { return children[i].CreateIndex < children[j].CreateIndex })
+	var jobs []*api.Job
+	for _, c := range children {
+		job, _, err := n.API.Jobs().Info(c.ID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, job)
+	}
+	return jobs
 }
