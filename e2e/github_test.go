@@ -4,12 +4,18 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -513,4 +519,160 @@ func TestGitHubShimKilledMidJob(t *testing.T) {
 		t.Errorf("the Before log has its line %d times", n)
 	}
 	e.assertNothingRejected(t)
+}
+
+// TestGitHubRegisterCLI runs the solstice github register lines of
+// docs/github.md and docs/getting-started.md as a reader types them (read
+// from the docs) against the fake GitHub, served over https, and a real
+// agent's Variables. Only the host and the token are substituted: the
+// fake serves GHES's API (https://HOST/api/v3) on a loopback port whose
+// certificate the CLI trusts through SSL_CERT_FILE, so the GHES line runs
+// as written; the github.com lines run against it too, with their host
+// replaced (github.com's API host, api.github.com, is TestAPIURL's). A
+// JIT config never talks to GitHub, so that line runs with
+// https://github.com as written.
+func TestGitHubRegisterCLI(t *testing.T) {
+	alongside(t)
+	n := StartNomad(t, WithRawExec())
+	fake := githubfake.New(githubfake.Options{TLS: true})
+	t.Cleanup(fake.Close)
+	const repo = "OWNER/REPO" // the docs' placeholder is a fine repository name
+	certs := filepath.Join(t.TempDir(), "fake-github.pem")
+	if err := os.WriteFile(certs, fake.CertificatePEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	register := func(t *testing.T, file, prefix string, oldNew ...string) docRun {
+		t.Helper()
+		words := substitute(t, docCommand(t, file, prefix), oldNew...)
+		r := runDocCommand(t, 2*time.Minute, words, "NOMAD_ADDR="+n.Addr, "SSL_CERT_FILE="+certs)
+		if r.code != 0 {
+			t.Fatalf("%s: exit %d:\n%s", r.line, r.code, r.out)
+		}
+		return r
+	}
+	token := func() string { return fake.RegistrationToken(repo) }
+
+	t.Run("GHES", func(t *testing.T) {
+		r := register(t, "docs/github.md", "solstice github register --url https://ghes.example.org/",
+			"https://ghes.example.org", fake.URL(), "REGISTRATION_TOKEN", token())
+		checkRegistered(t, n, fake, repo, r, []string{"omnios"}, "omnios-r151056")
+	})
+	t.Run("github.com, four runners", func(t *testing.T) {
+		r := register(t, "docs/github.md", "solstice github register --url https://github.com/OWNER/REPO --token",
+			"https://github.com", fake.URL(), "REGISTRATION_TOKEN", token())
+		checkRegistered(t, n, fake, repo, r, []string{"omnios-1", "omnios-2", "omnios-3", "omnios-4"}, "omnios-r151056")
+	})
+	t.Run("getting started, two runners", func(t *testing.T) {
+		r := register(t, "docs/getting-started.md", "solstice github register --url https://github.com/",
+			"https://github.com", fake.URL(), "REG_TOKEN", token())
+		checkRegistered(t, n, fake, repo, r, []string{"solstice-1", "solstice-2"}, "omnios-r151056")
+	})
+	t.Run("JIT config from a file", func(t *testing.T) {
+		// The reader saved generate-jitconfig's answer as jit-config.txt.
+		jit := filepath.Join(t.TempDir(), "jit-config.txt")
+		if err := os.WriteFile(jit, []byte(fake.JITConfig("jit-omnios", nil)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := register(t, "docs/github.md", "solstice github register --url https://github.com/OWNER/REPO --jit-config",
+			"@jit-config.txt", "@"+jit)
+		if !regexp.MustCompile(`(?m)^stored JIT runner "jit-omnios" \(id \d+\) for https://github.com/OWNER/REPO$`).MatchString(r.out) {
+			t.Fatalf("%s printed:\n%s", r.line, r.out)
+		}
+		scope, err := github.ScopeOf("https://github.com/OWNER/REPO")
+		if err != nil {
+			t.Fatal(err)
+		}
+		store := &github.Store{Vars: nomadvar.Store{API: n.API}, Scope: scope}
+		creds, err := store.LoadRunner(testContext(t, time.Minute), "jit-omnios")
+		if err != nil || creds == nil || strings.Join(creds.Labels, ",") != "omnios-r151056" || creds.PrivateKeyPEM == "" {
+			t.Fatalf("the Nomad Variable of the JIT runner: %+v (%v); want its key and the label omnios-r151056", creds, err)
+		}
+	})
+}
+
+// checkRegistered checks what a reader sees after solstice github
+// register: a line per runner, the runners on GitHub's list with the
+// label, and each runner's id and private key in its Nomad Variable
+// solstice/runners/github/<host>/<owner>/<repo>/<name>.
+func checkRegistered(t *testing.T, n *Nomad, fake *githubfake.Server, repo string, r docRun, names []string, label string) {
+	t.Helper()
+	onGitHub := githubRunners(t, fake, repo)
+	repoURL := fake.GitHubURL(repo)
+	scope, err := github.ScopeOf(repoURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		line := regexp.MustCompile(`(?m)^registered runner "` + regexp.QuoteMeta(name) + `" \(id (\d+)\) with ` + regexp.QuoteMeta(repoURL) + `, labels (\S+)$`).FindStringSubmatch(r.out)
+		if line == nil || !slices.Contains(strings.Split(line[2], ","), label) {
+			t.Fatalf("%s printed no line for runner %q with label %s:\n%s", r.line, name, label, r.out)
+		}
+		gh, ok := onGitHub[name]
+		if !ok || fmt.Sprint(gh.ID) != line[1] || !slices.Contains(gh.Labels, label) {
+			t.Fatalf("GitHub lists runner %q as %+v (listed: %v); want id %s with label %s", name, gh, onGitHub, line[1], label)
+		}
+		path := "solstice/runners/github/" + scope + "/" + name
+		v, _, err := n.API.Variables().Read(path, nil)
+		if err != nil {
+			t.Fatalf("the runner's Nomad Variable %s: %v", path, err)
+		}
+		var creds protocol.Credentials
+		if err := json.Unmarshal([]byte(firstItem(v.Items)), &creds); err != nil || fmt.Sprint(creds.RunnerID) != line[1] || creds.ClientID == "" || !strings.Contains(creds.PrivateKeyPEM, "PRIVATE KEY") {
+			t.Fatalf("the Nomad Variable %s holds %q (%v); want runner id %s, its client id and private key", path, firstItem(v.Items), err, line[1])
+		}
+	}
+	t.Logf("%s:\n%s", r.line, r.out)
+}
+
+func firstItem(items map[string]string) string {
+	for _, v := range items {
+		return v
+	}
+	return ""
+}
+
+// ghRunner is a runner as GitHub's REST API lists it.
+type ghRunner struct {
+	ID     int64
+	Labels []string
+}
+
+// githubRunners lists the runners GitHub has for the repository, as its
+// REST API (GET /repos/OWNER/REPO/actions/runners) shows them.
+func githubRunners(t *testing.T, fake *githubfake.Server, repo string) map[string]ghRunner {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testContext(t, time.Minute), http.MethodGet, fake.APIURL()+"/repos/"+repo+"/actions/runners", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "RemoteAuth "+fake.RegistrationToken(repo))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(fake.CertificatePEM())
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Runners []struct {
+			ID     int64  `json:"id"`
+			Name   string `json:"name"`
+			Labels []struct {
+				Name string `json:"name"`
+			} `json:"labels"`
+		} `json:"runners"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("list GitHub's runners: %s (%v)", resp.Status, err)
+	}
+	out := map[string]ghRunner{}
+	for _, r := range list.Runners {
+		gr := ghRunner{ID: r.ID}
+		for _, l := range r.Labels {
+			gr.Labels = append(gr.Labels, l.Name)
+		}
+		out[r.Name] = gr
+	}
+	return out
 }
