@@ -52,8 +52,8 @@ func docCommand(t *testing.T, file, prefix string) []string {
 		if i := strings.Index(line, " #"); i >= 0 {
 			line = line[:i]
 		}
-		if strings.HasPrefix(line, prefix) {
-			found = append(found, strings.Fields(line))
+		if words := strings.Fields(line); strings.HasPrefix(strings.Join(words, " "), prefix) {
+			found = append(found, words)
 		}
 		line = ""
 	}
