@@ -192,8 +192,10 @@ func warmJobRuns(t *testing.T, n *Nomad) {
 		dumpEvents(t, evs)
 		t.Fatalf("warm job conclusion %q, want success\n%s", c, tail(n.Logs(alloc, contract.TaskName, "stdout"), 40))
 	}
-	if got := strings.Join(stepLines(evs, "Hello"), "\n"); !strings.HasPrefix(got, "hello from vm-") {
-		t.Errorf("the warm job's step printed %q", got)
+	// The clone's hostname is its own task's (task name and alloc), not
+	// the template's.
+	if got, want := strings.Join(stepLines(evs, "Hello"), "\n"), "hello from job-"+alloc.ID[:8]; got != want {
+		t.Errorf("the warm job's step printed %q, want %q", got, want)
 	}
 }
 
