@@ -20,32 +20,57 @@ import (
 )
 
 // BenchmarkWarmPath measures dispatch → first step through Nomad and the
-// driver, cold (warm_starts = false) and warm (from a template the first
-// job's cold start had built), in one run, and reports warm ÷ cold.
+// driver, cold (warm_starts = false) and warm (from the template the first
+// warm-side job's cold start had built), side by side in one run: two
+// agents, samples interleaved (cold, warm, cold, …) so that load on the
+// host falls on both alike. It prints each side's phases and reports the
+// medians and warm ÷ cold. SOLSTICE_BENCH_SAMPLES sets the samples per
+// side (default and minimum 5).
 func BenchmarkWarmPath(b *testing.B) {
-	cold := StartNomad(b, WithPlugin(pluginConfig(b, pluginOpts{})))
-	firstStep(b, cold) // the image into the cache
-	var coldSum time.Duration
-	for i := 0; i < b.N; i++ {
-		d := firstStep(b, cold).total
-		b.Logf("cold sample %d: %s", i, d)
-		coldSum += d
-	}
-	cold.cleanup()
-
+	samples := benchSamples(b)
 	tplDir := b.TempDir()
+	cold := StartNomad(b, WithPlugin(pluginConfig(b, pluginOpts{})))
 	warm := StartNomad(b, WithPlugin(pluginConfig(b, pluginOpts{templateDir: tplDir})))
+	firstStep(b, cold) // the image into the cache
 	firstStep(b, warm) // cold; it starts the template's build
 	waitTemplate(b, tplDir, 10*time.Minute)
-	var warmSum time.Duration
-	for i := 0; i < b.N; i++ {
-		d := firstStep(b, warm).total
-		b.Logf("warm sample %d: %s", i, d)
-		warmSum += d
+	var c, w []coldSample
+	for i := 0; i < samples; i++ {
+		c = append(c, firstStep(b, cold))
+		w = append(w, firstStep(b, warm))
+		if !strings.Contains(w[i].booting, "restored from template") {
+			b.Fatalf("warm sample %d did not start from the template: %s", i+1, w[i].booting)
+		}
+		fmt.Printf("sample %d: cold %s, warm %s\n", i+1, secs(c[i].total), secs(w[i].total))
 	}
-	b.ReportMetric(coldSum.Seconds()/float64(b.N), "s/cold_dispatch_to_first_step")
-	b.ReportMetric(warmSum.Seconds()/float64(b.N), "s/warm_dispatch_to_first_step")
-	b.ReportMetric(float64(warmSum)/float64(coldSum), "ratio_warm_over_cold")
+	fmt.Printf("last warm sample's task events (s from the dispatch): %s\n", w[len(w)-1].timeline)
+	rows := append(phaseRows("cold", c), phaseRows("warm", w)...)
+	printBenchTable(os.Stdout, samples, rows)
+	for _, r := range rows {
+		b.ReportMetric(median(r.values).Seconds(), "s/"+r.metric)
+	}
+	ratio := float64(median(rowValues(rows, "warm"))) / float64(median(rowValues(rows, "cold")))
+	fmt.Printf("warm/cold (medians): %.2f\n", ratio)
+	b.ReportMetric(ratio, "warm/cold")
+}
+
+// phaseRows are one side's rows of the table, named by side.
+func phaseRows(side string, samples []coldSample) []benchRow {
+	pick := func(f func(coldSample) time.Duration) []time.Duration {
+		var out []time.Duration
+		for _, s := range samples {
+			out = append(out, f(s))
+		}
+		return out
+	}
+	return []benchRow{
+		{side + ": dispatch → placement", side + "_placement", pick(func(s coldSample) time.Duration { return s.placement })},
+		{side + ": placement → QEMU started", side + "_prepare", pick(func(s coldSample) time.Duration { return s.prepare })},
+		{side + ": QEMU → SSH login", side + "_boot", pick(func(s coldSample) time.Duration { return s.boot })},
+		{side + ": SSH → agent running", side + "_launch", pick(func(s coldSample) time.Duration { return s.launch })},
+		{side + ": agent → first step", side + "_step", pick(func(s coldSample) time.Duration { return s.step })},
+		{side + ": dispatch → first step", side, pick(func(s coldSample) time.Duration { return s.total })},
+	}
 }
 
 // BenchmarkWarmRestore measures, with QEMU alone, a clone's restore (QEMU

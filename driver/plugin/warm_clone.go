@@ -150,11 +150,10 @@ func identityScript(id identity) (string, error) {
 const identityTemplate = `set -eu
 umask 077
 date -u -s @%d.%s >/dev/null 2>&1 || date -u -s @%[1]d >/dev/null
-# Mix fresh host randomness in and reseed the kernel's generator now
-# (RNDRESEEDCRNG); the vmgenid device already asked the kernel to.
+# The clone's kernel generator holds the template's state: mix fresh host
+# randomness in, then make the kernel reseed from it (see reseedShell).
 printf '%%s' %[3]s | base64 -d >/dev/urandom
-perl -e 'open(my $f, ">", "/dev/urandom") and ioctl($f, 0x5207, 0)' 2>/dev/null || true
-user=%[4]s
+` + reseedShell + `user=%[4]s
 home=$(awk -F: -v u="$user" '$1 == u { print $6 }' /etc/passwd)
 [ -n "$home" ] || { echo "no user $user"; exit 1; }
 mkdir -p "$home/.ssh"
@@ -187,6 +186,22 @@ if [ -z "$renewed" ]; then
 fi
 if [ -s /run/sshd.pid ]; then kill -HUP "$(cat /run/sshd.pid)"
 elif command -v systemctl >/dev/null 2>&1; then systemctl reload ssh 2>/dev/null || systemctl reload sshd
+fi
+`
+
+// reseedShell makes a Linux kernel reseed its random generator now
+// (RNDRESEEDCRNG, 0x5207), from what is in its input pool. Nothing else is
+// sure to in a clone: a kernel without the vmgenid driver ignores the
+// device's new generation id, and the next scheduled reseed is up to a
+// minute of the guest's clock away. Without a reseed two clones draw the
+// same random bytes, so failing it fails the warm start. The ioctl needs a
+// program that can make it; Debian-like guests have perl, others python3.
+const reseedShell = `if command -v perl >/dev/null 2>&1; then
+  perl -e 'open(my $f, ">", "/dev/urandom") or die "open /dev/urandom: $!\n"; ioctl($f, 0x5207, 0) or die "reseed the kernel random generator (RNDRESEEDCRNG): $!\n"'
+elif command -v python3 >/dev/null 2>&1; then
+  python3 -c 'import fcntl; fcntl.ioctl(open("/dev/urandom", "wb"), 0x5207, 0)'
+else
+  echo "cannot reseed the kernel random generator: the guest has neither perl nor python3"; exit 1
 fi
 `
 

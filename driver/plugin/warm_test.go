@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -64,5 +65,26 @@ func TestWarmSwitches(t *testing.T) {
 				t.Fatalf("warm starts on = %v, want %v", got, tc.wantLookup)
 			}
 		})
+	}
+}
+
+// TestReseedShell runs the clone's reseed on this (Linux) host: as root the
+// kernel reseeds, as anyone else the refusal is reported, never ignored;
+// and a guest with no program to make the ioctl is refused by name.
+func TestReseedShell(t *testing.T) {
+	out, err := exec.Command("sh", "-c", reseedShell).CombinedOutput()
+	if os.Geteuid() == 0 {
+		if err != nil {
+			t.Fatalf("reseed as root: %v: %s", err, out)
+		}
+	} else if err == nil || !strings.Contains(string(out), "RNDRESEEDCRNG") {
+		t.Fatalf("reseed without root = %v, %q; want a failure naming RNDRESEEDCRNG", err, out)
+	}
+
+	cmd := exec.Command("/bin/sh", "-c", reseedShell)
+	cmd.Env = []string{"PATH=" + t.TempDir()}
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "neither perl nor python3") {
+		t.Fatalf("reseed without perl or python3 = %v, %q; want a failure saying so", err, out)
 	}
 }
