@@ -57,6 +57,21 @@ func primeTemplate(t testing.TB, n *Nomad, tplDir string) string {
 	return waitTemplate(t, tplDir, 10*time.Minute)
 }
 
+// primeWarm dispatches one job through the test label, which boots cold
+// and starts the template's build for the label's resources, and waits for
+// the job and the template: the jobs after it start warm.
+func primeWarm(t *testing.T, n *Nomad, tplDir string) {
+	t.Helper()
+	p := &contract.Plan{Version: contract.PlanVersion, Job: contract.Job{ID: "prime", Name: "prime"},
+		Steps: []contract.Step{{Name: "Prime", Run: "true"}}}
+	_, job := dispatchPlan(t, n, p, nil)
+	if _, evs := n.waitJobDone(t, job.ID, 5*time.Minute); jobConclusion(evs) != "success" {
+		dumpEvents(t, evs)
+		t.Fatal("the priming job failed")
+	}
+	waitTemplate(t, tplDir, 10*time.Minute)
+}
+
 // taskEventText is the task events' messages with their details (the
 // driver's events carry their specifics there).
 func taskEventText(a *api.Allocation) string {
@@ -176,8 +191,8 @@ func TestWarmStartsGiveClonesTheirOwnIdentity(t *testing.T) {
 	warmJobRuns(t, n)
 }
 
-// warmJobRuns runs a job's plan in a clone: its agent comes in over SSH,
-// since a clone has the template's devices and no agent disk among them.
+// warmJobRuns runs a job's plan in a clone: its agent comes from the
+// agent disk, which the template had and so every clone has.
 func warmJobRuns(t *testing.T, n *Nomad) {
 	t.Helper()
 	p := &contract.Plan{Version: contract.PlanVersion, Job: contract.Job{ID: "warm-plan", Name: "warm-plan"},
@@ -185,8 +200,8 @@ func warmJobRuns(t *testing.T, n *Nomad) {
 	// The template was made for vmJob's 512 MiB; planJob asks for more.
 	n.RunJob(strings.Replace(planJob(t, "warm-plan", "solstice-test", p), "memory = 1024", "memory = 512", 1))
 	alloc, evs := n.waitJobDone(t, "warm-plan", 5*time.Minute)
-	if msg := taskEventText(alloc); !strings.Contains(msg, "restored from template") || !strings.Contains(msg, "uploaded") {
-		t.Errorf("the job did not start warm with its agent uploaded: %q", msg)
+	if msg := taskEventText(alloc); !strings.Contains(msg, "restored from template") || !strings.Contains(msg, "from the read-only agent disk") {
+		t.Errorf("the job did not start warm with its agent read from the agent disk: %q", msg)
 	}
 	if c := jobConclusion(evs); c != "success" {
 		dumpEvents(t, evs)

@@ -350,7 +350,7 @@ func (l *launch) startQEMU(ctx context.Context) (vm.Machine, error) {
 		}
 	}
 	l.onFailure(func() { os.Remove(l.st.QMPSocket) })
-	l.d.emit(l.cfg, "Booting", fmt.Sprintf("image %s under %s, ssh on %s:%d%s", l.label, spec.Accel, host, port, l.warmNote()))
+	l.d.emit(l.cfg, "Booting", fmt.Sprintf("image %s under %s%s, ssh on %s:%d", l.label, spec.Accel, l.warmNote(), host, port))
 	m, err := l.vms.Start(ctx, spec, qemu.Output{Console: console, Log: filepath.Join(l.st.VMDir, "qemu.log")})
 	l.releaseTemplate() // QEMU has the template's files open, or failed
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/solstice-ci/solstice/driver/agentdisk"
 	"github.com/solstice-ci/solstice/driver/cloudinit"
 	"github.com/solstice-ci/solstice/driver/guestssh"
 	"github.com/solstice-ci/solstice/driver/qemu"
@@ -29,8 +30,9 @@ type warmStarts struct {
 // warmClone is the template a launch starts from, held until QEMU has
 // opened its files.
 type warmClone struct {
-	tpl     *template.Template
-	release func()
+	tpl       *template.Template
+	release   func()
+	agentDisk agentdisk.Disk // the template's, so the clone's too
 }
 
 // templateStore opens the store under the configured dir, once per dir.
@@ -48,8 +50,14 @@ func (d *Driver) templateStore(dir string) (*template.Store, error) {
 	return s, nil
 }
 
-// templateKey is what the launch's template must match.
-func (l *launch) templateKey() (template.Key, error) {
+// templateKey is what the launch's template must match, and the agent
+// disk that template and clones have: it is part of their devices, so a
+// clone's agent is read from it like a cold boot's, never uploaded.
+func (l *launch) templateKey() (template.Key, agentdisk.Disk, error) {
+	disk, err := l.agentDiskImage()
+	if err != nil {
+		return template.Key{}, disk, fmt.Errorf("no agent disk for a template: %w", err)
+	}
 	spec := l.d.qemuSpec(l.cfg, l.st)
 	ident := l.img.SHA256
 	if ident == "" {
@@ -57,20 +65,20 @@ func (l *launch) templateKey() (template.Key, error) {
 		// mtime stand for its content.
 		st, err := os.Stat(l.base)
 		if err != nil {
-			return template.Key{}, fmt.Errorf("stat base image: %w", err)
+			return template.Key{}, disk, fmt.Errorf("stat base image: %w", err)
 		}
 		ident = fmt.Sprintf("%s:%d:%d", l.base, st.Size(), st.ModTime().UnixNano())
 	}
 	qv, err := l.d.qemuVersion(spec.Binary)
 	if err != nil {
-		return template.Key{}, err
+		return template.Key{}, disk, err
 	}
 	return template.Key{
 		Image: l.label, ImageIdentity: ident,
 		MemoryMB: spec.MemoryMB, CPUs: spec.CPUs, DiskSize: l.settings.DiskSize,
 		Accel: spec.Accel, QEMUVersion: qv, PluginVersion: Version,
-		AgentVersion: l.d.agentIdentity(l.img.OS), SeedFormat: string(l.img.Seed()), User: l.img.User,
-	}, nil
+		AgentVersion: disk.Header, SeedFormat: string(l.img.Seed()), User: l.img.User,
+	}, disk, nil
 }
 
 // qemuVersion is the binary's --version line, remembered per binary.
@@ -94,28 +102,13 @@ func (d *Driver) qemuVersion(binary string) (string, error) {
 	return m, nil
 }
 
-// agentIdentity names the guest agent build a job will get; templates do
-// not hold the agent, but a new one is a new plugin build and rebuilding
-// then keeps the rule simple.
-func (d *Driver) agentIdentity(guestOS string) string {
-	p, err := d.agentBinary(guestOS)
-	if err != nil {
-		return "none"
-	}
-	st, err := os.Stat(p)
-	if err != nil {
-		return "none"
-	}
-	return fmt.Sprintf("%d:%d", st.Size(), st.ModTime().UnixNano())
-}
-
 // warmTemplate returns the template this launch starts from, or nil with
 // the reason in a task event: then the task boots cold, and a missing
 // template is built in the background for the tasks after it.
 func (l *launch) warmTemplate() *warmClone {
-	reason, tpl, release := l.findTemplate()
-	if tpl != nil {
-		return &warmClone{tpl: tpl, release: release}
+	reason, c := l.findTemplate()
+	if c != nil {
+		return c
 	}
 	if reason != "" {
 		l.log.Info("cold start", "reason", reason)
@@ -126,32 +119,32 @@ func (l *launch) warmTemplate() *warmClone {
 
 // findTemplate looks the template up; an empty reason means warm starts
 // are off for this task and nothing needs saying.
-func (l *launch) findTemplate() (string, *template.Template, func()) {
+func (l *launch) findTemplate() (string, *warmClone) {
 	if !l.conf.WarmStarts || !l.img.warm() {
-		return "", nil, nil
+		return "", nil
 	}
 	if !isHost(l.vms) {
-		return "", nil, nil
+		return "", nil
 	}
 	if l.img.OS != "linux" {
-		return fmt.Sprintf("warm starts are not available for %s guests yet (no identity reset for them)", l.img.OS), nil, nil
+		return fmt.Sprintf("warm starts are not available for %s guests yet (no identity reset for them)", l.img.OS), nil
 	}
-	key, err := l.templateKey()
+	key, disk, err := l.templateKey()
 	if err != nil {
-		return "no warm start: " + err.Error(), nil, nil
+		return "no warm start: " + err.Error(), nil
 	}
 	store, err := l.d.templateStore(l.conf.templateDir())
 	if err != nil {
-		return "no warm start: " + err.Error(), nil, nil
+		return "no warm start: " + err.Error(), nil
 	}
 	tpl, release, err := store.Acquire(key)
 	if err == nil {
-		return "", tpl, release
+		return "", &warmClone{tpl: tpl, release: release, agentDisk: disk}
 	}
 	if !errors.Is(err, template.ErrBuilding) {
-		go l.d.buildTemplate(store, key, l.templateBuildSpec())
+		go l.d.buildTemplate(store, key, l.templateBuildSpec(disk))
 	}
-	return fmt.Sprintf("no warm start from template %s: %v", key.ID(), err), nil, nil
+	return fmt.Sprintf("no warm start from template %s: %v", key.ID(), err), nil
 }
 
 // isHost tells the real provider, whose machines can be saved, from a
@@ -164,15 +157,16 @@ func isHost(p vm.Provider) bool {
 // templateBuild is what a background build needs from the launch that
 // found no template.
 type templateBuild struct {
-	img   *ImageConfig
-	label string
-	base  string
-	spec  qemu.Spec // the task's, for memory, cpus and accelerator
-	vms   vm.Provider
+	img       *ImageConfig
+	agentDisk string
+	label     string
+	base      string
+	spec      qemu.Spec // the task's, for memory, cpus and accelerator
+	vms       vm.Provider
 }
 
-func (l *launch) templateBuildSpec() templateBuild {
-	return templateBuild{img: l.img, label: l.label, base: l.base, spec: l.d.qemuSpec(l.cfg, l.st), vms: l.vms}
+func (l *launch) templateBuildSpec(disk agentdisk.Disk) templateBuild {
+	return templateBuild{img: l.img, agentDisk: disk.Path, label: l.label, base: l.base, spec: l.d.qemuSpec(l.cfg, l.st), vms: l.vms}
 }
 
 // templateBuildTimeout bounds one template's boot and save.
@@ -290,6 +284,7 @@ func (d *Driver) templateSpec(ctx context.Context, b *template.Build, key templa
 	spec.Name = "tpl-" + key.ID()[:12]
 	spec.Disk, spec.Base, spec.BaseFormat = b.Path(template.DiskFile), tb.base, tb.img.Format
 	spec.Seed, spec.SeedDisk = seedPath, tb.img.Seed() == cloudinit.FormatFAT
+	spec.AgentDisk = tb.agentDisk
 	spec.SSHHost, spec.SSHPort, spec.Netns = "127.0.0.1", port, ""
 	spec.QMP = socketPath(d.runDir, "template-"+key.ID())
 	spec.PIDFile = b.Path("qemu.pid")

@@ -52,10 +52,9 @@ func (l *launch) restoreFrom(spec *qemu.Spec) {
 		return
 	}
 	t := l.clone.tpl
-	// A restore needs the template's devices exactly, and templates boot
-	// without the agent disk (it belongs to a task's plan), so a clone's
-	// agent comes over SSH.
-	spec.AgentDisk, l.agentDisk, l.noDisk = "", nil, "no agent disk: a warm start has the template's devices, which have none"
+	// A restore needs the template's devices exactly: the template had the
+	// agent disk, so every clone has it, with or without a plan to run.
+	spec.AgentDisk = l.clone.agentDisk.Path
 	spec.Template = t.Path(template.DiskFile)
 	spec.RAM = &qemu.RAM{Path: t.Path(template.RAMFile)}
 	spec.Incoming = t.Path(template.StateFile)

@@ -57,7 +57,7 @@ func TestWarmSwitches(t *testing.T) {
 			conf := DefaultConfig()
 			conf.WarmStarts = tc.plugin
 			l := &launch{conf: conf, img: &ImageConfig{OS: "linux", Warm: tc.image}, vms: &fakeVMs{}}
-			reason, tpl, _ := l.findTemplate()
+			reason, tpl := l.findTemplate()
 			if tpl != nil || reason != "" {
 				t.Fatalf("findTemplate with a fake provider = %q, %v; want a silent cold boot", reason, tpl)
 			}
