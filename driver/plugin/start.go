@@ -50,6 +50,9 @@ type launch struct {
 	noDisk    string
 	// clone is the template a warm start restores; nil for a cold boot.
 	clone *warmClone
+	// restored and reidentified are how long a clone's restore and its
+	// identity reset took, for the Started event.
+	restored, reidentified time.Duration
 	// hostKey is the guest's host key (its seed's), which a clone gets
 	// in place of the template's.
 	hostKey *cloudinit.HostKey
@@ -351,7 +354,9 @@ func (l *launch) startQEMU(ctx context.Context) (vm.Machine, error) {
 	}
 	l.onFailure(func() { os.Remove(l.st.QMPSocket) })
 	l.d.emit(l.cfg, "Booting", fmt.Sprintf("image %s under %s%s, ssh on %s:%d", l.label, spec.Accel, l.warmNote(), host, port))
+	started := time.Now()
 	m, err := l.vms.Start(ctx, spec, qemu.Output{Console: console, Log: filepath.Join(l.st.VMDir, "qemu.log")})
+	l.restored = time.Since(started)
 	l.releaseTemplate() // QEMU has the template's files open, or failed
 	if err != nil {
 		return nil, fmt.Errorf("start qemu for image %q: %w", l.label, err)
@@ -483,7 +488,7 @@ func (l *launch) waitBoot(h *task.Handle, m vm.Machine, g vm.Guest) error {
 	l.st.BootTime = time.Since(l.st.StartedAt)
 	h.UpdateState(func(s *task.State) { s.BootTime = l.st.BootTime })
 	l.log.Info("guest is up", "boot_time", l.st.BootTime.Round(time.Millisecond).String())
-	l.d.emit(l.cfg, "Started", fmt.Sprintf("guest up after %s", l.st.BootTime.Round(100*time.Millisecond)))
+	l.d.emit(l.cfg, "Started", fmt.Sprintf("guest up after %s%s", l.st.BootTime.Round(100*time.Millisecond), l.warmTimes()))
 	return nil
 }
 
