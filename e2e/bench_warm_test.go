@@ -41,7 +41,7 @@ func BenchmarkWarmPath(b *testing.B) {
 		if !strings.Contains(w[i].booting, "restored from template") {
 			b.Fatalf("warm sample %d did not start from the template: %s", i+1, w[i].booting)
 		}
-		fmt.Printf("sample %d: cold %s, warm %s\n", i+1, secs(c[i].total), secs(w[i].total))
+		fmt.Printf("sample %d: cold %s, warm %s (%s)\n", i+1, secs(c[i].total), secs(w[i].total), w[i].up)
 	}
 	fmt.Printf("last warm sample's task events (s from the dispatch): %s\n", w[len(w)-1].timeline)
 	rows := append(phaseRows("cold", c), phaseRows("warm", w)...)
