@@ -87,6 +87,8 @@ type bareSample struct{ total time.Duration }
 type coldSample struct {
 	total, placement, prepare, boot, launch, step time.Duration
 	agent                                         string // how the agent came in ("Agent started")
+	booting                                       string // where the guest came from ("Booting")
+	up                                            string // how the boot went ("Started")
 	timeline                                      string // every task event, from the dispatch
 }
 
@@ -303,6 +305,8 @@ func coldPhases(b *testing.B, n *Nomad, allocID string, start, stepAt time.Time)
 	return coldSample{
 		timeline:  strings.Join(timeline, ", "),
 		agent:     event("Agent started").Details["detail"],
+		booting:   event("Booting").Details["detail"],
+		up:        event("Started").Details["detail"],
 		total:     stepAt.Sub(start),
 		placement: placed.Sub(start),
 		prepare:   booting.Sub(placed),

@@ -153,7 +153,7 @@ func (c *Cluster) startClient(ctx context.Context, dir string, i int, spec Clien
 func clientPluginConfig(t testing.TB, cacheDir string, gid int, labels []string) string {
 	img, sum := testImage(t)
 	var b strings.Builder
-	fmt.Fprintf(&b, "    cache_dir     = %q\n    accelerator   = \"tcg\"\n    isolation_gid = %d\n    egress_allow  = [%q]\n", cacheDir, gid, giteaNet)
+	fmt.Fprintf(&b, "    cache_dir     = %q\n    accelerator   = \"tcg\"\n    isolation_gid = %d\n    egress_allow  = [%q]\n    warm_starts   = false\n", cacheDir, gid, giteaNet)
 	for _, l := range labels {
 		fmt.Fprintf(&b, "    image %q {\n      source = %q\n      sha256 = %q\n      format = \"qcow2\"\n      os     = \"linux\"\n      user   = \"solstice\"\n    }\n", l, "file://"+img, sum)
 	}

@@ -32,7 +32,13 @@ type forgeVM struct {
 
 func startForgeVM(t *testing.T) *forgeVM {
 	t.Helper()
-	f := &forgeVM{g: StartGitea(t), n: StartNomad(t, WithPlugin(pluginConfig(t, pluginOpts{}))), repo: "demo"}
+	return startForgeVMWith(t, pluginOpts{})
+}
+
+// startForgeVMWith is startForgeVM with the client's plugin options.
+func startForgeVMWith(t *testing.T, o pluginOpts) *forgeVM {
+	t.Helper()
+	f := &forgeVM{g: StartGitea(t), n: StartNomad(t, WithPlugin(pluginConfig(t, o))), repo: "demo"}
 	syncLabels(t, f.n)
 	f.shim = startShim(t, f.g, f.n, "e2e-vm")
 	f.shim.waitRegistered(t)
@@ -105,15 +111,25 @@ jobs:
 
 // TestGiteaWorkflowInVMs runs a matrix job, checkout, env and output
 // files, needs, a secret and a failing step through Gitea, the shim,
-// Nomad and real VMs.
+// Nomad and real VMs, with warm starts on: once a first job has made the
+// image's template, every job of the workflow, the two matrix jobs at
+// once among them, starts as a clone of it, and its log says so.
+// (TestGiteaShimAsNomadService runs the same workflow booting cold.)
 func TestGiteaWorkflowInVMs(t *testing.T) {
-	f := startForgeVM(t)
-	f.runCIWorkflow(t)
+	tplDir := t.TempDir()
+	f := startForgeVMWith(t, pluginOpts{templateDir: tplDir})
+	primeWarm(t, f.n, tplDir)
+	for _, j := range f.runCIWorkflow(t) {
+		if log := f.g.JobLog(f.repo, j.ID); !strings.Contains(log, "restored from template") {
+			t.Errorf("%s did not start warm; its log:\n%s", j.Name, log)
+		}
+	}
 	f.assertCleanedUp(t)
 }
 
 // runCIWorkflow pushes ciWorkflow and checks every job's result and log.
-func (f *forgeVM) runCIWorkflow(t *testing.T) {
+// It returns the jobs.
+func (f *forgeVM) runCIWorkflow(t *testing.T) []GiteaJob {
 	t.Helper()
 	f.g.API("PUT", fmt.Sprintf("repos/%s/%s/actions/secrets/MY_SECRET", f.g.User, f.repo), map[string]any{"data": "s3cr3t-value"}, 201, nil)
 	f.g.PushFile(f.repo, ".gitea/workflows/ci.yml", ciWorkflow)
@@ -147,6 +163,7 @@ func (f *forgeVM) runCIWorkflow(t *testing.T) {
 			t.Errorf("after: the log lacks %q", want)
 		}
 	}
+	return jobs
 }
 
 // assertNoSecretsInNomad reads every dispatched job back from Nomad (spec,

@@ -63,6 +63,9 @@ type pluginOpts struct {
 	qemu        string
 	extra       string   // more HCL inside config { }
 	egressAllow []string // egress_allow entries besides giteaNet
+	// templateDir turns warm starts on with templates kept there; tests
+	// boot cold otherwise, so no template build competes for the CPU.
+	templateDir string
 }
 
 // giteaNet holds the test forges (StartGitea). They stand for an
@@ -82,10 +85,15 @@ func pluginConfig(t testing.TB, o pluginOpts) string {
 		qemu = fmt.Sprintf("qemu_binary = %q", o.qemu)
 	}
 	allow, _ := json.Marshal(append([]string{giteaNet}, o.egressAllow...))
+	warm := "warm_starts  = false"
+	if o.templateDir != "" {
+		warm = fmt.Sprintf("template_dir = %q", o.templateDir)
+	}
 	return fmt.Sprintf(`
     cache_dir    = %q
     accelerator  = %q
     egress_allow = %s
+    %s
     %s
     image "solstice-test" {
       source  = %q
@@ -95,7 +103,7 @@ func pluginConfig(t testing.TB, o pluginOpts) string {
       user    = "solstice"
       aliases = ["debian-test"]
     }
-%s`, imageCacheDir(t), o.accelerator, allow, qemu, "file://"+img, sum, o.extra)
+%s`, imageCacheDir(t), o.accelerator, allow, warm, qemu, "file://"+img, sum, o.extra)
 }
 
 // emptyCachePlugin is a client config with the test image as
@@ -105,6 +113,7 @@ func emptyCachePlugin(cache, source, sum string) string {
 	return fmt.Sprintf(`
     cache_dir   = %q
     accelerator = "tcg"
+    warm_starts = false
     image "solstice-test" {
       source  = %q
       sha256  = %q

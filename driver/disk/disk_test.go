@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -170,5 +171,35 @@ func TestImagesNamingHostFilesAreRefused(t *testing.T) {
 	info, err := (Tool{}).Inspect(ctx(t), makeBase(t, "1M"), "qcow2")
 	if err != nil || info.SelfContained() != nil {
 		t.Fatalf("a plain qcow2: %v, %v", err, info.SelfContained())
+	}
+}
+
+func TestCreateCloneOverlayOnATemplate(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", base, "64M").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	tool := Tool{}
+	tpl := filepath.Join(dir, "template.qcow2")
+	if err := tool.CreateOverlay(ctx, base, "qcow2", tpl, 128<<20); err != nil {
+		t.Fatal(err)
+	}
+	// CreateOverlay refuses the template (it names a backing file);
+	// CreateCloneOverlay takes it and keeps its size.
+	if err := tool.CreateOverlay(ctx, tpl, "qcow2", filepath.Join(dir, "refused.qcow2"), 0); err == nil {
+		t.Fatal("CreateOverlay accepted a base with a backing file")
+	}
+	clone := filepath.Join(dir, "clone.qcow2")
+	if err := tool.CreateCloneOverlay(ctx, tpl, clone); err != nil {
+		t.Fatal(err)
+	}
+	info, err := tool.Inspect(ctx, clone, "qcow2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.VirtualSize != 128<<20 {
+		t.Fatalf("clone overlay is %d bytes, want the template's %d", info.VirtualSize, 128<<20)
 	}
 }

@@ -15,17 +15,21 @@ func (l *launch) useAgentDisk() string {
 	if l.tc.Plan == "" {
 		return ""
 	}
-	agent, err := l.d.agentBinary(l.img.OS)
-	if err != nil {
-		l.noDisk = "no agent disk: " + err.Error()
-		return "" // launchJob fails on the same error, after the boot
-	}
-	d, err := agentdisk.Ensure(filepath.Join(l.conf.CacheDir, "agent-disks"), agent)
+	d, err := l.agentDiskImage()
 	if err != nil {
 		l.log.Warn("no agent disk; the agent will be uploaded over ssh", "error", err)
 		l.noDisk = "no agent disk: " + err.Error()
-		return ""
+		return "" // without an agent at all, launchJob fails on the same error
 	}
 	l.agentDisk = &d
 	return d.Path
+}
+
+// agentDiskImage is the agent disk of the image's OS, built on first use.
+func (l *launch) agentDiskImage() (agentdisk.Disk, error) {
+	agent, err := l.d.agentBinary(l.img.OS)
+	if err != nil {
+		return agentdisk.Disk{}, err
+	}
+	return agentdisk.Ensure(filepath.Join(l.conf.CacheDir, "agent-disks"), agent)
 }

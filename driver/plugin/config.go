@@ -57,6 +57,9 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 	"debug_ssh_host": hclspec.NewAttr("debug_ssh_host", "string", false),
 	"debug_ssh_max": hclspec.NewDefault(hclspec.NewAttr("debug_ssh_max", "string", false),
 		hclspec.NewLiteral(`"30m"`)),
+	"warm_starts": hclspec.NewDefault(hclspec.NewAttr("warm_starts", "bool", false),
+		hclspec.NewLiteral(`true`)),
+	"template_dir": hclspec.NewAttr("template_dir", "string", false),
 	"image": hclspec.NewBlockMap("image", []string{"label"}, hclspec.NewObject(map[string]*hclspec.Spec{
 		"source":      hclspec.NewAttr("source", "string", true),
 		"sha256":      hclspec.NewAttr("sha256", "string", false),
@@ -72,6 +75,8 @@ var configSpec = hclspec.NewObject(map[string]*hclspec.Spec{
 		"poweroff_command": hclspec.NewAttr("poweroff_command", "string", false),
 		// The NoCloud seed the image reads (cloudinit.Formats).
 		"seed_format": hclspec.NewDefault(hclspec.NewAttr("seed_format", "string", false), hclspec.NewLiteral(`"nocloud"`)),
+		// warm = false: this image's tasks always boot cold.
+		"warm": hclspec.NewDefault(hclspec.NewAttr("warm", "bool", false), hclspec.NewLiteral(`true`)),
 	})),
 })
 
@@ -124,6 +129,11 @@ type Config struct {
 	// DebugSSHMax bounds a session.
 	DebugSSHHost string `codec:"debug_ssh_host"`
 	DebugSSHMax  string `codec:"debug_ssh_max"`
+	// WarmStarts lets tasks start as clones of a saved template VM (see
+	// docs/warm-starts.md); TemplateDir is where templates are kept,
+	// cache_dir/templates unless set.
+	WarmStarts  bool   `codec:"warm_starts"`
+	TemplateDir string `codec:"template_dir"`
 
 	// limits holds the checked forms of the fields above (see Validate).
 	limits limits
@@ -154,6 +164,8 @@ type ImageConfig struct {
 	// users in cloud-config) or "nocloud-fat" (FAT, the key as meta-data
 	// public-keys for the image's own user); see package cloudinit.
 	SeedFormat string `codec:"seed_format"`
+	// Warm lets the image's tasks start from a template (see WarmStarts).
+	Warm bool `codec:"warm"`
 }
 
 // Seed is the image's seed format; an unset one (a config built in code)
@@ -183,6 +195,7 @@ func DefaultConfig() *Config {
 		MaxEventsSize:  "1GiB",
 		DebugSSHMax:    "30m",
 		Images:         map[string]*ImageConfig{},
+		WarmStarts:     true,
 
 		IP6TablesBinary: "ip6tables",
 		EgressAllow:     []string{},

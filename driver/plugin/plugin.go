@@ -59,6 +59,8 @@ type Driver struct {
 	qemuErr error
 	// egress keeps the guests' egress policy installed and checked.
 	egress egressGuard
+	// warm holds the templates of warm starts.
+	warm warmStarts
 	// fingerprintNow asks for a fingerprint before the next period (an
 	// image entered the cache: solstice image list should say so).
 	fingerprintNow chan struct{}

@@ -20,6 +20,7 @@ import (
 	"github.com/solstice-ci/solstice/driver/guestssh"
 	"github.com/solstice-ci/solstice/driver/qemu"
 	"github.com/solstice-ci/solstice/driver/task"
+	"github.com/solstice-ci/solstice/driver/template"
 	"github.com/solstice-ci/solstice/driver/vm"
 	"github.com/solstice-ci/solstice/internal/contract"
 )
@@ -47,6 +48,16 @@ type launch struct {
 	// nil with noDisk saying why.
 	agentDisk *agentdisk.Disk
 	noDisk    string
+	// clone is the template a warm start restores; nil for a cold boot.
+	clone *warmClone
+	// restored and reidentified are how long a clone's restore and its
+	// identity reset took, for the Started event.
+	restored, reidentified time.Duration
+	// hostKey is the guest's host key (its seed's), which a clone gets
+	// in place of the template's.
+	hostKey *cloudinit.HostKey
+	// authorizedKey is the task's login key as the guest lists it.
+	authorizedKey string
 }
 
 func (l *launch) onFailure(f func()) { l.undo = append(l.undo, f) }
@@ -139,7 +150,21 @@ func (l *launch) run() (*task.Handle, error) {
 		return nil, err
 	}
 	l.base = base
-	if err := l.prepare(ctx, base); err != nil {
+	h, err := l.bootWarmOrCold(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if l.tc.Plan != "" {
+		if err := l.launchJob(ctx, h); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// boot makes the task's disk and seed, starts QEMU and waits for a login.
+func (l *launch) boot(ctx context.Context) (*task.Handle, error) {
+	if err := l.prepare(ctx, l.base); err != nil {
 		return nil, err
 	}
 	m, err := l.startQEMU(ctx)
@@ -152,11 +177,6 @@ func (l *launch) run() (*task.Handle, error) {
 	h := task.NewHandle(l.d.log, l.st, m, g)
 	if err := l.waitBoot(h, m, g); err != nil {
 		return nil, err
-	}
-	if l.tc.Plan != "" {
-		if err := l.launchJob(ctx, h); err != nil {
-			return nil, err
-		}
 	}
 	return h, nil
 }
@@ -206,7 +226,11 @@ func (l *launch) prepare(ctx context.Context, base string) error {
 		PowerOff:   l.img.Guest().PowerOff,
 		KeyPath:    filepath.Join(l.cfg.TaskDir().SecretsDir, "solstice-vm-ssh-key"),
 	}
-	err := l.vms.CreateDisk(ctx, vm.Disk{Base: base, BaseFormat: l.img.Format, Path: l.st.Overlay, Size: l.settings.DiskSize})
+	d := vm.Disk{Base: base, BaseFormat: l.img.Format, Path: l.st.Overlay, Size: l.settings.DiskSize}
+	if l.clone != nil { // on the template's frozen disk
+		d.Base, d.BaseFormat, d.OnTemplate = l.clone.tpl.Path(template.DiskFile), "qcow2", true
+	}
+	err := l.vms.CreateDisk(ctx, d)
 	if err != nil {
 		return fmt.Errorf("image %q: %w", l.label, err)
 	}
@@ -236,6 +260,7 @@ func (l *launch) writeSeed() error {
 	}
 	l.onFailure(func() { os.Remove(l.st.KeyPath) })
 	l.st.HostKey = pin
+	l.hostKey, l.authorizedKey = hostKey, key.AuthorizedKey
 	seed := seedFor(l.img, l.cfg.AllocID, hostname(l.cfg), key.AuthorizedKey)
 	seed.HostKey = hostKey
 	return cloudinit.Write(l.st.Seed, l.img.Seed(), seed)
@@ -314,6 +339,7 @@ func (l *launch) startQEMU(ctx context.Context) (vm.Machine, error) {
 	spec.Base, spec.BaseFormat = l.base, l.img.Format
 	spec.SeedDisk = l.img.Seed() == cloudinit.FormatFAT
 	spec.AgentDisk = l.useAgentDisk()
+	l.restoreFrom(&spec)
 	if spec.User, err = l.d.qemuUser(spec.Accel); err != nil {
 		return nil, fmt.Errorf("start qemu for image %q: %w", l.label, err)
 	}
@@ -327,8 +353,11 @@ func (l *launch) startQEMU(ctx context.Context) (vm.Machine, error) {
 		}
 	}
 	l.onFailure(func() { os.Remove(l.st.QMPSocket) })
-	l.d.emit(l.cfg, "Booting", fmt.Sprintf("image %s under %s, ssh on %s:%d", l.label, spec.Accel, host, port))
+	l.d.emit(l.cfg, "Booting", fmt.Sprintf("image %s under %s%s, ssh on %s:%d", l.label, spec.Accel, l.warmNote(), host, port))
+	started := time.Now()
 	m, err := l.vms.Start(ctx, spec, qemu.Output{Console: console, Log: filepath.Join(l.st.VMDir, "qemu.log")})
+	l.restored = time.Since(started)
+	l.releaseTemplate() // QEMU has the template's files open, or failed
 	if err != nil {
 		return nil, fmt.Errorf("start qemu for image %q: %w", l.label, err)
 	}
@@ -441,7 +470,10 @@ func (l *launch) waitBoot(h *task.Handle, m vm.Machine, g vm.Guest) error {
 		case <-ctx.Done():
 		}
 	}()
-	err := g.WaitReady(ctx)
+	err := l.reidentify(ctx)
+	if err == nil {
+		err = g.WaitReady(ctx)
+	}
 	select {
 	case <-m.Exited():
 		return fmt.Errorf("image %q: the VM powered off or crashed during boot (qemu exit code %d)", l.label, m.ExitCode())
@@ -456,7 +488,7 @@ func (l *launch) waitBoot(h *task.Handle, m vm.Machine, g vm.Guest) error {
 	l.st.BootTime = time.Since(l.st.StartedAt)
 	h.UpdateState(func(s *task.State) { s.BootTime = l.st.BootTime })
 	l.log.Info("guest is up", "boot_time", l.st.BootTime.Round(time.Millisecond).String())
-	l.d.emit(l.cfg, "Started", fmt.Sprintf("guest up after %s", l.st.BootTime.Round(100*time.Millisecond)))
+	l.d.emit(l.cfg, "Started", fmt.Sprintf("guest up after %s%s", l.st.BootTime.Round(100*time.Millisecond), l.warmTimes()))
 	return nil
 }
 

@@ -48,6 +48,12 @@ type Spec struct {
 	// Ephemeral guests (the accelerator probe's) die with the process
 	// that started them instead of outliving it like a task's.
 	Ephemeral bool
+	// Warm starts (see snapshot.go): RAM in a file; Template, a clone's
+	// read-only template overlay between Disk and Base; Incoming, the
+	// template's saved device state a clone starts from.
+	RAM      *RAM
+	Template string
+	Incoming string
 }
 
 // Validate catches what QEMU would otherwise report in its own words, late.
@@ -110,6 +116,7 @@ const (
 	setBase
 	setSeed
 	setAgent
+	setTemplate // a clone's template overlay (read-only)
 )
 
 // passed are the files QEMU gets as descriptors: it opens no path of ours.
@@ -123,6 +130,9 @@ func (s Spec) passed() []Passed {
 	}
 	if s.AgentDisk != "" {
 		files = append(files, Passed{Path: s.AgentDisk, Set: setAgent})
+	}
+	if s.Template != "" {
+		files = append(files, Passed{Path: s.Template, Set: setTemplate})
 	}
 	return files
 }
@@ -156,15 +166,14 @@ func (s Spec) Args() []string {
 		"-serial", "chardev:console",
 		// The overlay is thrown away with the task, so host crash safety
 		// buys nothing and cache=unsafe saves every guest fsync.
-		"-drive", "file="+FDSet(setDisk)+",if=virtio,format=qcow2,cache=unsafe,discard=unmap,"+
-			"backing.driver="+s.BaseFormat+",backing.file.driver=file,backing.file.filename="+FDSet(setBase),
+		"-drive", s.diskDrive(),
 		"-drive", s.seedDrive(),
 	)
 	// After the boot disk and the seed, so it moves neither.
 	if s.AgentDisk != "" {
 		args = append(args, "-drive", "file="+FDSet(setAgent)+",if=virtio,readonly=on,format=raw")
 	}
-	return append(args,
+	args = append(args,
 		// IPv6 is off: slirp would map the guest's fec0::2 to the host's
 		// ::1, a second way around the isolation of the host's services.
 		"-netdev", fmt.Sprintf("user,id=%s,ipv6=off,hostfwd=tcp:%s:%d-:22", netdevID, s.SSHHost, s.SSHPort),
@@ -175,6 +184,7 @@ func (s Spec) Args() []string {
 		"-chardev", fmt.Sprintf("socket,id=qmp,fd=%d,server=on,wait=off", fdQMP),
 		"-mon", "chardev=qmp,mode=control",
 	)
+	return append(args, s.snapshotArgList()...)
 }
 
 // seedDrive is the -drive value of the seed (see SeedDisk).

@@ -46,7 +46,10 @@ func Start(ctx context.Context, spec Spec, out Output) (*Instance, *QMP, error) 
 	if err == nil {
 		var q *QMP
 		if q, err = inst.dialQMP(ctx, spec.QMP); err == nil {
-			return inst, q, nil
+			if err = startIncoming(ctx, spec, q); err == nil {
+				return inst, q, nil
+			}
+			q.Close()
 		}
 		inst.Kill()
 		err = fmt.Errorf("%w%s", err, logTail(out.Log))
@@ -92,7 +95,13 @@ func (s Spec) open() ([]*os.File, error) {
 		qmp.Close()
 		return nil, err
 	}
-	return append([]*os.File{qmp}, files...), nil
+	extra, err := s.openExtra()
+	if err != nil {
+		qmp.Close()
+		CloseFiles(files)
+		return nil, err
+	}
+	return append(append([]*os.File{qmp}, files...), extra...), nil
 }
 
 // listenQMP binds the QMP socket in this process and returns the listening

@@ -139,6 +139,12 @@ func (q *QMP) Done() <-chan struct{} { return q.done }
 
 // Execute runs one command and returns its "return" value.
 func (q *QMP) Execute(ctx context.Context, command string, args any) (json.RawMessage, error) {
+	return q.execute(ctx, command, args, nil)
+}
+
+// execute runs one command; oob, when set, is ancillary data (SCM_RIGHTS)
+// sent with it, which is how QEMU's getfd receives a descriptor.
+func (q *QMP) execute(ctx context.Context, command string, args any, oob []byte) (json.RawMessage, error) {
 	q.cmdMu.Lock()
 	defer q.cmdMu.Unlock()
 	q.nextID++
@@ -154,7 +160,7 @@ func (q *QMP) Execute(ctx context.Context, command string, args any) (json.RawMe
 	if dl, ok := ctx.Deadline(); ok {
 		q.conn.SetWriteDeadline(dl)
 	}
-	if _, err := q.conn.Write(append(b, '\n')); err != nil {
+	if err := q.write(append(b, '\n'), oob); err != nil {
 		return nil, fmt.Errorf("qmp %s: %w", command, err)
 	}
 	for {

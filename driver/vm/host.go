@@ -34,6 +34,9 @@ func (h *Host) Image(ctx context.Context, src image.Source) (string, error) {
 
 // CreateDisk makes the overlay with qemu-img.
 func (h *Host) CreateDisk(ctx context.Context, d Disk) error {
+	if d.OnTemplate {
+		return h.Disks.CreateCloneOverlay(ctx, d.Base, d.Path)
+	}
 	return h.Disks.CreateOverlay(ctx, d.Base, d.BaseFormat, d.Path, d.Size)
 }
 

@@ -46,6 +46,9 @@ type Disk struct {
 	BaseFormat string
 	Path       string
 	Size       int64 // bytes; the overlay never shrinks below the base
+	// OnTemplate: Base is a warm-start template's frozen overlay, which
+	// itself has a backing file (see disk.Tool.CreateCloneOverlay).
+	OnTemplate bool
 }
 
 // Machine is a running QEMU, started by this process or adopted.
