@@ -129,6 +129,7 @@ func probeIdentity(t *testing.T, n *Nomad, alloc *api.Allocation) guestIdentity 
 // one writes is not in the other, the template's seed is gone from both,
 // and the template's login key opens neither.
 func TestWarmStartsGiveClonesTheirOwnIdentity(t *testing.T) {
+	alongside(t)
 	tplDir := t.TempDir()
 	n := StartNomad(t, WithPlugin(pluginConfig(t, pluginOpts{templateDir: tplDir})))
 	tpl := primeTemplate(t, n, tplDir)
