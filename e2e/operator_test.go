@@ -111,7 +111,7 @@ func waitShimService(t *testing.T, n *Nomad) {
 
 // upgradeShims is install-and-upgrade.md's upgrade of the shims: install
 // the new bin/solstice over the file the job runs, then nomad job restart
-// solstice-runners. Until the restart the shim runs the old (now
+// -on-error=fail solstice-runners. Until the restart the shim runs the old (now
 // replaced) file; after it the shim runs the new one and is healthy.
 func upgradeShims(t *testing.T, n *Nomad, bin string) {
 	alloc := (&nsView{Nomad: n, ns: api.DefaultNamespace}).shimAlloc(t, "forgejo")
@@ -121,7 +121,7 @@ func upgradeShims(t *testing.T, n *Nomad, bin string) {
 		t.Fatalf("after install the running shim's executable is %q, want the replaced %s", exe, bin)
 	}
 	start := time.Now()
-	mustNomad(t, n, "job", "restart", "solstice-runners")
+	mustNomad(t, n, "job", "restart", "-on-error=fail", "solstice-runners")
 	pid, _ := taskProcess(t, alloc.ID, "shim", old)
 	if exe := procExe(pid); exe != bin {
 		t.Errorf("after the restart the shim runs %q, want the installed %s", exe, bin)
