@@ -178,7 +178,7 @@ func inspectFailedJob(t *testing.T, n *Nomad, forgeLog string) {
 		"the allocation failed": `^Client Status\s+= failed[ \t]*$`,
 		"Fetching image":        `\sDriver\s+Fetching image[ \t]*$`,
 		"Booting":               `\sDriver\s+Booting[ \t]*$`,
-		"Started":               `\sStarted\s+Task started by client[ \t]*$`,
+		"Started":               `\sDriver\s+Started[ \t]*$`,
 		"Running job":           `\sDriver\s+Running job[ \t]*$`,
 		"the exit code":         `\sTerminated\s+Exit Code: 1\b`,
 	})
