@@ -115,6 +115,7 @@ func waitShimService(t *testing.T, n *Nomad) {
 // replaced) file; after it the shim runs the new one and is healthy.
 func upgradeShims(t *testing.T, n *Nomad, bin string) {
 	alloc := (&nsView{Nomad: n, ns: api.DefaultNamespace}).shimAlloc(t, "forgejo")
+	waitDeployed(t, n, "solstice-runners")
 	old, _ := taskProcess(t, alloc.ID, "shim", 0)
 	installSolstice(t, bin)
 	if exe := procExe(old); exe != bin+" (deleted)" {
@@ -131,6 +132,23 @@ func upgradeShims(t *testing.T, n *Nomad, bin string) {
 	}
 	waitShimService(t, n)
 	t.Logf("the shim runs the installed binary again and is healthy %s after nomad job restart", time.Since(start).Round(time.Second))
+}
+
+// waitDeployed waits for the job's latest deployment to succeed: nomad job
+// restart refuses a job whose deployment still runs, as the shims' does
+// for a while after they are healthy (min_healthy_time).
+func waitDeployed(t *testing.T, n *Nomad, job string) {
+	t.Helper()
+	waitFor(t, 3*time.Minute, "the deployment of "+job+" to succeed", func() bool {
+		d, _, err := n.API.Jobs().LatestDeployment(job, nil)
+		if err != nil || d == nil {
+			return false
+		}
+		if d.Status == api.DeploymentStatusFailed {
+			t.Fatalf("the deployment of %s failed: %s", job, d.StatusDescription)
+		}
+		return d.Status == api.DeploymentStatusSuccessful
+	})
 }
 
 func procExe(pid int) string {
