@@ -11,6 +11,7 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,12 +101,21 @@ func installSolstice(t *testing.T, dest string) {
 }
 
 // waitShimService waits for the Forgejo shim's service to be registered in
-// Nomad's catalog and its /healthz to answer 200.
+// Nomad's catalog and its /healthz to answer 200 (asked directly: Nomad's
+// check result lags a restart by up to its interval).
 func waitShimService(t *testing.T, n *Nomad) {
 	t.Helper()
 	waitFor(t, 2*time.Minute, "the shim's service to be registered and healthy", func() bool {
-		h, count, err := nomadRegistry(n, forgejoService)()
-		return err == nil && count == 1 && h.status == "passing"
+		regs, _, err := n.API.Services().Get(forgejoService, nil)
+		if err != nil || len(regs) != 1 {
+			return false
+		}
+		resp, err := http.Get(fmt.Sprintf("http://%s:%d/healthz", regs[0].Address, regs[0].Port))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
 	})
 }
 
