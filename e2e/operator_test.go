@@ -68,10 +68,10 @@ func solsticeVersion(t *testing.T) string {
 func nodeStatus(t *testing.T, n *Nomad, node *api.Node) {
 	version := solsticeVersion(t)
 	want := map[string]string{
-		"the node":                  `^ID\s+= ` + regexp.QuoteMeta(node.ID) + `[ \t]*$`,
-		"the driver healthy":        `^solstice-vm\s+true\s+true\s+Healthy\s`,
-		"the driver's version":      `^driver\.solstice-vm\.version\s+= ` + regexp.QuoteMeta(version) + `[ \t]*$`,
-		"the accelerator, tcg":      `^driver\.solstice-vm\.accelerator\s+= tcg[ \t]*$`,
+		"the node":             `^ID\s+= ` + regexp.QuoteMeta(node.ID) + `[ \t]*$`,
+		"the driver healthy":   `^solstice-vm\s+true\s+true\s+Healthy\s`,
+		"the driver's version": `^driver\.solstice-vm\.version\s+= ` + regexp.QuoteMeta(version) + `[ \t]*$`,
+		"the accelerator, tcg": `^driver\.solstice-vm\.accelerator\s+= tcg[ \t]*$`,
 		// Any reason: until the driver's accelerator probe has run (moments
 		// after the client starts) it says "probe not run yet".
 		"why the accelerator is so": `^driver\.solstice-vm\.accelerator_reason\s+= \S`,
