@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -159,7 +160,17 @@ func (v *nsView) shimAlloc(t *testing.T, group string) *api.AllocationListStub {
 // allocation's task (raw_exec: a plain host process), as the shim sees it.
 func taskEnv(t *testing.T, allocID, task string) map[string]string {
 	t.Helper()
+	_, e := taskProcess(t, allocID, task, 0)
+	return e
+}
+
+// taskProcess waits for the solstice process Nomad runs for an
+// allocation's task, other than process not (0: any), and returns its PID
+// and environment.
+func taskProcess(t *testing.T, allocID, task string, not int) (int, map[string]string) {
+	t.Helper()
 	var found map[string]string
+	var pid int
 	waitFor(t, time.Minute, "the process of task "+task, func() bool {
 		procs, _ := filepath.Glob("/proc/[0-9]*/environ")
 		for _, p := range procs {
@@ -173,14 +184,15 @@ func taskEnv(t *testing.T, allocID, task string) map[string]string {
 					e[k] = v
 				}
 			}
-			if e["NOMAD_ALLOC_ID"] == allocID && e["NOMAD_TASK_NAME"] == task && isSolstice(p) {
+			pid, _ = strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			if e["NOMAD_ALLOC_ID"] == allocID && e["NOMAD_TASK_NAME"] == task && pid != not && isSolstice(p) {
 				found = e
 				return true
 			}
 		}
 		return false
 	})
-	return found
+	return pid, found
 }
 
 // isSolstice tells the shim's process from the executor Nomad runs it

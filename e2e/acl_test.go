@@ -61,6 +61,9 @@ func TestACLCluster(t *testing.T) {
 			start := time.Now()
 			v := n.inNamespace(t, ns)
 			v.syncAsOperator(t)
+			if ns == "ci" { // the namespace of docs/acl.md's command
+				v.shimsPolicyByHand(t)
+			}
 			other := &api.Variable{Path: otherVar, Items: api.VariableItems{"password": "not-for-ci"}}
 			if _, _, err := v.API.Variables().Create(other, nil); err != nil {
 				t.Fatal(err)
@@ -92,6 +95,44 @@ func (v *nsView) syncAsOperator(t *testing.T) {
 		if err != nil || p.JobACL == nil || p.JobACL.JobID != job || p.JobACL.Namespace != v.ns {
 			t.Fatalf("policy %s: %+v %v, want attached to %s in %s", name, p, err, job, v.ns)
 		}
+	}
+}
+
+// shimsPolicyByHand replaces the shims' policy jobs sync applied with the
+// one docs/acl.md applies by hand: nomad acl policy apply -namespace ci
+// -job solstice-runners solstice-runners-ci shims.hcl, shims.hcl being
+// jobspecs/acl/shims.policy.hcl with ${namespace} replaced. It is the same
+// policy, attached to the same job; the shims then run on it (the tests
+// that follow).
+func (v *nsView) shimsPolicyByHand(t *testing.T) {
+	t.Helper()
+	name := nomad.PolicyName(nomad.ShimsJob, v.ns)
+	synced, _, err := v.API.ACLPolicies().Info(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.API.ACLPolicies().Delete(name, nil); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("../jobspecs/acl/shims.policy.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "shims.hcl")
+	if err := os.WriteFile(file, []byte(strings.ReplaceAll(string(src), "${namespace}", v.ns)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := v.nomadAs(v.Token, "acl", "policy", "apply", "-namespace", v.ns, "-job", nomad.ShimsJob, name, file)
+	t.Logf("nomad acl policy apply:\n%s", out)
+	if err != nil {
+		t.Fatalf("nomad acl policy apply: %v", err)
+	}
+	p, _, err := v.API.ACLPolicies().Info(name, nil)
+	if err != nil || p.JobACL == nil || p.JobACL.JobID != nomad.ShimsJob || p.JobACL.Namespace != v.ns {
+		t.Fatalf("policy %s applied by hand: %+v %v, want attached to %s in %s", name, p, err, nomad.ShimsJob, v.ns)
+	}
+	if strings.TrimSpace(p.Rules) != strings.TrimSpace(synced.Rules) {
+		t.Errorf("policy %s by hand differs from what jobs sync applied:\n%s\nsync:\n%s", name, p.Rules, synced.Rules)
 	}
 }
 

@@ -7,7 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -215,32 +215,37 @@ func assertNoSecretsInNomad(t *testing.T, n *Nomad, secret string) {
 // TestGiteaShimAsNomadService runs the shim from jobspecs/runner-shims.nomad.hcl
 // as a Nomad service job (token from its Variable, registered in Nomad's
 // service catalog with a passing /healthz check), then the same workflow.
+// On the way it runs the docs' nomad commands for operators: the client's
+// node status, installing the shim's binary and upgrading it with nomad
+// job restart (the shim comes back on the new file and takes the
+// workflow's jobs), the shim's log, a failed job's status, allocation,
+// logs and events file, and a job queued for an image no client has.
 func TestGiteaShimAsNomadService(t *testing.T) {
 	alongside(t)
 	f := &forgeVM{g: StartGitea(t), n: StartNomad(t, WithRawExec(), WithPlugin(pluginConfig(t, pluginOpts{}))), repo: "demo"}
-	if _, err := f.n.WaitNode(testContext(t, 2*time.Minute), "solstice-vm"); err != nil {
+	node, err := f.n.WaitNode(testContext(t, 2*time.Minute), "solstice-vm")
+	if err != nil {
 		t.Fatal(err)
 	}
 	syncLabels(t, f.n)
-	runShims(t, f.g, f.n, "e2e-vm", "") // the default provider: Nomad
-	waitFor(t, 2*time.Minute, "the shim's service to be registered and healthy", func() bool {
-		regs, _, err := f.n.API.Services().Get(forgejoService, nil)
-		if err != nil || len(regs) == 0 {
-			return false
-		}
-		resp, err := http.Get(fmt.Sprintf("http://%s:%d/healthz", regs[0].Address, regs[0].Port))
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	t.Run("node status", func(t *testing.T) { nodeStatus(t, f.n, node) })
+
+	bin := filepath.Join(t.TempDir(), "solstice") // for /usr/local/bin/solstice
+	installSolstice(t, bin)
+	runShims(t, f.g, f.n, "e2e-vm", "", "solstice_binary="+bin) // the default provider: Nomad
+	waitShimService(t, f.n)
 	if out, err := f.n.nomadCLI("service", "list"); err != nil || !strings.Contains(out, forgejoService) {
 		t.Fatalf("nomad service list: %v\n%s", err, out)
 	}
+	upgradeShims(t, f.n, bin)
+
 	f.g.CreateRepo(f.repo)
-	f.runCIWorkflow(t)
+	jobs := f.runCIWorkflow(t)
+	failed := f.g.JobLog(f.repo, f.job(t, jobs, "after").ID)
 	f.assertCleanedUp(t)
+	t.Run("shim log", func(t *testing.T) { checkShimLog(t, f.n, 3) })
+	t.Run("failed job", func(t *testing.T) { inspectFailedJob(t, f.n, failed) })
+	t.Run("queued job", func(t *testing.T) { queuedJob(t, f) })
 }
 
 const tickWorkflow = `name: ticks

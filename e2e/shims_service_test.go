@@ -25,7 +25,7 @@ const (
 // runShims runs jobspecs/runner-shims.nomad.hcl with `nomad job run`, as an
 // operator would, for Gitea g, with the registration token in the job's
 // Variable. provider empty keeps the jobspec's default; vars are more
-// -var arguments.
+// -var arguments (a solstice_binary among them replaces bin/solstice).
 func runShims(t *testing.T, g *Gitea, n *Nomad, runner, provider string, vars ...string) {
 	t.Helper()
 	v := &api.Variable{Path: "nomad/jobs/solstice-runners", Items: api.VariableItems{
@@ -36,8 +36,10 @@ func runShims(t *testing.T, g *Gitea, n *Nomad, runner, provider string, vars ..
 	}
 	args := []string{"job", "run", "-detach",
 		"-var", "forgejo_url=" + g.URL, "-var", "runner_name=" + runner, "-var", "capacity=2",
-		"-var", "solstice_binary=" + filepath.Join(env(t, "SOLSTICE_BIN"), "solstice"),
 		"-var", "nomad_addr=" + n.Addr}
+	if !slices.ContainsFunc(vars, func(v string) bool { return strings.HasPrefix(v, "solstice_binary=") }) {
+		args = append(args, "-var", "solstice_binary="+filepath.Join(env(t, "SOLSTICE_BIN"), "solstice"))
+	}
 	if provider != "" {
 		args = append(args, "-var", "service_provider="+provider)
 	}
