@@ -320,9 +320,11 @@ func TestGitHubDebugSSH(t *testing.T) {
 	})
 	alloc, session := waitDebugSession(t, e.n, 15*time.Minute)
 	t.Logf("session on port %d after %s", session.Port, time.Since(start).Round(time.Second))
-	if logs := e.n.Logs(alloc, contract.TaskName, "stdout"); !strings.Contains(logs, session.Command()) {
-		t.Errorf("nomad alloc logs lack the connection line %q", session.Command())
-	}
+	// The line reaches the events file first and the task's stdout just
+	// after, through Nomad's log collector: allow it a moment.
+	waitFor(t, 30*time.Second, "the connection line "+session.Command()+" in nomad alloc logs", func() bool {
+		return strings.Contains(e.n.Logs(alloc, contract.TaskName, "stdout"), session.Command())
+	})
 	addr := allocDebugAddr(t, alloc, session.Port)
 	if _, err := dialDebug(addr, strangerSigner); err == nil {
 		t.Fatal("a key that is not the user's logged in")
