@@ -15,6 +15,12 @@ func (l *launch) useAgentDisk() string {
 	if l.tc.Plan == "" {
 		return ""
 	}
+	if l.clone != nil {
+		// findTemplate made (and hashed) the disk already: it is the key's.
+		d := l.clone.agentDisk
+		l.agentDisk = &d
+		return d.Path
+	}
 	d, err := l.agentDiskImage()
 	if err != nil {
 		l.log.Warn("no agent disk; the agent will be uploaded over ssh", "error", err)
