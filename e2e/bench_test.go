@@ -99,26 +99,11 @@ type benchRow struct {
 }
 
 func benchRows(bare []bareSample, cold []coldSample) []benchRow {
-	pick := func(f func(coldSample) time.Duration) []time.Duration {
-		var out []time.Duration
-		for _, c := range cold {
-			out = append(out, f(c))
-		}
-		return out
-	}
 	var bareTotal []time.Duration
 	for _, s := range bare {
 		bareTotal = append(bareTotal, s.total)
 	}
-	return []benchRow{
-		{"bare boot: QEMU start → SSH login", "bare", bareTotal},
-		{"cold: dispatch → placement", "cold_placement", pick(func(c coldSample) time.Duration { return c.placement })},
-		{"cold: placement → QEMU started", "cold_prepare", pick(func(c coldSample) time.Duration { return c.prepare })},
-		{"cold: QEMU → SSH login", "cold_boot", pick(func(c coldSample) time.Duration { return c.boot })},
-		{"cold: SSH → agent running", "cold_launch", pick(func(c coldSample) time.Duration { return c.launch })},
-		{"cold: agent → first step", "cold_step", pick(func(c coldSample) time.Duration { return c.step })},
-		{"cold: dispatch → first step", "cold", pick(func(c coldSample) time.Duration { return c.total })},
-	}
+	return append([]benchRow{{"bare boot: QEMU start → SSH login", "bare", bareTotal}}, phaseRows("cold", cold)...)
 }
 
 func rowValues(rows []benchRow, metric string) []time.Duration {
