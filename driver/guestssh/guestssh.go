@@ -113,8 +113,16 @@ type Client struct {
 
 // Dial logs in once, to a server that shows the pinned host key.
 func Dial(ctx context.Context, t Target) (*Client, error) {
-	cfg, err := t.config()
+	conn, err := t.dial(ctx)
 	if err != nil {
+		return nil, err
+	}
+	return t.login(ctx, conn)
+}
+
+// dial opens the TCP connection a login goes over.
+func (t Target) dial(ctx context.Context) (net.Conn, error) {
+	if _, err := t.config(); err != nil {
 		return nil, err
 	}
 	dial := t.Dial
@@ -126,6 +134,17 @@ func Dial(ctx context.Context, t Target) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ssh to %s: %w", t.Addr, err)
 	}
+	return conn, nil
+}
+
+// login runs the SSH handshake on conn, within ctx's deadline; it closes
+// conn when the login fails.
+func (t Target) login(ctx context.Context, conn net.Conn) (*Client, error) {
+	cfg, err := t.config()
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
@@ -136,36 +155,6 @@ func Dial(ctx context.Context, t Target) (*Client, error) {
 	}
 	conn.SetDeadline(time.Time{})
 	return &Client{Client: ssh.NewClient(c, chans, reqs)}, nil
-}
-
-// WaitReady retries Dial until the guest accepts the login or ctx ends. A
-// booting guest refuses, resets or stalls connections in turn; all of those
-// mean "not yet". So does a wrong host key, for an image whose sshd may
-// answer briefly with a key of its own before it installs the seed's: the
-// login is still refused every time, and the final error says so.
-func WaitReady(ctx context.Context, t Target, every time.Duration) (*Client, error) {
-	if _, err := t.config(); err != nil {
-		return nil, err // no retry can mend the target itself
-	}
-	var last error
-	for {
-		attempt, cancel := context.WithTimeout(ctx, 15*time.Second)
-		c, err := Dial(attempt, t)
-		cancel()
-		if err == nil {
-			return c, nil
-		}
-		// An attempt the overall deadline cut short says less than the
-		// one before it (a refused key, a closed port): keep that one.
-		if last == nil || ctx.Err() == nil {
-			last = err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("guest not reachable over ssh: %w (last attempt: %v)", ctx.Err(), last)
-		case <-time.After(every):
-		}
-	}
 }
 
 // ExitError is a command that ran and exited non-zero.

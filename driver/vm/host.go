@@ -172,7 +172,7 @@ type sshGuest struct {
 }
 
 // bootPollInterval is how often a booting guest is asked for a login.
-const bootPollInterval = 500 * time.Millisecond
+const bootPollInterval = 100 * time.Millisecond
 
 func (g *sshGuest) WaitReady(ctx context.Context) error {
 	t, err := g.target()

@@ -1,0 +1,137 @@
+package guestssh
+
+import (
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// slirp stands in front of an sshd the way QEMU's user network does for a
+// booting guest: it accepts every connection at once, and plan says what
+// happens to the n-th one (from 0).
+type slirp struct {
+	addr     string
+	accepted atomic.Int32
+}
+
+type fate int
+
+const (
+	hold    fate = iota // the guest has no address yet: silence, for good
+	refuse              // the guest is up, sshd not yet: closed at once
+	forward             // sshd is up
+)
+
+func newSlirp(t *testing.T, sshd string, greetAfter time.Duration, plan func(n int) fate) *slirp {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done); l.Close() })
+	s := &slirp{addr: l.Addr().String()}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			n := int(s.accepted.Add(1)) - 1
+			go s.serve(c, plan(n), sshd, greetAfter, done)
+		}
+	}()
+	return s
+}
+
+func (s *slirp) serve(c net.Conn, f fate, sshd string, greetAfter time.Duration, done chan struct{}) {
+	defer c.Close()
+	switch f {
+	case refuse:
+		return
+	case hold:
+		closed := make(chan struct{})
+		go func() { io.Copy(io.Discard, c); close(closed) }()
+		select {
+		case <-done:
+		case <-closed:
+		}
+		return
+	}
+	time.Sleep(greetAfter) // a slow sshd: fork, exec, then the banner
+	up, err := net.Dial("tcp", sshd)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	go io.Copy(up, c)
+	io.Copy(c, up)
+}
+
+// TestWaitReadyDropsConnectionsTheGuestCannotTakeYet: a connection made
+// before the guest had an address stays silent for as long as QEMU's user
+// network likes; WaitReady logs in on a fresh one as soon as sshd is up.
+func TestWaitReadyDropsConnectionsTheGuestCannotTakeYet(t *testing.T) {
+	login, _ := newKey(t, "login")
+	host, hostSigner := newKey(t, "host")
+	srv := newSSHD(t, login, hostSigner)
+	fates := []fate{hold, hold, hold, refuse, refuse}
+	s := newSlirp(t, srv.addr, 0, func(n int) fate {
+		if n < len(fates) {
+			return fates[n]
+		}
+		return forward
+	})
+	start := time.Now()
+	c, err := WaitReady(testCtx(t, 30*time.Second), Target{Addr: s.addr, User: "solstice", PrivatePEM: login.PrivatePEM, HostKey: host.Public}, 100*time.Millisecond)
+	if err != nil {
+		t.Fatalf("WaitReady: %v", err)
+	}
+	c.Close()
+	took := time.Since(start)
+	// Three silent seconds, two refusals, then the login: nowhere near
+	// the 15 s a held connection could cost.
+	if took > 8*time.Second {
+		t.Errorf("login after %s, want it soon after the third silent second", took)
+	}
+	// One new connection per silence or refusal, and the login on the
+	// first one sshd greeted: no probe beside it.
+	if n := s.accepted.Load(); n != int32(len(fates)+1) {
+		t.Errorf("%d connections made, want %d", n, len(fates)+1)
+	}
+}
+
+// TestWaitReadyWaitsForASlowSSHD: an sshd that takes longer than the
+// greeting window to answer (a loaded host) still gets a login: at once
+// when the guest has shown its network is up, and after a few dropped
+// connections when it has not.
+func TestWaitReadyWaitsForASlowSSHD(t *testing.T) {
+	login, _ := newKey(t, "login")
+	host, hostSigner := newKey(t, "host")
+	srv := newSSHD(t, login, hostSigner)
+	target := func(addr string) Target {
+		return Target{Addr: addr, User: "solstice", PrivatePEM: login.PrivatePEM, HostKey: host.Public}
+	}
+	for _, tc := range []struct {
+		name  string
+		plan  func(n int) fate
+		conns int32
+	}{
+		{"after a refusal", func(n int) fate { return [...]fate{refuse, forward}[min(n, 1)] }, 2},
+		{"never refused", func(int) fate { return forward }, patientAfter + 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSlirp(t, srv.addr, 3*greetingWindow/2, tc.plan)
+			c, err := WaitReady(testCtx(t, time.Minute), target(s.addr), 100*time.Millisecond)
+			if err != nil {
+				t.Fatalf("WaitReady: %v", err)
+			}
+			c.Close()
+			if n := s.accepted.Load(); n != tc.conns {
+				t.Errorf("%d connections made, want %d", n, tc.conns)
+			}
+		})
+	}
+}
