@@ -38,7 +38,7 @@ func (e errAgentEnded) Error() string {
 type exitReader struct {
 	io.Reader
 	wait   func() error
-	stderr *tailBuffer
+	stderr func() string // what the command said on stderr, once it ended
 }
 
 func (r exitReader) Read(p []byte) (int, error) {
@@ -50,9 +50,9 @@ func (r exitReader) Read(p []byte) (int, error) {
 	var exit *ssh.ExitError
 	switch {
 	case werr == nil:
-		return n, errAgentEnded{status: 0, stderr: r.stderr.String()}
+		return n, errAgentEnded{status: 0, stderr: r.stderr()}
 	case errors.As(werr, &exit):
-		return n, errAgentEnded{status: exit.ExitStatus(), stderr: r.stderr.String()}
+		return n, errAgentEnded{status: exit.ExitStatus(), stderr: r.stderr()}
 	}
 	return n, err // the connection broke: no word from the agent
 }

@@ -51,7 +51,7 @@ func TestExitReader(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			stderr := &tailBuffer{max: 512}
 			io.WriteString(stderr, strings.Repeat("x", 1000)+"\nnot the agent\n")
-			r := exitReader{Reader: strings.NewReader(""), wait: func() error { return tt.wait }, stderr: stderr}
+			r := exitReader{Reader: strings.NewReader(""), wait: func() error { return tt.wait }, stderr: stderr.String}
 			_, err := r.Read(make([]byte, 10))
 			if tt.want == "" {
 				if !errors.Is(err, io.EOF) {
@@ -82,7 +82,7 @@ func TestReplacedAgentEndsTheJob(t *testing.T) {
 			first = string(contract.MarshalEvent(&ev))
 		}
 		return io.NopCloser(exitReader{Reader: strings.NewReader(first), wait: func() error { return nil },
-			stderr: &tailBuffer{max: 512}}), nil
+			stderr: func() string { return "" }}), nil
 	}
 	code, err := r.Follow(t.Context(), nil)
 	want := "the guest agent stopped sending the job's events: its follow ended 3 times in a row without the job's end"

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -56,6 +57,9 @@ type Runner struct {
 	Grace    time.Duration // DeadlineMargin when zero
 	render   renderer
 
+	mu    sync.Mutex
+	first *guestssh.Streaming // the launch's session, still to be followed
+
 	// Tests replace the guest: its event stream and its cancel.
 	open   contract.Source
 	cancel func(context.Context) error
@@ -83,8 +87,7 @@ func (r *Runner) Launch(ctx context.Context, f Files) (Shipped, error) {
 		return "", err
 	}
 	s := firstSession(f, plan)
-	_, err = c.Output(ctx, s.script, s.stdin(plan, secrets))
-	shipped, started, err := s.outcome(err)
+	shipped, started, err := s.outcome(r.run(ctx, c, s.script, s.stdin(plan, secrets), s.starts))
 	if err != nil {
 		return "", err
 	}
@@ -102,13 +105,55 @@ func (r *Runner) Launch(ctx context.Context, f Files) (Shipped, error) {
 			return "", err
 		}
 	}
-	if _, err := c.Output(ctx, agentStart, secrets); err != nil {
+	if err := r.run(ctx, c, agentStart, secrets, true); err != nil {
 		return "", fmt.Errorf("start the guest agent: %w", err)
 	}
 	return shipped, nil
 }
 
-var agentStart = contract.AgentCommand(contract.AgentRun, "--detach", contract.GuestRoot+"/plan.json")
+// agentStart starts the job detached, then follows its events: the
+// session that starts the agent is the first event stream Follow reads,
+// so the job's first step needs no second session and no second agent
+// start in the guest.
+var agentStart = contract.AgentCommand(contract.AgentRun, "--detach", "--follow", contract.GuestRoot+"/plan.json")
+
+// run runs a launch session. One that starts the agent returns once the
+// agent prints its first event, and keeps the session for Follow.
+func (r *Runner) run(ctx context.Context, c *guestssh.Client, cmd string, stdin io.Reader, starts bool) error {
+	if !starts {
+		_, err := c.Output(ctx, cmd, stdin)
+		return err
+	}
+	s, err := c.Stream(ctx, cmd, stdin)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.first != nil {
+		r.first.Close()
+	}
+	r.first = s
+	return nil
+}
+
+// firstStream hands over the launch's event stream when Follow starts
+// where it starts (offset 0), and ends it otherwise.
+func (r *Runner) firstStream(ctx context.Context, offset int64) io.ReadCloser {
+	r.mu.Lock()
+	s := r.first
+	r.first = nil
+	r.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	if offset != 0 {
+		s.Close()
+		return nil
+	}
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	return sessionStream{Reader: exitReader{Reader: s, wait: s.Wait, stderr: s.Stderr}, close: func() error { stop(); return s.Close() }}
+}
 
 // session is the job's first SSH session.
 type session struct {
@@ -353,10 +398,13 @@ func (r *Runner) resume(guestGone <-chan struct{}) func(context.Context, int64, 
 	}
 }
 
-// agentStream is the tail's source: `solstice-guest follow --from offset`
-// in a new SSH session, whose stdout is the guest's events file from that
-// offset on.
+// agentStream is the tail's source: the launch's own session the first
+// time, then `solstice-guest follow --from offset` in a new SSH session,
+// whose stdout is the guest's events file from that offset on.
 func (r *Runner) agentStream(ctx context.Context, offset int64) (io.ReadCloser, error) {
+	if s := r.firstStream(ctx, offset); s != nil {
+		return s, nil
+	}
 	c, err := r.SSH(ctx)
 	if err != nil {
 		return nil, err
@@ -378,7 +426,7 @@ func (r *Runner) agentStream(ctx context.Context, offset int64) (io.ReadCloser, 
 		return nil, fmt.Errorf("start the agent's follow: %w", err)
 	}
 	stop := context.AfterFunc(ctx, func() { sess.Close() })
-	return sessionStream{Reader: exitReader{Reader: stdout, wait: sess.Wait, stderr: stderr}, close: func() error { stop(); return sess.Close() }}, nil
+	return sessionStream{Reader: exitReader{Reader: stdout, wait: sess.Wait, stderr: stderr.String}, close: func() error { stop(); return sess.Close() }}, nil
 }
 
 // sessionStream reads a session's stdout; closing it ends the session.

@@ -31,12 +31,18 @@ func cmdFollow(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "solstice-guest: follow takes --root and --from only\n%s\n", usage)
 		return exitUsage
 	}
-	layout := runner.NewLayout(*root)
+	return followEvents(*root, *from, stdout, stderr)
+}
+
+// followEvents prints the events of the job under root from byte offset
+// from, each line as stored, until the job's stream ends.
+func followEvents(root string, from int64, stdout, stderr io.Writer) int {
+	layout := runner.NewLayout(root)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	go watchAgent(ctx, layout, cancel)
 	out := bufio.NewWriterSize(stdout, 64<<10)
-	err = contract.FollowLines(ctx, layout.Events, *from, func(line []byte, _ contract.Event, _ int64) error {
+	err := contract.FollowLines(ctx, layout.Events, from, func(line []byte, _ contract.Event, _ int64) error {
 		out.Write(line)
 		out.WriteByte('\n')
 		return out.Flush()

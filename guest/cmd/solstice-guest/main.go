@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	solstice-guest run [--root DIR] [--detach] PLAN_FILE   < secrets.json
+//	solstice-guest run [--root DIR] [--detach [--follow]] PLAN_FILE   < secrets.json
 //	solstice-guest follow [--root DIR] [--from OFFSET]
 //	solstice-guest cancel [--root DIR]
 //	solstice-guest version
@@ -48,7 +48,7 @@ import (
 var version = "dev"
 
 const usage = `usage:
-  solstice-guest run [--root DIR] [--detach] PLAN_FILE   (secrets as a JSON object on stdin)
+  solstice-guest run [--root DIR] [--detach [--follow]] PLAN_FILE   (secrets as a JSON object on stdin)
   solstice-guest follow [--root DIR] [--from OFFSET]
   solstice-guest cancel [--root DIR]
   solstice-guest version`

@@ -271,3 +271,61 @@ func waitForLine(t *testing.T, root, text string) {
 	}
 	t.Fatalf("no line %q", text)
 }
+
+// run --detach --follow is the driver's first session: it starts the job
+// like --detach, then prints the whole stream verbatim as follow --from 0
+// does, and exits 0 at its end (a plan it cannot read is an infra_error
+// in the stream, as with --detach alone). A start that fails before the
+// stream exists prints nothing and exits 3.
+func TestDetachAndFollowInOneSession(t *testing.T) {
+	root := t.TempDir()
+	run := agent("run", "--detach", "--follow", "--root", root, writePlan(t,
+		contract.Step{Run: "echo one; echo ${{ secrets.TOKEN }}"},
+		contract.Step{Run: "echo two"}))
+	run.Stdin = strings.NewReader(`{"TOKEN":"followed-secret"}`)
+	var stderr bytes.Buffer
+	run.Stderr = &stderr
+	out, err := run.Output()
+	if err != nil {
+		t.Fatalf("run --detach --follow: %v\n%s", err, stderr.Bytes())
+	}
+	stream := readStream(t, root)
+	if !bytes.Equal(out, stream) {
+		t.Errorf("the session's output is not the stream verbatim:\n%s\n---\n%s", out, stream)
+	}
+	if ev := lastEvent(t, stream); ev.Type != contract.TypeJobFinished || ev.Conclusion != contract.Success {
+		t.Errorf("last event %+v, want job_finished success", ev)
+	}
+	if bytes.Contains(stream, []byte("followed-secret")) {
+		t.Error("secret leaked")
+	}
+
+	noPlan := agent("run", "--detach", "--follow", "--root", t.TempDir(), filepath.Join(t.TempDir(), "none.json"))
+	noPlan.Stdin = strings.NewReader("{}")
+	out, err = noPlan.Output()
+	if ev := lastEvent(t, out); err != nil || ev.Type != contract.TypeInfraError || !strings.Contains(ev.Message, "none.json") {
+		t.Errorf("no plan: %v, stream %s: want exit 0 and an infra_error naming the plan", err, out)
+	}
+
+	notADir := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(notADir, nil, 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"root is a file", []string{"run", "--detach", "--follow", "--root", notADir, "plan.json"}, "detach: create " + notADir},
+		{"without --detach", []string{"run", "--follow", "--root", t.TempDir(), "plan.json"}, "--follow goes with --detach"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := agent(tc.args...)
+			cmd.Stdin = strings.NewReader("{}")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if code := exitCode(err); code != 3 || len(out) != 0 || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q: want exit 3, no stdout, stderr naming %q", code, out, stderr.String(), tc.want)
+			}
+		})
+	}
+}

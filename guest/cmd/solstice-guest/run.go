@@ -29,6 +29,7 @@ const maxSecrets = 16 << 20
 type runFlags struct {
 	root   string
 	detach bool
+	follow bool
 	plan   string
 }
 
@@ -38,9 +39,13 @@ func parseRunFlags(name string, args []string, stderr io.Writer) (runFlags, erro
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.root, "root", contract.GuestRoot, "directory of the job")
 	fs.BoolVar(&f.detach, "detach", false, "run the job in its own session and return once it started")
+	fs.BoolVar(&f.follow, "follow", false, "with --detach: once the job started, print its events as follow does")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return f, err
+	}
+	if f.follow && !f.detach {
+		return f, errors.New("--follow goes with --detach")
 	}
 	if len(pos) != 1 {
 		return f, errors.New("run needs exactly one PLAN_FILE")
@@ -77,7 +82,13 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runner.ExitInfrastructure
 	}
 	if f.detach {
-		return detach(f, raw, stderr)
+		if code := detach(f, raw, stderr); code != runner.ExitSuccess || !f.follow {
+			return code
+		}
+		// The session that started the job becomes its event stream:
+		// the driver needs no second session, and the guest no second
+		// agent start, before the first step shows.
+		return followEvents(f.root, 0, stdout, stderr)
 	}
 	return runJob(f, secrets, stdout, stderr, nil)
 }
