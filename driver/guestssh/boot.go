@@ -16,18 +16,17 @@ const (
 	// attemptLimit bounds one login once sshd has greeted it, and a silent
 	// connection once the guest's network is known to be up.
 	attemptLimit = 15 * time.Second
-	// greetingWindow is how long a connection may stay silent while the
-	// guest's network may still be down: sshd greets at once.
+	// greetingWindow is how often a new connection is made while the
+	// ones before it are silent: sshd greets at once.
 	greetingWindow = time.Second
-	// patientAfter is how many silent connections in a row are dropped
-	// after greetingWindow before the window starts to double, so that an
-	// sshd slower than a second to greet (one that re-executes itself per
-	// connection, on a loaded host) still gets a connection it can answer.
-	patientAfter = 8
+	// minKeep is how long a silent connection is kept at least: an sshd
+	// that takes longer than greetingWindow to greet (one that
+	// re-executes itself per connection, on a loaded host) still answers
+	// one. It grows with the wait (a quarter of it).
+	minKeep = 2 * time.Second
+	// maxOpen bounds the connections open at once.
+	maxOpen = 4
 )
-
-// errSilent is a connection that said nothing within its window.
-var errSilent = errors.New("connected, but sshd said nothing")
 
 // WaitReady logs in to a booting guest as soon as it accepts a login, or
 // fails when ctx ends. A booting guest refuses, resets or stalls
@@ -39,87 +38,196 @@ var errSilent = errors.New("connected, but sshd said nothing")
 // A silent connection is the trap: QEMU's user network accepts a forwarded
 // connection before the guest has an address and passes it on only at its
 // own TCP retransmission times, seconds apart, long after sshd is up. So
-// until the guest has shown its network is up (by closing a connection:
-// the port is not open yet), a connection sshd has not greeted within
-// greetingWindow is dropped and a new one made. One connection is open at a
-// time, and a greeted one carries on into the login: every connection
-// costs an emulated guest an sshd process.
+// while the guest has not shown that its network is up (by refusing a
+// connection), a new connection is made every greetingWindow beside the
+// silent ones, each kept for minKeep or a quarter of the wait so far, and
+// the first one sshd greets carries on into the login; the others are
+// closed then. Once the network is up, silence can only be a slow sshd:
+// one connection at a time then, each given attemptLimit.
 func WaitReady(ctx context.Context, t Target, every time.Duration) (*Client, error) {
 	if _, err := t.config(); err != nil {
 		return nil, err // no retry can mend the target itself
 	}
-	var (
-		last       error
-		networkUp  bool
-		silentRuns int
-	)
+	w := &bootWait{t: t, every: every, start: time.Now(), greeted: make(chan *probe), done: make(chan struct{})}
+	defer close(w.done)
+	defer w.closeAll()
+	return w.run(ctx)
+}
+
+// bootWait is one WaitReady's connections.
+type bootWait struct {
+	t         Target
+	every     time.Duration
+	start     time.Time
+	open      []*probe // oldest first
+	greeted   chan *probe
+	done      chan struct{} // WaitReady returned: readers report to nobody
+	networkUp bool
+	next      time.Time // when to make the next connection
+	last      error
+}
+
+// probe is a connection waiting for sshd's greeting.
+type probe struct {
+	conn     net.Conn
+	opened   time.Time
+	greeting []byte
+	err      error
+}
+
+func (w *bootWait) run(ctx context.Context) (*Client, error) {
 	for {
-		window := greetingWindow << max(0, silentRuns-patientAfter+1)
-		if networkUp || window > attemptLimit {
-			window = attemptLimit
+		now := time.Now()
+		w.dropStale(now)
+		if !now.Before(w.next) && w.room() {
+			w.dial(ctx, now)
 		}
-		c, err := dialGreeted(ctx, t, window)
-		if err == nil {
-			return c, nil
-		}
-		pause := every
-		switch {
-		case errors.Is(err, errSilent):
-			silentRuns++
-			pause = 0 // it has waited its window already
-		case errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err):
-			networkUp = true
-			silentRuns = 0
-		default:
-			silentRuns = 0
-		}
-		// An attempt the overall deadline cut short says less than the
-		// one before it (a refused key, a closed port): keep that one.
-		if last == nil || ctx.Err() == nil {
-			last = err
-		}
+		wake := time.NewTimer(w.wake(time.Now()))
 		select {
+		case p := <-w.greeted:
+			wake.Stop()
+			if c := w.answered(ctx, p); c != nil {
+				return c, nil
+			}
+		case <-wake.C:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("guest not reachable over ssh: %w (last attempt: %v)", ctx.Err(), last)
-		case <-time.After(pause):
+			wake.Stop()
+			return nil, fmt.Errorf("guest not reachable over ssh: %w (last attempt: %v)", ctx.Err(), w.last)
 		}
 	}
 }
 
-// dialGreeted logs in once, on a connection dropped as errSilent when sshd
-// does not greet it within window.
-func dialGreeted(ctx context.Context, t Target, window time.Duration) (*Client, error) {
-	ctx, cancel := context.WithTimeout(ctx, attemptLimit)
-	defer cancel()
-	conn, err := t.dial(ctx)
-	if err != nil {
-		return nil, err
+// room says whether another connection may be opened: one at a time once
+// the network is up, else up to maxOpen.
+func (w *bootWait) room() bool {
+	if w.networkUp {
+		return len(w.open) == 0
 	}
-	greeting, err := readGreeting(conn, window)
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("ssh to %s: %w", t.Addr, err)
-	}
-	return t.login(ctx, &greetedConn{Conn: conn, r: io.MultiReader(bytes.NewReader(greeting), conn)})
+	return len(w.open) < maxOpen
 }
 
-// readGreeting reads the first bytes sshd sends, within window.
-func readGreeting(conn net.Conn, window time.Duration) ([]byte, error) {
-	conn.SetReadDeadline(time.Now().Add(window))
+// keep is how long a silent connection is kept.
+func (w *bootWait) keep(now time.Time) time.Duration {
+	if w.networkUp {
+		return attemptLimit
+	}
+	return min(max(minKeep, now.Sub(w.start)/4), attemptLimit)
+}
+
+func (w *bootWait) dial(ctx context.Context, now time.Time) {
+	w.next = now.Add(greetingWindow)
+	if w.networkUp {
+		w.next = now.Add(w.every)
+	}
+	attempt, cancel := context.WithTimeout(ctx, greetingWindow)
+	conn, err := w.t.dial(attempt)
+	cancel()
+	if err != nil {
+		w.fail(err)
+		w.next = now.Add(w.every)
+		return
+	}
+	p := &probe{conn: conn, opened: now}
+	w.open = append(w.open, p)
+	go func() {
+		p.greeting, p.err = readGreeting(conn)
+		select {
+		case w.greeted <- p:
+		case <-w.done:
+		}
+	}()
+}
+
+// answered handles a connection that said something or ended: a greeting
+// goes on into the login (the other connections are closed first); a
+// refusal means the guest's network is up.
+func (w *bootWait) answered(ctx context.Context, p *probe) *Client {
+	if !w.forget(p) {
+		return nil // closed here for its silence
+	}
+	if p.err != nil {
+		p.conn.Close()
+		if errors.Is(p.err, io.EOF) || isReset(p.err) {
+			// The silent connections went in before the guest had an
+			// address: none of them will be answered in time.
+			w.networkUp = true
+			w.closeAll()
+		}
+		w.fail(fmt.Errorf("ssh to %s: %w", w.t.Addr, p.err))
+		w.next = time.Now().Add(w.every)
+		return nil
+	}
+	w.closeAll()
+	login, cancel := context.WithTimeout(ctx, attemptLimit)
+	defer cancel()
+	c, err := w.t.login(login, &greetedConn{Conn: p.conn, r: io.MultiReader(bytes.NewReader(p.greeting), p.conn)})
+	if err != nil {
+		w.fail(err)
+		w.next = time.Now().Add(w.every)
+		return nil
+	}
+	return c
+}
+
+// fail keeps err as the last attempt's error, unless ctx's end caused it
+// and an earlier error says more (a refused key, a closed port).
+func (w *bootWait) fail(err error) {
+	if w.last == nil || !errors.Is(err, context.DeadlineExceeded) {
+		w.last = err
+	}
+}
+
+// dropStale closes the silent connections kept long enough.
+func (w *bootWait) dropStale(now time.Time) {
+	keep := w.keep(now)
+	for len(w.open) > 0 && now.Sub(w.open[0].opened) >= keep {
+		w.fail(fmt.Errorf("ssh to %s: connected, but sshd said nothing within %s", w.t.Addr, keep))
+		w.open[0].conn.Close()
+		w.open = w.open[1:]
+	}
+}
+
+// wake is how long to sleep before something is due.
+func (w *bootWait) wake(now time.Time) time.Duration {
+	d := attemptLimit
+	if w.room() {
+		d = w.next.Sub(now)
+	}
+	if len(w.open) > 0 {
+		d = min(d, w.open[0].opened.Add(w.keep(now)).Sub(now))
+	}
+	return max(d, time.Millisecond)
+}
+
+// forget removes p from the open connections; false if it was not there.
+func (w *bootWait) forget(p *probe) bool {
+	for i, q := range w.open {
+		if q == p {
+			w.open = append(w.open[:i], w.open[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+func (w *bootWait) closeAll() {
+	for _, p := range w.open {
+		p.conn.Close()
+	}
+	w.open = nil
+}
+
+// readGreeting reads the first bytes sshd sends.
+func readGreeting(conn net.Conn) ([]byte, error) {
 	buf := make([]byte, 256)
 	n, err := conn.Read(buf)
-	conn.SetReadDeadline(time.Time{})
-	var ne net.Error
-	switch {
-	case n > 0:
+	if n > 0 {
 		return buf[:n], nil
-	case errors.As(err, &ne) && ne.Timeout():
-		return nil, fmt.Errorf("%w within %s", errSilent, window)
-	case err == nil:
-		return nil, io.ErrNoProgress
-	default:
-		return nil, err
 	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return nil, err
 }
 
 // greetedConn hands the greeting already read back to the SSH handshake.
