@@ -223,6 +223,28 @@ func bannerWithin(ctx context.Context, addr string, limit time.Duration) bool {
 	return err == nil && strings.HasPrefix(line, "SSH-")
 }
 
+// agentStartedState reads the allocation once its task's events include
+// "Agent started". The first step can show in the events file before
+// that: the client sends task events to the servers in batches.
+func agentStartedState(b *testing.B, n *Nomad, allocID string) (*api.Allocation, *api.TaskState) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		a, _, err := n.API.Allocations().Info(allocID, nil)
+		if err != nil {
+			b.Fatalf("read allocation %s: %v", allocID, err)
+		}
+		ts := a.TaskStates["job"]
+		if ts == nil {
+			b.Fatalf("allocation %s has no state for task job", allocID)
+		}
+		if slices.ContainsFunc(ts.Events, func(e *api.TaskEvent) bool { return e.DriverMessage == "Agent started" }) ||
+			time.Now().After(deadline) {
+			return a, ts
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // firstStep dispatches a one-step job and times it to its step_started,
 // cut into phases by the allocation's creation and the task's events.
 func firstStep(b *testing.B, n *Nomad) coldSample {
@@ -263,15 +285,8 @@ func firstStep(b *testing.B, n *Nomad) coldSample {
 
 // coldPhases reads the allocation's creation time and the task's events.
 func coldPhases(b *testing.B, n *Nomad, allocID string, start, stepAt time.Time) coldSample {
-	a, _, err := n.API.Allocations().Info(allocID, nil)
-	if err != nil {
-		b.Fatalf("read allocation %s: %v", allocID, err)
-	}
+	a, ts := agentStartedState(b, n, allocID)
 	placed := time.Unix(0, a.CreateTime)
-	ts := a.TaskStates["job"]
-	if ts == nil {
-		b.Fatalf("allocation %s has no state for task job", allocID)
-	}
 	event := func(msg string) *api.TaskEvent {
 		for _, e := range ts.Events {
 			if e.Type == api.TaskDriverMessage && e.DriverMessage == msg {
