@@ -13,8 +13,8 @@ import (
 
 // How WaitReady treats a booting guest's connections (see there).
 const (
-	// attemptLimit bounds one login once sshd has greeted it, and a silent
-	// connection once the guest's network is known to be up.
+	// attemptLimit bounds one login once sshd has greeted it, and how
+	// long a silent connection is kept.
 	attemptLimit = 15 * time.Second
 	// greetingWindow is how often a new connection is made while the
 	// ones before it are silent: sshd greets at once.
@@ -36,14 +36,15 @@ const (
 // and the final error says so.
 //
 // A silent connection is the trap: QEMU's user network accepts a forwarded
-// connection before the guest has an address and passes it on only at its
-// own TCP retransmission times, seconds apart, long after sshd is up. So
-// while the guest has not shown that its network is up (by refusing a
-// connection), a new connection is made every greetingWindow beside the
-// silent ones, each kept for minKeep or a quarter of the wait so far, and
-// the first one sshd greets carries on into the login; the others are
-// closed then. Once the network is up, silence can only be a slow sshd:
-// one connection at a time then, each given attemptLimit.
+// connection while the guest has no address (still booting, or renewing
+// its lease in a warm clone) and passes it on only at its own TCP
+// retransmission times, seconds apart, long after sshd is up. So while a
+// connection is silent, a new one is made every greetingWindow beside it,
+// each kept for minKeep or a quarter of the wait so far (an sshd slower
+// than that to greet still answers one), at most maxOpen at once. The
+// first one sshd greets carries on into the login and the others are
+// closed. A refusal closes the silent ones too: the guest's network was
+// up, so they went in before it was.
 func WaitReady(ctx context.Context, t Target, every time.Duration) (*Client, error) {
 	if _, err := t.config(); err != nil {
 		return nil, err // no retry can mend the target itself
@@ -56,15 +57,14 @@ func WaitReady(ctx context.Context, t Target, every time.Duration) (*Client, err
 
 // bootWait is one WaitReady's connections.
 type bootWait struct {
-	t         Target
-	every     time.Duration
-	start     time.Time
-	open      []*probe // oldest first
-	greeted   chan *probe
-	done      chan struct{} // WaitReady returned: readers report to nobody
-	networkUp bool
-	next      time.Time // when to make the next connection
-	last      error
+	t       Target
+	every   time.Duration
+	start   time.Time
+	open    []*probe // oldest first
+	greeted chan *probe
+	done    chan struct{} // WaitReady returned: readers report to nobody
+	next    time.Time     // when to make the next connection
+	last    error
 }
 
 // probe is a connection waiting for sshd's greeting.
@@ -97,28 +97,16 @@ func (w *bootWait) run(ctx context.Context) (*Client, error) {
 	}
 }
 
-// room says whether another connection may be opened: one at a time once
-// the network is up, else up to maxOpen.
-func (w *bootWait) room() bool {
-	if w.networkUp {
-		return len(w.open) == 0
-	}
-	return len(w.open) < maxOpen
-}
+// room says whether another connection may be opened.
+func (w *bootWait) room() bool { return len(w.open) < maxOpen }
 
 // keep is how long a silent connection is kept.
 func (w *bootWait) keep(now time.Time) time.Duration {
-	if w.networkUp {
-		return attemptLimit
-	}
 	return min(max(minKeep, now.Sub(w.start)/4), attemptLimit)
 }
 
 func (w *bootWait) dial(ctx context.Context, now time.Time) {
 	w.next = now.Add(greetingWindow)
-	if w.networkUp {
-		w.next = now.Add(w.every)
-	}
 	attempt, cancel := context.WithTimeout(ctx, greetingWindow)
 	conn, err := w.t.dial(attempt)
 	cancel()
@@ -148,9 +136,9 @@ func (w *bootWait) answered(ctx context.Context, p *probe) *Client {
 	if p.err != nil {
 		p.conn.Close()
 		if errors.Is(p.err, io.EOF) || isReset(p.err) {
-			// The silent connections went in before the guest had an
-			// address: none of them will be answered in time.
-			w.networkUp = true
+			// The guest refused: its network is up, and the silent
+			// connections went in before it was, so none of them will
+			// be answered in time.
 			w.closeAll()
 		}
 		w.fail(fmt.Errorf("ssh to %s: %w", w.t.Addr, p.err))
