@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/nomad/plugins/drivers"
@@ -16,20 +17,50 @@ import (
 )
 
 // ExecTask runs a command inside the guest (Nomad's script checks use it).
+// What the command prints is the guest's and may be endless: like Nomad's
+// own executors, it keeps the last drivers.CheckBufSize bytes of each
+// stream.
 func (d *Driver) ExecTask(id string, cmd []string, timeout time.Duration) (*drivers.ExecTaskResult, error) {
 	ctx, cancel := context.WithTimeout(d.ctx, timeout)
 	defer cancel()
-	var stdout, stderr bytes.Buffer
+	stdout, stderr := &lastBytes{max: drivers.CheckBufSize}, &lastBytes{max: drivers.CheckBufSize}
 	res, err := d.ExecTaskStreaming(ctx, id, &drivers.ExecOptions{
 		Command: cmd,
 		Stdin:   io.NopCloser(strings.NewReader("")),
-		Stdout:  nopWriteCloser{&stdout},
-		Stderr:  nopWriteCloser{&stderr},
+		Stdout:  nopWriteCloser{stdout},
+		Stderr:  nopWriteCloser{stderr},
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &drivers.ExecTaskResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitResult: res}, nil
+}
+
+// lastBytes keeps the last max bytes written to it.
+type lastBytes struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (l *lastBytes) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := len(p)
+	if len(p) > l.max {
+		p = p[len(p)-l.max:]
+	}
+	if over := len(l.b) + len(p) - l.max; over > 0 {
+		l.b = append(l.b[:0], l.b[over:]...)
+	}
+	l.b = append(l.b, p...)
+	return n, nil
+}
+
+func (l *lastBytes) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.b)
 }
 
 type nopWriteCloser struct{ io.Writer }
