@@ -246,6 +246,26 @@ func (c *Client) Upload(ctx context.Context, path string, mode uint32, data io.R
 	return nil
 }
 
+// PrintfFormat is a printf(1) format that prints exactly b (a gzip plan,
+// random bytes): a command line takes no NUL, so every byte but printable
+// ASCII goes as a POSIX octal escape. Shell-quote it for a command line.
+func PrintfFormat(b []byte) string {
+	var sb strings.Builder
+	for _, c := range b {
+		switch {
+		case c == '%':
+			sb.WriteString("%%")
+		case c == '\\':
+			sb.WriteString(`\\`)
+		case c >= 0x20 && c < 0x7f:
+			sb.WriteByte(c)
+		default:
+			fmt.Fprintf(&sb, `\%03o`, c)
+		}
+	}
+	return sb.String()
+}
+
 // ShellQuote quotes s for a POSIX shell.
 func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"

@@ -163,14 +163,14 @@ type session struct {
 	noDisk string // why not, when disk is false
 }
 
-// maxInlinePlan is the longest printf format (see printfFormat) the first
+// maxInlinePlan is the longest printf format (see guestssh.PrintfFormat) the first
 // session's command carries the plan in, leaving its stdin to the secrets:
 // a command is one argument of sh -c, and Linux takes 128 KiB at most.
 const maxInlinePlan = 64 << 10
 
 func firstSession(f Files, plan []byte) session {
 	s := session{noDisk: f.NoDisk, disk: f.AgentDisk != nil}
-	format := printfFormat(plan)
+	format := guestssh.PrintfFormat(plan)
 	s.starts = s.disk && f.Bundle == "" && len(format) <= maxInlinePlan
 	copyAgent := ""
 	if s.disk {
@@ -228,7 +228,7 @@ const (
 )
 
 // prepareScript makes the agent's directories under root and writes the
-// plan: the inline one (a printf format, see printfFormat), or else its
+// plan: the inline one (a printf format, see guestssh.PrintfFormat), or else its
 // stdin. Given a copy script
 // (agentdisk's, run as root: through sudo -n unless asRoot), it then
 // writes the agent from the disk into place. It exits 0 when all of that
@@ -254,26 +254,6 @@ func prepareScript(root, inlinePlan, copyAgent string, asRoot bool) string {
 	return script + fmt.Sprintf(`; { %[1]ssh -c %[2]s > %[3]s && chmod 700 %[3]s; } || `+
 		`{ rc=$?; rm -f %[3]s; [ $rc = %[4]d ] && exit %[5]d; exit %[6]d; }`,
 		sudo, guestssh.ShellQuote(copyAgent), a, agentdisk.NotFoundExit, diskNotFound, diskFailed)
-}
-
-// printfFormat is a printf format that prints exactly b: the plan may be
-// gzip data, and a command line takes no NUL, so every byte but printable
-// ASCII goes as a POSIX octal escape.
-func printfFormat(b []byte) string {
-	var sb strings.Builder
-	for _, c := range b {
-		switch {
-		case c == '%':
-			sb.WriteString("%%")
-		case c == '\\':
-			sb.WriteString(`\\`)
-		case c >= 0x20 && c < 0x7f:
-			sb.WriteByte(c)
-		default:
-			fmt.Fprintf(&sb, `\%03o`, c)
-		}
-	}
-	return sb.String()
 }
 
 // diskFailure says why the guest could not copy the agent from its disk.

@@ -40,7 +40,7 @@ func TestPrepareScript(t *testing.T) {
 			want := "\x1f\x8b\x00{\"version\":1}\n'%s\\x 100%\x00\x01" + "7\xff"
 			format, stdin := "", want
 			if tt.inline {
-				format, stdin = printfFormat([]byte(want)), "the secrets"
+				format, stdin = guestssh.PrintfFormat([]byte(want)), "the secrets"
 			}
 			code, _ := runSh(t, prepareScript(root, format, tt.copyAgent, true), stdin)
 			if code != tt.wantCode {

@@ -470,10 +470,7 @@ func (l *launch) waitBoot(h *task.Handle, m vm.Machine, g vm.Guest) error {
 		case <-ctx.Done():
 		}
 	}()
-	err := l.reidentify(ctx)
-	if err == nil {
-		err = g.WaitReady(ctx)
-	}
+	err := l.login(ctx, g)
 	select {
 	case <-m.Exited():
 		return fmt.Errorf("image %q: the VM powered off or crashed during boot (qemu exit code %d)", l.label, m.ExitCode())
@@ -490,6 +487,24 @@ func (l *launch) waitBoot(h *task.Handle, m vm.Machine, g vm.Guest) error {
 	l.log.Info("guest is up", "boot_time", l.st.BootTime.Round(time.Millisecond).String())
 	l.d.emit(l.cfg, "Started", fmt.Sprintf("guest up after %s%s", l.st.BootTime.Round(100*time.Millisecond), l.warmTimes()))
 	return nil
+}
+
+// login gives g its first connection: a cold guest's login, or a warm
+// clone's connection as its template once its identity is the task's.
+// That connection needs no second login with the task's key (about a
+// second and a half of key exchange in an emulated guest): only the driver
+// holds the template's key, and the clone's sshd proved it has the
+// template's host key. Later logins use the task's key and host key.
+func (l *launch) login(ctx context.Context, g vm.Guest) error {
+	c, err := l.reidentify(ctx)
+	switch {
+	case err != nil:
+		return err
+	case c != nil:
+		g.Adopt(c)
+		return nil
+	}
+	return g.WaitReady(ctx)
 }
 
 // shortID names a task in short paths and process titles. Nomad task ids

@@ -3,7 +3,6 @@ package plugin
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -86,9 +85,9 @@ const reidentifyTimeout = 2 * time.Minute
 // the driver's alone) and replaces the login key, host key, hostname,
 // machine id, random state, clock and lease with the task's. After it only
 // the task's key opens the guest, and logins insist on the task's host key.
-func (l *launch) reidentify(ctx context.Context) error {
+func (l *launch) reidentify(ctx context.Context) (*guestssh.Client, error) {
 	if l.clone == nil {
-		return nil
+		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, reidentifyTimeout)
 	defer cancel()
@@ -96,26 +95,27 @@ func (l *launch) reidentify(ctx context.Context) error {
 	defer func() { l.reidentified = time.Since(start) }()
 	key, err := l.clone.tpl.LoginKey()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	t := l.st.SSHTarget(key)
 	t.HostKey = l.clone.tpl.Manifest.HostKey
 	c, err := guestssh.WaitReady(ctx, t, 100*time.Millisecond)
 	if err != nil {
-		return fmt.Errorf("log into the restored clone as its template: %w", err)
+		return nil, fmt.Errorf("log into the restored clone as its template: %w", err)
 	}
-	defer c.Close()
 	script, err := identityScript(l.identity())
 	if err != nil {
-		return err
+		c.Close()
+		return nil, err
 	}
 	loggedIn := time.Since(start)
 	if out, err := c.Output(ctx, asRoot("sh -s"), strings.NewReader(script)); err != nil {
-		return fmt.Errorf("reset the clone's identity: %w: %s", err, bound(out))
+		c.Close()
+		return nil, fmt.Errorf("reset the clone's identity: %w: %s", err, bound(out))
 	}
 	l.log.Info("clone has its own identity", "login", loggedIn.Round(time.Millisecond).String(),
 		"script", (time.Since(start) - loggedIn).Round(time.Millisecond).String())
-	return nil
+	return c, nil
 }
 
 // identity is what makes the clone the task's guest.
@@ -149,7 +149,7 @@ func identityScript(id identity) (string, error) {
 	now := time.Now()
 	return fmt.Sprintf(identityTemplate,
 		now.Unix(), fmt.Sprintf("%09d", now.Nanosecond()),
-		q(base64.StdEncoding.EncodeToString(seed)),
+		q(guestssh.PrintfFormat(seed)),
 		q(id.User), q(id.AuthorizedKey),
 		q(id.HostKeyPEM), q(id.HostKeyPub),
 		q(id.Hostname), q(hex.EncodeToString(machineID)), q(id.InstanceID),
@@ -159,45 +159,67 @@ func identityScript(id identity) (string, error) {
 // identityTemplate is identityScript's shell, for Linux guests. The clock
 // comes first, so the rest is stamped with the present; sshd is told last
 // (SIGHUP makes it re-exec and load the new host key; the driver's session
-// survives it).
+// survives it). Every program costs an emulated guest a tenth of a second
+// or more, so the script runs only date, perl (the reseed) and one rm:
+// the rest is the shell's own printf, read, kill and redirections, with
+// umask giving new files their modes.
 const identityTemplate = `set -eu
 umask 077
 date -u -s @%d.%s >/dev/null 2>&1 || date -u -s @%[1]d >/dev/null
+# The template's keys and seed (as its boot read it: it held the template's
+# host key) go first, so nothing below can fail with them still there.
+rm -rf /etc/ssh/ssh_host_* /run/solstice/user-data /run/solstice/meta-data /run/solstice/vendor-data /run/solstice/network-config /run/solstice/seed.tsv
 # The clone's kernel generator holds the template's state: mix fresh host
 # randomness in, then make the kernel reseed from it (see reseedShell).
-printf '%%s' %[3]s | base64 -d >/dev/urandom
+printf %[3]s >/dev/urandom
 ` + reseedShell + `user=%[4]s
-home=$(awk -F: -v u="$user" '$1 == u { print $6 }' /etc/passwd)
+home=
+while IFS=: read -r name _ _ _ _ dir _; do
+  if [ "$name" = "$user" ]; then home=$dir; break; fi
+done </etc/passwd
 [ -n "$home" ] || { echo "no user $user"; exit 1; }
-mkdir -p "$home/.ssh"
-printf '%%s\n' %[5]s >"$home/.ssh/authorized_keys.new"
-chown -R "$user" "$home/.ssh"
-mv -f "$home/.ssh/authorized_keys.new" "$home/.ssh/authorized_keys"
-rm -f /etc/ssh/ssh_host_*
+keys=$home/.ssh/authorized_keys
+if [ -f "$keys" ] && [ ! -L "$keys" ]; then
+  # Rewritten in place: it keeps its owner and mode.
+  printf '%%s\n' %[5]s >"$keys"
+else
+  mkdir -p "$home/.ssh"
+  printf '%%s\n' %[5]s >"$keys.new"
+  chown -R "$user" "$home/.ssh"
+  mv -f "$keys.new" "$keys"
+fi
 printf '%%s\n' %[6]s >/etc/ssh/ssh_host_ed25519_key
+umask 022
 printf '%%s\n' %[7]s >/etc/ssh/ssh_host_ed25519_key.pub
-chmod 600 /etc/ssh/ssh_host_ed25519_key
-chmod 644 /etc/ssh/ssh_host_ed25519_key.pub
-hostname %[8]s
+printf '%%s' %[8]s >/proc/sys/kernel/hostname
 printf '%%s\n' %[8]s >/etc/hostname
 # The new name resolves locally, as the template's did (sudo asks).
-{ sed -i '/^127\.0\.1\.1[[:space:]]/d' /etc/hosts && printf '127.0.1.1 %%s\n' %[8]s >>/etc/hosts; } 2>/dev/null || true
+if [ -f /etc/hosts ]; then
+  hosts=
+  while IFS= read -r line || [ -n "$line" ]; do
+    case $line in
+    "127.0.1.1 "* | "127.0.1.1	"*) ;;
+    *) hosts="$hosts$line
+" ;;
+    esac
+  done </etc/hosts
+  printf '%%s127.0.1.1 %%s\n' "$hosts" %[8]s >/etc/hosts
+fi
+umask 0333
 printf '%%s\n' %[9]s >/etc/machine-id
-chmod 444 /etc/machine-id
+umask 022
 if [ -d /var/lib/cloud/data ]; then printf '%%s\n' %[10]s >/var/lib/cloud/data/instance-id; fi
-# The template's seed as its boot read it (it held the template's host key).
-rm -rf /run/solstice/user-data /run/solstice/meta-data /run/solstice/vendor-data /run/solstice/network-config /run/solstice/seed.tsv
 # A fresh DHCP lease: udhcpc renews on SIGUSR1; else dhclient or networkd.
 renewed=
 for p in /run/udhcpc.*.pid; do
-  [ -s "$p" ] && kill -USR1 "$(cat "$p")" 2>/dev/null && renewed=1
+  if [ -s "$p" ] && read -r pid <"$p" && kill -USR1 "$pid" 2>/dev/null; then renewed=1; fi
 done
 if [ -z "$renewed" ]; then
   if command -v networkctl >/dev/null 2>&1; then networkctl renew --all >/dev/null 2>&1 || true
   elif command -v dhclient >/dev/null 2>&1; then dhclient -1 >/dev/null 2>&1 || true
   fi
 fi
-if [ -s /run/sshd.pid ]; then kill -HUP "$(cat /run/sshd.pid)"
+if [ -s /run/sshd.pid ] && read -r pid </run/sshd.pid; then kill -HUP "$pid"
 elif command -v systemctl >/dev/null 2>&1; then systemctl reload ssh 2>/dev/null || systemctl reload sshd
 fi
 `

@@ -183,6 +183,11 @@ func (g *sshGuest) WaitReady(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	g.Adopt(c)
+	return nil
+}
+
+func (g *sshGuest) Adopt(c *guestssh.Client) {
 	g.mu.Lock()
 	old := g.c
 	g.c = c
@@ -190,7 +195,6 @@ func (g *sshGuest) WaitReady(ctx context.Context) error {
 	if old != nil {
 		old.Close()
 	}
-	return nil
 }
 
 // SSH holds the lock while it dials, so concurrent callers share one login.
