@@ -35,6 +35,9 @@ type Files struct {
 	AgentDisk *agentdisk.Disk
 	// NoDisk says why there is no AgentDisk, for the Shipped report.
 	NoDisk string
+	// AgentInPlace says the agent and its directories are in the guest
+	// already (a warm clone's template put them there, see PlaceAgent).
+	AgentInPlace bool
 	// AsRoot says the login user is root, who needs no sudo to read the
 	// agent's disk.
 	AsRoot  bool
@@ -157,10 +160,11 @@ func (r *Runner) firstStream(ctx context.Context, offset int64) io.ReadCloser {
 
 // session is the job's first SSH session.
 type session struct {
-	script string
-	disk   bool   // it copies the agent from its disk
-	starts bool   // it also starts the agent (the secrets are its stdin)
-	noDisk string // why not, when disk is false
+	script  string
+	inPlace bool   // the agent is in the guest already
+	disk    bool   // it copies the agent from its disk
+	starts  bool   // it also starts the agent (the secrets are its stdin)
+	noDisk  string // why not, when disk is false
 }
 
 // maxInlinePlan is the longest printf format (see guestssh.PrintfFormat) the first
@@ -169,9 +173,9 @@ type session struct {
 const maxInlinePlan = 64 << 10
 
 func firstSession(f Files, plan []byte) session {
-	s := session{noDisk: f.NoDisk, disk: f.AgentDisk != nil}
+	s := session{noDisk: f.NoDisk, inPlace: f.AgentInPlace, disk: f.AgentDisk != nil && !f.AgentInPlace}
 	format := guestssh.PrintfFormat(plan)
-	s.starts = s.disk && f.Bundle == "" && len(format) <= maxInlinePlan
+	s.starts = (s.disk || s.inPlace) && f.Bundle == "" && len(format) <= maxInlinePlan
 	copyAgent := ""
 	if s.disk {
 		copyAgent = f.AgentDisk.CopyScript()
@@ -180,7 +184,11 @@ func firstSession(f Files, plan []byte) session {
 	if s.starts {
 		inline = format
 	}
-	s.script = prepareScript(contract.GuestRoot, inline, copyAgent, f.AsRoot)
+	if s.inPlace {
+		s.script = inPlaceScript(contract.GuestRoot, inline)
+	} else {
+		s.script = prepareScript(contract.GuestRoot, inline, copyAgent, f.AsRoot)
+	}
 	if s.starts {
 		s.script += "; exec " + agentStart
 	}
@@ -199,8 +207,11 @@ func (s session) stdin(plan []byte, secrets io.Reader) io.Reader {
 // when it still has to be uploaded) and whether the agent is running.
 func (s *session) outcome(err error) (Shipped, bool, error) {
 	const fromDisk Shipped = "copied by the guest from the read-only agent disk"
+	const inPlace Shipped = "in the guest already: its template copied it from the read-only agent disk"
 	var ee *guestssh.ExitError
 	switch {
+	case err == nil && s.inPlace:
+		return inPlace, s.starts, nil
 	case err == nil && s.disk:
 		return fromDisk, s.starts, nil
 	case err == nil:
@@ -228,32 +239,69 @@ const (
 )
 
 // prepareScript makes the agent's directories under root and writes the
-// plan: the inline one (a printf format, see guestssh.PrintfFormat), or else its
-// stdin. Given a copy script
-// (agentdisk's, run as root: through sudo -n unless asRoot), it then
-// writes the agent from the disk into place. It exits 0 when all of that
-// worked, or with one of its own statuses. It runs as few programs as it
-// can (mkdir, the copy, chmod): each costs an emulated guest tens of
-// milliseconds.
+// plan: the inline one (a printf format, see guestssh.PrintfFormat), or
+// else its stdin. Given a copy script (agentdisk's, run as root: through
+// sudo -n unless asRoot), it then writes the agent from the disk into
+// place. It exits 0 when all of that worked, or with one of its own
+// statuses. It runs as few programs as it can (mkdir, the copy, chmod):
+// each costs an emulated guest tens of milliseconds.
 func prepareScript(root, inlinePlan, copyAgent string, asRoot bool) string {
 	r := guestssh.ShellQuote(root)
+	return fmt.Sprintf(`umask 077 && mkdir -p -m 700 %[1]s %[1]s/bin && %[2]s || exit %[3]d`,
+		r, writePlan(r, inlinePlan), prepareFailed) + copyStep(root, copyAgent, asRoot)
+}
+
+// inPlaceScript only writes the plan: the directories and the agent are
+// there already (a warm clone's template put them there).
+func inPlaceScript(root, inlinePlan string) string {
+	return fmt.Sprintf(`umask 077 && %s || exit %d`, writePlan(guestssh.ShellQuote(root), inlinePlan), prepareFailed)
+}
+
+// placeScript makes the directories and copies the agent, with no plan.
+func placeScript(root, copyAgent string, asRoot bool) string {
+	return fmt.Sprintf(`umask 077 && mkdir -p -m 700 %[1]s %[1]s/bin || exit %[2]d`,
+		guestssh.ShellQuote(root), prepareFailed) + copyStep(root, copyAgent, asRoot)
+}
+
+// writePlan writes the plan under the quoted root r: the inline printf
+// format, or else stdin.
+func writePlan(r, inlinePlan string) string {
 	write := "cat"
 	if inlinePlan != "" {
 		write = "printf " + guestssh.ShellQuote(inlinePlan)
 	}
-	script := fmt.Sprintf(`umask 077 && mkdir -p -m 700 %[1]s %[1]s/bin && `+
-		`%[3]s > %[1]s/plan.json || exit %[2]d`, r, prepareFailed, write)
+	return fmt.Sprintf("%s > %s/plan.json", write, r)
+}
+
+// copyStep copies the agent from its disk with copyAgent ("" for none).
+func copyStep(root, copyAgent string, asRoot bool) string {
 	if copyAgent == "" {
-		return script
+		return ""
 	}
 	sudo := "sudo -n "
 	if asRoot {
 		sudo = ""
 	}
 	a := guestssh.ShellQuote(root + "/bin/solstice-guest")
-	return script + fmt.Sprintf(`; { %[1]ssh -c %[2]s > %[3]s && chmod 700 %[3]s; } || `+
+	return fmt.Sprintf(`; { %[1]ssh -c %[2]s > %[3]s && chmod 700 %[3]s; } || `+
 		`{ rc=$?; rm -f %[3]s; [ $rc = %[4]d ] && exit %[5]d; exit %[6]d; }`,
 		sudo, guestssh.ShellQuote(copyAgent), a, agentdisk.NotFoundExit, diskNotFound, diskFailed)
+}
+
+// PlaceAgent makes the agent's directories in the guest and copies the
+// agent there from its disk, with no plan: a warm-start template does it
+// before it is saved, so its clones start their jobs without the copy
+// (about a second under TCG, most of it sudo and dd).
+func PlaceAgent(ctx context.Context, c *guestssh.Client, disk agentdisk.Disk, asRoot bool) error {
+	_, err := c.Output(ctx, placeScript(contract.GuestRoot, disk.CopyScript(), asRoot), nil)
+	var ee *guestssh.ExitError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ee) && (ee.Code == diskNotFound || ee.Code == diskFailed):
+		return fmt.Errorf("put the agent in place: %s", diskFailure(ee))
+	}
+	return fmt.Errorf("put the agent in place: %w", err)
 }
 
 // diskFailure says why the guest could not copy the agent from its disk.

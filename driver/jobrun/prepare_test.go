@@ -79,6 +79,39 @@ func TestPrepareScriptFailsWithoutItsRoot(t *testing.T) {
 	}
 }
 
+// TestPlaceThenInPlace: a template's placeScript leaves the directories
+// and the agent and no plan; a clone's inPlaceScript then writes only the
+// plan, runs no mkdir and no copy, and leaves the agent as it was.
+func TestPlaceThenInPlace(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "solstice")
+	if code, out := runSh(t, placeScript(root, `printf 'agent bytes'`, true), ""); code != 0 {
+		t.Fatalf("placeScript: exit %d: %s", code, out)
+	}
+	agent := filepath.Join(root, "bin", "solstice-guest")
+	if got, err := os.ReadFile(agent); err != nil || string(got) != "agent bytes" {
+		t.Fatalf("agent %q, %v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "plan.json")); err == nil {
+		t.Error("the template got a plan")
+	}
+	script := inPlaceScript(root, guestssh.PrintfFormat([]byte("the plan")))
+	if strings.Contains(script, "mkdir") || strings.Contains(script, "sudo") || strings.Contains(script, "chmod") {
+		t.Errorf("the clone's script runs more than the plan's printf: %s", script)
+	}
+	if code, out := runSh(t, script, "the secrets"); code != 0 {
+		t.Fatalf("inPlaceScript: exit %d: %s", code, out)
+	}
+	if plan, err := os.ReadFile(filepath.Join(root, "plan.json")); err != nil || string(plan) != "the plan" {
+		t.Errorf("plan.json = %q, %v", plan, err)
+	}
+	if got, _ := os.ReadFile(agent); string(got) != "agent bytes" {
+		t.Errorf("agent %q after the clone's script", got)
+	}
+	if code, _ := runSh(t, placeScript(root, `exit 3`, true), ""); code != diskNotFound {
+		t.Errorf("placeScript without a disk: exit %d, want %d", code, diskNotFound)
+	}
+}
+
 func TestDiskFailure(t *testing.T) {
 	for _, tt := range []struct {
 		ee   guestssh.ExitError
@@ -138,6 +171,9 @@ func TestFirstSession(t *testing.T) {
 		{"prepare failed", Files{AgentDisk: disk}, small, exit(prepareFailed), true, "", false, "prepare the guest"},
 		{"agent failed to start", Files{AgentDisk: disk}, small, exit(3), true, "", false, "start the guest agent"},
 		{"session broke", Files{}, small, errors.New("eof"), false, "", false, "prepare the guest"},
+		{"in place, starts", Files{AgentDisk: disk, AgentInPlace: true}, small, nil, true, "in the guest already: its template copied it from the read-only agent disk", true, ""},
+		{"in place, bundle first", Files{AgentDisk: disk, AgentInPlace: true, Bundle: "b"}, small, nil, false, "in the guest already: its template copied it from the read-only agent disk", false, ""},
+		{"in place, agent failed to start", Files{AgentInPlace: true}, small, exit(3), true, "", false, "start the guest agent"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

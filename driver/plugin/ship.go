@@ -46,11 +46,13 @@ func (l *launch) launchJob(ctx context.Context, h *task.Handle) error {
 	files := jobrun.Files{
 		Agent:     agent,
 		AgentDisk: l.agentDisk,
-		NoDisk:    l.noDisk,
-		AsRoot:    l.img.User == "root",
-		Plan:      plan,
-		Secrets:   l.inputs.Secrets,
-		Bundle:    bundle,
+		// A clone's template put the agent in place (see placeAgent).
+		AgentInPlace: l.clone != nil,
+		NoDisk:       l.noDisk,
+		AsRoot:       l.img.User == "root",
+		Plan:         plan,
+		Secrets:      l.inputs.Secrets,
+		Bundle:       bundle,
 	}
 	l.d.emit(l.cfg, "Running job", "the guest agent runs the job plan")
 	shipped, err := r.Launch(ctx, files)

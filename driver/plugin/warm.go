@@ -13,6 +13,7 @@ import (
 	"github.com/solstice-ci/solstice/driver/agentdisk"
 	"github.com/solstice-ci/solstice/driver/cloudinit"
 	"github.com/solstice-ci/solstice/driver/guestssh"
+	"github.com/solstice-ci/solstice/driver/jobrun"
 	"github.com/solstice-ci/solstice/driver/qemu"
 	"github.com/solstice-ci/solstice/driver/template"
 	"github.com/solstice-ci/solstice/driver/vm"
@@ -78,6 +79,7 @@ func (l *launch) templateKey() (template.Key, agentdisk.Disk, error) {
 		MemoryMB: spec.MemoryMB, CPUs: spec.CPUs, DiskSize: l.settings.DiskSize,
 		Accel: spec.Accel, QEMUVersion: qv, PluginVersion: Version,
 		AgentVersion: disk.Header, SeedFormat: string(l.img.Seed()), User: l.img.User,
+		Layout: template.CurrentLayout,
 	}, disk, nil
 }
 
@@ -158,7 +160,7 @@ func isHost(p vm.Provider) bool {
 // found no template.
 type templateBuild struct {
 	img       *ImageConfig
-	agentDisk string
+	agentDisk agentdisk.Disk
 	label     string
 	base      string
 	spec      qemu.Spec // the task's, for memory, cpus and accelerator
@@ -166,7 +168,7 @@ type templateBuild struct {
 }
 
 func (l *launch) templateBuildSpec(disk agentdisk.Disk) templateBuild {
-	return templateBuild{img: l.img, agentDisk: disk.Path, label: l.label, base: l.base, spec: l.d.qemuSpec(l.cfg, l.st), vms: l.vms}
+	return templateBuild{img: l.img, agentDisk: disk, label: l.label, base: l.base, spec: l.d.qemuSpec(l.cfg, l.st), vms: l.vms}
 }
 
 // templateBuildTimeout bounds one template's boot and save.
@@ -222,6 +224,9 @@ func (d *Driver) bootAndSave(ctx context.Context, b *template.Build, key templat
 	if err := g.WaitReady(ctx); err != nil {
 		return nil, fmt.Errorf("template vm: no ssh login: %w", err)
 	}
+	if err := placeAgent(ctx, g, tb); err != nil {
+		return nil, fmt.Errorf("template vm: %w", err)
+	}
 	// No session of the template's may live on in its clones.
 	g.Close()
 	saver, ok := m.(vm.Saver)
@@ -239,6 +244,16 @@ func (d *Driver) bootAndSave(ctx context.Context, b *template.Build, key templat
 	}
 	os.Remove(spec.Seed) // it held the template's host key; clones have their own seeds
 	return pin, nil
+}
+
+// placeAgent puts the agent where a job's would be, so clones skip the
+// copy: the only thing a template holds besides a booted guest.
+func placeAgent(ctx context.Context, g vm.Guest, tb templateBuild) error {
+	c, err := g.SSH(ctx)
+	if err != nil {
+		return err
+	}
+	return jobrun.PlaceAgent(ctx, c, tb.agentDisk, tb.img.User == "root")
 }
 
 // templateSpec makes the template's disk, keys, seed and RAM file and the
@@ -284,7 +299,7 @@ func (d *Driver) templateSpec(ctx context.Context, b *template.Build, key templa
 	spec.Name = "tpl-" + key.ID()[:12]
 	spec.Disk, spec.Base, spec.BaseFormat = b.Path(template.DiskFile), tb.base, tb.img.Format
 	spec.Seed, spec.SeedDisk = seedPath, tb.img.Seed() == cloudinit.FormatFAT
-	spec.AgentDisk = tb.agentDisk
+	spec.AgentDisk = tb.agentDisk.Path
 	spec.SSHHost, spec.SSHPort, spec.Netns = "127.0.0.1", port, ""
 	spec.QMP = socketPath(d.runDir, "template-"+key.ID())
 	spec.PIDFile = b.Path("qemu.pid")

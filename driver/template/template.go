@@ -39,7 +39,15 @@ type Key struct {
 	AgentVersion  string `json:"agent_version"`
 	SeedFormat    string `json:"seed_format"`
 	User          string `json:"user"`
+	// Layout is what a template holds besides a booted guest; a template
+	// of another layout is never a match (see CurrentLayout).
+	Layout int `json:"layout"`
 }
+
+// CurrentLayout is the layout templates are built with now: 2, the guest
+// agent and its directories are in place (jobrun.PlaceAgent), so a clone's
+// job skips the copy from the agent disk.
+const CurrentLayout = 2
 
 // Validate refuses a key that would name no usable template.
 func (k Key) Validate() error {
