@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
-	"sync"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -55,30 +53,6 @@ func (r exitReader) Read(p []byte) (int, error) {
 		return n, errAgentEnded{status: exit.ExitStatus(), stderr: r.stderr()}
 	}
 	return n, err // the connection broke: no word from the agent
-}
-
-// tailBuffer keeps the last bytes written to it: a guest's stderr is
-// hostile and may be endless.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if over := len(t.b) - t.max; over > 0 {
-		t.b = append(t.b[:0], t.b[over:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.TrimSpace(strings.ToValidUTF8(string(t.b), "?"))
 }
 
 // agentEnds counts the agent's follow ending without a new event in

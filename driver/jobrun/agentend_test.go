@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/solstice-ci/solstice/driver/tailbuf"
 	"github.com/solstice-ci/solstice/internal/contract"
 )
 
@@ -49,7 +50,7 @@ func TestExitReader(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			stderr := &tailBuffer{max: 512}
+			stderr := tailbuf.New(512)
 			io.WriteString(stderr, strings.Repeat("x", 1000)+"\nnot the agent\n")
 			r := exitReader{Reader: strings.NewReader(""), wait: func() error { return tt.wait }, stderr: stderr.String}
 			_, err := r.Read(make([]byte, 10))

@@ -23,6 +23,7 @@ import (
 
 	"github.com/solstice-ci/solstice/driver/agentdisk"
 	"github.com/solstice-ci/solstice/driver/guestssh"
+	"github.com/solstice-ci/solstice/driver/tailbuf"
 	"github.com/solstice-ci/solstice/internal/contract"
 )
 
@@ -446,7 +447,7 @@ func (r *Runner) agentStream(ctx context.Context, offset int64) (io.ReadCloser, 
 		sess.Close()
 		return nil, fmt.Errorf("open an SSH session: %w", err)
 	}
-	stderr := &tailBuffer{max: 512}
+	stderr := tailbuf.New(512)
 	sess.Stderr = stderr
 	cmd := contract.AgentCommand(contract.AgentFollow, "--from", strconv.FormatInt(offset, 10))
 	if err := sess.Start(cmd); err != nil {

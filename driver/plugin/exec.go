@@ -1,19 +1,18 @@
 package plugin
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/nomad/plugins/drivers"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/solstice-ci/solstice/driver/guestssh"
+	"github.com/solstice-ci/solstice/driver/tailbuf"
 )
 
 // ExecTask runs a command inside the guest (Nomad's script checks use it).
@@ -23,7 +22,7 @@ import (
 func (d *Driver) ExecTask(id string, cmd []string, timeout time.Duration) (*drivers.ExecTaskResult, error) {
 	ctx, cancel := context.WithTimeout(d.ctx, timeout)
 	defer cancel()
-	stdout, stderr := &lastBytes{max: drivers.CheckBufSize}, &lastBytes{max: drivers.CheckBufSize}
+	stdout, stderr := tailbuf.New(drivers.CheckBufSize), tailbuf.New(drivers.CheckBufSize)
 	res, err := d.ExecTaskStreaming(ctx, id, &drivers.ExecOptions{
 		Command: cmd,
 		Stdin:   io.NopCloser(strings.NewReader("")),
@@ -34,33 +33,6 @@ func (d *Driver) ExecTask(id string, cmd []string, timeout time.Duration) (*driv
 		return nil, err
 	}
 	return &drivers.ExecTaskResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitResult: res}, nil
-}
-
-// lastBytes keeps the last max bytes written to it.
-type lastBytes struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (l *lastBytes) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := len(p)
-	if len(p) > l.max {
-		p = p[len(p)-l.max:]
-	}
-	if over := len(l.b) + len(p) - l.max; over > 0 {
-		l.b = append(l.b[:0], l.b[over:]...)
-	}
-	l.b = append(l.b, p...)
-	return n, nil
-}
-
-func (l *lastBytes) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Clone(l.b)
 }
 
 type nopWriteCloser struct{ io.Writer }
