@@ -70,7 +70,7 @@ jobs:
           chmod 755 "$a"
           for p in /proc/[0-9]*; do
             case "$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null)" in
-              *"solstice-guest follow"* | *"solstice-guest run --detach --follow"*) kill -9 "${p#/proc/}" 2>/dev/null || true ;;
+              *"solstice-guest follow "* | *"solstice-guest run "*"--follow"*) kill -9 "${p#/proc/}" 2>/dev/null || true ;;
             esac
           done
           sleep 600
