@@ -249,10 +249,14 @@ func (c *Client) Upload(ctx context.Context, path string, mode uint32, data io.R
 // PrintfFormat is a printf(1) format that prints exactly b (a gzip plan,
 // random bytes): a command line takes no NUL, so every byte but printable
 // ASCII goes as a POSIX octal escape. Shell-quote it for a command line.
+// A leading '-' is escaped too: dash's printf takes a format that starts
+// with one for an option and fails ("Illegal option").
 func PrintfFormat(b []byte) string {
 	var sb strings.Builder
-	for _, c := range b {
+	for i, c := range b {
 		switch {
+		case c == '-' && i == 0:
+			sb.WriteString(`\055`)
 		case c == '%':
 			sb.WriteString("%%")
 		case c == '\\':
