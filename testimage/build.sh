@@ -51,6 +51,7 @@ PACKAGES=(
 # cloud kernel has no AHCI or e1000 driver: use -M pc with virtio or IDE.
 MODULES=(
   virtio_pci virtio_blk virtio_scsi virtio_net virtio-rng  # virtio disk, NIC, RNG
+  virtio_console                                           # the warm-start agent port
   button evdev                                             # ACPI power button
 )
 MODULES_LATE=( # loaded in the background
