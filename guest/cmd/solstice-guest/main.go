@@ -6,6 +6,7 @@
 //	solstice-guest run [--root DIR] [--detach [--follow]] PLAN_FILE   < secrets.json
 //	solstice-guest follow [--root DIR] [--from OFFSET]
 //	solstice-guest cancel [--root DIR]
+//	solstice-guest serve [--root DIR] [--port PATH] [--detach]
 //	solstice-guest version
 //
 // run executes the plan (JSON, or gzip-compressed JSON; see package plan)
@@ -33,6 +34,20 @@
 // and the job ends cancelled. SIGINT and SIGTERM sent to `run` directly do
 // the same. It exits 0, also when no job is running.
 //
+// serve (run as root) is how a warm clone's job starts without SSH: a
+// warm template leaves it running on the virtio-serial port named
+// org.solstice.agent (or --port PATH), where it waits for a host to
+// connect; the template is saved and restored while it waits. On the port
+// (frames of package contract) a clone's driver sends the clone's identity,
+// which serve applies in-process as the driver's identity script would
+// (clock, random state, login key, host key, host name, machine id, lease)
+// and answers; then either release, and serve exits, or a job to start:
+// serve writes DIR/plan.json, runs `run --detach --follow` as the login
+// user with the secrets on its stdin, relays its stdout as data frames and
+// its exit status as an exit frame, and exits. With --detach it starts
+// itself in a new session (stderr appended to DIR/serve.log) and returns
+// 0 once the port is open, or 3.
+//
 // Directories default to /var/tmp/solstice (see package runner).
 package main
 
@@ -51,6 +66,7 @@ const usage = `usage:
   solstice-guest run [--root DIR] [--detach [--follow]] PLAN_FILE   (secrets as a JSON object on stdin)
   solstice-guest follow [--root DIR] [--from OFFSET]
   solstice-guest cancel [--root DIR]
+  solstice-guest serve [--root DIR] [--port PATH] [--detach]   (as root)
   solstice-guest version`
 
 // exitUsage is the exit code for a command line the agent cannot act on:
@@ -78,6 +94,10 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdFollow(args[1:], stdout, stderr)
 	case contract.AgentCancel:
 		return cmdCancel(args[1:], stderr)
+	case contract.AgentServe:
+		return cmdServe(args[1:], stderr)
+	case servedChild:
+		return cmdServeChild(args[1:], stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return 0

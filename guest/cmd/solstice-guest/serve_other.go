@@ -1,0 +1,20 @@
+//go:build !linux
+
+package main
+
+import (
+	"errors"
+	"os/exec"
+
+	"github.com/solstice-ci/solstice/internal/contract"
+)
+
+// Warm clones are Linux guests for now: elsewhere serve answers an
+// identity with an error, and the driver boots cold.
+var errNotLinux = errors.New("serve: identity reset is implemented for Linux guests only")
+
+func hostSystem() system {
+	return system{job: func(login, string, string) (*exec.Cmd, error) { return nil, errNotLinux }}
+}
+
+func (system) applyIdentity(contract.Identity) error { return errNotLinux }
