@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"golang.org/x/crypto/ssh"
 )
 
 // maxAgentEnds is how many times in a row the agent's follow may end
@@ -45,7 +43,7 @@ func (r exitReader) Read(p []byte) (int, error) {
 		return n, err
 	}
 	werr := r.wait()
-	var exit *ssh.ExitError
+	var exit exitStatus
 	switch {
 	case werr == nil:
 		return n, errAgentEnded{status: 0, stderr: r.stderr()}
@@ -54,6 +52,10 @@ func (r exitReader) Read(p []byte) (int, error) {
 	}
 	return n, err // the connection broke: no word from the agent
 }
+
+// exitStatus is a command's exit: an SSH session's (*ssh.ExitError) or
+// the agent port's (*agentport.ExitError).
+type exitStatus interface{ ExitStatus() int }
 
 // agentEnds counts the agent's follow ending without a new event in
 // between; a stream that moved on, or a broken connection, resets it.

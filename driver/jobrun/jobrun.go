@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/solstice-ci/solstice/driver/agentdisk"
+	"github.com/solstice-ci/solstice/driver/agentport"
 	"github.com/solstice-ci/solstice/driver/guestssh"
 	"github.com/solstice-ci/solstice/driver/tailbuf"
 	"github.com/solstice-ci/solstice/internal/contract"
@@ -39,6 +40,10 @@ type Files struct {
 	// AgentInPlace says the agent and its directories are in the guest
 	// already (a warm clone's template put them there, see PlaceAgent).
 	AgentInPlace bool
+	// Port, when set, is a warm clone's agent port (the clone has its
+	// identity already): the job starts through it, with no SSH session.
+	// A job with a Bundle starts over SSH, so its clone has no Port.
+	Port *agentport.Conn
 	// AsRoot says the login user is root, who needs no sudo to read the
 	// agent's disk.
 	AsRoot  bool
@@ -62,7 +67,7 @@ type Runner struct {
 	render   renderer
 
 	mu    sync.Mutex
-	first *guestssh.Streaming // the launch's session, still to be followed
+	first io.ReadCloser // the launch's event stream, still to be followed
 
 	// Tests replace the guest: its event stream and its cancel.
 	open   contract.Source
@@ -78,15 +83,21 @@ type Shipped string
 // the first one does all it can: the directories, the plan, the agent from
 // its disk and, when no bundle has to go in first, the agent's start.
 func (r *Runner) Launch(ctx context.Context, f Files) (Shipped, error) {
-	c, err := r.SSH(ctx)
-	if err != nil {
-		return "", err
-	}
 	plan, err := os.ReadFile(f.Plan)
 	if err != nil {
 		return "", fmt.Errorf("read the plan %s: %w", f.Plan, err)
 	}
 	secrets, err := readSecrets(f.Secrets)
+	if err != nil {
+		return "", err
+	}
+	if f.Port != nil {
+		if f.Bundle != "" {
+			return "", errors.New("a job with a repository bundle cannot start through the agent port (the bundle goes over SSH)")
+		}
+		return r.launchOverPort(ctx, f.Port, plan, secrets)
+	}
+	c, err := r.SSH(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -115,6 +126,48 @@ func (r *Runner) Launch(ctx context.Context, f Files) (Shipped, error) {
 	return shipped, nil
 }
 
+// inPlace is how a clone's agent came in: its template put it in place.
+const inPlace Shipped = "in the guest already: its template copied it from the read-only agent disk"
+
+// launchOverPort starts the job through a clone's agent port, which then
+// carries its events from offset 0: the first stream Follow reads.
+func (r *Runner) launchOverPort(ctx context.Context, port *agentport.Conn, plan []byte, secrets io.Reader) (Shipped, error) {
+	s, err := io.ReadAll(secrets)
+	if err != nil {
+		return "", fmt.Errorf("read job secrets: %w", err)
+	}
+	stream, err := port.Start(ctx, plan, s)
+	if err != nil {
+		return "", fmt.Errorf("start the guest agent: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.first = sessionStream{Reader: exitReader{Reader: stream, wait: stream.Wait, stderr: stream.Stderr}, close: stream.Close}
+	return inPlace, nil
+}
+
+// WaitLogin logs in to a clone that has just taken its identity over its
+// port: its sshd may still be restarting with the task's host key, so
+// failures (a refusal, the template's host key) are retried for a while.
+func WaitLogin(ctx context.Context, login func(context.Context) (*guestssh.Client, error)) (*guestssh.Client, error) {
+	deadline := time.Now().Add(sshdRestart)
+	for {
+		c, err := login(ctx)
+		if err == nil || time.Now().After(deadline) {
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// sshdRestart bounds how long a clone's sshd may take to come back with
+// the task's host key after the identity reset told it to.
+const sshdRestart = 20 * time.Second
+
 // agentStart starts the job detached, then follows its events: the
 // session that starts the agent is the first event stream Follow reads,
 // so the job's first step needs no second session and no second agent
@@ -137,7 +190,7 @@ func (r *Runner) run(ctx context.Context, c *guestssh.Client, cmd string, stdin 
 	if r.first != nil {
 		r.first.Close()
 	}
-	r.first = s
+	r.first = sessionStream{Reader: exitReader{Reader: s, wait: s.Wait, stderr: s.Stderr}, close: s.Close}
 	return nil
 }
 
@@ -156,7 +209,7 @@ func (r *Runner) firstStream(ctx context.Context, offset int64) io.ReadCloser {
 		return nil
 	}
 	stop := context.AfterFunc(ctx, func() { s.Close() })
-	return sessionStream{Reader: exitReader{Reader: s, wait: s.Wait, stderr: s.Stderr}, close: func() error { stop(); return s.Close() }}
+	return sessionStream{Reader: s, close: func() error { stop(); return s.Close() }}
 }
 
 // session is the job's first SSH session.
@@ -208,7 +261,6 @@ func (s session) stdin(plan []byte, secrets io.Reader) io.Reader {
 // when it still has to be uploaded) and whether the agent is running.
 func (s *session) outcome(err error) (Shipped, bool, error) {
 	const fromDisk Shipped = "copied by the guest from the read-only agent disk"
-	const inPlace Shipped = "in the guest already: its template copied it from the read-only agent disk"
 	var ee *guestssh.ExitError
 	switch {
 	case err == nil && s.inPlace:

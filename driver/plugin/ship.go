@@ -48,6 +48,7 @@ func (l *launch) launchJob(ctx context.Context, h *task.Handle) error {
 		AgentDisk: l.agentDisk,
 		// A clone's template put the agent in place (see placeAgent).
 		AgentInPlace: l.clone != nil,
+		Port:         l.port,
 		NoDisk:       l.noDisk,
 		AsRoot:       l.img.User == "root",
 		Plan:         plan,

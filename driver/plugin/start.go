@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/nomad/plugins/drivers"
 
 	"github.com/solstice-ci/solstice/driver/agentdisk"
+	"github.com/solstice-ci/solstice/driver/agentport"
 	"github.com/solstice-ci/solstice/driver/cloudinit"
 	"github.com/solstice-ci/solstice/driver/guestssh"
 	"github.com/solstice-ci/solstice/driver/qemu"
@@ -50,6 +51,8 @@ type launch struct {
 	noDisk    string
 	// clone is the template a warm start restores; nil for a cold boot.
 	clone *warmClone
+	// port is a clone's agent port (see attachPort).
+	port *agentport.Conn
 	// restored and reidentified are how long a clone's restore and its
 	// identity reset took, for the Started event.
 	restored, reidentified time.Duration
@@ -318,7 +321,11 @@ func hostname(cfg *drivers.TaskConfig) string {
 	if len(alloc) > 8 {
 		alloc = alloc[:8]
 	}
-	return strings.Trim(name, "-") + "-" + alloc
+	name = strings.Trim(name, "-")
+	if name == "" {
+		name = "vm" // a host name label starts with a letter or digit
+	}
+	return name + "-" + alloc
 }
 
 func (l *launch) startQEMU(ctx context.Context) (vm.Machine, error) {
@@ -340,6 +347,9 @@ func (l *launch) startQEMU(ctx context.Context) (vm.Machine, error) {
 	spec.SeedDisk = l.img.Seed() == cloudinit.FormatFAT
 	spec.AgentDisk = l.useAgentDisk()
 	l.restoreFrom(&spec)
+	if err := l.attachPort(&spec); err != nil {
+		return nil, fmt.Errorf("start qemu for image %q: %w", l.label, err)
+	}
 	if spec.User, err = l.d.qemuUser(spec.Accel); err != nil {
 		return nil, fmt.Errorf("start qemu for image %q: %w", l.label, err)
 	}
@@ -357,6 +367,9 @@ func (l *launch) startQEMU(ctx context.Context) (vm.Machine, error) {
 	started := time.Now()
 	m, err := l.vms.Start(ctx, spec, qemu.Output{Console: console, Log: filepath.Join(l.st.VMDir, "qemu.log")})
 	l.restored = time.Since(started)
+	if spec.AgentPort != nil {
+		spec.AgentPort.Close() // QEMU has its own, or failed
+	}
 	l.releaseTemplate() // QEMU has the template's files open, or failed
 	if err != nil {
 		return nil, fmt.Errorf("start qemu for image %q: %w", l.label, err)
@@ -489,22 +502,17 @@ func (l *launch) waitBoot(h *task.Handle, m vm.Machine, g vm.Guest) error {
 	return nil
 }
 
-// login gives g its first connection: a cold guest's login, or a warm
-// clone's connection as its template once its identity is the task's.
-// That connection needs no second login with the task's key (about a
-// second and a half of key exchange in an emulated guest): only the driver
-// holds the template's key, and the clone's sshd proved it has the
-// template's host key. Later logins use the task's key and host key.
+// login waits for a cold guest's SSH login, or gives a warm clone its
+// identity over the agent port, with no login: the job starts over the
+// port too, and later logins use the task's key and host key.
 func (l *launch) login(ctx context.Context, g vm.Guest) error {
-	c, err := l.reidentify(ctx)
-	switch {
-	case err != nil:
-		return err
-	case c != nil:
-		g.Adopt(c)
-		return nil
+	if l.clone == nil {
+		return g.WaitReady(ctx)
 	}
-	return g.WaitReady(ctx)
+	if err := l.reidentify(ctx); err != nil {
+		return err
+	}
+	return l.releasePort(ctx, g)
 }
 
 // shortID names a task in short paths and process titles. Nomad task ids

@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/solstice-ci/solstice/driver/agentdisk"
+	"github.com/solstice-ci/solstice/driver/agentport"
 	"github.com/solstice-ci/solstice/driver/cloudinit"
 	"github.com/solstice-ci/solstice/driver/guestssh"
 	"github.com/solstice-ci/solstice/driver/jobrun"
 	"github.com/solstice-ci/solstice/driver/qemu"
 	"github.com/solstice-ci/solstice/driver/template"
 	"github.com/solstice-ci/solstice/driver/vm"
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // warmStarts is the driver's template store and the builds it runs in the
@@ -205,12 +207,20 @@ func (d *Driver) bootAndSave(ctx context.Context, b *template.Build, key templat
 	if err != nil {
 		return nil, err
 	}
+	qemuEnd, port, err := agentport.Pair()
+	if err != nil {
+		return nil, fmt.Errorf("template vm: %w", err)
+	}
+	// Its clones get a port of their own; this one is never written to.
+	defer port.Close()
+	spec.AgentPort = qemuEnd
 	console, err := os.OpenFile(b.Path(template.ConsoleFile), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create template console log: %w", err)
 	}
 	defer console.Close()
 	m, err := tb.vms.Start(ctx, spec, qemu.Output{Console: console, Log: b.Path("qemu.log")})
+	qemuEnd.Close()
 	if err != nil {
 		return nil, fmt.Errorf("start template vm: %w", err)
 	}
@@ -225,6 +235,9 @@ func (d *Driver) bootAndSave(ctx context.Context, b *template.Build, key templat
 		return nil, fmt.Errorf("template vm: no ssh login: %w", err)
 	}
 	if err := placeAgent(ctx, g, tb); err != nil {
+		return nil, fmt.Errorf("template vm: %w", err)
+	}
+	if err := serveAgentPort(ctx, g); err != nil {
 		return nil, fmt.Errorf("template vm: %w", err)
 	}
 	// No session of the template's may live on in its clones.
@@ -254,6 +267,21 @@ func placeAgent(ctx context.Context, g vm.Guest, tb templateBuild) error {
 		return err
 	}
 	return jobrun.PlaceAgent(ctx, c, tb.agentDisk, tb.img.User == "root")
+}
+
+// serveAgentPort leaves the agent running as root on the agent port, which
+// each clone's driver then talks to (see package agentport). It returns
+// once the agent has the port open.
+func serveAgentPort(ctx context.Context, g vm.Guest) error {
+	c, err := g.SSH(ctx)
+	if err != nil {
+		return err
+	}
+	cmd := contract.AgentCommand(contract.AgentServe, "--detach")
+	if out, err := c.Output(ctx, asRoot(cmd), nil); err != nil {
+		return fmt.Errorf("start the agent on its port: %w: %s", err, bound(out))
+	}
+	return nil
 }
 
 // templateSpec makes the template's disk, keys, seed and RAM file and the

@@ -6,8 +6,11 @@ package qemu
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
+
+	"github.com/solstice-ci/solstice/internal/contract"
 )
 
 // Accelerators the driver knows. KVM is preferred where it really works;
@@ -54,6 +57,12 @@ type Spec struct {
 	RAM      *RAM
 	Template string
 	Incoming string
+	// AgentPort, when set, is a connected socket QEMU inherits as the
+	// backend of the agent port, a virtio-serial port named
+	// contract.AgentPortName (see package agentport). Templates and their
+	// clones have it; the caller keeps the other end and closes this one
+	// once QEMU has started.
+	AgentPort *os.File
 }
 
 // Validate catches what QEMU would otherwise report in its own words, late.
@@ -184,7 +193,22 @@ func (s Spec) Args() []string {
 		"-chardev", fmt.Sprintf("socket,id=qmp,fd=%d,server=on,wait=off", fdQMP),
 		"-mon", "chardev=qmp,mode=control",
 	)
+	args = append(args, s.agentPortArgs()...)
 	return append(args, s.snapshotArgList()...)
+}
+
+// agentPortArgs attach the agent port: its socket is the descriptor after
+// the snapshot's (see open), already connected, so QEMU is its client.
+func (s Spec) agentPortArgs() []string {
+	if s.AgentPort == nil {
+		return nil
+	}
+	fd := fdFirstFile + len(descriptors(s.passed())) + len(s.extraFiles())
+	return []string{
+		"-device", "virtio-serial-pci,id=agentbus",
+		"-chardev", fmt.Sprintf("socket,id=agentport,fd=%d", fd),
+		"-device", "virtserialport,bus=agentbus.0,chardev=agentport,name=" + contract.AgentPortName,
+	}
 }
 
 // seedDrive is the -drive value of the seed (see SeedDisk).

@@ -101,7 +101,26 @@ func (s Spec) open() ([]*os.File, error) {
 		CloseFiles(files)
 		return nil, err
 	}
-	return append(append([]*os.File{qmp}, files...), extra...), nil
+	files = append(append([]*os.File{qmp}, files...), extra...)
+	if s.AgentPort != nil {
+		// A copy: QEMU's descriptors are closed once it has started, and
+		// the caller closes its own.
+		port, err := dupFile(s.AgentPort)
+		if err != nil {
+			CloseFiles(files)
+			return nil, err
+		}
+		files = append(files, port)
+	}
+	return files, nil
+}
+
+func dupFile(f *os.File) (*os.File, error) {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("duplicate %s for qemu: %w", f.Name(), err)
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }
 
 // listenQMP binds the QMP socket in this process and returns the listening

@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -306,5 +307,34 @@ func TestStartReportsEarlyExit(t *testing.T) {
 	}
 	if _, err := os.Stat(s.QMP); !os.IsNotExist(err) {
 		t.Errorf("the qmp socket is left behind: %v", err)
+	}
+}
+
+// TestAgentPortArgs: the agent port's socket is the descriptor after the
+// snapshot's, in templates (RAM file) and clones (RAM file and saved state)
+// alike, and QEMU connects nothing: it is handed the connected socket.
+func TestAgentPortArgs(t *testing.T) {
+	s := validSpec()
+	if got := strings.Join(s.Args(), " "); strings.Contains(got, "virtserialport") {
+		t.Fatalf("a cold guest has an agent port:\n%s", got)
+	}
+	s.AgentDisk, s.AgentPort = "/cache/agent.img", os.Stdin
+	s.RAM = &RAM{Path: "/t/ram", Shared: true}
+	template := strings.Join(s.Args(), " ")
+	s.RAM.Shared, s.Template, s.Incoming = false, "/t/disk.qcow2", "/t/state"
+	clone := strings.Join(s.Args(), " ")
+	for _, tc := range []struct {
+		name, args string
+		fd         int
+	}{
+		// disk twice, base, seed, agent disk (4-8), RAM file (9)
+		{"template", template, 10},
+		// and the template's disk (9), RAM file (10), saved state (11)
+		{"clone", clone, 12},
+	} {
+		want := fmt.Sprintf("-device virtio-serial-pci,id=agentbus -chardev socket,id=agentport,fd=%d -device virtserialport,bus=agentbus.0,chardev=agentport,name=org.solstice.agent", tc.fd)
+		if !strings.Contains(tc.args, want) {
+			t.Errorf("%s: args lack %q:\n%s", tc.name, want, tc.args)
+		}
 	}
 }

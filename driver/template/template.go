@@ -44,10 +44,12 @@ type Key struct {
 	Layout int `json:"layout"`
 }
 
-// CurrentLayout is the layout templates are built with now: 2, the guest
+// CurrentLayout is the layout templates are built with now: 3, the guest
 // agent and its directories are in place (jobrun.PlaceAgent), so a clone's
-// job skips the copy from the agent disk.
-const CurrentLayout = 2
+// job skips the copy from the agent disk, and the agent serves the
+// template's agent port (contract.AgentServe), so a clone takes its
+// identity and its job without an SSH login.
+const CurrentLayout = 3
 
 // Validate refuses a key that would name no usable template.
 func (k Key) Validate() error {
