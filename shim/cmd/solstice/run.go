@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -154,6 +155,19 @@ func localDebugRequest() (*contract.DebugSSH, error) {
 	return req, nil
 }
 
+// newestImage is the test image of the highest version among paths
+// (.cache/images/solstice-test-VERSION/…): "10" is newer than "9".
+func newestImage(paths []string) string {
+	best, bestV := "", -1
+	for _, p := range paths {
+		v, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(filepath.Dir(p)), "solstice-test-"))
+		if err == nil && v > bestV {
+			best, bestV = p, v
+		}
+	}
+	return best
+}
+
 // localDefaults finds the local agent's parts next to this binary, as
 // `make build` lays them out (bin/ and .cache/ side by side).
 func localDefaults() localrun.Local {
@@ -163,12 +177,8 @@ func localDefaults() localrun.Local {
 	home, _ := os.UserCacheDir()
 	nomad := filepath.Join(root, ".cache/tools/nomad-1.6.3/nomad")
 	images, _ := filepath.Glob(filepath.Join(root, ".cache/images/solstice-test-*/solstice-test.qcow2"))
-	image := ""
-	if len(images) > 0 {
-		image = images[len(images)-1]
-	}
 	return localrun.Local{
-		Nomad: nomad, Plugin: filepath.Join(bin, "solstice-vm"), Image: image,
+		Nomad: nomad, Plugin: filepath.Join(bin, "solstice-vm"), Image: newestImage(images),
 		CacheDir: filepath.Join(home, "solstice", "images"),
 	}
 }
