@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/solstice-ci/solstice/driver/tailbuf"
 	"github.com/solstice-ci/solstice/internal/contract"
+	"github.com/solstice-ci/solstice/internal/tailbuf"
 )
 
 func TestAgentEnds(t *testing.T) {

@@ -24,8 +24,8 @@ import (
 	"github.com/solstice-ci/solstice/driver/agentdisk"
 	"github.com/solstice-ci/solstice/driver/agentport"
 	"github.com/solstice-ci/solstice/driver/guestssh"
-	"github.com/solstice-ci/solstice/driver/tailbuf"
 	"github.com/solstice-ci/solstice/internal/contract"
+	"github.com/solstice-ci/solstice/internal/tailbuf"
 )
 
 // Files are the host-side inputs of a job.

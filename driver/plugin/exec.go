@@ -12,7 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/solstice-ci/solstice/driver/guestssh"
-	"github.com/solstice-ci/solstice/driver/tailbuf"
+	"github.com/solstice-ci/solstice/internal/tailbuf"
 )
 
 // ExecTask runs a command inside the guest (Nomad's script checks use it).

@@ -19,6 +19,7 @@ import (
 
 	"github.com/solstice-ci/solstice/guest/runner"
 	"github.com/solstice-ci/solstice/internal/contract"
+	"github.com/solstice-ci/solstice/internal/tailbuf"
 )
 
 // servedChild is the internal command a detaching `serve` re-executes
@@ -375,7 +376,7 @@ func (s *server) watchHost(r *bufio.Reader) <-chan struct{} {
 type job struct {
 	cmd    *exec.Cmd
 	stdout io.ReadCloser
-	stderr *tailBuffer
+	stderr *tailbuf.Buffer
 }
 
 func (s *server) runJob(w io.Writer, payload []byte) error {
@@ -411,7 +412,7 @@ func (s *server) startJob(payload []byte) (*job, error) {
 	if err != nil {
 		return nil, err
 	}
-	j := &job{cmd: cmd, stderr: &tailBuffer{max: stderrTail}}
+	j := &job{cmd: cmd, stderr: tailbuf.New(stderrTail)}
 	cmd.Stdin = bytes.NewReader(st.Secrets) // a pipe: the secrets touch no disk
 	cmd.Stderr = j.stderr
 	if j.stdout, err = cmd.StdoutPipe(); err != nil {
@@ -442,8 +443,8 @@ func relay(stdout io.Reader, w io.Writer) error {
 }
 
 // exitOf is the exit frame for the follower's end.
-func exitOf(err error, stderr *tailBuffer) contract.Exit {
-	ex := contract.Exit{Stderr: string(stderr.b)}
+func exitOf(err error, stderr *tailbuf.Buffer) contract.Exit {
+	ex := contract.Exit{Stderr: string(stderr.Bytes())}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -472,20 +473,6 @@ func (s *server) sendExit(w io.Writer, ex contract.Exit) error {
 		}
 		ex.Stderr = ex.Stderr[len(ex.Stderr)/2:]
 	}
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if over := len(t.b) - t.max; over > 0 {
-		t.b = append(t.b[:0], t.b[over:]...)
-	}
-	return len(p), nil
 }
 
 // login is a user as /etc/passwd and /etc/group have it: the parts a

@@ -586,12 +586,6 @@ func TestSendExitFitsTheFrame(t *testing.T) {
 	if ex.Code != 1 || !strings.HasSuffix(ex.Stderr, "the end") || len(ex.Stderr) >= len(long) {
 		t.Errorf("exit %d with %d bytes of stderr, want 1 and the end of it", ex.Code, len(ex.Stderr))
 	}
-	tail := &tailBuffer{max: 4}
-	io.WriteString(tail, "abc")
-	io.WriteString(tail, "defg")
-	if string(tail.b) != "defg" {
-		t.Errorf("tail %q", tail.b)
-	}
 }
 
 // serve --detach returns once the port is open, and the server serves it
