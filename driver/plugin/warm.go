@@ -242,6 +242,15 @@ func (d *Driver) bootAndSave(ctx context.Context, b *template.Build, key templat
 	}
 	// No session of the template's may live on in its clones.
 	g.Close()
+	// What the guest still does (sshd ending the session, the agent's
+	// start, the rest of the boot) would be every clone's work right after
+	// its restore, competing with its identity and job on one emulated
+	// vCPU: the template is saved once that is done.
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(templateQuiet):
+	}
 	saver, ok := m.(vm.Saver)
 	if !ok {
 		return nil, errors.New("this VM provider cannot save a VM")
@@ -258,6 +267,10 @@ func (d *Driver) bootAndSave(ctx context.Context, b *template.Build, key templat
 	os.Remove(spec.Seed) // it held the template's host key; clones have their own seeds
 	return pin, nil
 }
+
+// templateQuiet is how long a template's guest is left alone before it is
+// saved.
+const templateQuiet = 3 * time.Second
 
 // placeAgent puts the agent where a job's would be, so clones skip the
 // copy: the only thing a template holds besides a booted guest.

@@ -2,6 +2,7 @@ package contract
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,12 @@ import (
 // the allocation directory), so polling is cheap and needs no inotify or
 // event ports, which differ per OS.
 var PollInterval = 100 * time.Millisecond
+
+// quickPoll is the first wait after the file grew: a job writes its
+// events in bursts (a step's start and its first lines), so the next one
+// is looked for soon, and the wait doubles up to PollInterval while the
+// file stays still.
+const quickPoll = 10 * time.Millisecond
 
 // readSize is how much a Tail reads at a time.
 const readSize = 64 << 10
@@ -72,6 +79,7 @@ type pollReader struct {
 	path   string
 	offset int64
 	f      *os.File
+	wait   time.Duration // the next wait at the end of the file
 }
 
 func (r *pollReader) Read(p []byte) (int, error) {
@@ -82,6 +90,7 @@ func (r *pollReader) Read(p []byte) (int, error) {
 		if r.f != nil {
 			n, err := r.f.Read(p)
 			if n > 0 {
+				r.wait = quickPoll
 				return n, nil
 			}
 			if err != nil && !errors.Is(err, io.EOF) {
@@ -91,9 +100,11 @@ func (r *pollReader) Read(p []byte) (int, error) {
 		if r.ctx.Err() != nil {
 			return 0, r.ctx.Err()
 		}
+		wait := min(cmp.Or(r.wait, PollInterval), PollInterval)
+		r.wait = min(wait*2, PollInterval)
 		select {
 		case <-r.ctx.Done():
-		case <-time.After(PollInterval):
+		case <-time.After(wait):
 		}
 	}
 }

@@ -15,14 +15,17 @@ import (
 // session that started it), hands it the secrets through a pipe, and
 // waits until it reports that the job has started.
 func detach(f runFlags, secrets []byte, stderr io.Writer) int {
-	if err := startDetached(f, secrets); err != nil {
+	if err := startDetached(f, secrets, nil); err != nil {
 		fmt.Fprintf(stderr, "solstice-guest: detach: %v\n", err)
 		return runner.ExitInfrastructure
 	}
 	return runner.ExitSuccess
 }
 
-func startDetached(f runFlags, secrets []byte) error {
+// startDetached starts the detached job; as, when set, makes its command
+// run as another user (serve, root, starts a clone's job as the login
+// user).
+func startDetached(f runFlags, secrets []byte, as func(*exec.Cmd)) error {
 	layout := runner.NewLayout(f.root)
 	if err := os.MkdirAll(layout.Root, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", layout.Root, err)
@@ -32,7 +35,7 @@ func startDetached(f runFlags, secrets []byte) error {
 		return fmt.Errorf("open %s: %w", layout.Log, err)
 	}
 	defer logFile.Close()
-	child, err := spawnChild(f, logFile)
+	child, err := spawnChild(f, logFile, as)
 	if err != nil {
 		return err
 	}
@@ -60,7 +63,7 @@ type child struct {
 	secrets *os.File // the child's stdin
 }
 
-func spawnChild(f runFlags, logFile *os.File) (*child, error) {
+func spawnChild(f runFlags, logFile *os.File, as func(*exec.Cmd)) (*child, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own executable: %w", err)
@@ -79,6 +82,9 @@ func spawnChild(f runFlags, logFile *os.File) (*child, error) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = secretsR, nil, logFile
 	cmd.ExtraFiles = []*os.File{readyW} // fd 3
 	newSession(cmd)
+	if as != nil {
+		as(cmd)
+	}
 	err = cmd.Start()
 	readyW.Close() // the child holds its own copies now
 	secretsR.Close()

@@ -39,12 +39,15 @@
 // org.solstice.agent (or --port PATH), where it waits for a host to
 // connect; the template is saved and restored while it waits. On the port
 // (frames of package contract) a clone's driver sends the clone's identity,
-// which serve applies in-process as the driver's identity script would
-// (clock, random state, login key, host key, host name, machine id, lease)
-// and answers; then either release, and serve exits, or a job to start:
-// serve writes DIR/plan.json, runs `run --detach --follow` as the login
-// user with the secrets on its stdin, relays its stdout as data frames and
-// its exit status as an exit frame, and exits. With --detach it starts
+// which serve applies in-process (clock, random state, login key, host
+// key, host name, machine id) and answers; then either release, and serve
+// exits, or a job to start: serve writes DIR/plan.json, starts the job
+// detached as the login user (as `run --detach` would, secrets on its
+// stdin), sends its events from offset 0 as data frames (as `follow`
+// prints them) and the follow's status as an exit frame, and exits. The
+// DHCP lease and sshd's reload with the new host key come once the job's
+// first events are sent (or at release): they would compete with the
+// job's start for the guest's CPU. With --detach it starts
 // itself in a new session (stderr appended to DIR/serve.log) and returns
 // 0 once the port is open, or 3.
 //

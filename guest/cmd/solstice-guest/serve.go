@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -238,9 +239,10 @@ type sysCalls interface {
 type system struct {
 	root  string
 	calls sysCalls
-	// job makes the command that starts the job as u: `run --detach
-	// --follow plan` under root, as u's SSH login would run it.
-	job func(u login, root, plan string) (*exec.Cmd, error)
+	// spawn starts the job under root detached, as u (as u's SSH login
+	// would run `run --detach plan`), with secrets on its stdin, and
+	// returns once it has started.
+	spawn func(u login, root, plan string, secrets []byte) error
 }
 
 // path is the system path p under sys.root.
@@ -248,10 +250,27 @@ func (sys system) path(p string) string { return filepath.Join(sys.root, p) }
 
 // server serves one host on the agent port.
 type server struct {
-	root string // the job directory (--root)
-	sys  system
-	log  io.Writer
-	user string // the login user, once an identity is applied
+	root    string // the job directory (--root)
+	sys     system
+	log     io.Writer
+	user    string // the login user, once an identity is applied
+	settled sync.Once
+}
+
+// settle tells the guest's daemons about the new identity once: a fresh
+// DHCP lease, and sshd re-executed with the task's host key. Both cost an
+// emulated guest's one vCPU a few tenths of a second, so a job's start
+// comes first: settle runs once its first events are on their way, or
+// when the port is released or left (then SSH is the driver's way in).
+func (s *server) settle() {
+	s.settled.Do(func() {
+		if s.user == "" {
+			return // no identity was applied
+		}
+		if err := s.sys.settle(); err != nil {
+			s.logf("%v", err)
+		}
+	})
 }
 
 func (s *server) logf(format string, args ...any) {
@@ -268,6 +287,7 @@ func (s *server) serve(port io.Reader, w io.Writer) error {
 		switch {
 		case err == io.EOF:
 			s.logf("the host left")
+			s.settle()
 			return nil
 		case errors.Is(err, contract.ErrFrame):
 			return s.refuse(w, err)
@@ -275,6 +295,7 @@ func (s *server) serve(port io.Reader, w io.Writer) error {
 			return fmt.Errorf("read the port: %w", err)
 		case kind == contract.FrameRelease:
 			s.logf("released")
+			s.settle()
 			return nil
 		case kind == contract.FrameIdentity && s.user == "":
 			if err := s.identify(payload); err != nil {
@@ -372,92 +393,72 @@ func (s *server) watchHost(r *bufio.Reader) <-chan struct{} {
 	return left
 }
 
-// job is a started job command and what it writes.
-type job struct {
-	cmd    *exec.Cmd
-	stdout io.ReadCloser
-	stderr *tailbuf.Buffer
-}
-
+// runJob starts the job and follows its events file from offset 0 onto
+// the port, as `run --detach --follow` does over SSH, but with one agent
+// start in the guest instead of two: serve is running already.
 func (s *server) runJob(w io.Writer, payload []byte) error {
-	j, err := s.startJob(payload)
-	if err != nil {
+	if err := s.startJob(payload); err != nil {
+		s.settle()
 		s.sendExit(w, contract.Exit{Code: runner.ExitInfrastructure, Stderr: err.Error()})
 		return err
 	}
-	if err := relay(j.stdout, w); err != nil {
-		go j.cmd.Wait() // closing its stdout ends the follower; the job runs on
-		return err
+	out := &frameWriter{w: w, first: s.settle}
+	stderr := tailbuf.New(stderrTail)
+	code := followEvents(s.root, 0, out, stderr)
+	if out.err != nil {
+		return out.err
 	}
-	ex := exitOf(j.cmd.Wait(), j.stderr)
-	s.logf("the job's follower exited %d", ex.Code)
-	return s.sendExit(w, ex)
+	s.logf("the job's event stream ended (%d)", code)
+	return s.sendExit(w, contract.Exit{Code: code, Stderr: string(stderr.Bytes())})
 }
 
 // startJob writes the plan and starts the job as the login user.
-func (s *server) startJob(payload []byte) (*job, error) {
+func (s *server) startJob(payload []byte) error {
 	var st contract.Start
 	if err := decodeStrict(payload, &st); err != nil {
-		return nil, fmt.Errorf("decode the start: %w", err)
+		return fmt.Errorf("decode the start: %w", err)
 	}
 	u, err := lookupLogin(s.sys.root, s.user)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	plan := filepath.Join(s.root, "plan.json")
 	if err := writeFileAtomic(plan, st.Plan, 0o600, &u); err != nil {
-		return nil, fmt.Errorf("write the plan: %w", err)
+		return fmt.Errorf("write the plan: %w", err)
 	}
-	cmd, err := s.sys.job(u, s.root, plan)
-	if err != nil {
-		return nil, err
+	if err := s.sys.spawn(u, s.root, plan, st.Secrets); err != nil {
+		return fmt.Errorf("start the job as %s: %w", u.name, err)
 	}
-	j := &job{cmd: cmd, stderr: tailbuf.New(stderrTail)}
-	cmd.Stdin = bytes.NewReader(st.Secrets) // a pipe: the secrets touch no disk
-	cmd.Stderr = j.stderr
-	if j.stdout, err = cmd.StdoutPipe(); err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start the job as %s: %w", u.name, err)
-	}
-	return j, nil
+	return nil
 }
 
-// relay sends the job's stdout as data frames, each chunk as soon as it
-// is read: the driver shows steps as they happen. Only a failure to write
-// the port is an error; the stream just ends otherwise.
-func relay(stdout io.Reader, w io.Writer) error {
-	buf := make([]byte, contract.PortMaxData)
-	for {
-		n, err := stdout.Read(buf)
-		if n > 0 {
-			if werr := contract.WriteFrame(w, contract.FrameData, buf[:n]); werr != nil {
-				return fmt.Errorf("send the job's events: %w", werr)
-			}
-		}
-		if err != nil {
-			return nil
-		}
-	}
+// frameWriter sends what the follower prints as data frames, each write
+// as soon as it comes (the follower flushes every event): the driver shows
+// steps as they happen. first runs after the first frame is sent.
+type frameWriter struct {
+	w     io.Writer
+	first func()
+	sent  bool
+	err   error // the port failed: the follower stops, the job runs on
 }
 
-// exitOf is the exit frame for the follower's end.
-func exitOf(err error, stderr *tailbuf.Buffer) contract.Exit {
-	ex := contract.Exit{Stderr: string(stderr.Bytes())}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee) && ee.ExitCode() >= 0:
-		ex.Code = ee.ExitCode()
-	default: // killed by a signal, or never waited for
-		ex.Code = runner.ExitInfrastructure
-		if ex.Stderr != "" && !strings.HasSuffix(ex.Stderr, "\n") {
-			ex.Stderr += "\n"
-		}
-		ex.Stderr += err.Error()
+func (f *frameWriter) Write(p []byte) (int, error) {
+	if f.err != nil {
+		return 0, f.err
 	}
-	return ex
+	for rest := p; len(rest) > 0; {
+		n := min(len(rest), contract.PortMaxData)
+		if err := contract.WriteFrame(f.w, contract.FrameData, rest[:n]); err != nil {
+			f.err = fmt.Errorf("send the job's events: %w", err)
+			return 0, f.err
+		}
+		rest = rest[n:]
+	}
+	if !f.sent {
+		f.sent = true
+		f.first()
+	}
+	return len(p), nil
 }
 
 // sendExit sends the exit frame, dropping the start of its stderr while

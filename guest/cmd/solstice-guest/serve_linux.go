@@ -20,7 +20,7 @@ import (
 
 // hostSystem is the guest itself.
 func hostSystem() system {
-	return system{calls: linuxCalls{}, job: loginCommand}
+	return system{calls: linuxCalls{}, spawn: spawnAs}
 }
 
 // applyIdentity puts id in place of the template's identity, as the
@@ -38,6 +38,12 @@ func (sys system) applyIdentity(id contract.Identity) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// settle is the rest of an identity, for the daemons that read it at
+// boot (see server.settle): a fresh DHCP lease, sshd with the new key.
+func (sys system) settle() error {
 	sys.renewLease()
 	return sys.reloadSSHD()
 }
@@ -256,30 +262,41 @@ func readPID(path string) (int, bool) {
 	return pid, err == nil && pid > 0
 }
 
-// loginCommand is `run --detach --follow PLAN` as an SSH login of u runs
-// it: u's ids and groups, home, environment and umask.
-func loginCommand(u login, root, plan string) (*exec.Cmd, error) {
-	exe, err := os.Executable()
+// spawnAs starts the job detached as u, as u's SSH login would: u's ids
+// and groups, home, environment and umask. Its agent.log is u's, as it
+// would be.
+func spawnAs(u login, root, plan string, secrets []byte) error {
+	log := filepath.Join(root, "agent.log")
+	f, err := os.OpenFile(log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("find own executable: %w", err)
+		return fmt.Errorf("create %s: %w", log, err)
 	}
-	cmd := exec.Command(exe, contract.AgentRun, "--root", root, "--detach", "--follow", plan)
-	cmd.Env = loginEnv("", u)
-	cmd.Dir = "/"
-	if fi, err := os.Stat(u.home); err == nil && fi.IsDir() {
-		cmd.Dir = u.home
+	err = f.Chown(u.uid, u.gid)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("give %s to %s: %w", log, u.name, err)
 	}
-	if u.uid != 0 {
+	unix.Umask(0o022) // the job inherits it; serve's own files set their modes
+	return startDetached(runFlags{root: root, plan: plan, detach: true}, secrets, asLogin(u))
+}
+
+// asLogin makes a command run as u's login does.
+func asLogin(u login) func(*exec.Cmd) {
+	return func(cmd *exec.Cmd) {
+		cmd.Env = loginEnv("", u)
+		cmd.Dir = "/"
+		if fi, err := os.Stat(u.home); err == nil && fi.IsDir() {
+			cmd.Dir = u.home
+		}
+		if u.uid == 0 {
+			return
+		}
 		groups := make([]uint32, len(u.groups))
 		for i, g := range u.groups {
 			groups[i] = uint32(g)
 		}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
-			Uid: uint32(u.uid), Gid: uint32(u.gid), Groups: groups,
-		}}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(u.uid), Gid: uint32(u.gid), Groups: groups}
 	}
-	unix.Umask(0o022) // the child inherits it; serve's own files set their modes
-	return cmd, nil
 }
 
 // linuxCalls makes identity's system calls for real.

@@ -4,7 +4,6 @@ package main
 
 import (
 	"errors"
-	"os/exec"
 
 	"github.com/solstice-ci/solstice/internal/contract"
 )
@@ -14,7 +13,9 @@ import (
 var errNotLinux = errors.New("serve: identity reset is implemented for Linux guests only")
 
 func hostSystem() system {
-	return system{job: func(login, string, string) (*exec.Cmd, error) { return nil, errNotLinux }}
+	return system{spawn: func(login, string, string, []byte) error { return errNotLinux }}
 }
 
 func (system) applyIdentity(contract.Identity) error { return errNotLinux }
+
+func (system) settle() error { return errNotLinux }

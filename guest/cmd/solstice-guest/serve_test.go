@@ -9,16 +9,17 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/solstice-ci/solstice/guest/runner"
 	"github.com/solstice-ci/solstice/internal/contract"
 )
 
@@ -176,10 +177,10 @@ func (ss *session) wait() error {
 }
 
 func newTestServer(t *testing.T, sysRoot string, rec *recorder) *server {
-	return &server{root: t.TempDir(), sys: system{root: sysRoot, calls: rec, job: noJob}, log: io.Discard}
+	return &server{root: t.TempDir(), sys: system{root: sysRoot, calls: rec, spawn: noJob}, log: io.Discard}
 }
 
-func noJob(login, string, string) (*exec.Cmd, error) { return nil, errors.New("no job in this test") }
+func noJob(login, string, string, []byte) error { return errors.New("no job in this test") }
 
 func linuxOnly(t *testing.T) {
 	if runtime.GOOS != "linux" {
@@ -375,54 +376,71 @@ func TestServeEnds(t *testing.T) {
 	}
 }
 
+// TestServeStartsJob: serve starts the job as the login user and follows
+// its events file onto the port from offset 0, each event as it comes,
+// then the follower's exit; sshd and the lease are told of the identity
+// only once the first events are on their way.
 func TestServeStartsJob(t *testing.T) {
 	linuxOnly(t)
 	var got struct {
 		user       login
 		root, plan string
+		secrets    string
 	}
-	job := func(u login, root, plan string) (*exec.Cmd, error) {
-		got.user, got.root, got.plan = u, root, plan
-		// The follower's stand-in: it reads the secrets, writes an event,
-		// waits for the host to have seen it, then ends failed.
-		script := `cat > "$1/secrets.out"; printf 'line1\n'
-while [ ! -e "$1/go" ]; do sleep 0.01; done
-printf 'line2\n'; echo err >&2; exit 1`
-		return exec.Command("sh", "-c", script, "sh", root), nil
+	first := `{"seq":1,"type":"job_started"}` + "\n"
+	last := `{"seq":2,"type":"job_finished","conclusion":"success"}` + "\n"
+	rec := &recorder{}
+	s := newTestServer(t, templateRoot(t), rec)
+	release := make(chan struct{})
+	s.sys.spawn = func(u login, root, plan string, secrets []byte) error {
+		got.user, got.root, got.plan, got.secrets = u, root, plan, string(secrets)
+		// The detached job's stand-in: this process is its pid, and it
+		// writes its first event now and the last once the host saw it.
+		layout := runner.NewLayout(root)
+		os.WriteFile(layout.PID, []byte(strconv.Itoa(os.Getpid())), 0o644)
+		os.WriteFile(layout.Events, []byte(first), 0o644)
+		go func() {
+			<-release
+			f, _ := os.OpenFile(layout.Events, os.O_WRONLY|os.O_APPEND, 0)
+			f.WriteString(last)
+			f.Close()
+		}()
+		return nil
 	}
-	s := newTestServer(t, templateRoot(t), &recorder{})
-	s.sys.job = job
 	ss := startSession(t, s)
 	ss.send(contract.FrameIdentity, testIdentity())
 	if kind, _ := ss.recv(); kind != contract.FrameOK {
 		t.Fatalf("identity answered %s", kind)
 	}
-	ss.send(contract.FrameStart, contract.Start{Plan: []byte("PLAN"), Secrets: json.RawMessage(`{"TOKEN":"x"}`)})
-	if kind, payload := ss.recv(); kind != contract.FrameData || string(payload) != "line1\n" {
-		t.Fatalf("first frame %s %q, want data line1 before the job ends", kind, payload)
+	if calls := rec.recorded(); slices.Contains(calls, "signal 77 hangup") {
+		t.Errorf("sshd was told before the job started: %q", calls)
 	}
-	os.WriteFile(filepath.Join(s.root, "go"), nil, 0o644)
+	ss.send(contract.FrameStart, contract.Start{Plan: []byte("PLAN"), Secrets: json.RawMessage(`{"TOKEN":"x"}`)})
+	if kind, payload := ss.recv(); kind != contract.FrameData || string(payload) != first {
+		t.Fatalf("first frame %s %q, want the first event before the job ends", kind, payload)
+	}
+	close(release)
 	var data []byte
 	kind, payload := ss.recv()
 	for ; kind == contract.FrameData; kind, payload = ss.recv() {
 		data = append(data, payload...)
 	}
 	var ex contract.Exit
-	if kind != contract.FrameExit || json.Unmarshal(payload, &ex) != nil || ex != (contract.Exit{Code: 1, Stderr: "err\n"}) {
-		t.Errorf("last frame %s %q, want exit code 1 with stderr", kind, payload)
+	if kind != contract.FrameExit || json.Unmarshal(payload, &ex) != nil || ex != (contract.Exit{}) {
+		t.Errorf("last frame %s %q, want exit 0", kind, payload)
 	}
-	if string(data) != "line2\n" {
-		t.Errorf("data %q, want line2", data)
+	if string(data) != last {
+		t.Errorf("data %q, want the last event", data)
 	}
 	if err := ss.wait(); err != nil {
 		t.Errorf("serve: %v, want exit 0", err)
 	}
-	checkFiles(t, s.root, []wantFile{
-		{"plan.json", "PLAN", 0o600},
-		{"secrets.out", `{"TOKEN":"x"}`, 0o644},
-	})
-	if got.user.name != "tester" || got.user.home != "/home/tester" || got.root != s.root || got.plan != filepath.Join(s.root, "plan.json") {
-		t.Errorf("job for %+v in %s with %s", got.user, got.root, got.plan)
+	checkFiles(t, s.root, []wantFile{{"plan.json", "PLAN", 0o600}})
+	if got.user.name != "tester" || got.user.home != "/home/tester" || got.root != s.root || got.plan != filepath.Join(s.root, "plan.json") || got.secrets != `{"TOKEN":"x"}` {
+		t.Errorf("job for %+v in %s with %s and %q", got.user, got.root, got.plan, got.secrets)
+	}
+	if calls := rec.recorded(); !slices.Contains(calls, "signal 77 hangup") {
+		t.Errorf("sshd was never told of the new host key: %q", calls)
 	}
 }
 
