@@ -237,7 +237,7 @@ func (d *Driver) bootAndSave(ctx context.Context, b *template.Build, key templat
 	if err := placeAgent(ctx, g, tb); err != nil {
 		return nil, fmt.Errorf("template vm: %w", err)
 	}
-	if err := serveAgentPort(ctx, g); err != nil {
+	if err := serveAgentPort(ctx, g, tb.img.User); err != nil {
 		return nil, fmt.Errorf("template vm: %w", err)
 	}
 	// No session of the template's may live on in its clones.
@@ -283,14 +283,15 @@ func placeAgent(ctx context.Context, g vm.Guest, tb templateBuild) error {
 }
 
 // serveAgentPort leaves the agent running as root on the agent port, which
-// each clone's driver then talks to (see package agentport). It returns
-// once the agent has the port open.
-func serveAgentPort(ctx context.Context, g vm.Guest) error {
+// each clone's driver then talks to (see package agentport), with a job
+// process for the login user waiting for a clone's job. It returns once
+// the agent has the port open.
+func serveAgentPort(ctx context.Context, g vm.Guest, user string) error {
 	c, err := g.SSH(ctx)
 	if err != nil {
 		return err
 	}
-	cmd := contract.AgentCommand(contract.AgentServe, "--detach")
+	cmd := contract.AgentCommand(contract.AgentServe, "--detach", "--user", guestssh.ShellQuote(user))
 	if out, err := c.Output(ctx, asRoot(cmd), nil); err != nil {
 		return fmt.Errorf("start the agent on its port: %w: %s", err, bound(out))
 	}

@@ -39,21 +39,41 @@ func startDetached(f runFlags, secrets []byte, as func(*exec.Cmd)) error {
 	if err != nil {
 		return err
 	}
-	defer child.ready.Close()
+	return child.Start(secrets)
+}
+
+// startWord is what a detached child waits for on its stdin before the
+// secrets: a child started ahead of its job (see serve) that is never
+// given one sees its stdin end without it, and exits without a job.
+const startWord = "start\n"
+
+// Start hands the waiting child its secrets and waits until it reports
+// that the job has started.
+func (c *child) Start(secrets []byte) error {
+	defer c.ready.Close()
 	go func() {
-		child.secrets.Write(secrets) // a pipe, not a file: the secrets touch no disk
-		child.secrets.Close()
+		// A pipe, not a file: the secrets touch no disk.
+		c.secrets.Write(append([]byte(startWord), secrets...))
+		c.secrets.Close()
 	}()
-	msg, _ := io.ReadAll(child.ready) // EOF when the child reported or died
-	child.cmd.Process.Release()
+	msg, _ := io.ReadAll(c.ready) // EOF when the child reported or died
+	c.cmd.Process.Release()
 	switch reply := strings.TrimSpace(string(msg)); {
 	case reply == "ok":
 		return nil
 	case reply == "":
-		return errors.New("the agent exited before the job started (see " + layout.Log + ")")
+		return errors.New("the agent exited before the job started (see " + c.log + ")")
 	default:
 		return errors.New(strings.TrimPrefix(reply, "error: "))
 	}
+}
+
+// Cancel ends a child that was never started.
+func (c *child) Cancel() {
+	c.cmd.Process.Kill()
+	c.secrets.Close()
+	c.ready.Close()
+	go c.cmd.Wait()
 }
 
 // child is a started detached agent and the parent's ends of its pipes.
@@ -61,6 +81,7 @@ type child struct {
 	cmd     *exec.Cmd
 	ready   *os.File // the child's fd 3: "ok" or "error: …"
 	secrets *os.File // the child's stdin
+	log     string   // where its stderr goes
 }
 
 func spawnChild(f runFlags, logFile *os.File, as func(*exec.Cmd)) (*child, error) {
@@ -93,5 +114,5 @@ func spawnChild(f runFlags, logFile *os.File, as func(*exec.Cmd)) (*child, error
 		secretsW.Close()
 		return nil, fmt.Errorf("start: %w", err)
 	}
-	return &child{cmd: cmd, ready: readyR, secrets: secretsW}, nil
+	return &child{cmd: cmd, ready: readyR, secrets: secretsW, log: logFile.Name()}, nil
 }

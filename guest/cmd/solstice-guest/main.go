@@ -6,7 +6,7 @@
 //	solstice-guest run [--root DIR] [--detach [--follow]] PLAN_FILE   < secrets.json
 //	solstice-guest follow [--root DIR] [--from OFFSET]
 //	solstice-guest cancel [--root DIR]
-//	solstice-guest serve [--root DIR] [--port PATH] [--detach]
+//	solstice-guest serve [--root DIR] [--port PATH] [--user NAME] [--detach]
 //	solstice-guest version
 //
 // run executes the plan (JSON, or gzip-compressed JSON; see package plan)
@@ -47,7 +47,10 @@
 // prints them) and the follow's status as an exit frame, and exits. The
 // DHCP lease and sshd's reload with the new host key come once the job's
 // first events are sent (or at release): they would compete with the
-// job's start for the guest's CPU. With --detach it starts
+// job's start for the guest's CPU. With --user, the job's process for
+// that login user is started at once and waits (holding no job, claiming
+// nothing) for a clone's job, which then needs no program start; a
+// process no job comes for is ended. With --detach it starts
 // itself in a new session (stderr appended to DIR/serve.log) and returns
 // 0 once the port is open, or 3.
 //
@@ -69,7 +72,7 @@ const usage = `usage:
   solstice-guest run [--root DIR] [--detach [--follow]] PLAN_FILE   (secrets as a JSON object on stdin)
   solstice-guest follow [--root DIR] [--from OFFSET]
   solstice-guest cancel [--root DIR]
-  solstice-guest serve [--root DIR] [--port PATH] [--detach]   (as root)
+  solstice-guest serve [--root DIR] [--port PATH] [--user NAME] [--detach]   (as root)
   solstice-guest version`
 
 // exitUsage is the exit code for a command line the agent cannot act on:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -110,7 +111,14 @@ func cmdDetachedChild(args []string, stdin io.Reader, stderr io.Writer) int {
 		report(err)
 		return exitUsage
 	}
-	secrets, _, err := readSecrets(stdin)
+	in := bufio.NewReader(stdin)
+	if word, err := in.ReadString('\n'); word != startWord {
+		// Started ahead of a job that never came (see serve): no job.
+		fmt.Fprintf(stderr, "solstice-guest: the detached run was not started (%v)\n", err)
+		ready.Close()
+		return 0
+	}
+	secrets, _, err := readSecrets(in)
 	if err != nil {
 		report(err)
 		return runner.ExitInfrastructure

@@ -49,6 +49,7 @@ const stderrTail = 2 << 10
 type serveFlags struct {
 	root   string
 	port   string
+	user   string
 	detach bool
 }
 
@@ -58,6 +59,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.root, "root", contract.GuestRoot, "directory of the job")
 	fs.StringVar(&f.port, "port", "", "the port's device (default: the virtio port named "+contract.AgentPortName+")")
+	fs.StringVar(&f.user, "user", "", "start the job's process for this login user now, to wait for its job")
 	fs.BoolVar(&f.detach, "detach", false, "serve in a session of its own and return once the port is open")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -83,7 +85,17 @@ func cmdServe(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "solstice-guest: serve: %v\n", err)
 		return runner.ExitInfrastructure
 	}
-	return servePort(f.root, port, stderr)
+	return servePort(newServer(f, stderr), port)
+}
+
+// newServer is the server of the flags; with --user, its job's process
+// is started now, so a clone's job needs no program start (see prespawn).
+func newServer(f serveFlags, stderr io.Writer) *server {
+	s := &server{root: f.root, sys: hostSystem(), log: stderr}
+	if f.user != "" {
+		s.prespawn(f.user)
+	}
+	return s
 }
 
 // cmdServeChild is a detached server: it reports on fd 3 once its port is
@@ -101,14 +113,15 @@ func cmdServeChild(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "solstice-guest: serve: %v\n", err)
 		return runner.ExitInfrastructure
 	}
+	s := newServer(f, stderr)
 	fmt.Fprintln(ready, "ok")
 	ready.Close()
-	return servePort(f.root, port, stderr)
+	return servePort(s, port)
 }
 
-func servePort(root string, port *os.File, stderr io.Writer) int {
+func servePort(s *server, port *os.File) int {
 	defer port.Close()
-	s := &server{root: root, sys: hostSystem(), log: stderr}
+	defer s.cancelPending()
 	s.logf("serving %s", port.Name())
 	if err := s.serve(port, port); err != nil {
 		s.logf("%v", err)
@@ -146,6 +159,9 @@ func startServeDetached(f serveFlags) error {
 	args := []string{servedChild, "--root", f.root}
 	if f.port != "" {
 		args = append(args, "--port", f.port)
+	}
+	if f.user != "" {
+		args = append(args, "--user", f.user)
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = logFile // stdin and stdout: /dev/null
@@ -239,14 +255,19 @@ type sysCalls interface {
 type system struct {
 	root  string
 	calls sysCalls
-	// spawn starts the job under root detached, as u (as u's SSH login
-	// would run `run --detach plan`), with secrets on its stdin, and
-	// returns once it has started.
-	spawn func(u login, root, plan string, secrets []byte) error
+	// spawn starts the job's process under root detached, as u (as u's
+	// SSH login would run `run --detach plan`); it waits for its Start.
+	spawn func(u login, root, plan string) (waitingJob, error)
 }
 
 // path is the system path p under sys.root.
 func (sys system) path(p string) string { return filepath.Join(sys.root, p) }
+
+// waitingJob is a detached job's process, started ahead of its job.
+type waitingJob interface {
+	Start(secrets []byte) error // the plan is in place: run it
+	Cancel()                    // no job comes
+}
 
 // server serves one host on the agent port.
 type server struct {
@@ -255,7 +276,38 @@ type server struct {
 	log     io.Writer
 	user    string // the login user, once an identity is applied
 	settled sync.Once
+	// pending is the job's process started in the template for
+	// pendingUser, waiting for a clone's job.
+	pending     waitingJob
+	pendingUser string
 }
+
+// prespawn starts the job's process for user ahead of its job, in the
+// template: a clone's job then starts without a program start (its
+// runtime's start costs an emulated guest a tenth of a second or more).
+// The process holds no job and claims nothing until Start; it only waits.
+func (s *server) prespawn(user string) {
+	u, err := lookupLogin(s.sys.root, user)
+	if err == nil {
+		s.pending, err = s.sys.spawn(u, s.root, s.planPath())
+	}
+	if err != nil {
+		s.logf("no job process waits for %s: %v", user, err)
+		return
+	}
+	s.pendingUser = user
+	s.logf("a job process waits for %s", user)
+}
+
+// cancelPending ends a waiting job process no job came for.
+func (s *server) cancelPending() {
+	if s.pending != nil {
+		s.pending.Cancel()
+		s.pending = nil
+	}
+}
+
+func (s *server) planPath() string { return filepath.Join(s.root, "plan.json") }
 
 // settle tells the guest's daemons about the new identity once: a fresh
 // DHCP lease, and sshd re-executed with the task's host key. Both cost an
@@ -422,11 +474,20 @@ func (s *server) startJob(payload []byte) error {
 	if err != nil {
 		return err
 	}
-	plan := filepath.Join(s.root, "plan.json")
-	if err := writeFileAtomic(plan, st.Plan, 0o600, &u); err != nil {
+	if err := writeFileAtomic(s.planPath(), st.Plan, 0o600, &u); err != nil {
 		return fmt.Errorf("write the plan: %w", err)
 	}
-	if err := s.sys.spawn(u, s.root, plan, st.Secrets); err != nil {
+	job := s.pending
+	s.pending = nil
+	if job == nil || s.pendingUser != u.name {
+		if job != nil {
+			job.Cancel()
+		}
+		if job, err = s.sys.spawn(u, s.root, s.planPath()); err != nil {
+			return fmt.Errorf("start the job as %s: %w", u.name, err)
+		}
+	}
+	if err := job.Start(st.Secrets); err != nil {
 		return fmt.Errorf("start the job as %s: %w", u.name, err)
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/solstice-ci/solstice/guest/runner"
 	"github.com/solstice-ci/solstice/internal/contract"
 )
 
@@ -262,22 +263,25 @@ func readPID(path string) (int, bool) {
 	return pid, err == nil && pid > 0
 }
 
-// spawnAs starts the job detached as u, as u's SSH login would: u's ids
-// and groups, home, environment and umask. Its agent.log is u's, as it
-// would be.
-func spawnAs(u login, root, plan string, secrets []byte) error {
-	log := filepath.Join(root, "agent.log")
+// spawnAs starts the job's detached process as u, as u's SSH login would
+// (u's ids and groups, home, environment and umask), to wait for its
+// Start. Its agent.log is u's, as it would be.
+func spawnAs(u login, root, plan string) (waitingJob, error) {
+	log := runner.NewLayout(root).Log
 	f, err := os.OpenFile(log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return fmt.Errorf("create %s: %w", log, err)
+		return nil, fmt.Errorf("create %s: %w", log, err)
 	}
-	err = f.Chown(u.uid, u.gid)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("give %s to %s: %w", log, u.name, err)
+	defer f.Close()
+	if err := f.Chown(u.uid, u.gid); err != nil {
+		return nil, fmt.Errorf("give %s to %s: %w", log, u.name, err)
 	}
 	unix.Umask(0o022) // the job inherits it; serve's own files set their modes
-	return startDetached(runFlags{root: root, plan: plan, detach: true}, secrets, asLogin(u))
+	c, err := spawnChild(runFlags{root: root, plan: plan, detach: true}, f, asLogin(u))
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // asLogin makes a command run as u's login does.

@@ -13,7 +13,7 @@ import (
 var errNotLinux = errors.New("serve: identity reset is implemented for Linux guests only")
 
 func hostSystem() system {
-	return system{spawn: func(login, string, string, []byte) error { return errNotLinux }}
+	return system{spawn: func(login, string, string) (waitingJob, error) { return nil, errNotLinux }}
 }
 
 func (system) applyIdentity(contract.Identity) error { return errNotLinux }

@@ -180,7 +180,16 @@ func newTestServer(t *testing.T, sysRoot string, rec *recorder) *server {
 	return &server{root: t.TempDir(), sys: system{root: sysRoot, calls: rec, spawn: noJob}, log: io.Discard}
 }
 
-func noJob(login, string, string, []byte) error { return errors.New("no job in this test") }
+func noJob(login, string, string) (waitingJob, error) { return nil, errors.New("no job in this test") }
+
+// fakeJob stands in for the detached job's process: Start runs start.
+type fakeJob struct {
+	start     func(secrets []byte) error
+	cancelled bool
+}
+
+func (j *fakeJob) Start(secrets []byte) error { return j.start(secrets) }
+func (j *fakeJob) Cancel()                    { j.cancelled = true }
 
 func linuxOnly(t *testing.T) {
 	if runtime.GOOS != "linux" {
@@ -382,65 +391,120 @@ func TestServeEnds(t *testing.T) {
 // only once the first events are on their way.
 func TestServeStartsJob(t *testing.T) {
 	linuxOnly(t)
-	var got struct {
-		user       login
-		root, plan string
-		secrets    string
+	for _, tc := range []struct {
+		name     string
+		prespawn bool
+	}{{"started for the job", false}, {"started in the template", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got struct {
+				user       login
+				root, plan string
+				secrets    string
+				spawned    int
+			}
+			first := `{"seq":1,"type":"job_started"}` + "\n"
+			last := `{"seq":2,"type":"job_finished","conclusion":"success"}` + "\n"
+			rec := &recorder{}
+			s := newTestServer(t, templateRoot(t), rec)
+			release := make(chan struct{})
+			s.sys.spawn = func(u login, root, plan string) (waitingJob, error) {
+				got.user, got.root, got.plan = u, root, plan
+				got.spawned++
+				// The detached job's stand-in: this process is its pid, and it
+				// writes its first event now and the last once the host saw it.
+				return &fakeJob{start: func(secrets []byte) error {
+					got.secrets = string(secrets)
+					if data, _ := os.ReadFile(plan); string(data) != "PLAN" {
+						t.Errorf("the job started before its plan was in place (%q)", data)
+					}
+					layout := runner.NewLayout(root)
+					os.WriteFile(layout.PID, []byte(strconv.Itoa(os.Getpid())), 0o644)
+					os.WriteFile(layout.Events, []byte(first), 0o644)
+					go func() {
+						<-release
+						f, _ := os.OpenFile(layout.Events, os.O_WRONLY|os.O_APPEND, 0)
+						f.WriteString(last)
+						f.Close()
+					}()
+					return nil
+				}}, nil
+			}
+			if tc.prespawn {
+				s.prespawn("tester")
+			}
+			ss := startSession(t, s)
+			ss.send(contract.FrameIdentity, testIdentity())
+			if kind, _ := ss.recv(); kind != contract.FrameOK {
+				t.Fatalf("identity answered %s", kind)
+			}
+			if calls := rec.recorded(); slices.Contains(calls, "signal 77 hangup") {
+				t.Errorf("sshd was told before the job started: %q", calls)
+			}
+			ss.send(contract.FrameStart, contract.Start{Plan: []byte("PLAN"), Secrets: json.RawMessage(`{"TOKEN":"x"}`)})
+			if kind, payload := ss.recv(); kind != contract.FrameData || string(payload) != first {
+				t.Fatalf("first frame %s %q, want the first event before the job ends", kind, payload)
+			}
+			close(release)
+			var data []byte
+			kind, payload := ss.recv()
+			for ; kind == contract.FrameData; kind, payload = ss.recv() {
+				data = append(data, payload...)
+			}
+			var ex contract.Exit
+			if kind != contract.FrameExit || json.Unmarshal(payload, &ex) != nil || ex != (contract.Exit{}) {
+				t.Errorf("last frame %s %q, want exit 0", kind, payload)
+			}
+			if string(data) != last {
+				t.Errorf("data %q, want the last event", data)
+			}
+			if err := ss.wait(); err != nil {
+				t.Errorf("serve: %v, want exit 0", err)
+			}
+			checkFiles(t, s.root, []wantFile{{"plan.json", "PLAN", 0o600}})
+			if got.user.name != "tester" || got.user.home != "/home/tester" || got.root != s.root || got.plan != filepath.Join(s.root, "plan.json") || got.secrets != `{"TOKEN":"x"}` {
+				t.Errorf("job for %+v in %s with %s and %q", got.user, got.root, got.plan, got.secrets)
+			}
+			if calls := rec.recorded(); !slices.Contains(calls, "signal 77 hangup") {
+				t.Errorf("sshd was never told of the new host key: %q", calls)
+			}
+			if got.spawned != 1 {
+				t.Errorf("the job's process was started %d times, want once", got.spawned)
+			}
+		})
 	}
-	first := `{"seq":1,"type":"job_started"}` + "\n"
-	last := `{"seq":2,"type":"job_finished","conclusion":"success"}` + "\n"
-	rec := &recorder{}
-	s := newTestServer(t, templateRoot(t), rec)
-	release := make(chan struct{})
-	s.sys.spawn = func(u login, root, plan string, secrets []byte) error {
-		got.user, got.root, got.plan, got.secrets = u, root, plan, string(secrets)
-		// The detached job's stand-in: this process is its pid, and it
-		// writes its first event now and the last once the host saw it.
-		layout := runner.NewLayout(root)
-		os.WriteFile(layout.PID, []byte(strconv.Itoa(os.Getpid())), 0o644)
-		os.WriteFile(layout.Events, []byte(first), 0o644)
-		go func() {
-			<-release
-			f, _ := os.OpenFile(layout.Events, os.O_WRONLY|os.O_APPEND, 0)
-			f.WriteString(last)
-			f.Close()
-		}()
-		return nil
-	}
-	ss := startSession(t, s)
-	ss.send(contract.FrameIdentity, testIdentity())
-	if kind, _ := ss.recv(); kind != contract.FrameOK {
-		t.Fatalf("identity answered %s", kind)
-	}
-	if calls := rec.recorded(); slices.Contains(calls, "signal 77 hangup") {
-		t.Errorf("sshd was told before the job started: %q", calls)
-	}
-	ss.send(contract.FrameStart, contract.Start{Plan: []byte("PLAN"), Secrets: json.RawMessage(`{"TOKEN":"x"}`)})
-	if kind, payload := ss.recv(); kind != contract.FrameData || string(payload) != first {
-		t.Fatalf("first frame %s %q, want the first event before the job ends", kind, payload)
-	}
-	close(release)
-	var data []byte
-	kind, payload := ss.recv()
-	for ; kind == contract.FrameData; kind, payload = ss.recv() {
-		data = append(data, payload...)
-	}
-	var ex contract.Exit
-	if kind != contract.FrameExit || json.Unmarshal(payload, &ex) != nil || ex != (contract.Exit{}) {
-		t.Errorf("last frame %s %q, want exit 0", kind, payload)
-	}
-	if string(data) != last {
-		t.Errorf("data %q, want the last event", data)
-	}
-	if err := ss.wait(); err != nil {
-		t.Errorf("serve: %v, want exit 0", err)
-	}
-	checkFiles(t, s.root, []wantFile{{"plan.json", "PLAN", 0o600}})
-	if got.user.name != "tester" || got.user.home != "/home/tester" || got.root != s.root || got.plan != filepath.Join(s.root, "plan.json") || got.secrets != `{"TOKEN":"x"}` {
-		t.Errorf("job for %+v in %s with %s and %q", got.user, got.root, got.plan, got.secrets)
-	}
-	if calls := rec.recorded(); !slices.Contains(calls, "signal 77 hangup") {
-		t.Errorf("sshd was never told of the new host key: %q", calls)
+}
+
+// TestServeCancelsTheWaitingJob: a job process started in the template
+// for a job that never comes (released, or the clone's user is another)
+// is ended, never started.
+func TestServeCancelsTheWaitingJob(t *testing.T) {
+	linuxOnly(t)
+	for _, user := range []string{"tester", "root"} {
+		t.Run(user, func(t *testing.T) {
+			s := newTestServer(t, templateRoot(t), &recorder{})
+			waiting := &fakeJob{start: func([]byte) error { t.Error("the waiting job started"); return nil }}
+			s.sys.spawn = func(login, string, string) (waitingJob, error) { return waiting, nil }
+			s.prespawn(user)
+			if s.pending == nil {
+				t.Fatalf("no job process waits for %s", user)
+			}
+			s.sys.spawn = noJob
+			ss := startSession(t, s)
+			ss.send(contract.FrameIdentity, testIdentity())
+			ss.recv()
+			if user == "tester" {
+				ss.send(contract.FrameRelease, nil)
+				ss.wait()
+				s.cancelPending() // as servePort does when serve ends
+			} else {
+				ss.send(contract.FrameStart, contract.Start{Plan: []byte("PLAN")})
+				ss.recv() // the exit: no job in this test
+				ss.wait()
+			}
+			if !waiting.cancelled {
+				t.Error("the waiting job process was not ended")
+			}
+		})
 	}
 }
 
