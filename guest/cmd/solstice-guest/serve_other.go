@@ -16,6 +16,6 @@ func hostSystem() system {
 	return system{spawn: func(login, string, string) (waitingJob, error) { return nil, errNotLinux }}
 }
 
-func (system) applyIdentity(contract.Identity) error { return errNotLinux }
+func (system) applyIdentity(contract.Identity) (string, error) { return "", errNotLinux }
 
 func (system) settle() error { return errNotLinux }
