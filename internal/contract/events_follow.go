@@ -19,10 +19,10 @@ import (
 // event ports, which differ per OS.
 var PollInterval = 100 * time.Millisecond
 
-// quickPoll is the first wait after the file grew: a job writes its
-// events in bursts (a step's start and its first lines), so the next one
-// is looked for soon, and the wait doubles up to PollInterval while the
-// file stays still.
+// quickPoll is the first wait at the start and after the file grew: a job
+// writes its events in bursts (its start, a step's start and its first
+// lines), so the next one is looked for soon, and the wait doubles up to
+// PollInterval while the file stays still.
 const quickPoll = 10 * time.Millisecond
 
 // readSize is how much a Tail reads at a time.
@@ -70,7 +70,7 @@ func FollowLines(ctx context.Context, path string, from int64, fn func(line []by
 // error, so a follower still gets every event already written.
 func fileSource(path string) Source {
 	return func(ctx context.Context, offset int64) (io.ReadCloser, error) {
-		return &pollReader{ctx: ctx, path: path, offset: offset}, nil
+		return &pollReader{ctx: ctx, path: path, offset: offset, wait: quickPoll}, nil
 	}
 }
 
