@@ -222,10 +222,16 @@ func guestText(b []byte) string {
 	return strings.ToValidUTF8(strings.TrimSpace(string(b)), "?")
 }
 
-// ctxErr prefers the context's reason over the closed connection's.
+// ctxErr prefers the context's reason over the closed connection's. The
+// connection's deadline is the context's, and may pass a moment before
+// the context says so.
 func ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	cause := ctx.Err()
+	if d, ok := ctx.Deadline(); cause == nil && ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(d) {
+		cause = context.DeadlineExceeded
+	}
+	if cause != nil {
+		return fmt.Errorf("%w (%v)", cause, err)
 	}
 	return err
 }

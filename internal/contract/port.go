@@ -119,9 +119,19 @@ func ReadFrame(r *bufio.Reader) (string, []byte, error) {
 	}
 	payload := make([]byte, n)
 	if _, err := io.ReadFull(r, payload); err != nil {
-		return "", nil, fmt.Errorf("%w: %s frame cut short: %v", ErrFrame, kind, err)
+		return "", nil, cutShort(kind+" frame", err)
 	}
 	return kind, payload, nil
+}
+
+// cutShort is a frame's end coming too soon: the stream ended in it (the
+// other side's fault, an ErrFrame), or reading failed (a closed or timed
+// out connection, returned as it is).
+func cutShort(what string, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: %s cut short: %v", ErrFrame, what, err)
+	}
+	return fmt.Errorf("read the agent port: %w", err)
 }
 
 func readHeader(r *bufio.Reader) (string, error) {
@@ -132,7 +142,7 @@ func readHeader(r *bufio.Reader) (string, error) {
 			return "", io.EOF
 		}
 		if err != nil {
-			return "", fmt.Errorf("%w: header cut short: %v", ErrFrame, err)
+			return "", cutShort("header", err)
 		}
 		if c == '\n' {
 			return string(b), nil
