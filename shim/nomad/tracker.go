@@ -1,6 +1,7 @@
 package nomad
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -167,6 +168,9 @@ func (t *Tracker) onLine(ctx context.Context, fn func(context.Context, contract.
 			return nil
 		}
 		last = ev.Time
+		if ev.Type == contract.TypeJobStarted {
+			t.awaitBootDetail(ctx)
+		}
 		if err := fn(ctx, ev); err != nil {
 			return err
 		}
@@ -174,6 +178,30 @@ func (t *Tracker) onLine(ctx context.Context, fn func(context.Context, contract.
 			return contract.ErrStop
 		}
 		return nil
+	}
+}
+
+// bootDetailWait bounds how long a job_started waits for the driver's
+// Booting event to reach the Nomad servers: a warm start's guest agent can
+// report before the client's batched update does, and the VM-up line
+// (VMUpLine) says how the VM came up from that event.
+const bootDetailWait = time.Second
+
+// awaitBootDetail reads the status again until it has the Booting
+// event's detail, for at most bootDetailWait.
+func (t *Tracker) awaitBootDetail(ctx context.Context) {
+	deadline := time.Now().Add(bootDetailWait)
+	every := min(cmp.Or(t.Timing.Status, 250*time.Millisecond), 250*time.Millisecond)
+	for t.Latest().Boot == "" && time.Now().Before(deadline) {
+		if st, err := t.Nomad.Status(ctx, t.Job); err == nil {
+			t.set(st)
+			if st.Boot != "" {
+				return
+			}
+		}
+		if !retry.Sleep(ctx, every) {
+			return
+		}
 	}
 }
 

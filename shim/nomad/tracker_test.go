@@ -90,3 +90,54 @@ func TestTrackerDatesInvalidByLastGood(t *testing.T) {
 		})
 	}
 }
+
+// bootLateJobs is a job whose Booting event reaches the servers only at
+// the status read after; its events file starts the job.
+type bootLateJobs struct {
+	linesJobs
+	reads *int
+	after int // the read from which Boot is known; 0: never
+}
+
+func (j bootLateJobs) Status(context.Context, *Job) (Status, error) {
+	*j.reads++
+	st := Status{Stage: Running, AllocID: "a1"}
+	if j.after > 0 && *j.reads >= j.after {
+		st.Boot = "image solstice-test under tcg, restored from template t1"
+	}
+	return st, nil
+}
+
+// A warm clone's job_started can come before the client's update with
+// its Booting event: the tracker reads the status again, for a while, so
+// the VM-up line can say how the VM came up.
+func TestTrackerWaitsForTheBootDetail(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		after int
+		want  string
+	}{
+		{"it comes", 3, "restored from template t1"},
+		{"it never comes", 0, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			reads := 0
+			lines := []string{`{"seq":1,"type":"job_started","steps":1}`, `{"seq":2,"type":"job_finished","conclusion":"success"}`}
+			tr := &Tracker{Nomad: bootLateJobs{linesJobs: linesJobs{lines: lines}, reads: &reads, after: tt.after}, Job: &Job{ID: "j"}, Steps: 1,
+				Timing: Timing{Status: 5 * time.Millisecond, NoEvent: 20 * time.Millisecond}, Log: hclog.NewNullLogger()}
+			var boot string
+			err := tr.Follow(t.Context(), func(_ context.Context, ev contract.Event) error {
+				if ev.Type == contract.TypeJobStarted {
+					boot = tr.Latest().Boot
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if boot != "" && !strings.Contains(boot, tt.want) || (tt.want == "") != (boot == "") {
+				t.Errorf("at job_started the status says %q, want %q", boot, tt.want)
+			}
+		})
+	}
+}
