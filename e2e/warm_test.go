@@ -193,7 +193,8 @@ func TestWarmStartsGiveClonesTheirOwnIdentity(t *testing.T) {
 }
 
 // warmJobRuns runs a job's plan in a clone: its agent is in place already,
-// copied from the agent disk when the template was built.
+// copied from the agent disk when the template was built, and it takes the
+// job on the agent port, with no SSH session.
 func warmJobRuns(t *testing.T, n *Nomad) {
 	t.Helper()
 	p := &contract.Plan{Version: contract.PlanVersion, Job: contract.Job{ID: "warm-plan", Name: "warm-plan"},
@@ -201,8 +202,8 @@ func warmJobRuns(t *testing.T, n *Nomad) {
 	// The template was made for vmJob's 512 MiB; planJob asks for more.
 	n.RunJob(strings.Replace(planJob(t, "warm-plan", "solstice-test", p), "memory = 1024", "memory = 512", 1))
 	alloc, evs := n.waitJobDone(t, "warm-plan", 5*time.Minute)
-	if msg := taskEventText(alloc); !strings.Contains(msg, "restored from template") || !strings.Contains(msg, "in the guest already: its template copied it from the read-only agent disk") {
-		t.Errorf("the job did not start warm with the agent its template put in place: %q", msg)
+	if msg := taskEventText(alloc); !strings.Contains(msg, "restored from template") || !strings.Contains(msg, "in the guest already: its template copied it from the read-only agent disk, and it took the job on the agent port") {
+		t.Errorf("the job did not start warm, on the agent port, with the agent its template put in place: %q", msg)
 	}
 	if c := jobConclusion(evs); c != "success" {
 		dumpEvents(t, evs)

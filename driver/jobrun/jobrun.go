@@ -126,8 +126,12 @@ func (r *Runner) Launch(ctx context.Context, f Files) (Shipped, error) {
 	return shipped, nil
 }
 
-// inPlace is how a clone's agent came in: its template put it in place.
-const inPlace Shipped = "in the guest already: its template copied it from the read-only agent disk"
+// inPlace is how a clone's agent came in: its template put it in place;
+// onPort, that it also started the job from the agent port.
+const (
+	inPlace Shipped = "in the guest already: its template copied it from the read-only agent disk"
+	onPort  Shipped = inPlace + ", and it took the job on the agent port"
+)
 
 // launchOverPort starts the job through a clone's agent port, which then
 // carries its events from offset 0: the first stream Follow reads.
@@ -143,7 +147,7 @@ func (r *Runner) launchOverPort(ctx context.Context, port *agentport.Conn, plan 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.first = sessionStream{Reader: exitReader{Reader: stream, wait: stream.Wait, stderr: stream.Stderr}, close: stream.Close}
-	return inPlace, nil
+	return onPort, nil
 }
 
 // WaitLogin logs in to a clone that has just taken its identity over its

@@ -59,7 +59,7 @@ func TestLaunchOverThePort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if shipped != inPlace {
+	if shipped != onPort {
 		t.Errorf("shipped %q", shipped)
 	}
 	s := <-started
