@@ -57,9 +57,34 @@ func StartGitea(t *testing.T) *Gitea {
 	g.writeConfig()
 	g.cli("migrate")
 	g.cli("admin", "user", "create", "--admin", "--username", g.User, "--password", "e2e-Passw0rd-x", "--email", "e2e@example.invalid", "--must-change-password=false")
-	g.Token = lastLine(g.cli("admin", "user", "generate-access-token", "--username", g.User, "--token-name", "e2e", "--scopes", "all", "--raw"))
+	g.Token = g.newToken("e2e")
 	g.startWeb()
+	g.waitToken()
 	return g
+}
+
+func (g *Gitea) newToken(name string) string {
+	return lastLine(g.cli("admin", "user", "generate-access-token", "--username", g.User, "--token-name", name, "--scopes", "all", "--raw"))
+}
+
+// waitToken waits until the admin's token opens the API. Once in a few
+// hundred starts Gitea answered its first admin call with 401 "token is
+// required" although the token came from its own CLI: the token is tried
+// for a few seconds, then one made anew, before the test gives up.
+func (g *Gitea) waitToken() {
+	g.t.Helper()
+	var err error
+	for try := 1; try <= 20; try++ {
+		if err = g.api("GET", "user", nil, 200, nil); err == nil {
+			return
+		}
+		if try == 10 {
+			g.t.Logf("the admin token does not open the API (%v); making another", err)
+			g.Token = g.newToken("e2e-2")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	g.t.Fatalf("gitea: the admin token does not open the API: %v", err)
 }
 
 // makeNetns picks a free 10.210.<n>.0/24 and wires a namespace to it.
