@@ -3,6 +3,7 @@ package nomad
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,14 +96,14 @@ func TestTrackerDatesInvalidByLastGood(t *testing.T) {
 // the status read after; its events file starts the job.
 type bootLateJobs struct {
 	linesJobs
-	reads *int
-	after int // the read from which Boot is known; 0: never
+	reads *atomic.Int64 // the tracker reads from two goroutines
+	after int64         // the read from which Boot is known; 0: never
 }
 
 func (j bootLateJobs) Status(context.Context, *Job) (Status, error) {
-	*j.reads++
+	n := j.reads.Add(1)
 	st := Status{Stage: Running, AllocID: "a1"}
-	if j.after > 0 && *j.reads >= j.after {
+	if j.after > 0 && n >= j.after {
 		st.Boot = "image solstice-test under tcg, restored from template t1"
 	}
 	return st, nil
@@ -114,14 +115,14 @@ func (j bootLateJobs) Status(context.Context, *Job) (Status, error) {
 func TestTrackerWaitsForTheBootDetail(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
-		after int
+		after int64
 		want  string
 	}{
 		{"it comes", 3, "restored from template t1"},
 		{"it never comes", 0, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			reads := 0
+			var reads atomic.Int64
 			lines := []string{`{"seq":1,"type":"job_started","steps":1}`, `{"seq":2,"type":"job_finished","conclusion":"success"}`}
 			tr := &Tracker{Nomad: bootLateJobs{linesJobs: linesJobs{lines: lines}, reads: &reads, after: tt.after}, Job: &Job{ID: "j"}, Steps: 1,
 				Timing: Timing{Status: 5 * time.Millisecond, NoEvent: 20 * time.Millisecond}, Log: hclog.NewNullLogger()}
