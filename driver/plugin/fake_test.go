@@ -244,8 +244,6 @@ func (g *fakeGuest) WaitReady(ctx context.Context) error {
 	return nil
 }
 
-func (g *fakeGuest) Adopt(*guestssh.Client) { g.vms.record("adopt") }
-
 func (g *fakeGuest) SSH(ctx context.Context) (*guestssh.Client, error) {
 	return nil, errors.New("the fake guest has no sshd")
 }

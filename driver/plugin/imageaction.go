@@ -131,7 +131,6 @@ func (exitedMachine) Close()                              {}
 type noGuest struct{}
 
 func (noGuest) WaitReady(ctx context.Context) error { return errNoGuest }
-func (noGuest) Adopt(c *guestssh.Client)            { c.Close() }
 func (noGuest) SSH(ctx context.Context) (*guestssh.Client, error) {
 	return nil, errNoGuest
 }

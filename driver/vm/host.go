@@ -183,11 +183,12 @@ func (g *sshGuest) WaitReady(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	g.Adopt(c)
+	g.adopt(c)
 	return nil
 }
 
-func (g *sshGuest) Adopt(c *guestssh.Client) {
+// adopt makes c the guest's connection, closing the one it replaces.
+func (g *sshGuest) adopt(c *guestssh.Client) {
 	g.mu.Lock()
 	old := g.c
 	g.c = c

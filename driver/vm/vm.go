@@ -85,10 +85,6 @@ type Guest interface {
 	// first included, insists on the host key the login gives (the one
 	// the driver put in the guest's seed).
 	WaitReady(ctx context.Context) error
-	// Adopt takes c, logged in some other way (a warm clone's connection
-	// as its template, which only the driver can make), as the guest's
-	// connection instead of a login of its own; later logins are Login's.
-	Adopt(c *guestssh.Client)
 	// SSH returns a logged-in client, logging in again when the last
 	// connection dropped.
 	SSH(ctx context.Context) (*guestssh.Client, error)
