@@ -150,28 +150,6 @@ func (r *Runner) launchOverPort(ctx context.Context, port *agentport.Conn, plan 
 	return onPort, nil
 }
 
-// WaitLogin logs in to a clone that has just taken its identity over its
-// port: its sshd may still be restarting with the task's host key, so
-// failures (a refusal, the template's host key) are retried for a while.
-func WaitLogin(ctx context.Context, login func(context.Context) (*guestssh.Client, error)) (*guestssh.Client, error) {
-	deadline := time.Now().Add(sshdRestart)
-	for {
-		c, err := login(ctx)
-		if err == nil || time.Now().After(deadline) {
-			return c, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// sshdRestart bounds how long a clone's sshd may take to come back with
-// the task's host key after the identity reset told it to.
-const sshdRestart = 20 * time.Second
-
 // agentStart starts the job detached, then follows its events: the
 // session that starts the agent is the first event stream Follow reads,
 // so the job's first step needs no second session and no second agent

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/solstice-ci/solstice/driver/agentport"
-	"github.com/solstice-ci/solstice/driver/jobrun"
 	"github.com/solstice-ci/solstice/driver/qemu"
 	"github.com/solstice-ci/solstice/driver/task"
 	"github.com/solstice-ci/solstice/driver/template"
@@ -133,11 +132,33 @@ func (l *launch) releasePort(ctx context.Context, g vm.Guest) error {
 	if err := port.Release(ctx); err != nil {
 		l.log.Warn("could not release the agent port", "error", err)
 	}
-	if _, err := jobrun.WaitLogin(ctx, g.SSH); err != nil {
+	if err := waitLogin(ctx, g); err != nil {
 		return fmt.Errorf("log in to the clone with the task's key: %w", err)
 	}
 	return nil
 }
+
+// waitLogin logs in to a clone that has just taken its identity over its
+// port: its sshd may still be restarting with the task's host key, so
+// failures (a refusal, the template's host key) are retried for a while.
+func waitLogin(ctx context.Context, g vm.Guest) error {
+	deadline := time.Now().Add(sshdRestart)
+	for {
+		_, err := g.SSH(ctx)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// sshdRestart bounds how long a clone's sshd may take to come back with
+// the task's host key after the identity reset told it to.
+const sshdRestart = 20 * time.Second
 
 // identity is what makes the clone the task's guest: its keys and names,
 // and a random seed, machine id and clock made here.
