@@ -56,13 +56,34 @@ func (c *child) Start(secrets []byte) error {
 		c.secrets.Write(append([]byte(startWord), secrets...))
 		c.secrets.Close()
 	}()
-	msg, _ := io.ReadAll(c.ready) // EOF when the child reported or died
+	err := awaitReady(c.ready, "the agent exited before the job started (see "+c.log+")")
 	c.cmd.Process.Release()
+	return err
+}
+
+// A detached child tells its parent on a pipe (its fd 3) that it has
+// started: "ok", or "error: " and why; nothing means it died first.
+
+// reportReady is the child's side: it answers and closes the pipe.
+func reportReady(ready *os.File, err error) {
+	if err != nil {
+		fmt.Fprintf(ready, "error: %v\n", err)
+	} else {
+		fmt.Fprintln(ready, "ok")
+	}
+	ready.Close()
+}
+
+// awaitReady is the parent's side: it reads the answer until the child
+// closes the pipe, and returns the child's error, or died when it said
+// nothing.
+func awaitReady(ready io.Reader, died string) error {
+	msg, _ := io.ReadAll(ready) // EOF when the child reported or died
 	switch reply := strings.TrimSpace(string(msg)); {
 	case reply == "ok":
 		return nil
 	case reply == "":
-		return errors.New("the agent exited before the job started (see " + c.log + ")")
+		return errors.New(died)
 	default:
 		return errors.New(strings.TrimPrefix(reply, "error: "))
 	}

@@ -98,14 +98,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // stdin from the parent, and it reports on fd 3 once it has started.
 func cmdDetachedChild(args []string, stdin io.Reader, stderr io.Writer) int {
 	ready := os.NewFile(3, "ready")
-	report := func(err error) {
-		if err != nil {
-			fmt.Fprintf(ready, "error: %v\n", err)
-		} else {
-			fmt.Fprintln(ready, "ok")
-		}
-		ready.Close()
-	}
+	report := func(err error) { reportReady(ready, err) }
 	f, err := parseRunFlags("run", args, stderr)
 	if err != nil {
 		report(err)

@@ -120,14 +120,12 @@ func cmdServeChild(args []string, stderr io.Writer) int {
 		port, err = openPort(f.port)
 	}
 	if err != nil {
-		fmt.Fprintf(ready, "error: %v\n", err)
-		ready.Close()
+		reportReady(ready, err)
 		fmt.Fprintf(stderr, "solstice-guest: serve: %v\n", err)
 		return runner.ExitInfrastructure
 	}
 	s := newServer(f, stderr)
-	fmt.Fprintln(ready, "ok")
-	ready.Close()
+	reportReady(ready, nil)
 	return servePort(s, port)
 }
 
@@ -184,16 +182,9 @@ func startServeDetached(f serveFlags) error {
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	msg, _ := io.ReadAll(readyR) // EOF when the child reported or died
+	err = awaitReady(readyR, "the server exited before it opened its port (see "+logPath+")")
 	cmd.Process.Release()
-	switch reply := strings.TrimSpace(string(msg)); {
-	case reply == "ok":
-		return nil
-	case reply == "":
-		return errors.New("the server exited before it opened its port (see " + logPath + ")")
-	default:
-		return errors.New(strings.TrimPrefix(reply, "error: "))
-	}
+	return err
 }
 
 // openPort opens the agent port: path, or else the virtio port named
