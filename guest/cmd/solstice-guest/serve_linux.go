@@ -25,13 +25,12 @@ func hostSystem() system {
 	return system{calls: linuxCalls{}, spawn: spawnAs}
 }
 
-// applyIdentity puts id in place of the template's identity, as the
-// driver's identityTemplate script does over SSH, in the same order: the
-// clock first, so the rest is stamped with the present; the template's
-// keys and seed gone before anything can fail with them still there; sshd
-// told last.
-// It returns how long each step took, for the log: an emulated guest's
-// first seconds after a restore are its slowest.
+// applyIdentity puts id in place of the template's identity: the clock
+// first, so the rest is stamped with the present; the template's keys and
+// seed gone before anything can fail with them still there. The daemons
+// that read the identity at boot are told later (settle). It returns how
+// long each step took, for the log: an emulated guest's first seconds
+// after a restore are its slowest.
 func (sys system) applyIdentity(id contract.Identity) (string, error) {
 	steps := []struct {
 		name string
