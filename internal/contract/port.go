@@ -48,7 +48,7 @@ var frameLimits = map[string]int{
 	FrameStart:    PortMaxStart,
 	FrameRelease:  0,
 	FrameOK:       0,
-	FrameError:    4 << 10,
+	FrameError:    PortMaxError,
 	FrameData:     PortMaxData,
 	FrameExit:     8 << 10,
 }
@@ -59,6 +59,7 @@ var frameLimits = map[string]int{
 const (
 	PortMaxData  = 64 << 10
 	PortMaxStart = 48 << 20
+	PortMaxError = 4 << 10 // an error frame's message
 )
 
 // maxHeader bounds a frame's header line: the longest kind, a space, ten

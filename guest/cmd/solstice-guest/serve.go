@@ -371,8 +371,8 @@ func (s *server) serve(port io.Reader, w io.Writer) error {
 // exits non-zero.
 func (s *server) refuse(w io.Writer, cause error) error {
 	msg := []byte(cause.Error())
-	if len(msg) > 4<<10 {
-		msg = msg[:4<<10]
+	if len(msg) > contract.PortMaxError {
+		msg = msg[:contract.PortMaxError]
 	}
 	if err := contract.WriteFrame(w, contract.FrameError, msg); err != nil {
 		return fmt.Errorf("%w (and answering it: %v)", cause, err)
