@@ -292,8 +292,10 @@ func serveAgentPort(ctx context.Context, g vm.Guest, user string) error {
 		return err
 	}
 	cmd := contract.AgentCommand(contract.AgentServe, "--detach", "--user", guestssh.ShellQuote(user))
-	if out, err := c.Output(ctx, asRoot(cmd), nil); err != nil {
-		return fmt.Errorf("start the agent on its port: %w: %s", err, bound(out))
+	// serve says why it failed on stderr, which the error carries (bounded
+	// by Output); its stdout is empty.
+	if _, err := c.Output(ctx, asRoot(cmd), nil); err != nil {
+		return fmt.Errorf("start the agent on its port: %w", err)
 	}
 	return nil
 }

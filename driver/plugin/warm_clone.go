@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/solstice-ci/solstice/driver/agentport"
@@ -183,13 +182,4 @@ func (l *launch) identity() (contract.Identity, error) {
 // template's seed gave the image's user passwordless sudo).
 func asRoot(cmd string) string {
 	return `if [ "$(id -u)" = 0 ]; then exec ` + cmd + `; else exec sudo -n ` + cmd + `; fi`
-}
-
-// bound keeps guest output in an error message short.
-func bound(b []byte) string {
-	const max = 1024
-	if len(b) > max {
-		b = b[:max]
-	}
-	return strings.ToValidUTF8(strings.TrimSpace(string(b)), "?")
 }
