@@ -1,6 +1,7 @@
 package nomad
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
@@ -30,11 +32,12 @@ type fakeNomad struct {
 	allocs   map[string][]*api.AllocationListStub // by job id
 	requests []string                             // "GET /v1/job/{id}/allocations", …
 	streams  map[string]func(w http.ResponseWriter, r *http.Request, offset int64)
+	files    map[string]func() ([]byte, bool) // stat, readat: an allocation's events file as it is now, and whether it is there
 }
 
 func newFakeNomad(t *testing.T) (*fakeNomad, *Client) {
 	f := &fakeNomad{t: t, jobs: map[string]*api.Job{}, vars: map[string]bool{}, varTimes: map[string]int64{}, allocs: map[string][]*api.AllocationListStub{},
-		streams: map[string]func(http.ResponseWriter, *http.Request, int64){}}
+		streams: map[string]func(http.ResponseWriter, *http.Request, int64){}, files: map[string]func() ([]byte, bool){}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	c, err := api.NewClient(&api.Config{Address: srv.URL})
@@ -93,6 +96,10 @@ func (f *fakeNomad) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.dispatch(w, r, id)
 	case "GET /v1/client/fs/stream/{id}":
 		f.stream(w, r, id)
+	case "GET /v1/client/fs/readat/{id}":
+		f.readAt(w, r, id)
+	case "GET /v1/client/fs/stat/{id}":
+		f.stat(w, r, id)
 	default: // GET /v1/node/{id} among others: the fs API then goes through the server
 		http.Error(w, "no such endpoint in the fake", http.StatusNotFound)
 	}
@@ -206,6 +213,57 @@ func (f *fakeNomad) stream(w http.ResponseWriter, r *http.Request, allocID strin
 	}
 	offset, _ := strconv.ParseInt(q.Get("offset"), 10, 64)
 	serve(w, r, offset)
+}
+
+// readAt answers as Nomad 1.6's read-at API does: the plain bytes from
+// offset, at most limit of them (all when limit is 0 or less). Its
+// errors come as the body of a success: the agent streams the answer
+// through a pipe and has sent its status before the error is known (a
+// missing file read this way, from a real agent, in e2e's warm bench).
+func (f *fakeNomad) readAt(w http.ResponseWriter, r *http.Request, allocID string) {
+	f.mu.Lock()
+	file := f.files[allocID]
+	f.mu.Unlock()
+	q := r.URL.Query()
+	data, there := fileNow(file)
+	if !there || q.Get("path") != contract.EventsPath(contract.TaskName) {
+		w.Write([]byte("stat /nomad/alloc/" + allocID + "/" + q.Get("path") + ": no such file or directory"))
+		return
+	}
+	offset, err1 := strconv.ParseInt(q.Get("offset"), 10, 64)
+	limit, err2 := strconv.ParseInt(cmp.Or(q.Get("limit"), "0"), 10, 64)
+	if err1 != nil || err2 != nil || offset < 0 || offset > int64(len(data)) {
+		http.Error(w, "bad offset or limit", http.StatusBadRequest)
+		return
+	}
+	data = data[offset:]
+	if limit > 0 && int64(len(data)) > limit {
+		data = data[:limit]
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.Write(data)
+}
+
+// stat answers as Nomad's stat API does: the file's AllocFileInfo, or an
+// error status for a file that is not there.
+func (f *fakeNomad) stat(w http.ResponseWriter, r *http.Request, allocID string) {
+	f.mu.Lock()
+	file := f.files[allocID]
+	f.mu.Unlock()
+	p := r.URL.Query().Get("path")
+	data, there := fileNow(file)
+	if !there || p != contract.EventsPath(contract.TaskName) {
+		http.Error(w, "stat /nomad/alloc/"+allocID+"/"+p+": no such file or directory", http.StatusInternalServerError)
+		return
+	}
+	f.reply(w, api.AllocFileInfo{Name: "events.jsonl", Size: int64(len(data)), FileMode: "-rw-r--r--", ModTime: time.Now()})
+}
+
+func fileNow(file func() ([]byte, bool)) ([]byte, bool) {
+	if file == nil {
+		return nil, false
+	}
+	return file()
 }
 
 // dispatched adds a queued dispatched job.

@@ -19,7 +19,7 @@ import (
 // Follow through Nomad's file stream: the file is missing at first, then
 // the stream breaks mid-line; every event arrives once, with its offset.
 func TestFollowResumesThroughTheStreamAPI(t *testing.T) {
-	followRetry = 10 * time.Millisecond
+	streamOnly(t)
 	f, c := newFakeNomad(t)
 	var data []byte
 	var ends []int64
@@ -74,6 +74,91 @@ func TestFollowResumesThroughTheStreamAPI(t *testing.T) {
 	}
 }
 
+// streamOnly makes Follow use the file stream from the start, retrying
+// it quickly.
+func streamOnly(t *testing.T) {
+	retry, window := followRetry, fastFollowFor
+	followRetry, fastFollowFor = 10*time.Millisecond, 0
+	t.Cleanup(func() { followRetry, fastFollowFor = retry, window })
+}
+
+// Follow polls the events file with the read-at API first: it is missing
+// (which read-at answers with its error text as a success), then empty,
+// then grows a line at a time; once the polling window has
+// passed, the stream takes over where the polls got to. Every event
+// arrives once, with its offset.
+func TestFollowPollsFirstThenStreams(t *testing.T) {
+	retry, window, every := followRetry, fastFollowFor, fastFollowEvery
+	followRetry, fastFollowFor, fastFollowEvery = 10*time.Millisecond, 400*time.Millisecond, 5*time.Millisecond
+	t.Cleanup(func() { followRetry, fastFollowFor, fastFollowEvery = retry, window, every })
+	f, c := newFakeNomad(t)
+	var data []byte
+	var ends []int64
+	for i, typ := range []string{contract.TypeJobStarted, contract.TypeStepStarted, contract.TypeLog, contract.TypeJobFinished} {
+		ev := contract.Event{Seq: int64(i + 1), Type: typ, Line: "line", Conclusion: contract.Success}
+		data = append(data, contract.MarshalEvent(&ev)...)
+		ends = append(ends, int64(len(data)))
+	}
+	start := time.Now()
+	polled := ends[1] // what the polls find: the file appears, then its first two lines
+	var mu sync.Mutex
+	var reads []string
+	f.files["alloc-1"] = func() ([]byte, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		reads = append(reads, "read")
+		switch since := time.Since(start); {
+		case since < 50*time.Millisecond: // the driver has not created it yet
+			return nil, false
+		case since < 100*time.Millisecond:
+			return nil, true
+		case since < 150*time.Millisecond:
+			return data[:ends[0]], true
+		}
+		return data[:polled], true
+	}
+	var opens []int64
+	f.streams["alloc-1"] = func(w http.ResponseWriter, r *http.Request, offset int64) {
+		mu.Lock()
+		opens = append(opens, offset)
+		mu.Unlock()
+		writeFrames(w, data[offset:], offset)
+		<-r.Context().Done()
+	}
+	var got []int64
+	var at []time.Duration
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := c.Follow(ctx, Status{AllocID: "alloc-1", NodeID: "node-1"}, 0, func(line []byte, next int64) error {
+		ev, err := contract.DecodeEvent(line)
+		if err != nil {
+			t.Fatalf("line at %d: %v", next, err)
+		}
+		got, at = append(got, next), append(at, time.Since(start))
+		if ev.Terminal() {
+			return contract.ErrStop
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, ends) {
+		t.Errorf("offsets %v, want %v", got, ends)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []int64{polled}; !reflect.DeepEqual(opens, want) {
+		t.Errorf("the stream was opened at %v, want %v (after the polled lines)", opens, want)
+	}
+	if at[1] >= fastFollowFor {
+		t.Errorf("the second line came %s in, after the polling window: the polls did not deliver it", at[1])
+	}
+	if len(reads) < 10 {
+		t.Errorf("%d polls in the window, want it polled every %s", len(reads), fastFollowEvery)
+	}
+}
+
 func TestFollowNeedsAnAllocation(t *testing.T) {
 	_, c := newFakeNomad(t)
 	if err := c.Follow(context.Background(), Status{}, 0, nil); err == nil {
@@ -83,7 +168,7 @@ func TestFollowNeedsAnAllocation(t *testing.T) {
 
 // A truncated events file is an interruption, resumed where it was.
 func TestFollowFileEvent(t *testing.T) {
-	followRetry = 10 * time.Millisecond
+	streamOnly(t)
 	f, c := newFakeNomad(t)
 	line := contract.MarshalEvent(&contract.Event{Seq: 1, Type: contract.TypeInfraError, Message: "no image"})
 	var n atomic.Int32
