@@ -1,8 +1,9 @@
 // Package image keeps the catalog's base images on a Nomad client: it fetches
 // each image once (file or http(s), resuming interrupted downloads), checks
 // its sha256, decompresses it and stores it read-only under its content
-// hash. A failed or corrupt fetch never leaves an entry that a later task
-// could boot from.
+// hash, next to a boot copy with no compressed clusters (see Expander). A
+// failed or corrupt fetch never leaves an entry that a later task could
+// boot from.
 package image
 
 import (
@@ -42,12 +43,19 @@ type Cache struct {
 	// metadata addresses, no https-to-http redirects).
 	HTTP   *http.Client
 	Verify Verifier
+	// Expand, when set, makes each cached image's boot copy; without it
+	// tasks boot from the cached image itself.
+	Expand Expander
 	// MaxBytes caps an image, as downloaded and again once decompressed
 	// (the plugin's max_image_size); 0 means no cap.
 	MaxBytes int64
 
 	mu       sync.Mutex
 	inflight map[string]*fetch // by cache key: one fetch per image at a time
+	// unexpanded are the images whose boot copy failed: they boot from the
+	// cached image until the plugin restarts, rather than retrying a slow
+	// failure at every task start.
+	unexpanded map[string]bool
 }
 
 type fetch struct {
@@ -57,16 +65,16 @@ type fetch struct {
 	err  error
 }
 
-// Ensure returns the path of the image's read-only base, fetching it first
-// if needed. Concurrent callers for the same image share one fetch.
+// Ensure returns the path of the image's read-only base, fetching it (and
+// making its boot copy) first if needed. Concurrent callers for the same
+// image share one fetch.
 func (c *Cache) Ensure(ctx context.Context, src Source) (string, error) {
 	key, err := c.key(src)
 	if err != nil {
 		return "", fmt.Errorf("image %q: %w", src.Label, err)
 	}
-	final := c.path(key, src)
-	if _, err := os.Stat(final); err == nil {
-		return final, nil
+	if path, ok := c.ready(key, src); ok {
+		return path, nil
 	}
 	f, leader := c.join(key)
 	defer f.add(src.Progress)()
@@ -74,7 +82,7 @@ func (c *Cache) Ensure(ctx context.Context, src Source) (string, error) {
 		// The fetch outlives the task that asked first: another task may be
 		// waiting for the same image, and a resumed download wastes nothing.
 		go func() {
-			f.path, f.err = c.fetch(context.WithoutCancel(ctx), src, key, final, f.report)
+			f.path, f.err = c.fetch(context.WithoutCancel(ctx), src, key, f.report)
 			c.leave(key, f)
 		}()
 	}
@@ -125,15 +133,28 @@ func (c *Cache) key(src Source) (string, error) {
 	return sum, nil
 }
 
-func (c *Cache) fetch(ctx context.Context, src Source, key, final string, progress func(Progress)) (string, error) {
+// fetch brings the image into the cache unless it is there already, then
+// makes its boot copy.
+func (c *Cache) fetch(ctx context.Context, src Source, key string, progress func(Progress)) (string, error) {
+	final := c.path(key, src)
+	if _, err := os.Stat(final); err != nil {
+		if err := c.cacheImage(ctx, src, key, final, progress); err != nil {
+			return "", err
+		}
+	}
+	return c.bootCopy(ctx, src, key, final), nil
+}
+
+// cacheImage downloads, checks and installs the image at final.
+func (c *Cache) cacheImage(ctx context.Context, src Source, key, final string, progress func(Progress)) error {
 	log := c.Log.With("image", src.Label, "source", src.URL)
 	log.Info("fetching image")
 	if err := os.MkdirAll(filepath.Join(c.Dir, "partial"), 0o755); err != nil {
-		return "", fmt.Errorf("image %q: create cache dir: %w", src.Label, err)
+		return fmt.Errorf("image %q: create cache dir: %w", src.Label, err)
 	}
 	raw, temporary, err := c.download(ctx, src, key, progress)
 	if err != nil {
-		return "", fmt.Errorf("image %q: %w", src.Label, err)
+		return fmt.Errorf("image %q: %w", src.Label, err)
 	}
 	if temporary {
 		// After a checksum match the download is no longer needed, and a
@@ -141,10 +162,10 @@ func (c *Cache) fetch(ctx context.Context, src Source, key, final string, progre
 		defer os.Remove(raw)
 	}
 	if err := c.install(ctx, src, raw, final); err != nil {
-		return "", fmt.Errorf("image %q: %w", src.Label, err)
+		return fmt.Errorf("image %q: %w", src.Label, err)
 	}
 	log.Info("image cached", "path", final)
-	return final, nil
+	return nil
 }
 
 // install decompresses raw into a temporary file, verifies it and renames it
@@ -181,16 +202,22 @@ func (c *Cache) path(key string, src Source) string {
 	return filepath.Join(c.Dir, key+"."+src.Format)
 }
 
-// Cached returns the path of an image that is already in the cache, without
+// Cached returns the path a task boots an image from when the image is
+// already in the cache (its boot copy, when that is made), without
 // fetching anything.
 func (c *Cache) Cached(src Source) (string, bool) {
 	key, err := c.key(src)
 	if err != nil {
 		return "", false
 	}
-	final := c.path(key, src)
-	if _, err := os.Stat(final); err != nil {
-		return "", false
+	if boot := c.bootPath(key, src); exists(boot) {
+		return boot, true
 	}
-	return final, true
+	final := c.path(key, src)
+	return final, exists(final)
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -25,6 +25,11 @@ type Check struct {
 	// Removed says a corrupt image was taken out of the cache, so the next
 	// task fetches it again.
 	Removed bool
+	// BootCopy is the image's boot copy, when it is a file of its own
+	// (checked with the Verifier); BootProblem is the Verifier's complaint
+	// about it, in which case it was removed and the next task makes it
+	// again.
+	BootCopy, BootProblem string
 }
 
 // OK reports whether a cached image passed.
@@ -46,14 +51,39 @@ func (c *Cache) Check(ctx context.Context, src Source) (Check, error) {
 	}
 	k.Cached = true
 	bad, err := c.corrupt(ctx, src, key, &k)
-	if err != nil || !bad {
+	if err != nil {
 		return k, err
+	}
+	if !bad {
+		return k, c.checkBootCopy(ctx, src, key, &k)
+	}
+	if err := c.removeBootCopy(key, src); err != nil {
+		return k, fmt.Errorf("image %q: remove the boot copy of the corrupt %s: %w", src.Label, k.Path, err)
 	}
 	if err := os.Remove(k.Path); err != nil {
 		return k, fmt.Errorf("image %q: remove the corrupt %s: %w", src.Label, k.Path, err)
 	}
 	k.Removed = true
 	return k, nil
+}
+
+// checkBootCopy runs the Verifier on the image's boot copy, when that is a
+// file of its own, and removes a corrupt one.
+func (c *Cache) checkBootCopy(ctx context.Context, src Source, key string, k *Check) error {
+	boot := c.bootPath(key, src)
+	if c.Verify == nil || !separate(k.Path, boot) {
+		return nil
+	}
+	k.BootCopy = boot
+	err := c.Verify(ctx, boot, src.Format)
+	if err == nil {
+		return nil
+	}
+	k.BootProblem = err.Error()
+	if err := c.removeBootCopy(key, src); err != nil {
+		return fmt.Errorf("image %q: remove the corrupt boot copy %s: %w", src.Label, boot, err)
+	}
+	return nil
 }
 
 // corrupt checks the cached file k.Path, filling in k's checksums.

@@ -110,6 +110,12 @@ func (l *launch) verifyImage(ctx context.Context) error {
 	if k.Want == "" {
 		detail = fmt.Sprintf("image %s at %s passes the image check (its source is compressed: the catalog's sha256 is checked at download)", l.label, k.Path)
 	}
+	switch {
+	case k.BootProblem != "":
+		detail += fmt.Sprintf("; its boot copy %s failed the image check (%s) and was removed: the next task makes it again", k.BootCopy, k.BootProblem)
+	case k.BootCopy != "":
+		detail += fmt.Sprintf("; its boot copy %s passes the image check", k.BootCopy)
+	}
 	l.d.emit(l.cfg, MsgImageVerified, detail)
 	return nil
 }

@@ -126,6 +126,7 @@ func (d *Driver) SetConfig(c *base.Config) error {
 		HTTP:     safehttp.NewClient(safehttp.Options{UseProxy: true}),
 		MaxBytes: cfg.limits.maxImage,
 		Verify:   imageVerifier(disks),
+		Expand:   imageExpander(disks, cfg.limits.maxImage),
 	}
 	d.configure(cfg, images, &vm.Host{Images: images, Disks: disks, Log: d.log.Named("vm")})
 	ctx, cancel := context.WithTimeout(d.ctx, egressTimeout)
@@ -160,6 +161,30 @@ func imageVerifier(disks disk.Tool) image.Verifier {
 			return err
 		}
 		return disks.Check(ctx, path, format)
+	}
+}
+
+// imageExpander expands a qcow2 image with compressed clusters into an
+// uncompressed boot copy, unless that copy would be larger than max bytes
+// (the plugin's max_image_size, when set): a small image of compressed
+// zeros can stand for a huge disk.
+func imageExpander(disks disk.Tool, max int64) image.Expander {
+	return func(ctx context.Context, src, dst, format string) (bool, error) {
+		if format != "qcow2" {
+			return false, nil
+		}
+		n, err := disks.CompressedClusters(ctx, src)
+		if err != nil || n == 0 {
+			return false, err
+		}
+		size, err := disks.ExpandedSize(ctx, src)
+		if err != nil {
+			return false, err
+		}
+		if max > 0 && size > max {
+			return false, fmt.Errorf("its uncompressed copy would take %d bytes, more than max_image_size (%d)", size, max)
+		}
+		return true, disks.Expand(ctx, src, dst)
 	}
 }
 
