@@ -26,6 +26,16 @@ func (c *Cache) bootPath(key string, src Source) string {
 	return filepath.Join(c.Dir, key+".boot."+src.Format)
 }
 
+// ImagePath is where the image itself is (or would be) cached, as
+// opposed to its boot copy; "" when src has no cache key.
+func (c *Cache) ImagePath(src Source) string {
+	key, err := c.key(src)
+	if err != nil {
+		return ""
+	}
+	return c.path(key, src)
+}
+
 // ready returns the path a task boots from, when nothing has to be
 // fetched or made first.
 func (c *Cache) ready(key string, src Source) (string, bool) {

@@ -84,7 +84,11 @@ func (l *launch) pullImage(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	l.d.emit(l.cfg, MsgImageCached, fmt.Sprintf("image %s is cached at %s", l.label, base))
+	detail := fmt.Sprintf("image %s is cached at %s", l.label, base)
+	if cached := l.d.cache().ImagePath(imageSource(l.label, l.img)); cached != "" && cached != base {
+		detail = fmt.Sprintf("image %s is cached at %s; tasks boot from its uncompressed copy %s", l.label, cached, base)
+	}
+	l.d.emit(l.cfg, MsgImageCached, detail)
 	return nil
 }
 
