@@ -348,9 +348,11 @@ func (d *Driver) imageState(label string, img *ImageConfig) map[string]*pstructs
 		"sha256": pstructs.NewStringAttribute(strings.ToLower(img.SHA256)),
 		"cached": pstructs.NewBoolAttribute(false),
 	}
-	if path, ok := d.cache().Cached(imageSource(label, img)); ok {
+	src := imageSource(label, img)
+	if _, ok := d.cache().Cached(src); ok {
 		attrs["cached"] = pstructs.NewBoolAttribute(true)
-		if st, err := os.Stat(path); err == nil {
+		// The image as fetched, not its boot copy.
+		if st, err := os.Stat(d.cache().ImagePath(src)); err == nil {
 			attrs["size"] = pstructs.NewIntAttribute(st.Size(), "")
 		}
 	}
