@@ -56,15 +56,15 @@ func localSource(t *testing.T) Source {
 func TestEnsureMakesTheBootCopy(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
-		e            expander
+		e            *expander
 		wantBoot     bool // the task boots from .boot.qcow2
 		wantLink     bool // which is the cached image itself
 		wantAttempts int32
 	}{
-		{name: "compressed", wantBoot: true, wantAttempts: 1},
-		{name: "nothing to expand", e: expander{nothing: true}, wantBoot: true, wantLink: true, wantAttempts: 1},
-		{name: "qemu-img fails", e: expander{fail: errors.New("No space left on device")}, wantAttempts: 1},
-		{name: "the copy is corrupt", e: expander{out: []byte("garbage")}, wantAttempts: 1},
+		{name: "compressed", e: &expander{}, wantBoot: true, wantAttempts: 1},
+		{name: "nothing to expand", e: &expander{nothing: true}, wantBoot: true, wantLink: true, wantAttempts: 1},
+		{name: "qemu-img fails", e: &expander{fail: errors.New("No space left on device")}, wantAttempts: 1},
+		{name: "the copy is corrupt", e: &expander{out: []byte("garbage")}, wantAttempts: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCache(t)
