@@ -61,13 +61,9 @@ func (t Tool) Inspect(ctx context.Context, path, format string) (Info, error) {
 	if format != "" {
 		args = append(args, "-f", format)
 	}
-	out, err := t.run(ctx, append(args, path)...)
-	if err != nil {
-		return Info{}, fmt.Errorf("inspect image %s: %w", path, err)
-	}
 	var info Info
-	if err := json.Unmarshal(out, &info); err != nil {
-		return Info{}, fmt.Errorf("inspect image %s: decode qemu-img output: %w", path, err)
+	if err := t.runJSON(ctx, &info, append(args, path)...); err != nil {
+		return Info{}, fmt.Errorf("inspect image %s: %w", path, err)
 	}
 	return info, nil
 }
@@ -104,6 +100,19 @@ func (t Tool) CreateOverlay(ctx context.Context, base, baseFormat, path string, 
 	if _, err := t.run(ctx, args...); err != nil {
 		os.Remove(path)
 		return fmt.Errorf("create overlay %s on %s: %w", path, base, err)
+	}
+	return nil
+}
+
+// runJSON runs qemu-img with an --output=json command and decodes its
+// output into v.
+func (t Tool) runJSON(ctx context.Context, v any, args ...string) error {
+	out, err := t.run(ctx, args...)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(out, v); err != nil {
+		return fmt.Errorf("decode qemu-img output: %w", err)
 	}
 	return nil
 }

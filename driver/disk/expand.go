@@ -2,7 +2,6 @@ package disk
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 )
@@ -12,15 +11,11 @@ import (
 // that also runs the VM's devices, so a guest booting from a compressed
 // image spends part of its boot waiting for zlib.
 func (t Tool) CompressedClusters(ctx context.Context, path string) (int64, error) {
-	out, err := t.run(ctx, "check", "--output=json", "-f", "qcow2", path)
-	if err != nil {
-		return 0, fmt.Errorf("check image %s: %w", path, err)
-	}
 	var c struct {
 		Compressed int64 `json:"compressed-clusters"`
 	}
-	if err := json.Unmarshal(out, &c); err != nil {
-		return 0, fmt.Errorf("check image %s: decode qemu-img output: %w", path, err)
+	if err := t.runJSON(ctx, &c, "check", "--output=json", "-f", "qcow2", path); err != nil {
+		return 0, fmt.Errorf("check image %s: %w", path, err)
 	}
 	return c.Compressed, nil
 }
@@ -28,15 +23,11 @@ func (t Tool) CompressedClusters(ctx context.Context, path string) (int64, error
 // ExpandedSize is how many bytes an uncompressed qcow2 copy of the qcow2
 // image at path takes (qemu-img measure's "required").
 func (t Tool) ExpandedSize(ctx context.Context, path string) (int64, error) {
-	out, err := t.run(ctx, "measure", "--output=json", "-f", "qcow2", "-O", "qcow2", path)
-	if err != nil {
-		return 0, fmt.Errorf("measure image %s: %w", path, err)
-	}
 	var m struct {
 		Required int64 `json:"required"`
 	}
-	if err := json.Unmarshal(out, &m); err != nil {
-		return 0, fmt.Errorf("measure image %s: decode qemu-img output: %w", path, err)
+	if err := t.runJSON(ctx, &m, "measure", "--output=json", "-f", "qcow2", "-O", "qcow2", path); err != nil {
+		return 0, fmt.Errorf("measure image %s: %w", path, err)
 	}
 	return m.Required, nil
 }

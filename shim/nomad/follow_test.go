@@ -21,13 +21,7 @@ import (
 func TestFollowResumesThroughTheStreamAPI(t *testing.T) {
 	streamOnly(t)
 	f, c := newFakeNomad(t)
-	var data []byte
-	var ends []int64
-	for i, typ := range []string{contract.TypeJobStarted, contract.TypeLog, contract.TypeLog, contract.TypeJobFinished} {
-		ev := contract.Event{Seq: int64(i + 1), Type: typ, Line: "line", Conclusion: contract.Success}
-		data = append(data, contract.MarshalEvent(&ev)...)
-		ends = append(ends, int64(len(data)))
-	}
+	data, ends := eventsFile(contract.TypeJobStarted, contract.TypeLog, contract.TypeLog, contract.TypeJobFinished)
 	cut := ends[1] + 5 // inside the third event
 	var mu sync.Mutex
 	var opens []int64
@@ -47,23 +41,7 @@ func TestFollowResumesThroughTheStreamAPI(t *testing.T) {
 		writeFrames(w, data[offset:], offset)
 		<-r.Context().Done() // follow=true: the stream stays open
 	}
-	var got []int64
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := c.Follow(ctx, Status{AllocID: "alloc-1", NodeID: "node-1"}, 0, func(line []byte, next int64) error {
-		ev, err := contract.DecodeEvent(line)
-		if err != nil {
-			t.Fatalf("line at %d: %v", next, err)
-		}
-		got = append(got, next)
-		if ev.Terminal() {
-			return contract.ErrStop
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	got, _ := followAll(t, c, time.Now())
 	if !reflect.DeepEqual(got, ends) {
 		t.Errorf("offsets %v, want %v", got, ends)
 	}
@@ -92,13 +70,7 @@ func TestFollowPollsFirstThenStreams(t *testing.T) {
 	followRetry, fastFollowFor, fastFollowEvery = 10*time.Millisecond, 400*time.Millisecond, 5*time.Millisecond
 	t.Cleanup(func() { followRetry, fastFollowFor, fastFollowEvery = retry, window, every })
 	f, c := newFakeNomad(t)
-	var data []byte
-	var ends []int64
-	for i, typ := range []string{contract.TypeJobStarted, contract.TypeStepStarted, contract.TypeLog, contract.TypeJobFinished} {
-		ev := contract.Event{Seq: int64(i + 1), Type: typ, Line: "line", Conclusion: contract.Success}
-		data = append(data, contract.MarshalEvent(&ev)...)
-		ends = append(ends, int64(len(data)))
-	}
+	data, ends := eventsFile(contract.TypeJobStarted, contract.TypeStepStarted, contract.TypeLog, contract.TypeJobFinished)
 	start := time.Now()
 	polled := ends[1] // what the polls find: the file appears, then its first two lines
 	var mu sync.Mutex
@@ -125,6 +97,40 @@ func TestFollowPollsFirstThenStreams(t *testing.T) {
 		writeFrames(w, data[offset:], offset)
 		<-r.Context().Done()
 	}
+	got, at := followAll(t, c, start)
+	if !reflect.DeepEqual(got, ends) {
+		t.Errorf("offsets %v, want %v", got, ends)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []int64{polled}; !reflect.DeepEqual(opens, want) {
+		t.Errorf("the stream was opened at %v, want %v (after the polled lines)", opens, want)
+	}
+	if at[1] >= fastFollowFor {
+		t.Errorf("the second line came %s in, after the polling window: the polls did not deliver it", at[1])
+	}
+	if len(reads) < 10 {
+		t.Errorf("%d polls in the window, want it polled every %s", len(reads), fastFollowEvery)
+	}
+}
+
+// eventsFile is an events file of one event of each type, and the offset
+// after each.
+func eventsFile(types ...string) ([]byte, []int64) {
+	var data []byte
+	var ends []int64
+	for i, typ := range types {
+		ev := contract.Event{Seq: int64(i + 1), Type: typ, Line: "line", Conclusion: contract.Success}
+		data = append(data, contract.MarshalEvent(&ev)...)
+		ends = append(ends, int64(len(data)))
+	}
+	return data, ends
+}
+
+// followAll follows alloc-1's events to the terminal one, returning the
+// offset after each and when (since start) it came.
+func followAll(t *testing.T, c *Client, start time.Time) ([]int64, []time.Duration) {
+	t.Helper()
 	var got []int64
 	var at []time.Duration
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -143,20 +149,7 @@ func TestFollowPollsFirstThenStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got, ends) {
-		t.Errorf("offsets %v, want %v", got, ends)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if want := []int64{polled}; !reflect.DeepEqual(opens, want) {
-		t.Errorf("the stream was opened at %v, want %v (after the polled lines)", opens, want)
-	}
-	if at[1] >= fastFollowFor {
-		t.Errorf("the second line came %s in, after the polling window: the polls did not deliver it", at[1])
-	}
-	if len(reads) < 10 {
-		t.Errorf("%d polls in the window, want it polled every %s", len(reads), fastFollowEvery)
-	}
+	return got, at
 }
 
 func TestFollowNeedsAnAllocation(t *testing.T) {
