@@ -97,11 +97,11 @@ func (c *Client) readEvents(alloc *api.Allocation) readAt {
 		}
 		defer body.Close()
 		data, err := io.ReadAll(io.LimitReader(body, n+1))
-		if err == nil && int64(len(data)) != n {
-			err = fmt.Errorf("read-at gave %d bytes of the %d the events file has from offset %d", len(data), n, offset)
-		}
 		if err != nil {
 			return nil, err
+		}
+		if int64(len(data)) != n {
+			return nil, fmt.Errorf("read-at gave %d bytes of the %d the events file has from offset %d", len(data), n, offset)
 		}
 		return data, nil
 	}
