@@ -105,11 +105,10 @@ func (c *Cache) isUnexpanded(key string) bool {
 }
 
 // removeBootCopy takes the boot copy of the image cached under key out of
-// the cache, along with any half-made one.
+// the cache. A half-made one is left alone: it exists only while an
+// expansion is writing it, and that expansion removes it if it fails.
 func (c *Cache) removeBootCopy(key string, src Source) error {
-	boot := c.bootPath(key, src)
-	os.Remove(boot + ".tmp")
-	if err := os.Remove(boot); err != nil && !os.IsNotExist(err) {
+	if err := os.Remove(c.bootPath(key, src)); err != nil && !os.IsNotExist(err) {
 		return err
 	}
 	return nil

@@ -137,7 +137,7 @@ func (c *Cache) key(src Source) (string, error) {
 // makes its boot copy.
 func (c *Cache) fetch(ctx context.Context, src Source, key string, progress func(Progress)) (string, error) {
 	final := c.path(key, src)
-	if _, err := os.Stat(final); err != nil {
+	if !exists(final) {
 		if err := c.cacheImage(ctx, src, key, final, progress); err != nil {
 			return "", err
 		}
